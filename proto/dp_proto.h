@@ -1,0 +1,233 @@
+/*  =========================================================================
+    dp_proto - the dpool wire codec
+
+    The only code in dpool that knows frame layout or msgpack. Every message
+    on either conversation (client <-> broker, worker <-> broker) is:
+
+        [routing id]            (ROUTER side only; not part of the message)
+        frame 0  signature      4 bytes: 'D' 'P' 'L' version
+        frame 1  command        1 byte (dp_cmd_t)
+        frame 2  header         msgpack map, string keys, <= DP_MAX_HEADER bytes
+        frame 3+ payload        0..3 frames, per command (see PROTOCOL.md)
+
+    Item batches (BATCH, CHUNK, RESULT, RESULTS) carry their items in two
+    payload frames: `lens` (n little-endian uint32 lengths) and `data` (the
+    items concatenated). Result batches add a third frame `status` (n bytes,
+    dp_status values). Payload frames are moved between sockets as zmq_msg_t,
+    never re-encoded, so a broker forwards batches without touching items.
+
+    The decoder validates everything and never asserts on peer input: it
+    returns a negative DP_PROTO_E* code and a message describing the fault.
+    See proto/PROTOCOL.md for the normative specification.
+    =========================================================================
+*/
+#ifndef DP_PROTO_H_INCLUDED
+#define DP_PROTO_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DP_PROTO_SIGNATURE  "DPL"       //  3 bytes, then the version byte
+#define DP_PROTO_VERSION    1
+
+//  Limits (PROTOCOL.md "Limits"); peers that exceed them are refused.
+#define DP_MAX_FRAME        (256u << 20)  //  bytes in any one frame
+#define DP_MAX_HEADER       4096        //  bytes in the msgpack header frame
+#define DP_MAX_DEPTH        4           //  msgpack nesting in a header
+#define DP_MAX_BATCH        65536       //  items in one batch
+#define DP_MAX_NAME         128         //  task / host name length
+#define DP_MAX_TEXT         1024        //  error message length
+#define DP_MAX_TASKS        256         //  task names in one READY
+#define DP_MAX_PAYLOAD      3           //  payload frames in one message
+
+typedef enum {
+    //  client <-> broker
+    DP_CMD_HELLO     = 0x01,    //  C->B  {hb, name}
+    DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
+    DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunk}
+    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n}  lens data
+    DP_CMD_END       = 0x05,    //  C->B  {job, total}
+    DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
+    DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns}  lens data status
+    DP_CMD_DONE      = 0x08,    //  B->C  {job, ok, failed}
+    //  both conversations
+    DP_CMD_ERROR     = 0x09,    //  any   {code, text, job?}
+    DP_CMD_HEARTBEAT = 0x0A,    //  any   {}
+    DP_CMD_BYE       = 0x0B,    //  any   {}
+    //  worker <-> broker
+    DP_CMD_READY     = 0x10,    //  W->B  {tasks, credit, pid, host, slots, hb}
+    DP_CMD_CHUNK     = 0x11,    //  B->W  {chunk, task, n}  lens data
+    DP_CMD_RESULT    = 0x12,    //  W->B  {chunk, n, ns}  lens data status
+} dp_cmd_t;
+
+//  Per-item status, one byte each in a `status` frame. Also the public
+//  dp_status_t values (include/dpool.h repeats them).
+enum {
+    DP_ST_OK        = 0,        //  data is the task's result
+    DP_ST_TASK      = 1,        //  task returned a failure; data is its message
+    DP_ST_DIED      = 2,        //  worker died running it max_attempts times
+    DP_ST_TIMEOUT   = 3,        //  task outlived its timeout
+    DP_ST_CANCELLED = 4,        //  job cancelled before it ran
+    DP_ST_NOWORKER  = 5,        //  no worker has the task
+    DP_ST_MAX       = 5
+};
+
+//  Decoder error codes (negative returns).
+enum {
+    DP_PROTO_ETRUNC    = -1,    //  fewer frames than the command needs
+    DP_PROTO_ESIG      = -2,    //  bad signature frame
+    DP_PROTO_EVERSION  = -3,    //  signature ok, unsupported version
+    DP_PROTO_ECMD      = -4,    //  unknown command
+    DP_PROTO_EHEADER   = -5,    //  header not valid msgpack / wrong types / missing key
+    DP_PROTO_ELIMIT    = -6,    //  a limit exceeded (size, depth, count, length)
+    DP_PROTO_EPAYLOAD  = -7,    //  payload frames inconsistent with header
+    DP_PROTO_EFRAMES   = -8,    //  too many frames
+    DP_PROTO_ESOCKET   = -9,    //  zmq error (errno set); EAGAIN = nothing to read
+    DP_PROTO_ENOTREADY = -10,   //  ERROR code: peer unknown, send HELLO/READY again
+    DP_PROTO_EWINDOW   = -11,   //  ERROR code: client exceeded its window
+    DP_PROTO_EJOB      = -12,   //  ERROR code: bad job (unknown id, bad range, ...)
+};
+
+//  One message. Header fields are plain members; which ones a command
+//  uses is listed in dp_cmd_t above. Payload frames are owned by the
+//  message until sent or reset.
+typedef struct {
+    uint8_t cmd;
+    uint8_t version;            //  of a received message
+    //  header fields
+    uint32_t job;
+    uint64_t first;             //  index of the first item in a batch
+    uint32_t n;                 //  items in a batch
+    uint64_t chunk;             //  broker's chunk id
+    uint64_t total;             //  END: items in the job
+    uint64_t ok, failed;        //  DONE
+    uint64_t ns;                //  RESULT(S): task time spent, nanoseconds
+    uint64_t wbytes;            //  WELCOME: window in bytes
+    uint32_t hb;                //  heartbeat interval, ms
+    uint32_t window;            //  WELCOME: window in items
+    uint32_t batch;             //  WELCOME: max items per batch
+    uint32_t credit;            //  READY: chunks the worker accepts in flight
+    uint32_t pid, slots;        //  READY
+    uint32_t attempts;          //  JOB: max attempts per item (0 = default)
+    uint32_t chunksize;         //  JOB: items per chunk (0 = automatic)
+    int32_t  code;              //  ERROR: a DP_PROTO_E* or DP_ST_* code
+    bool     ordered;           //  JOB
+    bool     has_job;           //  ERROR: job field present
+    char task [DP_MAX_NAME + 1];
+    char host [DP_MAX_NAME + 1];    //  READY: host; HELLO: client name
+    char text [DP_MAX_TEXT + 1];    //  ERROR
+    char **tasks;               //  READY: task names (owned)
+    uint32_t ntasks;
+    //  payload
+    zmq_msg_t frame [DP_MAX_PAYLOAD];
+    int nframes;
+} dp_msg_t;
+
+//  Initialise an empty message with a command. Never fails.
+void dp_msg_init (dp_msg_t *self, uint8_t cmd);
+
+//  Release payload frames and task names; the message may be re-used
+//  after dp_msg_init.
+void dp_msg_reset (dp_msg_t *self);
+
+//  Receive one message. On a ROUTER socket pass `routing_id` (an initialised
+//  zmq_msg_t that receives the sender's id); on a DEALER pass NULL. Always
+//  drains every frame of the ZeroMQ message, even a malformed one. Returns 0,
+//  or a DP_PROTO_E* code with a human-readable reason in err (may be NULL).
+//  `flags` is passed to zmq (ZMQ_DONTWAIT for a non-blocking read).
+int dp_msg_recv (dp_msg_t *self, void *socket, zmq_msg_t *routing_id,
+                 int flags, char *err, size_t errlen);
+
+//  Send a message; on a ROUTER socket pass the destination routing id (it is
+//  copied, not consumed). Payload frames are consumed (moved) on success and
+//  on failure. Returns 0 or DP_PROTO_ESOCKET (errno set, e.g. EHOSTUNREACH
+//  with ROUTER_MANDATORY).
+int dp_msg_send (dp_msg_t *self, void *socket, const zmq_msg_t *routing_id);
+
+//  Decode a message from raw frames (signature first). Frames stay owned by
+//  the caller except payload frames, which are moved into the message.
+//  Used by dp_msg_recv and by tests. Returns 0 or a DP_PROTO_E* code.
+int dp_msg_decode (dp_msg_t *self, zmq_msg_t *frames, size_t nframes,
+                   char *err, size_t errlen);
+
+//  Encode a message into raw frames (signature, command, header, payload
+//  moved). `frames` must hold 3 + DP_MAX_PAYLOAD entries; *nframes is set.
+//  Returns 0, or DP_PROTO_ELIMIT when a field is over a limit.
+int dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes);
+
+//  Name of a command for logs ("BATCH"), or "?" if unknown.
+const char *dp_cmd_name (int cmd);
+
+//  Text for a DP_PROTO_E* code.
+const char *dp_proto_strerror (int code);
+
+
+//  ----------------------------------------------------------------------
+//  Item batches: building and reading lens/data(/status) payload frames
+
+typedef struct {
+    uint32_t *lens;     size_t n, lens_cap;
+    uint8_t  *data;     size_t size, data_cap;
+    uint8_t  *status;   size_t status_cap;
+} dp_batch_t;
+
+//  Empty batch; dp_batch_clear frees buffers.
+void dp_batch_init (dp_batch_t *self);
+void dp_batch_clear (dp_batch_t *self);
+
+//  Append one item (copied). Returns 0, or -1 if out of memory.
+int dp_batch_add (dp_batch_t *self, const void *data, size_t len);
+
+//  Reserve `len` writable bytes at the end of data for the item being
+//  built; returns a pointer valid until the next call, or NULL.
+void *dp_batch_reserve (dp_batch_t *self, size_t len);
+
+//  Close the item being built with its final length and status (results).
+//  Its bytes start at data + start, where start is the size before the
+//  item began. Returns 0 or -1 (out of memory).
+int dp_batch_commit (dp_batch_t *self, size_t start, uint8_t status);
+
+//  Move the batch's buffers into the message's payload frames (lens, data,
+//  and status if `with_status`), without copying, and set msg->n. The batch
+//  is left empty and re-usable. Returns 0 or -1.
+int dp_batch_attach (dp_batch_t *self, dp_msg_t *msg, bool with_status);
+
+//  Reading a received batch: the decoder has already checked that lens
+//  has n entries, that they sum to the data frame's size, and that status
+//  values are in range.
+static inline const uint8_t *
+dp_msg_data (dp_msg_t *self)
+{
+    return (const uint8_t *) zmq_msg_data (&self->frame [1]);
+}
+
+static inline uint32_t
+dp_msg_len (dp_msg_t *self, uint32_t i)
+{
+    const uint8_t *p = (const uint8_t *) zmq_msg_data (&self->frame [0]) + 4 * (size_t) i;
+    return (uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24;
+}
+
+//  Copy items [from, from + count) of a lens/data frame pair into two new
+//  frames (for splitting a chunk; the rare path). Frames must have been
+//  validated by the decoder. Returns 0 or -1 (out of range / no memory).
+int dp_batch_slice (zmq_msg_t *lens, zmq_msg_t *data, uint32_t from,
+                    uint32_t count, zmq_msg_t *out_lens, zmq_msg_t *out_data);
+
+static inline uint8_t
+dp_msg_status (dp_msg_t *self, uint32_t i)
+{
+    return ((const uint8_t *) zmq_msg_data (&self->frame [2])) [i];
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

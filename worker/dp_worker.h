@@ -1,0 +1,41 @@
+/*  =========================================================================
+    dp_worker - one dpool worker process: connects to a broker, runs chunks
+
+    The main thread owns the DEALER socket to the broker: it registers
+    (READY), heartbeats, reconnects with capped exponential backoff, and
+    hands each CHUNK to an executor thread over an inproc PAIR socket, so a
+    long task never stops heartbeats. The executor runs the chunk's items in
+    order through the task registry and hands back a RESULT.
+    =========================================================================
+*/
+#ifndef DP_WORKER_H_INCLUDED
+#define DP_WORKER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *endpoint;           //  broker backend endpoint (required)
+    const char *const *modules;     //  task modules to load
+    size_t nmodules;
+    uint32_t credit;                //  chunks in flight (0: 2)
+    uint32_t heartbeat_ms;          //  (0: 1000)
+    bool local;                     //  forked by a broker: die with it, exit on BYE
+    int verbose;
+} dp_worker_opts_t;
+
+//  Exit codes of dp_worker_run / dpool-worker.
+#define DP_WORKER_EXIT_OK       0   //  SIGTERM/SIGINT or BYE (local)
+#define DP_WORKER_EXIT_USAGE    64  //  bad options
+#define DP_WORKER_EXIT_CONFIG   78  //  a module failed to load (message on stderr)
+
+//  Run a worker until SIGTERM/SIGINT (or BYE / parent death when local).
+//  Installs its own SIGTERM/SIGINT handlers. Returns an exit code above.
+int dp_worker_run (const dp_worker_opts_t *opts);
+
+//  Load the modules and print the task names, one per line (for `--check`
+//  and the broker's start-up check). Returns DP_WORKER_EXIT_OK or _CONFIG.
+int dp_worker_check (const char *const *modules, size_t nmodules);
+
+#endif
