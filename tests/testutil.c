@@ -1,0 +1,132 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+int tu_failures = 0;
+
+int
+tu_done (const char *name)
+{
+    printf ("%s: %s\n", name, tu_failures ? "FAILED" : "ok");
+    return tu_failures ? 1 : 0;
+}
+
+int64_t
+tu_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *
+s_path (const char *var, const char *fallback, const char *name)
+{
+    static char buf [4][4096];
+    static int slot = 0;
+    const char *dir = getenv (var);
+    char *out = buf [slot++ % 4];
+    snprintf (out, sizeof buf [0], "%s/%s", dir ? dir : fallback, name);
+    return out;
+}
+
+const char *
+tu_bin (const char *name)
+{
+    return s_path ("DPOOL_BIN", "build/bin", name);
+}
+
+const char *
+tu_lib (const char *name)
+{
+    return s_path ("DPOOL_LIB", "build/lib", name);
+}
+
+pid_t
+tu_spawn (char *const argv [], const char *out_path, const char *err_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init (&fa);
+    if (out_path)
+        posix_spawn_file_actions_addopen (&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err_path)
+        posix_spawn_file_actions_addopen (&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn (&pid, argv [0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy (&fa);
+    return rc == 0 ? pid : -1;
+}
+
+int
+tu_wait (pid_t pid, int timeout_ms)
+{
+    int64_t deadline = tu_now_ms () + timeout_ms;
+    while (true) {
+        int status;
+        pid_t r = waitpid (pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -1;
+        if (tu_now_ms () > deadline) {
+            kill (pid, SIGKILL);
+            waitpid (pid, &status, 0);
+            return -1;
+        }
+        struct timespec ts = { 0, 5 * 1000000 };
+        nanosleep (&ts, NULL);  //  poll interval of a deadline wait
+    }
+}
+
+bool
+tu_alive (pid_t pid)
+{
+    char path [64], buf [512];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return false;
+    size_t n = fread (buf, 1, sizeof buf - 1, f);
+    fclose (f);
+    buf [n] = 0;
+    char *p = strrchr (buf, ')');
+    return p && p [1] == ' ' && p [2] != 'Z' && p [2] != 'X';
+}
+
+int
+tu_children (pid_t pid, pid_t *out, int max)
+{
+    int count = 0;
+    DIR *d = opendir ("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir (d))) {
+        if (e->d_name [0] < '0' || e->d_name [0] > '9')
+            continue;
+        char path [300], buf [512];
+        snprintf (path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen (path, "r");
+        if (!f)
+            continue;
+        size_t n = fread (buf, 1, sizeof buf - 1, f);
+        fclose (f);
+        buf [n] = 0;
+        char *p = strrchr (buf, ')');
+        int ppid = 0;
+        char state;
+        if (p && sscanf (p + 2, "%c %d", &state, &ppid) == 2 && ppid == pid && count < max)
+            out [count++] = atoi (e->d_name);
+    }
+    closedir (d);
+    return count;
+}

@@ -1,0 +1,46 @@
+/*  Test helpers: checks that report file:line, deadlines, processes. */
+#ifndef DP_TESTUTIL_H_INCLUDED
+#define DP_TESTUTIL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+extern int tu_failures;
+
+#define CHECK(cond) do { if (!(cond)) { \
+    fprintf (stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    tu_failures++; } } while (0)
+#define REQUIRE(cond) do { if (!(cond)) { \
+    fprintf (stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+    exit (1); } } while (0)
+
+//  Exit status for main: prints "N passed, N failed"-style summary.
+int tu_done (const char *name);
+
+//  Monotonic milliseconds.
+int64_t tu_now_ms (void);
+
+//  Path of a built program or module: $DPOOL_BIN/name, $DPOOL_LIB/name.
+//  Returned string is static per call slot (4 rotating buffers).
+const char *tu_bin (const char *name);
+const char *tu_lib (const char *name);
+
+//  Start argv (NULL-terminated) with stdout/stderr to the given files (NULL:
+//  inherit). Returns pid or -1.
+pid_t tu_spawn (char *const argv [], const char *out_path, const char *err_path);
+
+//  Wait for pid up to timeout_ms; returns the wait status, or -1 on timeout
+//  (the process is then SIGKILLed and reaped).
+int tu_wait (pid_t pid, int timeout_ms);
+
+//  Is the process alive (not a zombie)?
+bool tu_alive (pid_t pid);
+
+//  Children of pid (from /proc), up to max; returns how many.
+int tu_children (pid_t pid, pid_t *out, int max);
+
+#endif
