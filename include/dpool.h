@@ -69,6 +69,9 @@ typedef struct {
     uint32_t chunksize;     //  items per chunk; 0: automatic
     uint32_t max_attempts;  //  per item, counted when it kills a worker; 0: 3
     bool unordered;         //  deliver results as they arrive
+    bool has_input_fd;      //  dp_map_stream: when input returns 2, also wait
+    int input_fd;           //  for this fd to become readable
+    volatile int *cancel;   //  if set, the job is cancelled once *cancel != 0
 } dp_job_opts_t;
 
 //  Open a pool. With opts NULL or opts->endpoint NULL, uses $DPOOL_BROKER if
@@ -103,7 +106,9 @@ void dp_results_destroy (dp_results_t **self_p);
 //  Streaming map with lazy input. `input` is called for the next item when
 //  the flow-control window has room: it sets *data/*len (the bytes must stay
 //  valid until the next call) and returns 1, or returns 0 at the end of the
-//  input, or -1 to abort the job. `output` is called once per item, in input
+//  input, or -1 to abort the job, or 2 when no item is ready yet (the pool
+//  then waits for results, or for opts->input_fd to become readable, and
+//  asks again). `output` is called once per item, in input
 //  order (or as results arrive with opts->unordered); `data` is valid during
 //  the call only; returning non-zero aborts the job.
 //  Returns the number of failed items, or -1 on a pool error or abort.

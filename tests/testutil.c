@@ -130,3 +130,49 @@ tu_children (pid_t pid, pid_t *out, int max)
     closedir (d);
     return count;
 }
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "dpool.h"
+
+int
+tu_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+    &&  getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
+        port = ntohs (addr.sin_port);
+    if (fd >= 0)
+        close (fd);
+    return port;
+}
+
+void
+tu_items_numbers (tu_items_t *self, size_t n, long long start)
+{
+    self->n = n;
+    self->buf = (char *) malloc (n * 24 + 1);
+    dp_item_t *items = (dp_item_t *) malloc ((n + 1) * sizeof (dp_item_t));
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        int len = sprintf (self->buf + at, "%lld", start + (long long) i);
+        items [i].data = self->buf + at;
+        items [i].len = (size_t) len;
+        at += (size_t) len + 1;
+    }
+    self->items = items;
+}
+
+void
+tu_items_free (tu_items_t *self)
+{
+    free (self->items);
+    free (self->buf);
+    self->items = NULL;
+    self->buf = NULL;
+}

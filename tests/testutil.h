@@ -44,3 +44,17 @@ bool tu_alive (pid_t pid);
 int tu_children (pid_t pid, pid_t *out, int max);
 
 #endif
+
+//  A TCP port on 127.0.0.1 that was free a moment ago.
+int tu_free_port (void);
+
+//  Items "0".."n-1" (or a custom text per index) for dp_map: an array of
+//  dp_item_t pointing into one buffer. Free both with tu_items_free.
+typedef struct tu_items tu_items_t;
+struct tu_items {
+    void *items;        //  dp_item_t *
+    char *buf;
+    size_t n;
+};
+void tu_items_numbers (tu_items_t *self, size_t n, long long start);
+void tu_items_free (tu_items_t *self);

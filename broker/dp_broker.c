@@ -1,0 +1,636 @@
+/*  =========================================================================
+    dp_broker - the broker actor: event loop, peers, heartbeats
+
+    One thread, one zmq_poll loop, no locks. The loop waits on the actor
+    pipe, the client ROUTER (frontend), the worker ROUTER (backend) and one
+    pidfd per local worker process, and wakes at least every tick to run
+    timers: heartbeats, dead peers, worker restarts, jobs without a worker.
+
+    Peers are keyed by their ROUTER routing id (hex). A peer that speaks
+    before saying HELLO/READY is told ENOTREADY (the broker restarted);
+    a malformed message is dropped, counted and logged, and the peer gets
+    an ERROR: nothing a peer sends can stop the loop. Flow control is the
+    protocol's (client window, worker credit), so the ROUTERs have no high
+    water marks: the broker never blocks on a send and never drops one.
+    Both ROUTERs set ROUTER_MANDATORY, so a send to a peer that is gone
+    fails at once (EHOSTUNREACH) and the broker treats the peer as lost
+    instead of queueing into the void.
+    =========================================================================
+*/
+#include "dp_broker_internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TICK_MS          100    //  timer resolution of the loop
+#define LIVENESS         3      //  heartbeats missed before a peer is dead
+#define CLIENT_WINDOW    (1u << 17)         //  items in flight per client
+#define CLIENT_WBYTES    (256ull << 20)     //  bytes in flight per client
+#define CLIENT_BATCH     8192               //  items per BATCH
+
+static void
+s_key (const zmq_msg_t *rid, char *key, size_t size)
+{
+    const uint8_t *p = (const uint8_t *) zmq_msg_data ((zmq_msg_t *) rid);
+    size_t n = zmq_msg_size ((zmq_msg_t *) rid);
+    size_t at = 0;
+    for (size_t i = 0; i < n && at + 3 <= size; i++)
+        at += snprintf (key + at, size - at, "%02x", p [i]);
+    key [at] = 0;
+}
+
+static void
+s_log (broker_t *self, const char *format, ...)
+{
+    if (!self->opts.verbose)
+        return;
+    va_list args;
+    va_start (args, format);
+    char line [1024];
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    zsys_info ("dpool-broker: %s", line);
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+static int
+s_send (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
+{
+    int rc = dp_msg_send (msg, socket, rid);
+    dp_msg_reset (msg);
+    return rc == 0 ? 0 : -1;
+}
+
+int
+broker_send_client (broker_t *self, client_t *client, dp_msg_t *msg)
+{
+    client->last_send_ms = self->now_ms;
+    return s_send (self, self->frontend, &client->rid, msg);
+}
+
+int
+broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg)
+{
+    worker->last_send_ms = self->now_ms;
+    return s_send (self, self->backend, &worker->rid, msg);
+}
+
+//  Reply ERROR to a peer we may not know (only its routing id).
+static void
+s_send_error (broker_t *self, void *socket, zmq_msg_t *rid, int code,
+              const uint32_t *job, const char *text)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ERROR);
+    msg.code = code;
+    if (job) {
+        msg.has_job = true;
+        msg.job = *job;
+    }
+    snprintf (msg.text, sizeof msg.text, "%s", text);
+    s_send (self, socket, rid, &msg);
+}
+
+//  --------------------------------------------------------------------------
+//  Clients
+
+static client_t *
+s_client_new (broker_t *self, zmq_msg_t *rid, const char *key, uint32_t hb)
+{
+    client_t *client = (client_t *) zmalloc (sizeof (client_t));
+    snprintf (client->key, sizeof client->key, "%s", key);
+    zmq_msg_init (&client->rid);
+    zmq_msg_copy (&client->rid, rid);
+    client->hb = hb ? hb : self->opts.heartbeat_ms;
+    client->expiry_ms = self->now_ms + LIVENESS * client->hb;
+    link_init (&client->jobs);
+    zhashx_insert (self->clients, key, client);
+    return client;
+}
+
+//  Forget a client and cancel its jobs (their items stop being dispatched).
+static void
+s_client_destroy (broker_t *self, client_t **client_p)
+{
+    client_t *client = *client_p;
+    while (!link_empty (&client->jobs)) {
+        job_t *job = link_entry (client->jobs.next, job_t, by_client);
+        job_destroy (self, &job);
+    }
+    zhashx_delete (self->clients, client->key);
+    zmq_msg_close (&client->rid);
+    free (client);
+    *client_p = NULL;
+}
+
+static void
+s_client_welcome (broker_t *self, client_t *client)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_WELCOME);
+    msg.hb = self->opts.heartbeat_ms;
+    msg.window = CLIENT_WINDOW;
+    msg.wbytes = CLIENT_WBYTES;
+    msg.batch = CLIENT_BATCH;
+    broker_send_client (self, client, &msg);
+}
+
+//  A job-level request from a known client. Returns 0, or -1 with a reason
+//  for an ERROR reply.
+static int
+s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen)
+{
+    job_t *job = job_lookup (client, msg->job);
+    if (msg->cmd == DP_CMD_JOB) {
+        if (job || !msg->task [0]) {
+            snprintf (err, errlen, job ? "job %u already exists" : "job %u: empty task name", msg->job);
+            return -1;
+        }
+        job_new (self, client, msg);
+        return 0;
+    }
+    if (!job) {
+        snprintf (err, errlen, "no job %u", msg->job);
+        return -1;
+    }
+    if (msg->cmd == DP_CMD_BATCH) {
+        if (client->outstanding + msg->n > CLIENT_WINDOW) {
+            snprintf (err, errlen, "job %u: window of %u items exceeded", msg->job, CLIENT_WINDOW);
+            job_destroy (self, &job);
+            return -1;
+        }
+        return job_add_batch (self, job, msg, err, errlen);
+    }
+    if (msg->cmd == DP_CMD_END) {
+        if (job->ended || msg->total != job->next_first) {
+            snprintf (err, errlen, "job %u: END total=%llu, sent %llu", msg->job,
+                      (unsigned long long) msg->total, (unsigned long long) job->next_first);
+            return -1;
+        }
+        job_end (self, job, msg->total);
+        return 0;
+    }
+    //  CANCEL: answer what is left as cancelled, then DONE
+    job->ended = true;
+    job->total = job->next_first;
+    job_fail_all (self, job, DP_ST_CANCELLED, "cancelled");
+    return 0;
+}
+
+static void
+s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
+{
+    char key [32], err [256];
+    s_key (rid, key, sizeof key);
+    client_t *client = (client_t *) zhashx_lookup (self->clients, key);
+    if (msg->cmd == DP_CMD_HELLO) {
+        if (client)     //  same peer, new session: its old jobs are gone
+            s_client_destroy (self, &client);
+        client = s_client_new (self, rid, key, msg->hb);
+        s_log (self, "client %s (%s) connected", key, msg->host);
+        s_client_welcome (self, client);
+        return;
+    }
+    if (!client) {
+        if (msg->cmd != DP_CMD_BYE)
+            s_send_error (self, self->frontend, rid, DP_PROTO_ENOTREADY, NULL, "unknown client: send HELLO");
+        return;
+    }
+    client->expiry_ms = self->now_ms + LIVENESS * client->hb;
+    switch (msg->cmd) {
+        case DP_CMD_HEARTBEAT:
+            break;
+        case DP_CMD_BYE:
+            s_log (self, "client %s left", key);
+            s_client_destroy (self, &client);
+            break;
+        case DP_CMD_JOB:
+        case DP_CMD_BATCH:
+        case DP_CMD_END:
+        case DP_CMD_CANCEL:
+            if (s_client_job_command (self, client, msg, err, sizeof err) != 0)
+                s_send_error (self, self->frontend, rid, DP_PROTO_EJOB, &msg->job, err);
+            break;
+        default:
+            snprintf (err, sizeof err, "unexpected %s from a client", dp_cmd_name (msg->cmd));
+            s_send_error (self, self->frontend, rid, DP_PROTO_ECMD, NULL, err);
+            self->dropped++;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Workers
+
+static void
+s_worker_destroy (broker_t *self, worker_t **worker_p)
+{
+    worker_t *worker = *worker_p;
+    link_remove (&worker->available);
+    zhashx_destroy (&worker->tasks);
+    zmq_msg_close (&worker->rid);
+    free (worker);
+    *worker_p = NULL;
+}
+
+//  A worker is gone (died, silent, unreachable, said BYE): its chunks go
+//  back to their jobs. `why` NULL is a clean BYE that charges no attempt.
+void
+broker_worker_lost (broker_t *self, worker_t *worker, const char *why)
+{
+    s_log (self, "worker %s (pid %d) lost: %s", worker->key, worker->pid, why ? why : "bye");
+    if (worker->slot >= 0 && self->slots [worker->slot].worker == worker)
+        self->slots [worker->slot].worker = NULL;
+    jobs_requeue_worker (self, worker, why);
+    zhashx_delete (self->workers, worker->key);
+    s_worker_destroy (self, &worker);
+}
+
+bool
+broker_any_worker_has (broker_t *self, const char *task)
+{
+    worker_t *worker = (worker_t *) zhashx_first (self->workers);
+    while (worker) {
+        if (zhashx_lookup (worker->tasks, task))
+            return true;
+        worker = (worker_t *) zhashx_next (self->workers);
+    }
+    return false;
+}
+
+static void
+s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
+{
+    worker_t *old = (worker_t *) zhashx_lookup (self->workers, key);
+    if (old)
+        broker_worker_lost (self, old, NULL);
+    worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
+    snprintf (worker->key, sizeof worker->key, "%s", key);
+    zmq_msg_init (&worker->rid);
+    zmq_msg_copy (&worker->rid, rid);
+    worker->tasks = zhashx_new ();
+    for (uint32_t i = 0; i < msg->ntasks; i++)
+        zhashx_insert (worker->tasks, msg->tasks [i], (void *) 1);
+    worker->credit = msg->credit ? msg->credit : 1;
+    worker->hb = msg->hb ? msg->hb : self->opts.heartbeat_ms;
+    worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
+    worker->pid = (pid_t) msg->pid;
+    snprintf (worker->host, sizeof worker->host, "%s", msg->host);
+    link_init (&worker->inflight);
+    link_init (&worker->available);
+    slot_t *slot = spawn_slot_by_pid (self, worker->pid);
+    worker->slot = slot ? (int) (slot - self->slots) : -1;
+    if (slot)
+        slot->worker = worker;
+    zhashx_insert (self->workers, key, worker);
+    link_insert_before (&self->available, &worker->available);
+    s_log (self, "worker %s ready: host %s pid %d, %u tasks, credit %u%s", key, worker->host,
+           worker->pid, msg->ntasks, worker->credit, slot ? " (local)" : "");
+    dp_msg_t reply;
+    dp_msg_init (&reply, DP_CMD_WELCOME);
+    reply.hb = self->opts.heartbeat_ms;
+    broker_send_worker (self, worker, &reply);
+}
+
+static void
+s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
+{
+    char key [32], err [128];
+    s_key (rid, key, sizeof key);
+    if (msg->cmd == DP_CMD_READY) {
+        s_worker_ready (self, rid, key, msg);
+        return;
+    }
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
+    if (!worker) {
+        if (msg->cmd != DP_CMD_BYE)
+            s_send_error (self, self->backend, rid, DP_PROTO_ENOTREADY, NULL, "unknown worker: send READY");
+        return;
+    }
+    worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
+    switch (msg->cmd) {
+        case DP_CMD_RESULT:
+            jobs_result (self, worker, msg);
+            break;
+        case DP_CMD_HEARTBEAT:
+            break;
+        case DP_CMD_BYE:
+            broker_worker_lost (self, worker, NULL);
+            break;
+        case DP_CMD_ERROR:
+            zsys_warning ("dpool-broker: worker %s: error %d: %s", key, msg->code, msg->text);
+            break;
+        default:
+            snprintf (err, sizeof err, "unexpected %s from a worker", dp_cmd_name (msg->cmd));
+            s_send_error (self, self->backend, rid, DP_PROTO_ECMD, NULL, err);
+            self->dropped++;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Receiving
+
+//  Read up to `max` messages from one ROUTER without blocking, so that
+//  neither side can starve the other. Returns the number read.
+static int
+s_drain (broker_t *self, void *socket, bool frontend, int max)
+{
+    zmq_msg_t rid;
+    zmq_msg_init (&rid);
+    int count = 0;
+    char err [256];
+    for (; count < max; count++) {
+        dp_msg_reset (&self->msg);
+        int rc = dp_msg_recv (&self->msg, socket, &rid, ZMQ_DONTWAIT, err, sizeof err);
+        if (rc == DP_PROTO_ESOCKET && (errno == EAGAIN || errno == EINTR || errno == ETERM))
+            break;
+        if (rc != 0) {
+            self->dropped++;
+            zsys_warning ("dpool-broker: dropped a malformed message from a %s: %s",
+                          frontend ? "client" : "worker", err);
+            if (rc != DP_PROTO_ESIG && zmq_msg_size (&rid) > 0)
+                s_send_error (self, socket, &rid, rc, NULL, err);
+            continue;
+        }
+        if (frontend)
+            s_client_message (self, &rid, &self->msg);
+        else
+            s_worker_message (self, &rid, &self->msg);
+    }
+    dp_msg_reset (&self->msg);
+    zmq_msg_close (&rid);
+    return count;
+}
+
+//  --------------------------------------------------------------------------
+//  Timers
+
+static void
+s_heartbeat (broker_t *self, void *socket, zmq_msg_t *rid, int64_t *last_send, uint32_t hb)
+{
+    if (self->now_ms - *last_send < hb)
+        return;
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_HEARTBEAT);
+    *last_send = self->now_ms;
+    s_send (self, socket, rid, &msg);
+}
+
+static void
+s_tick (broker_t *self)
+{
+    zlistx_t *dead = zlistx_new ();
+    for (client_t *c = (client_t *) zhashx_first (self->clients); c;
+         c = (client_t *) zhashx_next (self->clients)) {
+        if (self->now_ms > c->expiry_ms)
+            zlistx_add_end (dead, c);
+        else
+            s_heartbeat (self, self->frontend, &c->rid, &c->last_send_ms, self->opts.heartbeat_ms);
+    }
+    for (client_t *c = (client_t *) zlistx_first (dead); c; c = (client_t *) zlistx_next (dead)) {
+        s_log (self, "client %s silent: its jobs are cancelled", c->key);
+        s_client_destroy (self, &c);
+    }
+    zlistx_purge (dead);
+    for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
+         w = (worker_t *) zhashx_next (self->workers)) {
+        if (self->now_ms > w->expiry_ms)
+            zlistx_add_end (dead, w);
+        else
+            s_heartbeat (self, self->backend, &w->rid, &w->last_send_ms, self->opts.heartbeat_ms);
+    }
+    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead))
+        broker_worker_lost (self, w, "no heartbeat");
+    zlistx_destroy (&dead);
+    spawn_tick (self);
+    jobs_check_noworker (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Set-up and teardown
+
+static void *
+s_router (broker_t *self, zsock_t **sock_p)
+{
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    zsock_set_sndhwm (sock, 0);
+    zsock_set_rcvhwm (sock, 0);
+    zsock_set_linger (sock, 0);
+    zsock_set_router_mandatory (sock, 1);
+    zsock_set_maxmsgsize (sock, DP_MAX_FRAME);
+    *sock_p = sock;
+    return zsock_resolve (sock);
+}
+
+static int
+s_bind (zsock_t *sock, const char *endpoint, char *err, size_t errlen)
+{
+    if (zmq_bind (zsock_resolve (sock), endpoint) != 0) {
+        snprintf (err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_setup (broker_t *self, char *err, size_t errlen)
+{
+    self->frontend = s_router (self, &self->frontend_sock);
+    self->backend = s_router (self, &self->backend_sock);
+    if (!self->frontend || !self->backend) {
+        snprintf (err, errlen, "cannot create sockets: %s", zmq_strerror (errno));
+        return -1;
+    }
+    if (s_bind (self->frontend_sock, self->inproc, err, errlen)
+    ||  (self->opts.clients && s_bind (self->frontend_sock, self->opts.clients, err, errlen))
+    ||  (self->opts.workers && s_bind (self->backend_sock, self->opts.workers, err, errlen)))
+        return -1;
+    if (self->nslots > 0) {
+        const char *tmp = getenv ("TMPDIR");
+        snprintf (self->ipc_path, sizeof self->ipc_path, "%s/dpool-%d-%lx.ipc",
+                  tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp", (int) getpid (),
+                  (unsigned long) ((uintptr_t) self & 0xffffff));
+        snprintf (self->ipc, sizeof self->ipc, "ipc://%s", self->ipc_path);
+        if (s_bind (self->backend_sock, self->ipc, err, errlen))
+            return -1;
+        if (spawn_check_modules (self, err, errlen) || spawn_start (self, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static void
+s_teardown (broker_t *self)
+{
+    //  say goodbye to workers (remote ones will come back to a new broker)
+    for (worker_t *w = (worker_t *) zhashx_first (self->workers); w;
+         w = (worker_t *) zhashx_next (self->workers)) {
+        dp_msg_t msg;
+        dp_msg_init (&msg, DP_CMD_BYE);
+        broker_send_worker (self, w, &msg);
+    }
+    for (client_t *c = (client_t *) zhashx_first (self->clients); c;
+         c = (client_t *) zhashx_next (self->clients))
+        if (!link_empty (&c->jobs))
+            s_send_error (self, self->frontend, &c->rid, DP_PROTO_ENOTREADY, NULL, "broker shutting down");
+    spawn_stop (self);
+    client_t *client;
+    while ((client = (client_t *) zhashx_first (self->clients)))
+        s_client_destroy (self, &client);
+    worker_t *worker;
+    while ((worker = (worker_t *) zhashx_first (self->workers)))
+        broker_worker_lost (self, worker, NULL);
+    zsock_destroy (&self->frontend_sock);
+    zsock_destroy (&self->backend_sock);
+    if (self->ipc_path [0])
+        unlink (self->ipc_path);
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static void
+s_loop (broker_t *self)
+{
+    zmq_pollitem_t items [3 + 1024];
+    int64_t next_tick = zclock_mono () + TICK_MS;
+    while (!self->terminated) {
+        items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
+        items [1] = (zmq_pollitem_t) { self->frontend, 0, ZMQ_POLLIN, 0 };
+        items [2] = (zmq_pollitem_t) { self->backend, 0, ZMQ_POLLIN, 0 };
+        int count = 3;
+        spawn_poll_items (self, items, &count, (int) (sizeof items / sizeof items [0]));
+        int64_t wait = next_tick - zclock_mono ();
+        if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
+            break;
+        self->now_ms = zclock_mono ();
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (self->pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            zstr_free (&command);
+        }
+        spawn_handle (self, items + 3, count - 3);
+        bool busy = true;
+        while (busy && !self->terminated) {
+            //  backend first: results free credit for dispatch
+            busy = s_drain (self, self->backend, false, 256) > 0;
+            busy |= s_drain (self, self->frontend, true, 256) > 0;
+            jobs_dispatch (self);
+        }
+        if (self->now_ms >= next_tick) {
+            s_tick (self);
+            jobs_dispatch (self);
+            next_tick = self->now_ms + TICK_MS;
+        }
+    }
+}
+
+static void
+s_broker_free (broker_t **self_p)
+{
+    broker_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->opts.nmodules; i++)
+        free (self->modules [i]);
+    free (self->modules);
+    free ((char *) self->opts.clients);
+    free ((char *) self->opts.workers);
+    free (self->slots);
+    zhashx_destroy (&self->clients);
+    zhashx_destroy (&self->workers);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_actor (zsock_t *pipe, void *args)
+{
+    broker_t *self = (broker_t *) args;
+    self->pipe = pipe;
+    self->now_ms = zclock_mono ();
+    char err [512] = "";
+    int rc = s_setup (self, err, sizeof err);
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, rc == 0 ? "OK" : err);
+    if (rc == 0)
+        s_loop (self);
+    s_teardown (self);
+    s_broker_free (&self);
+}
+
+static char *
+s_strdup_or_null (const char *s)
+{
+    return s ? strdup (s) : NULL;
+}
+
+zactor_t *
+dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
+               char *err, size_t errlen)
+{
+    static uint32_t instances = 0;
+    broker_t *self = (broker_t *) zmalloc (sizeof (broker_t));
+    self->opts = *opts;
+    self->opts.clients = s_strdup_or_null (opts->clients);
+    self->opts.workers = s_strdup_or_null (opts->workers);
+    self->modules = (char **) zmalloc (sizeof (char *) * (opts->nmodules + 1));
+    for (size_t i = 0; i < opts->nmodules; i++)
+        self->modules [i] = strdup (opts->modules [i]);
+    self->opts.modules = (const char *const *) self->modules;
+    if (!self->opts.heartbeat_ms)
+        self->opts.heartbeat_ms = 1000;
+    if (!self->opts.max_attempts)
+        self->opts.max_attempts = 3;
+    if (!self->opts.task_wait_ms)
+        self->opts.task_wait_ms = 3000;
+    self->nslots = opts->local_workers < 0 ? (int) sysconf (_SC_NPROCESSORS_ONLN) : opts->local_workers;
+    if (self->nslots > 1000)
+        self->nslots = 1000;
+    self->slots = (slot_t *) zmalloc (sizeof (slot_t) * (self->nslots + 1));
+    self->clients = zhashx_new ();
+    self->workers = zhashx_new ();
+    link_init (&self->ready);
+    link_init (&self->available);
+    dp_msg_init (&self->msg, 0);
+    if (opts->worker_program)
+        snprintf (self->worker_program, sizeof self->worker_program, "%s", opts->worker_program);
+    else
+    if (self->nslots > 0 && dp_find_worker_program (self->worker_program, sizeof self->worker_program)) {
+        snprintf (err, errlen, "cannot find the dpool-worker program (set DPOOL_WORKER)");
+        s_broker_free (&self);
+        return NULL;
+    }
+    snprintf (self->inproc, sizeof self->inproc, "inproc://dpool-broker-%d-%u",
+              (int) getpid (), __atomic_add_fetch (&instances, 1, __ATOMIC_RELAXED));
+    snprintf (inproc, inproc_size, "%s", self->inproc);
+    //  from here the actor owns self and frees it when it ends
+    zactor_t *actor = zactor_new (s_actor, self);
+    if (!actor) {
+        snprintf (err, errlen, "cannot start the broker thread");
+        s_broker_free (&self);
+        return NULL;
+    }
+    char *status = zstr_recv (actor);
+    if (status && streq (status, "OK")) {
+        zstr_free (&status);
+        return actor;
+    }
+    snprintf (err, errlen, "%s", status ? status : "the broker thread failed");
+    zstr_free (&status);
+    zactor_destroy (&actor);
+    return NULL;
+}
+
+void
+dp_broker_destroy (zactor_t **self_p)
+{
+    zactor_destroy (self_p);
+}

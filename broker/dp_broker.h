@@ -1,0 +1,47 @@
+/*  =========================================================================
+    dp_broker - the dpool broker as a CZMQ actor
+
+    dp_broker_new starts the broker thread: it binds the client and worker
+    endpoints, checks the task modules, starts the local workers and runs
+    the event loop until dp_broker_destroy. An embedded pool (libdpool
+    without an endpoint) runs exactly this actor inside the client process
+    and talks to it over inproc://.
+    =========================================================================
+*/
+#ifndef DP_BROKER_H_INCLUDED
+#define DP_BROKER_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *clients;            //  client endpoint to bind, or NULL
+    const char *workers;            //  worker endpoint to bind, or NULL
+    int local_workers;              //  workers to start; < 0: one per CPU
+    const char *const *modules;     //  passed to local workers
+    size_t nmodules;
+    uint32_t heartbeat_ms;          //  0: 1000
+    uint32_t max_attempts;          //  default per job; 0: 3
+    uint32_t task_wait_ms;          //  wait for a worker with a job's task; 0: 3000
+    const char *worker_program;     //  path of dpool-worker; NULL: find it
+    int verbose;
+} dp_broker_opts_t;
+
+//  Start a broker. Returns the actor, or NULL with the reason in err (an
+//  endpoint that cannot be bound, a module that does not load, no
+//  dpool-worker program). The inproc:// endpoint for in-process clients is
+//  written to `inproc` (64 bytes are enough).
+zactor_t *dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
+                         char *err, size_t errlen);
+
+//  Stop the broker: BYE to workers and clients, local workers terminated
+//  and reaped, ipc files removed. Nulls the caller's pointer.
+void dp_broker_destroy (zactor_t **self_p);
+
+//  Find the dpool-worker program: $DPOOL_WORKER, then next to the running
+//  executable, then ../bin beside libdpool.so, then the install bindir,
+//  then PATH. Writes the path into buf; returns 0 or -1.
+int dp_find_worker_program (char *buf, size_t size);
+
+#endif

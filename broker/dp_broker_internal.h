@@ -1,0 +1,171 @@
+/*  =========================================================================
+    dp_broker_internal - the broker's tables, shared by its three files
+
+    dp_broker.c   event loop, sockets, peers (clients, workers), heartbeats
+    dp_jobs.c     jobs and chunks: queueing, dispatch, retries, reordering
+    dp_spawn.c    supervisor of the local worker processes
+
+    Everything here is owned by the one broker thread: no locks.
+    =========================================================================
+*/
+#ifndef DP_BROKER_INTERNAL_H_INCLUDED
+#define DP_BROKER_INTERNAL_H_INCLUDED
+
+#include "dp_broker.h"
+#include "dp_proto.h"
+
+typedef struct broker broker_t;
+typedef struct client client_t;
+typedef struct worker worker_t;
+typedef struct job job_t;
+typedef struct chunk chunk_t;
+
+//  An intrusive doubly-linked list: O(1) unlink from anywhere.
+typedef struct link {
+    struct link *prev, *next;
+} link_t;
+
+static inline void link_init (link_t *head) { head->prev = head->next = head; }
+static inline bool link_empty (const link_t *head) { return head->next == head; }
+static inline void
+link_insert_before (link_t *at, link_t *item)
+{
+    item->next = at;
+    item->prev = at->prev;
+    at->prev->next = item;
+    at->prev = item;
+}
+static inline void
+link_remove (link_t *item)
+{
+    item->prev->next = item->next;
+    item->next->prev = item->prev;
+    item->prev = item->next = item;
+}
+#define link_entry(ptr, type, member) ((type *) ((char *) (ptr) - offsetof (type, member)))
+
+//  A contiguous range of one job's items, dispatched as one CHUNK.
+struct chunk {
+    job_t *job;                 //  NULL once the job is gone (orphan in flight)
+    uint64_t first;
+    uint32_t n;
+    uint64_t id;                //  id of the current dispatch (0: not in flight)
+    uint32_t attempts;          //  times it killed a worker (1-item chunks)
+    worker_t *worker;           //  worker running it, or NULL
+    zmq_msg_t lens, data;       //  the items, kept until answered
+    zmq_msg_t rlens, rdata, rstatus;    //  the answers, once done
+    uint64_t ns;                //  task time reported by the worker
+    bool done;
+    link_t order;               //  in job->chunks, index order
+    link_t queue;               //  in job->pending, or worker->inflight
+};
+
+struct job {
+    client_t *client;
+    uint32_t id;
+    char task [DP_MAX_NAME + 1];
+    bool ordered;
+    uint32_t max_attempts;
+    uint64_t next_first;        //  index the next BATCH must start at
+    uint64_t total;             //  set by END
+    bool ended;
+    uint64_t answered;          //  items sent back to the client
+    uint64_t failed;
+    int64_t created_ms;
+    bool noworker;              //  failed for want of a worker with the task
+    link_t chunks;              //  chunks not yet sent back, index order
+    link_t pending;             //  chunks waiting for a worker
+    link_t ready;               //  in broker->ready while pending is not empty
+    link_t by_client;           //  in client->jobs
+};
+
+struct client {
+    char key [32];              //  hex routing id
+    zmq_msg_t rid;
+    int64_t expiry_ms;
+    int64_t last_send_ms;
+    uint32_t hb;
+    uint64_t outstanding;       //  items received, not yet answered
+    uint64_t outstanding_bytes;
+    link_t jobs;
+};
+
+struct worker {
+    char key [32];
+    zmq_msg_t rid;
+    zhashx_t *tasks;            //  task name -> (void *) 1
+    uint32_t credit;
+    uint32_t inflight_count;
+    link_t inflight;            //  chunks, via chunk->queue
+    link_t available;           //  in broker->available while credit is left
+    int64_t expiry_ms;
+    int64_t last_send_ms;
+    uint32_t hb;
+    pid_t pid;
+    int slot;                   //  local worker slot, or -1 for remote
+    char host [DP_MAX_NAME + 1];
+    uint64_t chunks_done;
+};
+
+//  Local worker process slot (dp_spawn.c).
+typedef struct {
+    pid_t pid;                  //  0: not running
+    int pidfd;
+    int64_t started_ms;
+    int64_t restart_at_ms;      //  0: no restart scheduled
+    int fast_failures;          //  consecutive deaths before registering
+    worker_t *worker;           //  once it sent READY
+} slot_t;
+
+struct broker {
+    dp_broker_opts_t opts;
+    char **modules;             //  owned copies
+    zsock_t *pipe;
+    void *frontend, *backend;   //  raw libzmq handles of the ROUTER sockets
+    zsock_t *frontend_sock, *backend_sock;
+    char inproc [64];
+    char ipc [128];             //  local workers' endpoint, or ""
+    char ipc_path [128];
+    char worker_program [4096];
+    zhashx_t *clients;          //  key -> client_t
+    zhashx_t *workers;          //  key -> worker_t
+    link_t ready;               //  jobs with pending chunks, round-robin
+    link_t available;           //  workers with credit left
+    uint64_t next_chunk_id;
+    slot_t *slots;
+    int nslots;
+    int64_t now_ms;
+    bool terminated;
+    uint64_t dropped;           //  malformed messages dropped
+    dp_msg_t msg;               //  scratch message for receiving
+};
+
+//  dp_broker.c: sending to peers (messages are consumed)
+int broker_send_client (broker_t *self, client_t *client, dp_msg_t *msg);
+int broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg);
+void broker_worker_lost (broker_t *self, worker_t *worker, const char *why);
+bool broker_any_worker_has (broker_t *self, const char *task);
+
+//  dp_jobs.c
+job_t *job_new (broker_t *broker, client_t *client, dp_msg_t *msg);
+void job_destroy (broker_t *broker, job_t **job_p);
+job_t *job_lookup (client_t *client, uint32_t id);
+int job_add_batch (broker_t *broker, job_t *job, dp_msg_t *msg, char *err, size_t errlen);
+void job_end (broker_t *broker, job_t *job, uint64_t total);
+void jobs_dispatch (broker_t *broker);
+void jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg);
+void jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason);
+void jobs_check_noworker (broker_t *broker);
+void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
+
+//  dp_spawn.c
+int spawn_start (broker_t *self, char *err, size_t errlen);
+int spawn_check_modules (broker_t *self, char *err, size_t errlen);
+void spawn_poll_items (broker_t *self, zmq_pollitem_t *items, int *count, int max);
+void spawn_handle (broker_t *self, zmq_pollitem_t *items, int count);
+void spawn_tick (broker_t *self);
+void spawn_stop (broker_t *self);
+slot_t *spawn_slot_by_pid (broker_t *self, pid_t pid);
+bool spawn_all_registered (broker_t *self);
+
+#endif

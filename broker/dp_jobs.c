@@ -1,0 +1,506 @@
+/*  =========================================================================
+    dp_jobs - jobs and chunks: queueing, dispatch, retries, reordering
+
+    A job's items arrive in BATCHes; each batch becomes one chunk, a
+    contiguous range of item indices kept as the client's two frames (lens,
+    data). The broker never decodes or copies items on the normal path:
+    dispatch sends the frames (refcounted zmq_msg copies) to a worker, the
+    worker's RESULT frames are kept on the chunk and moved into RESULTS for
+    the client. So all bookkeeping is per chunk — O(1) however many items
+    a chunk holds — and only a worker's death falls back to per-item work:
+    the dead worker's multi-item chunks are split into 1-item chunks so the
+    item that kills workers is found without blaming the others.
+
+    Each job keeps two lists: `chunks` (every unanswered chunk in index
+    order: the reorder buffer) and `pending` (chunks waiting for a worker).
+    Jobs with pending chunks sit in the broker's `ready` ring, and dispatch
+    takes one chunk per job in turn: round-robin fair share between jobs.
+    Memory is bounded by the client's window (WELCOME.window items).
+    =========================================================================
+*/
+#include "dp_broker_internal.h"
+
+#include <signal.h>
+#include <string.h>
+
+//  --------------------------------------------------------------------------
+//  Chunks
+
+static chunk_t *
+s_chunk_new (job_t *job, uint64_t first, uint32_t n)
+{
+    chunk_t *self = (chunk_t *) zmalloc (sizeof (chunk_t));
+    self->job = job;
+    self->first = first;
+    self->n = n;
+    zmq_msg_init (&self->lens);
+    zmq_msg_init (&self->data);
+    zmq_msg_init (&self->rlens);
+    zmq_msg_init (&self->rdata);
+    zmq_msg_init (&self->rstatus);
+    link_init (&self->order);
+    link_init (&self->queue);
+    return self;
+}
+
+//  Free a chunk; unlinks it from whatever lists it is on.
+static void
+s_chunk_destroy (chunk_t **self_p)
+{
+    chunk_t *self = *self_p;
+    if (!self)
+        return;
+    link_remove (&self->order);
+    link_remove (&self->queue);
+    zmq_msg_close (&self->lens);
+    zmq_msg_close (&self->data);
+    zmq_msg_close (&self->rlens);
+    zmq_msg_close (&self->rdata);
+    zmq_msg_close (&self->rstatus);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Answer every item of a chunk with the same failure status and message.
+static void
+s_chunk_fail (chunk_t *self, uint8_t status, const char *message)
+{
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    size_t len = strlen (message);
+    for (uint32_t i = 0; i < self->n; i++) {
+        size_t start = batch.size;
+        void *p = dp_batch_reserve (&batch, len);
+        if (p)
+            memcpy (p, message, len);
+        dp_batch_set_size (&batch, start + (p ? len : 0));
+        dp_batch_commit (&batch, start, status);
+    }
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_RESULT);
+    if (dp_batch_attach (&batch, &msg, true) == 0) {
+        zmq_msg_move (&self->rlens, &msg.frame [0]);
+        zmq_msg_move (&self->rdata, &msg.frame [1]);
+        zmq_msg_move (&self->rstatus, &msg.frame [2]);
+        msg.nframes = 0;
+    }
+    dp_msg_reset (&msg);
+    dp_batch_clear (&batch);
+    self->done = true;
+}
+
+//  Failed items in a chunk's answer (status bytes that are not OK).
+static uint32_t
+s_chunk_failures (chunk_t *self)
+{
+    const uint8_t *status = (const uint8_t *) zmq_msg_data (&self->rstatus);
+    size_t size = zmq_msg_size (&self->rstatus);
+    uint32_t failures = 0;
+    for (size_t i = 0; i < size; i++)
+        failures += status [i] != DP_ST_OK;
+    return failures;
+}
+
+//  --------------------------------------------------------------------------
+//  Jobs
+
+//  Create a job from a JOB message. Returns NULL if the id is taken.
+job_t *
+job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
+{
+    if (job_lookup (client, msg->job))
+        return NULL;
+    job_t *self = (job_t *) zmalloc (sizeof (job_t));
+    self->client = client;
+    self->id = msg->job;
+    snprintf (self->task, sizeof self->task, "%s", msg->task);
+    self->ordered = msg->ordered;
+    self->max_attempts = msg->attempts ? msg->attempts : broker->opts.max_attempts;
+    self->created_ms = broker->now_ms;
+    link_init (&self->chunks);
+    link_init (&self->pending);
+    link_init (&self->ready);
+    link_insert_before (&client->jobs, &self->by_client);
+    return self;
+}
+
+job_t *
+job_lookup (client_t *client, uint32_t id)
+{
+    for (link_t *l = client->jobs.next; l != &client->jobs; l = l->next) {
+        job_t *job = link_entry (l, job_t, by_client);
+        if (job->id == id)
+            return job;
+    }
+    return NULL;
+}
+
+//  Destroy a job. Chunks in flight stay with their workers as orphans and
+//  are freed when their RESULT arrives (or the worker is lost).
+void
+job_destroy (broker_t *broker, job_t **job_p)
+{
+    job_t *self = *job_p;
+    if (!self)
+        return;
+    while (!link_empty (&self->chunks)) {
+        chunk_t *chunk = link_entry (self->chunks.next, chunk_t, order);
+        link_remove (&chunk->order);
+        if (chunk->worker)
+            chunk->job = NULL;
+        else
+            s_chunk_destroy (&chunk);
+    }
+    self->client->outstanding -= self->next_first - self->answered;
+    link_remove (&self->ready);
+    link_remove (&self->by_client);
+    free (self);
+    *job_p = NULL;
+}
+
+//  Queue a chunk for dispatch; at the front for retries (they are the
+//  oldest, and an ordered job waits for them).
+static void
+s_job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
+{
+    link_insert_before (front ? self->pending.next : &self->pending, &chunk->queue);
+    if (link_empty (&self->ready))
+        link_insert_before (&broker->ready, &self->ready);
+}
+
+//  Add a BATCH as a new chunk. Returns 0, or -1 with a reason in err.
+int
+job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t errlen)
+{
+    if (self->ended) {
+        snprintf (err, errlen, "job %u: BATCH after END", self->id);
+        return -1;
+    }
+    if (msg->first != self->next_first || msg->n == 0) {
+        snprintf (err, errlen, "job %u: BATCH first=%llu n=%u, expected first=%llu n>0",
+                  self->id, (unsigned long long) msg->first, msg->n,
+                  (unsigned long long) self->next_first);
+        return -1;
+    }
+    chunk_t *chunk = s_chunk_new (self, msg->first, msg->n);
+    zmq_msg_move (&chunk->lens, &msg->frame [0]);
+    zmq_msg_move (&chunk->data, &msg->frame [1]);
+    self->next_first += msg->n;
+    self->client->outstanding += msg->n;
+    link_insert_before (&self->chunks, &chunk->order);
+    s_job_queue (broker, self, chunk, false);
+    return 0;
+}
+
+//  Send DONE and destroy the job once every item has been answered.
+static void
+s_job_finish_if_done (broker_t *broker, job_t **job_p)
+{
+    job_t *self = *job_p;
+    if (!self->ended || self->answered < self->total)
+        return;
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_DONE);
+    msg.job = self->id;
+    msg.ok = self->answered - self->failed;
+    msg.failed = self->failed;
+    broker_send_client (broker, self->client, &msg);
+    job_destroy (broker, job_p);
+}
+
+void
+job_end (broker_t *broker, job_t *self, uint64_t total)
+{
+    self->ended = true;
+    self->total = total;
+    s_job_finish_if_done (broker, &self);
+}
+
+//  Send one answered chunk to the client and free it.
+static void
+s_send_results (broker_t *broker, job_t *self, chunk_t *chunk)
+{
+    uint32_t failures = s_chunk_failures (chunk);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_RESULTS);
+    msg.job = self->id;
+    msg.first = chunk->first;
+    msg.n = chunk->n;
+    msg.ns = chunk->ns;
+    zmq_msg_init (&msg.frame [0]);
+    zmq_msg_init (&msg.frame [1]);
+    zmq_msg_init (&msg.frame [2]);
+    zmq_msg_move (&msg.frame [0], &chunk->rlens);
+    zmq_msg_move (&msg.frame [1], &chunk->rdata);
+    zmq_msg_move (&msg.frame [2], &chunk->rstatus);
+    msg.nframes = 3;
+    broker_send_client (broker, self->client, &msg);
+    self->answered += chunk->n;
+    self->failed += failures;
+    self->client->outstanding -= chunk->n;
+    s_chunk_destroy (&chunk);
+}
+
+//  A chunk of the job has its answer: deliver what can be delivered (in
+//  index order for ordered jobs), then finish the job if it is complete.
+//  With chunk NULL, delivers every answered chunk (after job_fail_all).
+static void
+s_job_deliver (broker_t *broker, job_t *self, chunk_t *chunk)
+{
+    if (!self->ordered && chunk)
+        s_send_results (broker, self, chunk);
+    else {
+        link_t *l = self->chunks.next;
+        while (l != &self->chunks) {
+            chunk_t *next = link_entry (l, chunk_t, order);
+            l = l->next;
+            if (next->done)
+                s_send_results (broker, self, next);
+            else
+            if (self->ordered)
+                break;
+        }
+    }
+    s_job_finish_if_done (broker, &self);
+}
+
+//  Fail every unanswered item of a job with one status and message, in
+//  order (cancellation, no worker for the task).
+void
+job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message)
+{
+    link_t *l = self->chunks.next;
+    while (l != &self->chunks) {
+        chunk_t *chunk = link_entry (l, chunk_t, order);
+        l = l->next;
+        if (chunk->done)
+            continue;
+        link_remove (&chunk->queue);
+        if (chunk->worker) {
+            //  leave the running copy as an orphan, answer a twin here
+            chunk_t *twin = s_chunk_new (self, chunk->first, chunk->n);
+            link_insert_before (&chunk->order, &twin->order);
+            link_remove (&chunk->order);
+            chunk->job = NULL;
+            chunk = twin;
+        }
+        s_chunk_fail (chunk, status, message);
+    }
+    link_remove (&self->ready);
+    s_job_deliver (broker, self, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatch
+
+//  First worker with credit left that has the task, or NULL. Workers are
+//  kept in `available` least-recently-used first.
+static worker_t *
+s_find_worker (broker_t *broker, const char *task)
+{
+    for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
+        worker_t *worker = link_entry (l, worker_t, available);
+        if (zhashx_lookup (worker->tasks, task))
+            return worker;
+    }
+    return NULL;
+}
+
+//  Send a chunk to a worker. Returns 0, or -1 if the worker is unreachable
+//  (the chunk is then back at the front of its job's queue).
+static int
+s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
+{
+    job_t *job = chunk->job;
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_CHUNK);
+    msg.chunk = ++broker->next_chunk_id;
+    msg.n = chunk->n;
+    memcpy (msg.task, job->task, sizeof msg.task);
+    zmq_msg_init (&msg.frame [0]);
+    zmq_msg_init (&msg.frame [1]);
+    zmq_msg_copy (&msg.frame [0], &chunk->lens);
+    zmq_msg_copy (&msg.frame [1], &chunk->data);
+    msg.nframes = 2;
+    link_remove (&chunk->queue);
+    if (broker_send_worker (broker, worker, &msg) != 0) {
+        s_job_queue (broker, job, chunk, true);
+        return -1;
+    }
+    chunk->id = msg.chunk;
+    chunk->worker = worker;
+    link_insert_before (&worker->inflight, &chunk->queue);
+    if (++worker->inflight_count >= worker->credit)
+        link_remove (&worker->available);
+    return 0;
+}
+
+//  Hand out pending chunks while there are workers with credit: one chunk
+//  per job in turn. Stops when a full turn of the ready ring dispatched
+//  nothing (the remaining jobs' tasks have no free worker).
+void
+jobs_dispatch (broker_t *broker)
+{
+    size_t idle_turns = 0;
+    while (!link_empty (&broker->ready) && !link_empty (&broker->available)) {
+        job_t *job = link_entry (broker->ready.next, job_t, ready);
+        link_remove (&job->ready);
+        worker_t *worker = s_find_worker (broker, job->task);
+        if (worker) {
+            chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
+            if (s_dispatch_chunk (broker, worker, chunk) != 0) {
+                link_remove (&job->ready);
+                broker_worker_lost (broker, worker, "unreachable");
+            }
+            idle_turns = 0;
+        }
+        else
+            idle_turns++;
+        if (!link_empty (&job->pending) && link_empty (&job->ready))
+            link_insert_before (&broker->ready, &job->ready);
+        //  count the ring once: a full turn without progress ends it
+        size_t ring = 0;
+        for (link_t *l = broker->ready.next; l != &broker->ready && ring <= idle_turns; l = l->next)
+            ring++;
+        if (idle_turns && idle_turns >= ring)
+            break;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Results and failures
+
+//  Take a chunk off its worker, giving the worker its credit back.
+static void
+s_unassign (broker_t *broker, chunk_t *chunk)
+{
+    worker_t *worker = chunk->worker;
+    link_remove (&chunk->queue);
+    chunk->worker = NULL;
+    chunk->id = 0;
+    worker->inflight_count--;
+    if (link_empty (&worker->available))
+        link_insert_before (&broker->available, &worker->available);
+}
+
+//  A RESULT from a worker. Unknown chunk ids (late answers to chunks that
+//  were requeued or cancelled) are dropped; a wrong item count is a broken
+//  worker, which is dropped.
+void
+jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
+{
+    chunk_t *chunk = NULL;
+    for (link_t *l = worker->inflight.next; l != &worker->inflight; l = l->next) {
+        chunk_t *c = link_entry (l, chunk_t, queue);
+        if (c->id == msg->chunk) {
+            chunk = c;
+            break;
+        }
+    }
+    if (!chunk) {
+        broker->dropped++;
+        return;
+    }
+    if (msg->n != chunk->n) {
+        zsys_warning ("dpool-broker: worker %s answered %u items for a chunk of %u; dropping it",
+                      worker->key, msg->n, chunk->n);
+        broker_worker_lost (broker, worker, "protocol error");
+        return;
+    }
+    s_unassign (broker, chunk);
+    worker->chunks_done++;
+    job_t *job = chunk->job;
+    if (!job) {
+        s_chunk_destroy (&chunk);
+        return;
+    }
+    zmq_msg_move (&chunk->rlens, &msg->frame [0]);
+    zmq_msg_move (&chunk->rdata, &msg->frame [1]);
+    zmq_msg_move (&chunk->rstatus, &msg->frame [2]);
+    chunk->ns = msg->ns;
+    chunk->done = true;
+    s_job_deliver (broker, job, chunk);
+}
+
+//  Split a multi-item chunk into 1-item chunks, in place in the job's order
+//  list and at the front of its queue. Returns 0 or -1 (out of memory: the
+//  chunk is then requeued whole).
+static int
+s_split (broker_t *broker, chunk_t *chunk)
+{
+    job_t *job = chunk->job;
+    link_t *queue_at = job->pending.next;
+    for (uint32_t i = 0; i < chunk->n; i++) {
+        chunk_t *one = s_chunk_new (job, chunk->first + i, 1);
+        if (dp_batch_slice (&chunk->lens, &chunk->data, i, 1, &one->lens, &one->data) != 0) {
+            s_chunk_destroy (&one);
+            return -1;
+        }
+        link_insert_before (&chunk->order, &one->order);
+        link_insert_before (queue_at, &one->queue);
+    }
+    if (link_empty (&job->ready))
+        link_insert_before (&broker->ready, &job->ready);
+    return 0;
+}
+
+//  Give a lost worker's chunks back. `reason` names the cause ("SIGSEGV",
+//  "no heartbeat"); NULL means a clean goodbye, which charges no attempt.
+void
+jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason)
+{
+    while (!link_empty (&worker->inflight)) {
+        chunk_t *chunk = link_entry (worker->inflight.next, chunk_t, queue);
+        s_unassign (broker, chunk);
+        job_t *job = chunk->job;
+        if (!job)
+            s_chunk_destroy (&chunk);
+        else
+        if (chunk->n > 1 && reason) {
+            if (s_split (broker, chunk) == 0)
+                s_chunk_destroy (&chunk);
+            else
+                s_job_queue (broker, job, chunk, true);
+        }
+        else
+        if (reason && ++chunk->attempts >= job->max_attempts) {
+            char message [200];
+            snprintf (message, sizeof message, "worker died: %s, %u attempts",
+                      reason, chunk->attempts);
+            s_chunk_fail (chunk, DP_ST_DIED, message);
+            s_job_deliver (broker, job, chunk);
+        }
+        else
+            s_job_queue (broker, job, chunk, true);
+    }
+}
+
+//  Fail jobs whose task no worker has: at once when the pool is local only
+//  and every local worker has registered, else after task_wait_ms.
+void
+jobs_check_noworker (broker_t *broker)
+{
+    bool local_only = !broker->opts.workers && spawn_all_registered (broker);
+    client_t *client = (client_t *) zhashx_first (broker->clients);
+    while (client) {
+        link_t *l = client->jobs.next;
+        while (l != &client->jobs) {
+            job_t *job = link_entry (l, job_t, by_client);
+            l = l->next;
+            if (broker_any_worker_has (broker, job->task))
+                job->created_ms = broker->now_ms;   //  restart the wait
+            else
+            if (local_only || broker->now_ms - job->created_ms >= broker->opts.task_wait_ms) {
+                dp_msg_t msg;
+                dp_msg_init (&msg, DP_CMD_ERROR);
+                msg.has_job = true;
+                msg.job = job->id;
+                msg.code = DP_ST_NOWORKER;
+                snprintf (msg.text, sizeof msg.text, "no worker has task '%s'", job->task);
+                broker_send_client (broker, client, &msg);
+                job_destroy (broker, &job);
+            }
+        }
+        client = (client_t *) zhashx_next (broker->clients);
+    }
+}

@@ -1,0 +1,116 @@
+/*  =========================================================================
+    dpool-broker - run a dpool broker
+
+    A thin main: parse options, start the broker actor, wait for SIGINT or
+    SIGTERM, stop it (which stops and reaps the local workers).
+    =========================================================================
+*/
+#include "dp_broker.h"
+#include "dpool.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: dpool-broker [OPTION]...\n"
+        "Run a dpool broker: clients submit map jobs to it, it farms their items out\n"
+        "to local worker processes it starts and to remote workers that connect.\n"
+        "\n"
+        "  -c, --clients EP       client endpoint to bind (default tcp://127.0.0.1:5555)\n"
+        "  -w, --workers EP       worker endpoint to bind (default tcp://127.0.0.1:5556)\n"
+        "  -j, --jobs N           local worker processes (default: number of CPUs;\n"
+        "                         0: none, remote workers only)\n"
+        "  -m, --module MODULE    task module for the local workers (path, or NAME for\n"
+        "                         libdpool_NAME.so in the library path); repeatable\n"
+        "      --heartbeat MS     heartbeat interval (default 1000); a peer silent for\n"
+        "                         3 intervals is dead\n"
+        "      --max-attempts N   times an item may kill a worker before it fails (3)\n"
+        "      --task-wait MS     how long a job waits for a worker with its task (3000)\n"
+        "  -v, --verbose          log peers coming and going\n"
+        "  -h, --help             show this help and exit\n"
+        "  -V, --version          show the version and exit\n"
+        "\n"
+        "Stops cleanly on SIGINT or SIGTERM: local workers are terminated and reaped,\n"
+        "remote workers are told to reconnect later.\n");
+}
+
+static long
+s_number (const char *arg, const char *what, long min, long max)
+{
+    char *end;
+    long value = strtol (arg, &end, 10);
+    if (*arg == 0 || *end != 0 || value < min || value > max) {
+        fprintf (stderr, "dpool-broker: invalid %s '%s' (%ld..%ld)\n", what, arg, min, max);
+        exit (64);
+    }
+    return value;
+}
+
+int
+main (int argc, char *argv [])
+{
+    static const struct option longopts [] = {
+        { "clients", required_argument, NULL, 'c' },
+        { "workers", required_argument, NULL, 'w' },
+        { "jobs", required_argument, NULL, 'j' },
+        { "module", required_argument, NULL, 'm' },
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "max-attempts", required_argument, NULL, 'A' },
+        { "task-wait", required_argument, NULL, 'T' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+    dp_broker_opts_t opts = {
+        .clients = "tcp://127.0.0.1:5555", .workers = "tcp://127.0.0.1:5556", .local_workers = -1
+    };
+    const char **modules = (const char **) calloc ((size_t) argc, sizeof (char *));
+    int c;
+    while ((c = getopt_long (argc, argv, "c:w:j:m:vhV", longopts, NULL)) != -1) {
+        switch (c) {
+            case 'c': opts.clients = optarg; break;
+            case 'w': opts.workers = optarg; break;
+            case 'j': opts.local_workers = (int) s_number (optarg, "worker count", 0, 1000); break;
+            case 'm': modules [opts.nmodules++] = optarg; break;
+            case 'H': opts.heartbeat_ms = (uint32_t) s_number (optarg, "heartbeat", 10, 600000); break;
+            case 'A': opts.max_attempts = (uint32_t) s_number (optarg, "attempts", 1, 1000); break;
+            case 'T': opts.task_wait_ms = (uint32_t) s_number (optarg, "task wait", 1, 86400000); break;
+            case 'v': opts.verbose++; break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
+            default: s_usage (stderr); return 64;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "dpool-broker: unexpected argument '%s'\n", argv [optind]);
+        return 64;
+    }
+    opts.modules = modules;
+    //  signals are taken with sigwait here, not by CZMQ's handler
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL);
+    zsys_handler_set (NULL);
+    char inproc [64], err [512];
+    zactor_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
+    free (modules);
+    if (!broker) {
+        fprintf (stderr, "dpool-broker: %s\n", err);
+        return 1;
+    }
+    if (opts.verbose)
+        zsys_info ("dpool-broker: clients on %s, workers on %s", opts.clients, opts.workers);
+    int sig = 0;
+    sigwait (&signals, &sig);
+    dp_broker_destroy (&broker);
+    return 0;
+}
