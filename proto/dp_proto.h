@@ -48,9 +48,9 @@ extern "C" {
 
 typedef enum {
     //  client <-> broker
-    DP_CMD_HELLO     = 0x01,    //  C->B  {hb, name}
+    DP_CMD_HELLO     = 0x01,    //  C->B  {hb, host (client name)}
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
-    DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunk}
+    DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize}
     DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
@@ -122,7 +122,8 @@ typedef struct {
     char task [DP_MAX_NAME + 1];
     char host [DP_MAX_NAME + 1];    //  READY: host; HELLO: client name
     char text [DP_MAX_TEXT + 1];    //  ERROR
-    char **tasks;               //  READY: task names (owned)
+    char **tasks;               //  READY: task names (owned: the array and
+                                //  each name malloc'd; dp_msg_reset frees)
     uint32_t ntasks;
     //  payload
     zmq_msg_t frame [DP_MAX_PAYLOAD];
@@ -147,18 +148,23 @@ int dp_msg_recv (dp_msg_t *self, void *socket, zmq_msg_t *routing_id,
 //  Send a message; on a ROUTER socket pass the destination routing id (it is
 //  copied, not consumed). Payload frames are consumed (moved) on success and
 //  on failure. Returns 0 or DP_PROTO_ESOCKET (errno set, e.g. EHOSTUNREACH
-//  with ROUTER_MANDATORY).
+//  with ROUTER_MANDATORY), or dp_msg_encode's code (errno EINVAL).
 int dp_msg_send (dp_msg_t *self, void *socket, const zmq_msg_t *routing_id);
 
 //  Decode a message from raw frames (signature first). Frames stay owned by
 //  the caller except payload frames, which are moved into the message.
 //  Used by dp_msg_recv and by tests. Returns 0 or a DP_PROTO_E* code.
+//  self is initialised here (it must hold nothing); on failure it holds
+//  nothing but keeps cmd and version when they could be read.
 int dp_msg_decode (dp_msg_t *self, zmq_msg_t *frames, size_t nframes,
                    char *err, size_t errlen);
 
 //  Encode a message into raw frames (signature, command, header, payload
 //  moved). `frames` must hold 3 + DP_MAX_PAYLOAD entries; *nframes is set.
-//  Returns 0, or DP_PROTO_ELIMIT when a field is over a limit.
+//  Returns 0, or DP_PROTO_ELIMIT when a field is over a limit (other codes:
+//  ECMD unknown command, EHEADER empty task name, EPAYLOAD payload frames
+//  that do not fit the command or n, ESOCKET out of memory). On failure
+//  nothing is moved.
 int dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes);
 
 //  Name of a command for logs ("BATCH"), or "?" if unknown.
@@ -172,7 +178,7 @@ const char *dp_proto_strerror (int code);
 //  Item batches: building and reading lens/data(/status) payload frames
 
 typedef struct {
-    uint32_t *lens;     size_t n, lens_cap;
+    uint32_t *lens;     size_t n, lens_cap;     //  entries little-endian
     uint8_t  *data;     size_t size, data_cap;
     uint8_t  *status;   size_t status_cap;
 } dp_batch_t;
@@ -185,17 +191,27 @@ void dp_batch_clear (dp_batch_t *self);
 int dp_batch_add (dp_batch_t *self, const void *data, size_t len);
 
 //  Reserve `len` writable bytes at the end of data for the item being
-//  built; returns a pointer valid until the next call, or NULL.
+//  built; returns a pointer valid until the next call, or NULL. The bytes
+//  count in self->size at once; cut back unused ones with dp_batch_set_size.
+//      size_t start = b->size;
+//      char *p = dp_batch_reserve (b, 100);    //  write k <= 100 bytes
+//      dp_batch_set_size (b, start + k);
+//      dp_batch_commit (b, start, DP_ST_OK);
 void *dp_batch_reserve (dp_batch_t *self, size_t len);
+
+//  Shrink data to `size` bytes (<= self->size; a larger value is ignored).
+void dp_batch_set_size (dp_batch_t *self, size_t size);
 
 //  Close the item being built with its final length and status (results).
 //  Its bytes start at data + start, where start is the size before the
-//  item began. Returns 0 or -1 (out of memory).
+//  item began; its length is self->size - start. Returns 0 or -1 (out of
+//  memory, start > size, status > DP_ST_MAX). dp_batch_add gives DP_ST_OK.
 int dp_batch_commit (dp_batch_t *self, size_t start, uint8_t status);
 
 //  Move the batch's buffers into the message's payload frames (lens, data,
 //  and status if `with_status`), without copying, and set msg->n. The batch
-//  is left empty and re-usable. Returns 0 or -1.
+//  is left empty and re-usable. Returns 0, or -1 if msg already has payload
+//  frames, or if out of memory (the batch is then cleared).
 int dp_batch_attach (dp_batch_t *self, dp_msg_t *msg, bool with_status);
 
 //  Reading a received batch: the decoder has already checked that lens
