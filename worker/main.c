@@ -1,0 +1,173 @@
+/*  =========================================================================
+    dpool-worker - run dpool tasks for a broker
+
+    Parses the command line and hands over to dp_worker_run (or
+    dp_worker_check for --check). See --help.
+    =========================================================================
+*/
+#include "dp_worker.h"
+#include "dpool.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_MODULES   64
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: dpool-worker --connect ENDPOINT [OPTION]...\n"
+        "       dpool-worker --check [-m MODULE]...\n"
+        "Run dpool tasks for a broker: connect to its worker endpoint, announce\n"
+        "the tasks this worker has, run the chunks of items it sends, answer.\n"
+        "\n"
+        "  -c, --connect ENDPOINT  broker's worker endpoint (tcp://host:port, ipc://path)\n"
+        "  -m, --module MODULE     load a task module (repeatable): a path to a .so, or a\n"
+        "                          name NAME found as libdpool_NAME.so, NAME.so or\n"
+        "                          libNAME.so in $DPOOL_MODULE_PATH (colon-separated),\n"
+        "                          the directory of libdpool.so, then the install libdir.\n"
+        "                          The built-in task 'exec' is always there.\n"
+        "      --credit N          chunks accepted at once, 1-1024 (default 2)\n"
+        "      --heartbeat MS      heartbeat interval, 10-3600000 ms (default 1000); the\n"
+        "                          broker counts as gone after 3 of its intervals\n"
+        "                          without a message\n"
+        "      --local             started by a broker: exit with it, on BYE, or when it\n"
+        "                          goes silent (instead of reconnecting with backoff)\n"
+        "  -j, --jobs N            worker processes to supervise (only 1 for now)\n"
+        "      --check             load the modules, print the task names one per line\n"
+        "                          and exit (0, or 78 if a module does not load)\n"
+        "  -v, --verbose           log sessions to stderr (repeat for more)\n"
+        "  -h, --help              show this help and exit\n"
+        "  -V, --version           show the version and exit\n"
+        "\n"
+        "A remote worker that loses its broker reconnects with backoff 1 s to 32 s\n"
+        "until SIGTERM or SIGINT, which stop it cleanly (exit 0).\n"
+        "Exit status: 0 stopped, 64 bad usage, 78 a module failed to load.\n");
+}
+
+//  Parse a decimal option value in [min, max]. Returns 0 or -1.
+
+static int
+s_number (const char *text, unsigned long min, unsigned long max, uint32_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul (text, &end, 10);
+    if (errno || end == text || *end || *text == '-' || v < min || v > max)
+        return -1;
+    *value = (uint32_t) v;
+    return 0;
+}
+
+//  Complain about the command line. Returns the usage exit code.
+
+static int
+s_bad_usage (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+static int
+s_bad_usage (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "dpool-worker: ");
+    vfprintf (stderr, format, args);
+    fprintf (stderr, "\nTry 'dpool-worker --help'.\n");
+    va_end (args);
+    return DP_WORKER_EXIT_USAGE;
+}
+
+#define S_GO (-1)                   //  options parsed: go on
+
+//  Parse the command line into opts (modules into the caller's array).
+//  Returns S_GO, or an exit code when the program should stop now.
+
+static int
+s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, bool *check)
+{
+    enum { OPT_CREDIT = 256, OPT_HEARTBEAT, OPT_LOCAL, OPT_CHECK };
+    static const struct option options [] = {
+        { "connect",   required_argument, NULL, 'c' },
+        { "module",    required_argument, NULL, 'm' },
+        { "jobs",      required_argument, NULL, 'j' },
+        { "credit",    required_argument, NULL, OPT_CREDIT },
+        { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+        { "local",     no_argument,       NULL, OPT_LOCAL },
+        { "check",     no_argument,       NULL, OPT_CHECK },
+        { "verbose",   no_argument,       NULL, 'v' },
+        { "help",      no_argument,       NULL, 'h' },
+        { "version",   no_argument,       NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+    uint32_t jobs;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "c:m:j:vhV", options, NULL)) != -1) {
+        switch (opt) {
+            case 'c':
+                opts->endpoint = optarg;
+                break;
+            case 'm':
+                if (opts->nmodules == S_MAX_MODULES)
+                    return s_bad_usage ("more than %d modules", S_MAX_MODULES);
+                modules [opts->nmodules++] = optarg;
+                break;
+            case 'j':
+                if (s_number (optarg, 1, 4096, &jobs))
+                    return s_bad_usage ("bad --jobs value '%s'", optarg);
+                if (jobs != 1) {
+                    fprintf (stderr, "dpool-worker: -j %s: not supported yet (only -j 1)\n", optarg);
+                    return DP_WORKER_EXIT_USAGE;
+                }
+                break;
+            case OPT_CREDIT:
+                if (s_number (optarg, 1, 1024, &opts->credit))
+                    return s_bad_usage ("bad --credit value '%s' (1-1024)", optarg);
+                break;
+            case OPT_HEARTBEAT:
+                if (s_number (optarg, 10, 3600000, &opts->heartbeat_ms))
+                    return s_bad_usage ("bad --heartbeat value '%s' (10-3600000 ms)", optarg);
+                break;
+            case OPT_LOCAL:
+                opts->local = true;
+                break;
+            case OPT_CHECK:
+                *check = true;
+                break;
+            case 'v':
+                opts->verbose++;
+                break;
+            case 'h':
+                s_usage (stdout);
+                return DP_WORKER_EXIT_OK;
+            case 'V':
+                printf ("dpool-worker %s\n", DPOOL_VERSION_STRING);
+                return DP_WORKER_EXIT_OK;
+            default:
+                fprintf (stderr, "Try 'dpool-worker --help'.\n");
+                return DP_WORKER_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return s_bad_usage ("unexpected argument '%s'", argv [optind]);
+    return S_GO;
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *modules [S_MAX_MODULES];
+    dp_worker_opts_t opts = { .modules = modules };
+    bool check = false;
+    int code = s_parse (argc, argv, &opts, modules, &check);
+    if (code != S_GO)
+        return code;
+    if (check)
+        return dp_worker_check (opts.modules, opts.nmodules);
+    if (!opts.endpoint)
+        return s_bad_usage ("--connect ENDPOINT is required");
+    return dp_worker_run (&opts);
+}
