@@ -406,7 +406,6 @@ s_tick (broker_t *self)
     for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead))
         broker_worker_lost (self, w, "no heartbeat");
     zlistx_destroy (&dead);
-    spawn_tick (self);
     jobs_check_noworker (self);
 }
 
@@ -506,7 +505,7 @@ s_loop (broker_t *self)
         items [2] = (zmq_pollitem_t) { self->backend, 0, ZMQ_POLLIN, 0 };
         int count = 3;
         spawn_poll_items (self, items, &count, (int) (sizeof items / sizeof items [0]));
-        int64_t wait = next_tick - zclock_mono ();
+        int64_t wait = spawn_next_event (self, next_tick) - zclock_mono ();
         if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
             break;
         self->now_ms = zclock_mono ();
@@ -524,6 +523,9 @@ s_loop (broker_t *self)
             busy |= s_drain (self, self->frontend, true, 256) > 0;
             jobs_dispatch (self);
         }
+        //  after the drain: a dead worker's last words have been read
+        spawn_tick (self);
+        jobs_dispatch (self);
         if (self->now_ms >= next_tick) {
             s_tick (self);
             jobs_dispatch (self);

@@ -56,6 +56,7 @@ struct chunk {
     zmq_msg_t rlens, rdata, rstatus;    //  the answers, once done
     uint64_t ns;                //  task time reported by the worker
     bool done;
+    bool suspect;               //  was on a worker that died: runs alone
     link_t order;               //  in job->chunks, index order
     link_t queue;               //  in job->pending, or worker->inflight
 };
@@ -105,6 +106,7 @@ struct worker {
     int slot;                   //  local worker slot, or -1 for remote
     char host [DP_MAX_NAME + 1];
     uint64_t chunks_done;
+    bool gone;                  //  known dead, loss not yet handled: no dispatch
 };
 
 //  Local worker process slot (dp_spawn.c).
@@ -115,6 +117,8 @@ typedef struct {
     int64_t restart_at_ms;      //  0: no restart scheduled
     int fast_failures;          //  consecutive deaths before registering
     worker_t *worker;           //  once it sent READY
+    int64_t dead_ms;            //  reaped, loss not yet handled (0: none)
+    char dead_why [48];
 } slot_t;
 
 struct broker {
@@ -124,7 +128,7 @@ struct broker {
     void *frontend, *backend;   //  raw libzmq handles of the ROUTER sockets
     zsock_t *frontend_sock, *backend_sock;
     char inproc [64];
-    char ipc [128];             //  local workers' endpoint, or ""
+    char ipc [160];             //  local workers' endpoint, or ""
     char ipc_path [128];
     char worker_program [4096];
     zhashx_t *clients;          //  key -> client_t
@@ -164,6 +168,7 @@ int spawn_check_modules (broker_t *self, char *err, size_t errlen);
 void spawn_poll_items (broker_t *self, zmq_pollitem_t *items, int *count, int max);
 void spawn_handle (broker_t *self, zmq_pollitem_t *items, int count);
 void spawn_tick (broker_t *self);
+int64_t spawn_next_event (broker_t *self, int64_t next);
 void spawn_stop (broker_t *self);
 slot_t *spawn_slot_by_pid (broker_t *self, pid_t pid);
 bool spawn_all_registered (broker_t *self);

@@ -9,7 +9,14 @@
     the client. So all bookkeeping is per chunk — O(1) however many items
     a chunk holds — and only a worker's death falls back to per-item work:
     the dead worker's multi-item chunks are split into 1-item chunks so the
-    item that kills workers is found without blaming the others.
+    item that kills workers is found without blaming the others. A worker
+    that dies with one chunk in flight was killed by that chunk: a 1-item
+    chunk is charged an attempt, a bigger one is split in halves. A worker
+    that dies with several chunks in flight leaves the culprit unknown (its
+    last RESULTs may have died with it): they all become suspects. A suspect
+    chunk only runs alone on a worker, so its fate is its own; bisection
+    finds a poison item in log2(n) deaths, and an innocent chunk on a killed
+    worker costs one isolated re-run, never an attempt of its items.
 
     Each job keeps two lists: `chunks` (every unanswered chunk in index
     order: the reorder buffer) and `pending` (chunks waiting for a worker).
@@ -293,14 +300,15 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
 //  --------------------------------------------------------------------------
 //  Dispatch
 
-//  First worker with credit left that has the task, or NULL. Workers are
-//  kept in `available` least-recently-used first.
+//  First worker with credit left that has the task, or NULL; for a suspect
+//  chunk, a worker with nothing in flight. Workers are kept in `available`
+//  least-recently-used first.
 static worker_t *
-s_find_worker (broker_t *broker, const char *task)
+s_find_worker (broker_t *broker, const char *task, bool alone)
 {
     for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
         worker_t *worker = link_entry (l, worker_t, available);
-        if (zhashx_lookup (worker->tasks, task))
+        if ((!alone || worker->inflight_count == 0) && zhashx_lookup (worker->tasks, task))
             return worker;
     }
     return NULL;
@@ -330,7 +338,7 @@ s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
     chunk->id = msg.chunk;
     chunk->worker = worker;
     link_insert_before (&worker->inflight, &chunk->queue);
-    if (++worker->inflight_count >= worker->credit)
+    if (++worker->inflight_count >= worker->credit || chunk->suspect)
         link_remove (&worker->available);
     return 0;
 }
@@ -345,12 +353,17 @@ jobs_dispatch (broker_t *broker)
     while (!link_empty (&broker->ready) && !link_empty (&broker->available)) {
         job_t *job = link_entry (broker->ready.next, job_t, ready);
         link_remove (&job->ready);
-        worker_t *worker = s_find_worker (broker, job->task);
+        chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
+        worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
         if (worker) {
-            chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
             if (s_dispatch_chunk (broker, worker, chunk) != 0) {
                 link_remove (&job->ready);
-                broker_worker_lost (broker, worker, "unreachable");
+                //  a local worker's death is known from its pidfd, with
+                //  its cause; a remote one has disconnected
+                worker->gone = true;
+                link_remove (&worker->available);
+                if (worker->slot < 0)
+                    broker_worker_lost (broker, worker, "disconnected");
             }
             idle_turns = 0;
         }
@@ -379,7 +392,7 @@ s_unassign (broker_t *broker, chunk_t *chunk)
     chunk->worker = NULL;
     chunk->id = 0;
     worker->inflight_count--;
-    if (link_empty (&worker->available))
+    if (link_empty (&worker->available) && !worker->gone)
         link_insert_before (&broker->available, &worker->available);
 }
 
@@ -422,56 +435,76 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     s_job_deliver (broker, job, chunk);
 }
 
-//  Split a multi-item chunk into 1-item chunks, in place in the job's order
-//  list and at the front of its queue. Returns 0 or -1 (out of memory: the
-//  chunk is then requeued whole).
+//  Split a chunk that killed a worker into two suspect halves, in place in
+//  the job's order list and at the front of its queue. Returns 0 or -1 (out
+//  of memory: the chunk is then requeued whole).
 static int
 s_split (broker_t *broker, chunk_t *chunk)
 {
     job_t *job = chunk->job;
     link_t *queue_at = job->pending.next;
-    for (uint32_t i = 0; i < chunk->n; i++) {
-        chunk_t *one = s_chunk_new (job, chunk->first + i, 1);
-        if (dp_batch_slice (&chunk->lens, &chunk->data, i, 1, &one->lens, &one->data) != 0) {
-            s_chunk_destroy (&one);
+    uint32_t half = chunk->n / 2;
+    uint32_t from [2] = { 0, half }, count [2] = { half, chunk->n - half };
+    for (int i = 0; i < 2; i++) {
+        chunk_t *part = s_chunk_new (job, chunk->first + from [i], count [i]);
+        if (dp_batch_slice (&chunk->lens, &chunk->data, from [i], count [i],
+                            &part->lens, &part->data) != 0) {
+            s_chunk_destroy (&part);
             return -1;
         }
-        link_insert_before (&chunk->order, &one->order);
-        link_insert_before (queue_at, &one->queue);
+        part->suspect = true;
+        link_insert_before (&chunk->order, &part->order);
+        link_insert_before (queue_at, &part->queue);
     }
     if (link_empty (&job->ready))
         link_insert_before (&broker->ready, &job->ready);
     return 0;
 }
 
+//  The chunk killed its worker: charge it (1 item) or split it.
+static void
+s_blame (broker_t *broker, chunk_t *chunk, const char *reason)
+{
+    job_t *job = chunk->job;
+    if (chunk->n > 1) {
+        if (s_split (broker, chunk) == 0)
+            s_chunk_destroy (&chunk);
+        else
+            s_job_queue (broker, job, chunk, true);
+    }
+    else
+    if (++chunk->attempts >= job->max_attempts) {
+        char message [200];
+        snprintf (message, sizeof message, "worker died: %s, %u attempts",
+                  reason, chunk->attempts);
+        s_chunk_fail (chunk, DP_ST_DIED, message);
+        s_job_deliver (broker, job, chunk);
+    }
+    else {
+        chunk->suspect = true;
+        s_job_queue (broker, job, chunk, true);
+    }
+}
+
 //  Give a lost worker's chunks back. `reason` names the cause ("SIGSEGV",
-//  "no heartbeat"); NULL means a clean goodbye, which charges no attempt.
+//  "no heartbeat"); NULL means a clean goodbye, which blames no one.
 void
 jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason)
 {
+    bool alone = worker->inflight_count == 1;
+    worker->gone = true;
     while (!link_empty (&worker->inflight)) {
-        chunk_t *chunk = link_entry (worker->inflight.next, chunk_t, queue);
+        chunk_t *chunk = link_entry (worker->inflight.prev, chunk_t, queue);
         s_unassign (broker, chunk);
-        job_t *job = chunk->job;
-        if (!job)
+        if (!chunk->job)
             s_chunk_destroy (&chunk);
         else
-        if (chunk->n > 1 && reason) {
-            if (s_split (broker, chunk) == 0)
-                s_chunk_destroy (&chunk);
-            else
-                s_job_queue (broker, job, chunk, true);
+        if (reason && alone)
+            s_blame (broker, chunk, reason);
+        else {
+            chunk->suspect |= reason != NULL;
+            s_job_queue (broker, chunk->job, chunk, true);
         }
-        else
-        if (reason && ++chunk->attempts >= job->max_attempts) {
-            char message [200];
-            snprintf (message, sizeof message, "worker died: %s, %u attempts",
-                      reason, chunk->attempts);
-            s_chunk_fail (chunk, DP_ST_DIED, message);
-            s_job_deliver (broker, job, chunk);
-        }
-        else
-            s_job_queue (broker, job, chunk, true);
     }
 }
 

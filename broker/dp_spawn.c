@@ -31,6 +31,7 @@ extern char **environ;
 #define BACKOFF_MIN_MS   100
 #define BACKOFF_MAX_MS   5000
 #define STOP_GRACE_MS    2000
+#define DEATH_GRACE_MS   20
 
 static bool
 s_executable (const char *path)
@@ -263,25 +264,40 @@ s_describe (int status, char *buf, size_t size)
         snprintf (buf, size, "exit status %d", WEXITSTATUS (status));
 }
 
-//  A local worker died: requeue its chunks, schedule its restart.
+//  A local worker died. Its loss is handled a moment later (DEATH_GRACE_MS):
+//  what it sent just before dying (a RESULT) may still be on its way
+//  through the socket, and must be read first so that blame for the death
+//  goes to the chunk it was really running.
 static void
 s_reap (broker_t *self, slot_t *slot)
 {
     int status = 0;
     if (waitpid (slot->pid, &status, WNOHANG) == 0)
         return;     //  pidfd readable but not yet reapable: next round
-    char why [64];
-    s_describe (status, why, sizeof why);
+    s_describe (status, slot->dead_why, sizeof slot->dead_why);
     if (slot->pidfd >= 0)
         close (slot->pidfd);
     slot->pidfd = -1;
     slot->pid = 0;
-    if (slot->worker)
-        broker_worker_lost (self, slot->worker, why);
+    slot->dead_ms = self->now_ms;
+    if (slot->worker) {     //  no more chunks for it while the grace runs
+        slot->worker->gone = true;
+        link_remove (&slot->worker->available);
+    }
+}
+
+//  Handle a reaped worker's loss: requeue its chunks, schedule its restart
+//  (at once if it had registered, else with a capped backoff).
+static void
+s_handle_death (broker_t *self, slot_t *slot)
+{
+    bool registered = slot->worker != NULL;
+    if (registered)
+        broker_worker_lost (self, slot->worker, slot->dead_why);
     else
-        zsys_warning ("dpool-broker: local worker died before registering (%s)", why);
+        zsys_warning ("dpool-broker: local worker died before registering (%s)", slot->dead_why);
     int delay = 0;
-    if (slot->worker == NULL && !self->terminated) {
+    if (!registered && !self->terminated) {
         delay = BACKOFF_MIN_MS << (slot->fast_failures < 6 ? slot->fast_failures : 6);
         delay = delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay;
         slot->fast_failures++;
@@ -289,6 +305,7 @@ s_reap (broker_t *self, slot_t *slot)
     else
         slot->fast_failures = 0;
     slot->worker = NULL;
+    slot->dead_ms = 0;
     slot->restart_at_ms = self->now_ms + delay;
 }
 
@@ -301,8 +318,6 @@ spawn_handle (broker_t *self, zmq_pollitem_t *items, int count)
         for (int s = 0; s < self->nslots; s++)
             if (self->slots [s].pid > 0 && self->slots [s].pidfd == items [i].fd) {
                 s_reap (self, &self->slots [s]);
-                if (self->slots [s].restart_at_ms && self->slots [s].restart_at_ms <= self->now_ms)
-                    s_start (self, &self->slots [s]);
                 break;
             }
     }
@@ -315,9 +330,27 @@ spawn_tick (broker_t *self)
         slot_t *slot = &self->slots [i];
         if (slot->pid > 0 && slot->pidfd < 0)
             s_reap (self, slot);    //  no pidfd (old kernel): poll instead
-        if (slot->pid == 0 && slot->restart_at_ms && slot->restart_at_ms <= self->now_ms)
+        if (slot->dead_ms && self->now_ms - slot->dead_ms >= DEATH_GRACE_MS)
+            s_handle_death (self, slot);
+        if (slot->pid == 0 && !slot->dead_ms && slot->restart_at_ms
+        &&  slot->restart_at_ms <= self->now_ms)
             s_start (self, slot);
     }
+}
+
+//  When the loop must wake next for a local worker (a death to handle, a
+//  restart due), at the latest `next`.
+int64_t
+spawn_next_event (broker_t *self, int64_t next)
+{
+    for (int i = 0; i < self->nslots; i++) {
+        slot_t *slot = &self->slots [i];
+        if (slot->dead_ms && slot->dead_ms + DEATH_GRACE_MS < next)
+            next = slot->dead_ms + DEATH_GRACE_MS;
+        if (slot->pid == 0 && !slot->dead_ms && slot->restart_at_ms && slot->restart_at_ms < next)
+            next = slot->restart_at_ms;
+    }
+    return next;
 }
 
 slot_t *

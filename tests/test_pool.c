@@ -63,6 +63,8 @@ s_test_failures (dp_pool_t *pool, const char *task, const char *bad, dp_status_t
     }
     dp_results_t *res = NULL;
     long failed = dp_map (pool, task, items, n, NULL, &res);
+    if (failed != 3)
+        fprintf (stderr, "%s: dp_map returned %ld: %s\n", task, failed, dp_strerror_last ());
     CHECK (failed == 3);
     REQUIRE (res);
     for (size_t i = 0; i < n; i++) {
@@ -76,6 +78,8 @@ s_test_failures (dp_pool_t *pool, const char *task, const char *bad, dp_status_t
             }
         }
         else {
+            if (dp_results_status (res, i) != DP_OK)
+                fprintf (stderr, "item %zu (%s): %s\n", i, text [i], got);
             CHECK (dp_results_status (res, i) == DP_OK);
             CHECK (len == strlen (text [i]) && memcmp (got, text [i], len) == 0);
         }
