@@ -17,6 +17,7 @@
 */
 #include "dpool.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -114,7 +115,7 @@ s_next_record (input_t *in, size_t *len, bool *later)
 static int
 s_map_input (void *arg, const void **data, size_t *len)
 {
-    input_t *in = (input_t *) arg;
+    input_t *in = (input_t *) arg;     //  the first member of cli_t
     bool later;
     const char *record = s_next_record (in, len, &later);
     if (!record)
@@ -162,6 +163,16 @@ s_str_add (str_t *s, const char *data, size_t len)
     s->p [s->len] = 0;
 }
 
+//  Can the line stand in a shell command without quotes?
+static bool
+s_shell_safe (const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) line [i]) && !strchr ("_./:,+@^=-", line [i]))
+            return false;
+    return len > 0;
+}
+
 //  Append text with every {} replaced by `line` (quoted for the shell when
 //  `quote`). Returns whether a {} was found.
 static bool
@@ -171,7 +182,8 @@ s_substitute (str_t *out, const char *text, const char *line, size_t len, bool q
     const char *at;
     while ((at = strstr (text, "{}"))) {
         s_str_add (out, text, (size_t) (at - text));
-        if (quote) {
+        if (quote && !s_shell_safe (line, len)) {
+            //  like GNU parallel, quote only a line that needs it
             s_str_add (out, "'", 1);
             for (size_t i = 0; i < len; i++)
                 if (line [i] == '\'')
@@ -210,7 +222,7 @@ s_split_words (input_t *in)
 static int
 s_run_input (void *arg, const void **data, size_t *len)
 {
-    input_t *in = (input_t *) arg;
+    input_t *in = (input_t *) arg;     //  the first member of cli_t
     static str_t item;
     size_t line_len;
     bool later;
@@ -257,10 +269,16 @@ typedef struct {
     uint64_t failed;
 } output_t;
 
+//  The one context both callbacks get.
+typedef struct {
+    input_t in;
+    output_t out;
+} cli_t;
+
 static int
 s_output (void *arg, uint64_t index, dp_status_t status, const void *data, size_t len)
 {
-    output_t *out = (output_t *) arg;
+    output_t *out = &((cli_t *) arg)->out;
     if (status == DP_OK) {
         fwrite (data, 1, len, stdout);
         if (!out->run)
@@ -377,7 +395,8 @@ main (int argc, char *argv [])
         }
     }
     popts.modules = modules;
-    input_t in = { .fd = 0, .delim = delim, .cap = 1 << 16 };
+    cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 }, .out = { .run = run } };
+    input_t in = cli.in;
     const char *task = "exec";
     if (run) {
         in.argv = argv + optind;
@@ -399,6 +418,7 @@ main (int argc, char *argv [])
         task = argv [optind];
     }
     in.buf = (char *) malloc (in.cap);
+    cli.in = in;
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
     jopts.has_input_fd = true;
     jopts.input_fd = 0;
@@ -413,8 +433,7 @@ main (int argc, char *argv [])
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
         return EXIT_POOL_ERROR;
     }
-    output_t out = { .run = run };
-    long rc = dp_map_stream (pool, task, &jopts, run ? s_run_input : s_map_input, s_output, &out);
+    long rc = dp_map_stream (pool, task, &jopts, run ? s_run_input : s_map_input, s_output, &cli);
     if (rc < 0)
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
     dp_pool_close (&pool);
@@ -423,7 +442,7 @@ main (int argc, char *argv [])
         fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
         rc = -1;
     }
-    free (in.buf);
+    free (cli.in.buf);
     free (modules);
     if (s_interrupted)
         return 130;

@@ -40,7 +40,7 @@ struct dp_pool {
     uint64_t wbytes;
     uint32_t next_job;
     int64_t last_send_ms, last_recv_ms;
-    char broken [512];          //  set once the broker is lost
+    char broken [DP_MAX_TEXT + 64];  //  set once the broker is lost
     dp_msg_t msg;
 };
 
