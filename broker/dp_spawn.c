@@ -77,7 +77,8 @@ dp_find_worker_program (char *buf, size_t size)
         char *slash = strrchr (dir, '/');
         if (slash) {
             *slash = 0;
-            if (s_try (buf, size, dir, "../bin/dpool-worker"))
+            if (s_try (buf, size, dir, "../bin/dpool-worker")
+            ||  s_try (buf, size, dir, DPOOL_LIB_TO_BIN "/dpool-worker"))
                 return 0;
         }
     }
