@@ -46,6 +46,7 @@ typedef enum {
     K_JOB, K_FIRST, K_N, K_CHUNK, K_TOTAL, K_OK, K_FAILED, K_NS, K_WBYTES,
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
+    K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE,
     K_COUNT
 } s_key_id_t;
 
@@ -70,7 +71,9 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (credit, T_U32),    S_KEY (pid, T_U32),      S_KEY (slots, T_U32),
     S_KEY (attempts, T_U32),  S_KEY (chunksize, T_U32), S_KEY (code, T_I32),
     S_KEY (ordered, T_BOOL),  S_KEY (task, T_STR),     S_KEY (host, T_STR),
-    S_KEY (text, T_STR),      S_KEY (tasks, T_TASKS)
+    S_KEY (text, T_STR),      S_KEY (tasks, T_TASKS),
+    S_KEY (timeout, T_U32),   S_KEY (tpct, T_U32),     S_KEY (weight, T_U32),
+    S_KEY (item, T_U32),      S_KEY (node, T_U64)
 };
 
 #define B(k) (1u << (k))
@@ -90,7 +93,8 @@ static const s_cmd_t s_cmds [] = {
         B (K_HB) | B (K_WINDOW) | B (K_WBYTES) | B (K_BATCH),
         B (K_HB) | B (K_WINDOW) | B (K_WBYTES) | B (K_BATCH) },
     [DP_CMD_JOB]       = { "JOB", 0,
-        B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE),
+        B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE)
+        | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT),
         B (K_JOB) | B (K_TASK) },
     [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N),
                                        B (K_JOB) | B (K_FIRST) | B (K_N) },
@@ -104,12 +108,18 @@ static const s_cmd_t s_cmds [] = {
     [DP_CMD_HEARTBEAT] = { "HEARTBEAT", 0, 0, 0 },
     [DP_CMD_BYE]       = { "BYE", 0, 0, 0 },
     [DP_CMD_READY]     = { "READY", 0,
-        B (K_TASKS) | B (K_CREDIT) | B (K_PID) | B (K_HOST) | B (K_SLOTS) | B (K_HB),
+        B (K_TASKS) | B (K_CREDIT) | B (K_PID) | B (K_HOST) | B (K_SLOTS) | B (K_HB)
+        | B (K_NODE),
         B (K_TASKS) | B (K_CREDIT) | B (K_HB) },
-    [DP_CMD_CHUNK]     = { "CHUNK", 2, B (K_CHUNK) | B (K_TASK) | B (K_N),
+    [DP_CMD_CHUNK]     = { "CHUNK", 2, B (K_CHUNK) | B (K_TASK) | B (K_N) | B (K_TIMEOUT),
                                        B (K_CHUNK) | B (K_TASK) | B (K_N) },
     [DP_CMD_RESULT]    = { "RESULT", 3, B (K_CHUNK) | B (K_N) | B (K_NS),
                                         B (K_CHUNK) | B (K_N) },
+    [DP_CMD_NODE]      = { "NODE", 0, B (K_NODE) | B (K_HOST) | B (K_PID) | B (K_SLOTS) | B (K_HB),
+                                      B (K_NODE) | B (K_SLOTS) | B (K_HB) },
+    [DP_CMD_DEATH]     = { "DEATH", 0, B (K_PID) | B (K_CHUNK) | B (K_ITEM) | B (K_CODE) | B (K_TEXT),
+                                       B (K_PID) | B (K_CODE) },
+    [DP_CMD_ABORT]     = { "ABORT", 0, B (K_CHUNK), B (K_CHUNK) },
 };
 
 //  The command's table entry, or NULL if the command is unknown.

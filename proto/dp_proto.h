@@ -50,7 +50,8 @@ typedef enum {
     //  client <-> broker
     DP_CMD_HELLO     = 0x01,    //  C->B  {hb, host (client name)}
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
-    DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize}
+    DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize,
+                                //         timeout, tpct, weight}
     DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
@@ -61,9 +62,12 @@ typedef enum {
     DP_CMD_HEARTBEAT = 0x0A,    //  any   {}
     DP_CMD_BYE       = 0x0B,    //  any   {}
     //  worker <-> broker
-    DP_CMD_READY     = 0x10,    //  W->B  {tasks, credit, pid, host, slots, hb}
-    DP_CMD_CHUNK     = 0x11,    //  B->W  {chunk, task, n}  lens data
+    DP_CMD_READY     = 0x10,    //  W->B  {tasks, credit, pid, host, slots, hb, node}
+    DP_CMD_CHUNK     = 0x11,    //  B->W  {chunk, task, n, timeout}  lens data
     DP_CMD_RESULT    = 0x12,    //  W->B  {chunk, n, ns}  lens data status
+    DP_CMD_NODE      = 0x13,    //  N->B  {node, host, pid, slots, hb}
+    DP_CMD_DEATH     = 0x14,    //  N->B  {pid, chunk, item, code, text}
+    DP_CMD_ABORT     = 0x15,    //  B->W  {chunk}
 } dp_cmd_t;
 
 //  Per-item status, one byte each in a `status` frame. Also the public
@@ -117,6 +121,11 @@ typedef struct {
     uint32_t attempts;          //  JOB: max attempts per item (0 = default)
     uint32_t chunksize;         //  JOB: items per chunk (0 = automatic)
     int32_t  code;              //  ERROR: a DP_PROTO_E* or DP_ST_* code
+    uint32_t timeout;           //  JOB, CHUNK: task timeout in ms (0: none)
+    uint32_t tpct;              //  JOB: timeout as % of the median task time
+    uint32_t weight;            //  JOB: fair-share weight (0: 1)
+    uint32_t item;              //  DEATH: item running in the chunk (UINT32_MAX: none)
+    uint64_t node;              //  NODE, READY: node token (0: not on a node)
     bool     ordered;           //  JOB
     bool     has_job;           //  ERROR: job field present
     char task [DP_MAX_NAME + 1];
