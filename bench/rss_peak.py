@@ -5,7 +5,8 @@ rss_peak.py [--feed "INPUT COMMAND"] [--interval S] -- COMMAND [ARG]...
 
 Runs COMMAND (stdout to /dev/null), its stdin fed by a pipe from INPUT
 COMMAND (run with /bin/sh) when --feed is given. Every INTERVAL seconds
-(default 0.05) it reads VmHWM (the kernel's own peak RSS) and VmRSS from
+(default 0.05; every 5 ms during the first half second, so that a short
+run is seen too) it reads VmHWM (the kernel's own peak RSS) and VmRSS from
 /proc/PID/status of COMMAND and of all its descendants, keeping each
 process's largest value; COMMAND's own peak also comes exactly from
 wait4's ru_maxrss. Prints one line of KEY=VALUE pairs (KiB, seconds):
@@ -86,7 +87,7 @@ def main():
         pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             break
-        time.sleep(a.interval)
+        time.sleep(min(a.interval, 0.005) if time.monotonic() - start < 0.5 else a.interval)
     elapsed = time.monotonic() - start
     if feed:
         feed.wait()
