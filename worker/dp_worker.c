@@ -48,6 +48,7 @@
 #define S_BACKOFF_MAX   32000
 #define S_LIVENESS      3           //  broker intervals of silence = dead
 #define S_STOP_GRACE_MS 250         //  wait for the executor on exit
+#define S_BYE_LINGER_MS 200         //  time to deliver BYE on exit
 #define S_FAULTS_PER_S  5           //  peer faults logged per second
 #define S_GO            (-1)        //  "keep running" (not an exit code)
 
@@ -344,6 +345,19 @@ s_send_cmd (s_worker_t *self, uint8_t cmd)
     return rc;
 }
 
+//  Send ERROR with a code and a reason (PROTOCOL.md §7).
+
+static void
+s_send_error (s_worker_t *self, int code, const char *text)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ERROR);
+    msg.code = code;
+    snprintf (msg.text, sizeof msg.text, "%s", text);
+    s_send (self, &msg);
+    dp_msg_reset (&msg);
+}
+
 //  Start a new session on the current socket: forget chunks of the old
 //  one and announce ourselves. Returns 0 or -1.
 
@@ -429,17 +443,19 @@ s_disconnect (s_worker_t *self)
 //  --------------------------------------------------------------------------
 //  Main thread: messages from the broker and the executor
 
-//  A CHUNK: hand it to the executor if within credit. Returns 0 if the
-//  record was passed on, -1 if the caller keeps it.
+//  A CHUNK: hand it to the executor if within credit, else refuse it with
+//  EWINDOW. Returns 0 if the record was passed on, -1 if the caller keeps it.
 
 static int
 s_on_chunk (s_worker_t *self, s_work_t *work)
 {
     if (self->inflight >= self->credit) {
-        char detail [64];
-        snprintf (detail, sizeof detail, "%u chunks in flight, credit %u",
-                  self->inflight, self->credit);
-        s_fault (self, "CHUNK over credit", detail);
+        char detail [128];
+        snprintf (detail, sizeof detail, "CHUNK %llu beyond credit: %u chunks in flight, "
+                  "credit %u", (unsigned long long) work->chunk.chunk, self->inflight,
+                  self->credit);
+        s_fault (self, "over credit", detail);
+        s_send_error (self, DP_PROTO_EWINDOW, detail);
         return -1;
     }
     work->gen = atomic_load (&self->gen);
@@ -509,8 +525,12 @@ s_from_broker (s_worker_t *self)
             return S_GO;
         }
         self->last_recv = s_now_ms ();  //  anything at all is a sign of life
-        if (rc < 0)
+        if (rc < 0) {
             s_fault (self, dp_proto_strerror (rc), strcmp (err, dp_proto_strerror (rc)) ? err : NULL);
+            //  Another version is answered, unless it is an ERROR itself
+            if (rc == DP_PROTO_EVERSION && work->chunk.cmd != DP_CMD_ERROR)
+                s_send_error (self, DP_PROTO_EVERSION, err);
+        }
         else
         if (work->chunk.cmd == DP_CMD_CHUNK && s_on_chunk (self, work) == 0)
             continue;                   //  the executor owns it now
@@ -671,15 +691,20 @@ s_executor_stop (s_worker_t *self)
     return 0;
 }
 
-//  Release everything and null the caller's pointer; when the executor
+//  Release everything and null the caller's pointer; with `bye`, tell the
+//  broker first so it re-queues our chunks at once. When the executor
 //  could not be stopped, leave the worker (the thread reads it), the
 //  context and the registry (its code may be running) to process exit.
 
 static void
-s_shutdown (s_worker_t **self_p)
+s_shutdown (s_worker_t **self_p, bool bye)
 {
     s_worker_t *self = *self_p;
     *self_p = NULL;
+    if (self->broker && bye && s_send_cmd (self, DP_CMD_BYE) == 0) {
+        int linger = S_BYE_LINGER_MS;   //  let zmq_ctx_term flush it
+        zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
+    }
     if (self->broker)
         zmq_close (self->broker);
     self->broker = NULL;
@@ -788,6 +813,6 @@ dp_worker_run (const dp_worker_opts_t *opts)
         code = DP_WORKER_EXIT_USAGE;    //  the endpoint itself is bad
     if (code == S_GO)
         code = s_loop (self);
-    s_shutdown (&self);
+    s_shutdown (&self, s_interrupted != 0);
     return code;
 }
