@@ -243,9 +243,23 @@ void
 broker_worker_lost (broker_t *self, worker_t *worker, const char *why)
 {
     s_log (self, "worker %s (pid %d) lost: %s", worker->key, worker->pid, why ? why : "bye");
-    if (worker->slot >= 0 && self->slots [worker->slot].worker == worker)
-        self->slots [worker->slot].worker = NULL;
+    if (worker->slot >= 0 && self->local [worker->slot] == worker)
+        self->local [worker->slot] = NULL;
     jobs_requeue_worker (self, worker, why);
+    zhashx_delete (self->workers, worker->key);
+    s_worker_destroy (self, &worker);
+}
+
+//  A supervised worker died (a local one, or a node's): its supervisor
+//  says which item it was running, so only that item is blamed.
+void
+broker_worker_died (broker_t *self, worker_t *worker, const dp_death_t *death)
+{
+    s_log (self, "worker %s (pid %d) died: %s (chunk %llu item %d)", worker->key, worker->pid,
+           death->reason, (unsigned long long) death->chunk, (int) death->item);
+    if (worker->slot >= 0 && self->local [worker->slot] == worker)
+        self->local [worker->slot] = NULL;
+    jobs_requeue_exact (self, worker, death);
     zhashx_delete (self->workers, worker->key);
     s_worker_destroy (self, &worker);
 }
@@ -262,6 +276,8 @@ broker_any_worker_has (broker_t *self, const char *task)
     return false;
 }
 
+//  READY from a worker, or NODE from a worker node (kept as a worker with
+//  no tasks and no credit: it heartbeats and reports its workers' deaths).
 static void
 s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
 {
@@ -275,25 +291,53 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
     worker->tasks = zhashx_new ();
     for (uint32_t i = 0; i < msg->ntasks; i++)
         zhashx_insert (worker->tasks, msg->tasks [i], (void *) 1);
-    worker->credit = msg->credit ? msg->credit : 1;
+    worker->is_node = msg->cmd == DP_CMD_NODE;
+    worker->credit = worker->is_node ? 0 : msg->credit ? msg->credit : 1;
     worker->hb = msg->hb ? msg->hb : self->opts.heartbeat_ms;
     worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
     worker->pid = (pid_t) msg->pid;
+    worker->slots = msg->slots;
+    worker->node = msg->node;
     snprintf (worker->host, sizeof worker->host, "%s", msg->host);
     link_init (&worker->inflight);
     link_init (&worker->available);
-    slot_t *slot = spawn_slot_by_pid (self, worker->pid);
-    worker->slot = slot ? (int) (slot - self->slots) : -1;
-    if (slot)
-        slot->worker = worker;
+    worker->slot = !worker->is_node && msg->node == self->local_token
+                 ? spawn_slot_by_pid (self, worker->pid) : -1;
+    if (worker->slot >= 0 && self->local [worker->slot])    //  a second READY from one pid
+        worker->slot = -1;
+    if (worker->slot >= 0)
+        self->local [worker->slot] = worker;
     zhashx_insert (self->workers, key, worker);
-    link_insert_before (&self->available, &worker->available);
-    s_log (self, "worker %s ready: host %s pid %d, %u tasks, credit %u%s", key, worker->host,
-           worker->pid, msg->ntasks, worker->credit, slot ? " (local)" : "");
+    if (!worker->is_node)
+        link_insert_before (&self->available, &worker->available);
+    s_log (self, "%s %s ready: host %s pid %d, %u tasks, credit %u, slots %u%s",
+           worker->is_node ? "node" : "worker", key, worker->host, worker->pid, msg->ntasks,
+           worker->credit, worker->slots, worker->slot >= 0 ? " (local)" : "");
     dp_msg_t reply;
     dp_msg_init (&reply, DP_CMD_WELCOME);
     reply.hb = self->opts.heartbeat_ms;
     broker_send_worker (self, worker, &reply);
+}
+
+//  DEATH from a node: one of its workers died, and the node says what it
+//  was running. Deaths of workers the broker does not know are ignored.
+static void
+s_node_death (broker_t *self, worker_t *node, dp_msg_t *msg)
+{
+    worker_t *worker = (worker_t *) zhashx_first (self->workers);
+    while (worker && !(worker->node == node->node && !worker->is_node
+                       && worker->pid == (pid_t) msg->pid))
+        worker = (worker_t *) zhashx_next (self->workers);
+    if (!worker)
+        return;
+    dp_death_t death = { .slot = -1, .pid = (pid_t) msg->pid, .chunk = msg->chunk,
+                         .item = msg->item, .code = DP_ST_DIED };
+    if (msg->code == DP_ST_TIMEOUT || msg->code == DP_ST_CANCELLED)
+        death.code = (uint8_t) msg->code;
+    death.aborted = msg->code == DP_ST_CANCELLED;
+    death.clean = msg->code == DP_ST_OK;
+    snprintf (death.reason, sizeof death.reason, "%.80s", msg->text [0] ? msg->text : "died");
+    broker_worker_died (self, worker, &death);
 }
 
 static void
@@ -301,7 +345,7 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
 {
     char key [32], err [128];
     s_key (rid, key, sizeof key);
-    if (msg->cmd == DP_CMD_READY) {
+    if (msg->cmd == DP_CMD_READY || msg->cmd == DP_CMD_NODE) {
         s_worker_ready (self, rid, key, msg);
         return;
     }
@@ -315,6 +359,10 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
     switch (msg->cmd) {
         case DP_CMD_RESULT:
             jobs_result (self, worker, msg);
+            break;
+        case DP_CMD_DEATH:
+            if (worker->is_node)
+                s_node_death (self, worker, msg);
             break;
         case DP_CMD_HEARTBEAT:
             break;
@@ -450,7 +498,7 @@ s_setup (broker_t *self, char *err, size_t errlen)
     ||  (self->opts.clients && s_bind (self->frontend_sock, self->opts.clients, err, errlen))
     ||  (self->opts.workers && s_bind (self->backend_sock, self->opts.workers, err, errlen)))
         return -1;
-    if (self->nslots > 0) {
+    if (self->nlocal > 0) {
         const char *tmp = getenv ("TMPDIR");
         snprintf (self->ipc_path, sizeof self->ipc_path, "%s/dpool-%d-%lx.ipc",
                   tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp", (int) getpid (),
@@ -458,7 +506,7 @@ s_setup (broker_t *self, char *err, size_t errlen)
         snprintf (self->ipc, sizeof self->ipc, "ipc://%s", self->ipc_path);
         if (s_bind (self->backend_sock, self->ipc, err, errlen))
             return -1;
-        if (spawn_check_modules (self, err, errlen) || spawn_start (self, err, errlen))
+        if (spawn_start (self, err, errlen))
             return -1;
     }
     return 0;
@@ -504,8 +552,10 @@ s_loop (broker_t *self)
         items [1] = (zmq_pollitem_t) { self->frontend, 0, ZMQ_POLLIN, 0 };
         items [2] = (zmq_pollitem_t) { self->backend, 0, ZMQ_POLLIN, 0 };
         int count = 3;
-        spawn_poll_items (self, items, &count, (int) (sizeof items / sizeof items [0]));
-        int64_t wait = spawn_next_event (self, next_tick) - zclock_mono ();
+        if (self->super)
+            dp_super_poll_items (self->super, items, &count, (int) (sizeof items / sizeof items [0]));
+        int64_t wake = self->super ? dp_super_next_event (self->super, next_tick) : next_tick;
+        int64_t wait = wake - zclock_mono ();
         if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
             break;
         self->now_ms = zclock_mono ();
@@ -515,7 +565,8 @@ s_loop (broker_t *self)
                 self->terminated = true;
             zstr_free (&command);
         }
-        spawn_handle (self, items + 3, count - 3);
+        if (self->super)
+            dp_super_handle (self->super, items + 3, count - 3);
         bool busy = true;
         while (busy && !self->terminated) {
             //  backend first: results free credit for dispatch
@@ -524,7 +575,8 @@ s_loop (broker_t *self)
             jobs_dispatch (self);
         }
         //  after the drain: a dead worker's last words have been read
-        spawn_tick (self);
+        if (self->super)
+            dp_super_tick (self->super);
         jobs_dispatch (self);
         if (self->now_ms >= next_tick) {
             s_tick (self);
@@ -545,7 +597,7 @@ s_broker_free (broker_t **self_p)
     free (self->modules);
     free ((char *) self->opts.clients);
     free ((char *) self->opts.workers);
-    free (self->slots);
+    free (self->local);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->workers);
     free (self);
@@ -593,10 +645,13 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
         self->opts.max_attempts = 3;
     if (!self->opts.task_wait_ms)
         self->opts.task_wait_ms = 3000;
-    self->nslots = opts->local_workers < 0 ? (int) sysconf (_SC_NPROCESSORS_ONLN) : opts->local_workers;
-    if (self->nslots > 1000)
-        self->nslots = 1000;
-    self->slots = (slot_t *) zmalloc (sizeof (slot_t) * (self->nslots + 1));
+    self->nlocal = opts->local_workers < 0 ? (int) sysconf (_SC_NPROCESSORS_ONLN) : opts->local_workers;
+    if (self->nlocal > 1000)
+        self->nlocal = 1000;
+    self->local = (worker_t **) zmalloc (sizeof (worker_t *) * (self->nlocal + 1));
+    while (!self->local_token)
+        self->local_token = ((uint64_t) randof (1 << 30) << 34) ^ ((uint64_t) getpid () << 16)
+                          ^ (uint64_t) zclock_usecs ();
     self->clients = zhashx_new ();
     self->workers = zhashx_new ();
     link_init (&self->ready);
@@ -605,7 +660,7 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
     if (opts->worker_program)
         snprintf (self->worker_program, sizeof self->worker_program, "%s", opts->worker_program);
     else
-    if (self->nslots > 0 && dp_find_worker_program (self->worker_program, sizeof self->worker_program)) {
+    if (self->nlocal > 0 && dp_find_worker_program (self->worker_program, sizeof self->worker_program)) {
         snprintf (err, errlen, "cannot find the dpool-worker program (set DPOOL_WORKER)");
         s_broker_free (&self);
         return NULL;

@@ -14,6 +14,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "dp_super.h"
 
 typedef struct {
     const char *clients;            //  client endpoint to bind, or NULL
@@ -39,9 +40,5 @@ zactor_t *dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inpr
 //  and reaped, ipc files removed. Nulls the caller's pointer.
 void dp_broker_destroy (zactor_t **self_p);
 
-//  Find the dpool-worker program: $DPOOL_WORKER, then next to the running
-//  executable, then ../bin beside libdpool.so, then the install bindir,
-//  then PATH. Writes the path into buf; returns 0 or -1.
-int dp_find_worker_program (char *buf, size_t size);
 
 #endif

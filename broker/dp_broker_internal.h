@@ -13,6 +13,8 @@
 
 #include "dp_broker.h"
 #include "dp_proto.h"
+#include "dp_super.h"
+#include "dp_progress.h"
 
 typedef struct broker broker_t;
 typedef struct client client_t;
@@ -104,22 +106,13 @@ struct worker {
     uint32_t hb;
     pid_t pid;
     int slot;                   //  local worker slot, or -1 for remote
+    uint64_t node;              //  node token of a node's worker (0: none)
+    bool is_node;               //  a worker node (NODE), not a worker
+    uint32_t slots;
     char host [DP_MAX_NAME + 1];
     uint64_t chunks_done;
     bool gone;                  //  known dead, loss not yet handled: no dispatch
 };
-
-//  Local worker process slot (dp_spawn.c).
-typedef struct {
-    pid_t pid;                  //  0: not running
-    int pidfd;
-    int64_t started_ms;
-    int64_t restart_at_ms;      //  0: no restart scheduled
-    int fast_failures;          //  consecutive deaths before registering
-    worker_t *worker;           //  once it sent READY
-    int64_t dead_ms;            //  reaped, loss not yet handled (0: none)
-    char dead_why [48];
-} slot_t;
 
 struct broker {
     dp_broker_opts_t opts;
@@ -136,8 +129,10 @@ struct broker {
     link_t ready;               //  jobs with pending chunks, round-robin
     link_t available;           //  workers with credit left
     uint64_t next_chunk_id;
-    slot_t *slots;
-    int nslots;
+    dp_super_t *super;          //  local worker processes
+    worker_t **local;           //  per supervisor slot: its registered worker
+    int nlocal;
+    uint64_t local_token;       //  node token of the local workers
     int64_t now_ms;
     bool terminated;
     uint64_t dropped;           //  malformed messages dropped
@@ -148,6 +143,7 @@ struct broker {
 int broker_send_client (broker_t *self, client_t *client, dp_msg_t *msg);
 int broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void broker_worker_lost (broker_t *self, worker_t *worker, const char *why);
+void broker_worker_died (broker_t *self, worker_t *worker, const dp_death_t *death);
 bool broker_any_worker_has (broker_t *self, const char *task);
 
 //  dp_jobs.c
@@ -159,18 +155,14 @@ void job_end (broker_t *broker, job_t *job, uint64_t total);
 void jobs_dispatch (broker_t *broker);
 void jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg);
 void jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason);
+void jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death);
 void jobs_check_noworker (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
 
 //  dp_spawn.c
 int spawn_start (broker_t *self, char *err, size_t errlen);
-int spawn_check_modules (broker_t *self, char *err, size_t errlen);
-void spawn_poll_items (broker_t *self, zmq_pollitem_t *items, int *count, int max);
-void spawn_handle (broker_t *self, zmq_pollitem_t *items, int count);
-void spawn_tick (broker_t *self);
-int64_t spawn_next_event (broker_t *self, int64_t next);
 void spawn_stop (broker_t *self);
-slot_t *spawn_slot_by_pid (broker_t *self, pid_t pid);
+int spawn_slot_by_pid (broker_t *self, pid_t pid);
 bool spawn_all_registered (broker_t *self);
 
 #endif

@@ -508,6 +508,91 @@ jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason)
     }
 }
 
+//  A sub-range of a chunk as a new chunk, placed before it in the job's
+//  order list and before `queue_at` in its queue. NULL if out of memory.
+static chunk_t *
+s_carve (chunk_t *chunk, uint32_t from, uint32_t count, link_t *queue_at)
+{
+    chunk_t *part = s_chunk_new (chunk->job, chunk->first + from, count);
+    if (dp_batch_slice (&chunk->lens, &chunk->data, from, count, &part->lens, &part->data) != 0) {
+        s_chunk_destroy (&part);
+        return NULL;
+    }
+    link_insert_before (&chunk->order, &part->order);
+    link_insert_before (queue_at, &part->queue);
+    return part;
+}
+
+//  The worker died running item `k` of this chunk: the items before and
+//  after it go back to the queue as they are; item k is charged an attempt
+//  (or failed as timed out) on its own.
+static void
+s_blame_item (broker_t *broker, chunk_t *chunk, const dp_death_t *death)
+{
+    job_t *job = chunk->job;
+    uint32_t k = death->item;
+    chunk_t *culprit = chunk;
+    if (chunk->n > 1) {
+        link_t *at = job->pending.next;
+        bool ok = (k == 0 || s_carve (chunk, 0, k, at))
+               && (culprit = s_carve (chunk, k, 1, at)) != NULL
+               && (k + 1 == chunk->n || s_carve (chunk, k + 1, chunk->n - k - 1, at));
+        if (!ok) {      //  out of memory: keep what was carved, requeue the rest whole
+            s_job_queue (broker, job, chunk, true);
+            return;
+        }
+        link_remove (&culprit->queue);
+        s_chunk_destroy (&chunk);
+    }
+    culprit->attempts++;
+    char message [200];
+    if (death->code == DP_ST_TIMEOUT) {
+        s_chunk_fail (culprit, DP_ST_TIMEOUT, death->reason);
+        s_job_deliver (broker, job, culprit);
+    }
+    else
+    if (culprit->attempts >= job->max_attempts) {
+        snprintf (message, sizeof message, "worker died: %s, %u attempts",
+                  death->reason, culprit->attempts);
+        s_chunk_fail (culprit, DP_ST_DIED, message);
+        s_job_deliver (broker, job, culprit);
+    }
+    else
+        s_job_queue (broker, job, culprit, true);
+    if (link_empty (&job->ready) && !link_empty (&job->pending))
+        link_insert_before (&broker->ready, &job->ready);
+}
+
+//  Give a supervised worker's chunks back, blaming exactly the item its
+//  supervisor saw running (none if it died between items, exited cleanly
+//  or was killed because its chunk was aborted).
+void
+jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death)
+{
+    bool blame = !death->clean && !death->aborted && death->chunk && death->item != DP_PROGRESS_NONE;
+    if (!blame && !death->clean && !death->aborted) {
+        //  it died outside any item: fall back to isolating suspects
+        jobs_requeue_worker (broker, worker, death->reason);
+        return;
+    }
+    worker->gone = true;
+    chunk_t *culprit = NULL;
+    while (!link_empty (&worker->inflight)) {
+        chunk_t *chunk = link_entry (worker->inflight.prev, chunk_t, queue);
+        bool guilty = blame && chunk->id == death->chunk && death->item < chunk->n;
+        s_unassign (broker, chunk);
+        if (!chunk->job)
+            s_chunk_destroy (&chunk);
+        else
+        if (guilty)
+            culprit = chunk;
+        else
+            s_job_queue (broker, chunk->job, chunk, true);
+    }
+    if (culprit)
+        s_blame_item (broker, culprit, death);
+}
+
 //  Fail jobs whose task no worker has: at once when the pool is local only
 //  and every local worker has registered, else after task_wait_ms.
 void

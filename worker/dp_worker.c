@@ -28,6 +28,7 @@
 */
 #include "dp_worker.h"
 #include "dp_task_internal.h"
+#include "dp_progress.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -38,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +87,11 @@ typedef struct {
     uint32_t backoff;
     unsigned seed;                  //  for backoff jitter
     s_work_t *free_works;
+    dp_progress_t *progress;        //  shared with our supervisor, or NULL
+    atomic_uint_fast64_t abort_chunk;   //  chunk the broker aborted
+    uint64_t node;                  //  node token ($DPOOL_NODE), 0 if none
+    uint64_t items_done;            //  items answered (main thread)
+    bool recycle;                   //  max_tasks reached: exit when idle
     int64_t fault_window;           //  rate limit for peer-fault logs
     unsigned faults_logged, faults_hidden;
     char inproc [64];
@@ -191,14 +199,34 @@ s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch
     if (dp_batch_reserve (batch, zmq_msg_size (&chunk->frame [1])))
         dp_batch_set_size (batch, 0);
     size_t offset = 0;
+    dp_progress_t *p = self->progress;
+    if (p) {
+        atomic_store_explicit (&p->timeout_ms, chunk->timeout, memory_order_relaxed);
+        atomic_store_explicit (&p->chunk, chunk->chunk, memory_order_relaxed);
+    }
+    int rc = 0;
     for (uint32_t i = 0; i < chunk->n; i++) {
-        if (atomic_load_explicit (&self->gen, memory_order_relaxed) != work->gen)
-            return -1;
+        if (atomic_load_explicit (&self->gen, memory_order_relaxed) != work->gen
+        ||  atomic_load_explicit (&self->abort_chunk, memory_order_relaxed) == chunk->chunk) {
+            rc = -1;
+            break;
+        }
         uint32_t len = dp_msg_len (chunk, i);
+        if (p) {
+            //  what we are running, for our supervisor (exact blame, timeouts)
+            if (chunk->timeout)
+                atomic_store_explicit (&p->started_ns, (int64_t) s_now_ns (), memory_order_relaxed);
+            atomic_store_explicit (&p->item, i, memory_order_release);
+        }
         dp_task_run (fn, data + offset, len, batch);
         offset += len;
     }
-    return 0;
+    if (p) {
+        atomic_store_explicit (&p->item, DP_PROGRESS_NONE, memory_order_release);
+        atomic_store_explicit (&p->chunk, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit (&p->items_done, chunk->n, memory_order_relaxed);
+    }
+    return rc;
 }
 
 //  Run one chunk and build its RESULT in work->result (work->ran).
@@ -378,6 +406,7 @@ s_send_ready (s_worker_t *self)
     msg.credit = self->credit;
     msg.pid = (uint32_t) getpid ();
     msg.slots = 1;
+    msg.node = self->node;
     msg.hb = self->hb_ms;
     char host [HOST_NAME_MAX + 1] = "";
     gethostname (host, sizeof host - 1);
@@ -483,6 +512,15 @@ s_on_command (s_worker_t *self, dp_msg_t *msg)
             break;
         case DP_CMD_HEARTBEAT:
             break;
+        case DP_CMD_ABORT:
+            //  the executor stops between items; a supervisor kills us if
+            //  an item of it runs on
+            atomic_store (&self->abort_chunk, msg->chunk);
+            if (self->progress) {
+                atomic_store (&self->progress->abort_ns, (int64_t) s_now_ns ());
+                atomic_store (&self->progress->abort_chunk, msg->chunk);
+            }
+            break;
         case DP_CMD_ERROR:
             s_log (self, 1, "ERROR from broker: %d %s", msg->code, msg->text);
             //  Before WELCOME our READY is already on its way: the error
@@ -561,8 +599,11 @@ s_from_executor (s_worker_t *self)
             if (work->ran && self->broker) {
                 s_log (self, 3, "RESULT %llu: %u items",
                        (unsigned long long) work->result.chunk, work->result.n);
+                self->items_done += work->result.n;
                 s_send (self, &work->result);
             }
+            if (self->opts->max_tasks && self->items_done >= self->opts->max_tasks)
+                self->recycle = true;
         }
         s_work_put (self, work);
     }
@@ -575,6 +616,10 @@ static int
 s_tick (s_worker_t *self)
 {
     int64_t now = s_now_ms ();
+    if (self->recycle) {
+        s_log (self, 1, "recycled after %llu items", (unsigned long long) self->items_done);
+        return DP_WORKER_EXIT_OK;
+    }
     if (!self->broker) {
         if (now >= self->reconnect_at && s_connect (self))
             s_disconnect (self);
@@ -775,10 +820,54 @@ s_orphaned (void)
     return parent && *parent && getppid () != (pid_t) strtol (parent, NULL, 10);
 }
 
+//  --------------------------------------------------------------------------
+//  Memory limit
+
+static size_t s_probe_size;
+
+//  A crash under a memory limit: if the address space is (nearly) used up,
+//  say so on the progress page, so the supervisor reports "out of memory"
+//  rather than the signal. Only async-signal-safe calls.
+static void
+s_crash_handler (int sig)
+{
+    dp_progress_t *p = dp_progress_child ();
+    void *probe = mmap (NULL, s_probe_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (probe == MAP_FAILED) {
+        if (p)
+            atomic_store (&p->oom, 1);
+    }
+    else
+        munmap (probe, s_probe_size);
+    signal (sig, SIG_DFL);
+    raise (sig);
+}
+
+//  Limit the address space (RLIMIT_AS) and watch for crashes it causes.
+//  Returns 0 or -1.
+static int
+s_mem_limit (uint32_t mb)
+{
+    dp_progress_child ();               //  map it now, not in the handler
+    struct rlimit limit = { (rlim_t) mb << 20, (rlim_t) mb << 20 };
+    if (setrlimit (RLIMIT_AS, &limit) != 0) {
+        fprintf (stderr, "dpool-worker: cannot limit memory to %u MiB: %s\n", mb, strerror (errno));
+        return -1;
+    }
+    s_probe_size = 4u << 20;           //  less than this left: out of memory
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_crash_handler;
+    sigaction (SIGSEGV, &action, NULL);
+    sigaction (SIGBUS, &action, NULL);
+    sigaction (SIGABRT, &action, NULL);
+    return 0;
+}
+
 int
 dp_worker_run (const dp_worker_opts_t *opts)
 {
-    if (opts->local && s_orphaned ())
+    if ((opts->local || opts->supervised) && s_orphaned ())
         return DP_WORKER_EXIT_OK;
     if (!opts->endpoint || !*opts->endpoint) {
         fprintf (stderr, "dpool-worker: no broker endpoint\n");
@@ -800,6 +889,9 @@ dp_worker_run (const dp_worker_opts_t *opts)
         free (self);
         return DP_WORKER_EXIT_CONFIG;
     }
+    self->progress = dp_progress_child ();
+    const char *node = getenv ("DPOOL_NODE");
+    self->node = node ? strtoull (node, NULL, 10) : 0;
     s_interrupted = 0;
     s_signals_install ();
     int code = S_GO;
@@ -811,8 +903,10 @@ dp_worker_run (const dp_worker_opts_t *opts)
     else
     if (s_connect (self))
         code = DP_WORKER_EXIT_USAGE;    //  the endpoint itself is bad
+    if (code == S_GO && opts->mem_limit_mb && s_mem_limit (opts->mem_limit_mb))
+        code = 1;
     if (code == S_GO)
         code = s_loop (self);
-    s_shutdown (&self, s_interrupted != 0);
+    s_shutdown (&self, s_interrupted != 0 || (self && self->recycle));
     return code;
 }

@@ -21,7 +21,10 @@ typedef struct {
     size_t nmodules;
     uint32_t credit;                //  chunks in flight (0: 2)
     uint32_t heartbeat_ms;          //  (0: 1000)
-    bool local;                     //  forked by a broker: die with it, exit on BYE
+    bool local;                     //  started by a broker: die with it, exit on BYE
+    bool supervised;                //  started by a node: die with it, reconnect
+    uint32_t max_tasks;             //  exit after this many items (0: never)
+    uint32_t mem_limit_mb;          //  RLIMIT_AS (0: none)
     int verbose;
 } dp_worker_opts_t;
 

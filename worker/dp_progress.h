@@ -1,0 +1,40 @@
+/*  =========================================================================
+    dp_progress - what a worker process is doing, in memory its supervisor
+    can read
+
+    A supervisor (the broker for its local workers, a node for its worker
+    processes) gives each child one shared page (a memfd on the child's
+    fd DP_PROGRESS_FD, named by $DPOOL_PROGRESS_FD). The child's executor
+    writes which chunk and item it is running and since when, before each
+    item: a few relaxed stores, no system call. So when a child dies the
+    supervisor knows exactly which item was running — the only one to
+    blame — and it can enforce task timeouts and abort requests by killing
+    the child, all without a message.
+    =========================================================================
+*/
+#ifndef DP_PROGRESS_H_INCLUDED
+#define DP_PROGRESS_H_INCLUDED
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define DP_PROGRESS_FD      3
+#define DP_PROGRESS_ENV     "DPOOL_PROGRESS_FD"
+#define DP_PROGRESS_NONE    UINT32_MAX
+
+typedef struct {
+    _Atomic uint64_t chunk;         //  chunk being run (0: between chunks)
+    _Atomic uint32_t item;          //  item index in it (DP_PROGRESS_NONE: between items)
+    _Atomic uint32_t timeout_ms;    //  the chunk's task timeout (0: none)
+    _Atomic int64_t  started_ns;    //  CLOCK_MONOTONIC when the item started
+    _Atomic uint64_t abort_chunk;   //  chunk the broker aborted (main thread)
+    _Atomic int64_t  abort_ns;      //  when it asked
+    _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
+    _Atomic uint64_t items_done;    //  items run since the process started
+} dp_progress_t;
+
+//  The child's page, mapped on first use from $DPOOL_PROGRESS_FD; NULL when
+//  the process has no supervisor. Never fails otherwise.
+dp_progress_t *dp_progress_child (void);
+
+#endif
