@@ -71,6 +71,9 @@ say() { echo "harness: $*" >&2; echo "== $*" >> "$LOG"; }
 
 #   ---------------------------------------------------------------------------
 #   Build and peers
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+awk -v l="$LOAD0" 'BEGIN { exit !(l > 0.5) }' \
+    && say "warning: load average $LOAD0 before the run: other work on this machine will disturb the figures"
 say "building (deploy/setup.sh) and installing missing peers"
 bash deploy/setup.sh python3 python3-distributed parallel >> "$LOG" 2>&1 \
     || { echo "harness: build failed, see $LOG" >&2; exit 1; }
@@ -137,7 +140,7 @@ ROWS=$T/rows
 fmt() {
     isnum "${1:-}" || { echo "n/a"; return; }
     awk -v v="$1" -v u="$2" 'BEGIN {
-        if (v >= 1000) { s = sprintf ("%.0f", v); o = "";
+        if (v >= 999.5) { s = sprintf ("%.0f", v); o = "";
             while (length (s) > 3) { o = "," substr (s, length (s) - 2) o; s = substr (s, 1, length (s) - 3) }
             out = s o }
         else if (v >= 100) out = sprintf ("%.0f", v)
@@ -318,7 +321,7 @@ row "W1 $W1_N square, dpool map CLI (lines in/out), items/s" "$W1_CLI" "" "Pool(
 row "W1u $W1U_N square, chunk size 1, C API, items/s" "$W1U_API" "" "Pool.imap(chunksize=1)" "$W1U_PY" "" ge 5
 row "W1u same, vs the physical limit, items/s" "$W1U_API" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" ge 0.55
 row "W2 $W2_N x spin_us $W2_US, automatic chunks, items/s" "$W2_DP" "" "serial C loop" "$W2_SER" "" ge 1.94
-row "W2 same, dpool vs Python, items/s" "$W2_DP" "" "Pool($WORKERS).map busy loop (efficiency ${W2_PY_EFF:-n/a} of serial C)" "$W2_PY" "" info
+row "W2 same, dpool vs Python, items/s" "$W2_DP" "" "Pool($WORKERS).map busy loop (${W2_PY_EFF:-n/a}x serial C)" "$W2_PY" "" info
 row "W3 $W3_N items x 64 KiB, task len, MB/s" "$W3_DP" "" "Pool($WORKERS).map(len)" "$W3_PY" "" ge 3
 row "W4 $W4_N jobs \`true\`, dpool run -j$WORKERS, jobs/s" "$W4_DT" "" "xargs -P$WORKERS" "$W4_XT" "" ge 1
 row "W4 $W4_N jobs \`true\`, dpool run -j$WORKERS, jobs/s" "$W4_DT" "" "GNU parallel -j$WORKERS" "$W4_PT" "" ge 4
@@ -374,7 +377,8 @@ if [ $WRITE = 1 ]; then
         echo "$("$PY" --version 2>&1), Dask $("$PY" -c 'import distributed; print(distributed.__version__)' 2>/dev/null || echo 'n/a'),"
         echo "GNU parallel $(parallel --version 2>/dev/null | head -1 | awk '{ print $3 }' || echo 'n/a')."
         echo "dpool commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- broker client worker proto include 2>/dev/null || echo ' + uncommitted changes in the tree'),"
-        echo "build $BUILD (RelWithDebInfo). Command: \`bash bench/harness.sh$([ $QUICK = 1 ] && echo ' --quick')$([ "$ONLY" != all ] && echo " --only $ONLY") -r $R\`."
+        echo "build folder \`$BUILD\` (RelWithDebInfo). Load average (1 min) at start $LOAD0, at end $(cut -d' ' -f1 /proc/loadavg)."
+        echo "Command: \`bash bench/harness.sh$([ $QUICK = 1 ] && echo ' --quick')$([ "$ONLY" != all ] && echo " --only $ONLY") -r $R\`."
         echo
         cat "$TABLE" "$T/after.md"
         echo
