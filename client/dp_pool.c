@@ -1,24 +1,24 @@
 /*  =========================================================================
-    dp_pool - libdpool's client: pools, jobs, results
+    dp_pool - libdpool's client: pools, the broker connection, the pump
 
     A pool is a DEALER socket to a broker's client endpoint, or to the
     inproc endpoint of an embedded broker actor running in this process.
-    A job streams its items in BATCHes within the broker's window (items
-    and bytes sent but not answered), reading input lazily, and hands the
-    RESULTS to the caller as they come (the broker already orders them).
+    Any number of jobs run on it at once (dp_job.c); messages from the
+    broker are routed to them by job id through an open-addressing table.
 
-    Chunk size: a BATCH is the unit a worker runs, so its size decides
-    both overhead and load balance. Unless the job fixes it, the pool
-    sends single items until the broker reports task times (RESULTS.ns),
-    then sizes batches for about CHUNK_TARGET_NS of work each: tiny tasks
-    go in big batches, long tasks one by one.
+    The pump is the pool's one engine step, run by every call that waits:
+    feed the jobs' input into the window (round-robin between jobs), wait
+    for the broker (or for an input fd), then take every message that is
+    there. No thread of our own: the socket belongs to the caller's thread.
+
+    Heartbeats ride on the pump. Broker silence is an error only while
+    jobs are open (the broker forgets a client that stays away for 3 hb,
+    so an idle pool says HELLO again before its next job).
     =========================================================================
 */
-#include "dpool.h"
+#include "dp_client.h"
 #include "dp_broker.h"
-#include "dp_proto.h"
 
-#include <czmq.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
@@ -26,28 +26,13 @@
 
 #define DEFAULT_TIMEOUT_MS  3000
 #define DEFAULT_HB_MS       1000
-#define CHUNK_TARGET_NS     2000000     //  2 ms of work per chunk
-#define BATCH_MAX_BYTES     (4u << 20)
-#define PROBE_BATCHES       16          //  single-item batches before a measure
-
-struct dp_pool {
-    zactor_t *broker;           //  embedded broker, or NULL
-    zsock_t *sock;
-    void *handle;
-    char endpoint [256];
-    int timeout_ms, hb_ms;
-    uint32_t window, batch_max;
-    uint64_t wbytes;
-    uint32_t next_job;
-    int64_t last_send_ms, last_recv_ms;
-    char broken [DP_MAX_TEXT + 64];  //  set once the broker is lost
-    dp_msg_t msg;
-};
+#define MAX_INPUT_FDS       16      //  distinct input fds watched at once
+#define DRAIN_MAX           256     //  messages taken per pump
 
 static __thread char s_error [1024];
 
-static void
-s_set_error (const char *format, ...)
+void
+client_set_error (const char *format, ...)
 {
     va_list args;
     va_start (args, format);
@@ -71,6 +56,8 @@ dp_status_name (dp_status_t status)
         case DP_ERR_TIMEOUT:   return "timed out";
         case DP_ERR_CANCELLED: return "cancelled";
         case DP_ERR_NOWORKER:  return "no worker";
+        case DP_ERR_POOL:      return "pool error";
+        case DP_PENDING:       return "pending";
     }
     return "unknown status";
 }
@@ -78,53 +65,78 @@ dp_status_name (dp_status_t status)
 //  --------------------------------------------------------------------------
 //  Talking to the broker
 
-static int
-s_send (dp_pool_t *self, dp_msg_t *msg)
+//  Send a message (its payload frames are consumed). Returns 0 or -1.
+int
+cpool_send (dp_pool_t *self, dp_msg_t *msg)
 {
     self->last_send_ms = zclock_mono ();
     int rc = dp_msg_send (msg, self->handle, NULL);
     dp_msg_reset (msg);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
-static int
-s_send_simple (dp_pool_t *self, uint8_t cmd, uint32_t job)
+int
+cpool_send_simple (dp_pool_t *self, uint8_t cmd, uint32_t job)
 {
     dp_msg_t msg;
     dp_msg_init (&msg, cmd);
     msg.job = job;
-    return s_send (self, &msg);
+    return cpool_send (self, &msg);
 }
 
-//  Wait up to `wait_ms` for one message into self->msg. Returns 1 when one
-//  arrived, 0 on timeout, -1 when the broker is lost (self->broken says why).
-//  Malformed messages from the broker are dropped.
+//  Take one message that is already there into self->msg, without
+//  waiting. Returns 1, or 0 when there is none. Malformed messages from
+//  the broker are dropped (and logged).
 static int
-s_recv (dp_pool_t *self, int wait_ms, int extra_fd)
+s_try_recv (dp_pool_t *self)
 {
-    zmq_pollitem_t items [2] = {
-        { self->handle, 0, ZMQ_POLLIN, 0 }, { NULL, extra_fd, ZMQ_POLLIN, 0 }
-    };
-    int64_t now = zclock_mono ();
-    if (now - self->last_send_ms >= self->hb_ms)
-        s_send_simple (self, DP_CMD_HEARTBEAT, 0);
-    int64_t silent_left = self->last_recv_ms + self->timeout_ms - now;
-    if (wait_ms > silent_left)
-        wait_ms = silent_left > 0 ? (int) silent_left : 0;
-    if (wait_ms > self->hb_ms)
-        wait_ms = self->hb_ms;
-    int rc = zmq_poll (items, extra_fd >= 0 ? 2 : 1, wait_ms);
-    now = zclock_mono ();
-    if (rc > 0 && (items [0].revents & ZMQ_POLLIN)) {
-        char err [256];
+    char err [256];
+    while (true) {
         dp_msg_reset (&self->msg);
-        if (dp_msg_recv (&self->msg, self->handle, NULL, ZMQ_DONTWAIT, err, sizeof err) == 0) {
-            self->last_recv_ms = now;
+        int rc = dp_msg_recv (&self->msg, self->handle, NULL, ZMQ_DONTWAIT, err, sizeof err);
+        if (rc == 0) {
+            self->last_recv_ms = zclock_mono ();
             return 1;
         }
-        if (errno != EAGAIN)
-            zsys_warning ("dpool: dropped a malformed message from the broker: %s", err);
+        if (rc == DP_PROTO_ESOCKET)
+            return 0;               //  nothing there (EAGAIN), or a closing context
+        self->last_recv_ms = zclock_mono ();    //  still a sign of life
+        zsys_warning ("dpool: dropped a malformed message from the broker: %s", err);
     }
+}
+
+//  Wait up to `wait_ms` (< 0: one heartbeat interval) for one message into
+//  self->msg, or for one of `fds` to become readable. Returns 1 when a
+//  message arrived, 0 otherwise, -1 when the broker is lost while jobs
+//  are open (self->broken says why). A signal ends the wait early and
+//  sets self->interrupted.
+static int
+s_recv (dp_pool_t *self, int wait_ms, const int *fds, int nfds)
+{
+    zmq_pollitem_t items [1 + MAX_INPUT_FDS];
+    items [0] = (zmq_pollitem_t) { self->handle, 0, ZMQ_POLLIN, 0 };
+    for (int i = 0; i < nfds; i++)
+        items [1 + i] = (zmq_pollitem_t) { NULL, fds [i], ZMQ_POLLIN, 0 };
+    int64_t now = zclock_mono ();
+    if (now - self->last_send_ms >= self->hb_ms)
+        cpool_send_simple (self, DP_CMD_HEARTBEAT, 0);
+    if (wait_ms < 0 || wait_ms > self->hb_ms)
+        wait_ms = self->hb_ms;
+    bool watch = self->nopen > 0;
+    if (watch) {
+        int64_t silent_left = self->last_recv_ms + self->timeout_ms - now;
+        if (wait_ms > silent_left)
+            wait_ms = silent_left > 0 ? (int) silent_left : 0;
+    }
+    int rc = zmq_poll (items, 1 + nfds, wait_ms);
+    if (rc < 0 && errno == EINTR)
+        self->interrupted = true;
+    if (rc > 0 && (items [0].revents & ZMQ_POLLIN) && s_try_recv (self))
+        return 1;
+    now = zclock_mono ();
+    if (!watch)
+        self->last_recv_ms = now;   //  silence matters only with open jobs
+    else
     if (now - self->last_recv_ms >= self->timeout_ms) {
         snprintf (self->broken, sizeof self->broken,
                   "broker at %s not responding (no message for %d ms)",
@@ -134,7 +146,8 @@ s_recv (dp_pool_t *self, int wait_ms, int extra_fd)
     return 0;
 }
 
-//  HELLO / WELCOME. Returns 0 or -1 (error set).
+//  HELLO / WELCOME. Only called with no open job: other messages that
+//  arrive meanwhile are dropped. Returns 0 or -1 (error set).
 static int
 s_handshake (dp_pool_t *self)
 {
@@ -144,15 +157,16 @@ s_handshake (dp_pool_t *self)
     char host [64] = "";
     gethostname (host, sizeof host - 1);
     snprintf (msg.host, sizeof msg.host, "%d@%s", (int) getpid (), host);
-    s_send (self, &msg);
-    self->last_recv_ms = zclock_mono ();
+    cpool_send (self, &msg);
+    int64_t deadline = zclock_mono () + self->timeout_ms;
     while (true) {
-        int rc = s_recv (self, self->timeout_ms, -1);
-        if (rc < 0) {
-            s_set_error ("cannot reach the broker at %s: no answer within %d ms",
-                         self->endpoint, self->timeout_ms);
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            client_set_error ("cannot reach the broker at %s: no answer within %d ms",
+                              self->endpoint, self->timeout_ms);
             return -1;
         }
+        int rc = s_recv (self, (int) left, NULL, 0);
         if (rc == 1 && self->msg.cmd == DP_CMD_WELCOME) {
             self->window = self->msg.window ? self->msg.window : 1024;
             self->wbytes = self->msg.wbytes ? self->msg.wbytes : (64u << 20);
@@ -160,9 +174,20 @@ s_handshake (dp_pool_t *self)
             if (self->batch_max > DP_MAX_BATCH)
                 self->batch_max = DP_MAX_BATCH;
             self->broken [0] = 0;
+            self->inflight = 0;     //  a new session: the broker holds nothing of ours
             return 0;
         }
     }
+}
+
+//  Before a new job: say HELLO again if the broker was lost or may have
+//  forgotten an idle client. Returns 0 or -1 (error set).
+int
+cpool_ready_for_job (dp_pool_t *self)
+{
+    if (self->broken [0] || (self->nopen == 0 && zclock_mono () - self->last_send_ms >= 2 * self->hb_ms))
+        return s_handshake (self);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -179,7 +204,7 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     char err [512];
     self->broker = dp_broker_new (&bopts, self->endpoint, sizeof self->endpoint, err, sizeof err);
     if (!self->broker) {
-        s_set_error ("cannot start the embedded pool: %s", err);
+        client_set_error ("cannot start the embedded pool: %s", err);
         return -1;
     }
     return 0;
@@ -193,6 +218,9 @@ dp_pool_open (const dp_pool_opts_t *opts)
     self->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     self->hb_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : DEFAULT_HB_MS;
     dp_msg_init (&self->msg, 0);
+    jlink_init (&self->all);
+    jlink_init (&self->open);
+    jlink_init (&self->feed);
     const char *endpoint = opts && opts->endpoint ? opts->endpoint : getenv ("DPOOL_BROKER");
     if (endpoint && *endpoint)
         snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
@@ -203,7 +231,7 @@ dp_pool_open (const dp_pool_opts_t *opts)
     }
     self->sock = zsock_new (ZMQ_DEALER);
     if (!self->sock) {
-        s_set_error ("cannot create a socket: %s", zmq_strerror (errno));
+        client_set_error ("cannot create a socket: %s", zmq_strerror (errno));
         dp_pool_close (&self);
         return NULL;
     }
@@ -213,7 +241,7 @@ dp_pool_open (const dp_pool_opts_t *opts)
     zsock_set_rcvhwm (self->sock, 0);
     zsock_set_maxmsgsize (self->sock, DP_MAX_FRAME);
     if (zmq_connect (self->handle, self->endpoint) != 0) {
-        s_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
+        client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         dp_pool_close (&self);
         return NULL;
     }
@@ -230,429 +258,205 @@ dp_pool_close (dp_pool_t **self_p)
     dp_pool_t *self = *self_p;
     if (!self)
         return;
+    //  open jobs fail (their owners' hooks run); the owners keep their
+    //  handles, which no longer point here
+    self->pumping++;
+    cpool_fail_all (self, DP_ERR_POOL, "pool closed");
+    while (!jlink_empty (&self->all)) {
+        dp_job_t *job = jlink_entry (self->all.next, dp_job_t, all);
+        jlink_remove (&job->all);
+        job->pool = NULL;
+    }
     if (self->sock && !self->broken [0])
-        s_send_simple (self, DP_CMD_BYE, 0);
+        cpool_send_simple (self, DP_CMD_BYE, 0);
     zsock_destroy (&self->sock);
     dp_broker_destroy (&self->broker);
     dp_msg_reset (&self->msg);
+    free (self->table);
     free (self);
     *self_p = NULL;
-}
-
-//  --------------------------------------------------------------------------
-//  Jobs
-
-//  State of one running job.
-typedef struct {
-    dp_pool_t *pool;
-    const dp_job_opts_t *opts;
-    uint32_t id;
-    dp_input_fn *input;
-    dp_output_fn *output;
-    void *arg;
-    uint64_t sent, answered, failed;
-    bool input_done, input_later, end_sent, aborted, done;
-    uint32_t probes;            //  single-item batches sent before a measure
-    double ns_per_item;         //  measured task time per item (0: none yet)
-    //  bytes in flight: a FIFO of batch sizes, popped as items are answered
-    uint64_t *fifo_bytes; uint32_t *fifo_n; size_t fifo_head, fifo_tail, fifo_cap;
-    uint64_t bytes_out, fifo_answered;
-    dp_batch_t batch;
-} job_t;
-
-static uint32_t
-s_chunk_size (job_t *job)
-{
-    dp_pool_t *pool = job->pool;
-    uint32_t n = job->opts->chunksize;
-    if (!n) {
-        if (job->ns_per_item <= 0)
-            n = 1;
-        else {
-            double want = CHUNK_TARGET_NS / job->ns_per_item;
-            n = want < 1 ? 1 : want > pool->batch_max ? pool->batch_max : (uint32_t) want;
-        }
-    }
-    return n > pool->batch_max ? pool->batch_max : n;
-}
-
-static void
-s_fifo_push (job_t *job, uint32_t n, uint64_t bytes)
-{
-    if (job->fifo_tail - job->fifo_head == job->fifo_cap) {
-        size_t cap = job->fifo_cap ? job->fifo_cap * 2 : 64;
-        uint64_t *b = (uint64_t *) zmalloc (cap * sizeof (uint64_t));
-        uint32_t *c = (uint32_t *) zmalloc (cap * sizeof (uint32_t));
-        for (size_t i = job->fifo_head; i < job->fifo_tail; i++) {
-            b [i - job->fifo_head] = job->fifo_bytes [i % job->fifo_cap];
-            c [i - job->fifo_head] = job->fifo_n [i % job->fifo_cap];
-        }
-        job->fifo_tail -= job->fifo_head;
-        job->fifo_head = 0;
-        free (job->fifo_bytes);
-        free (job->fifo_n);
-        job->fifo_bytes = b;
-        job->fifo_n = c;
-        job->fifo_cap = cap;
-    }
-    job->fifo_bytes [job->fifo_tail % job->fifo_cap] = bytes;
-    job->fifo_n [job->fifo_tail % job->fifo_cap] = n;
-    job->fifo_tail++;
-    job->bytes_out += bytes;
-}
-
-//  Items answered: release the bytes of the batches they complete.
-static void
-s_fifo_pop (job_t *job)
-{
-    while (job->fifo_head < job->fifo_tail) {
-        size_t at = job->fifo_head % job->fifo_cap;
-        if (job->fifo_answered + job->fifo_n [at] > job->answered)
-            break;
-        job->fifo_answered += job->fifo_n [at];
-        job->bytes_out -= job->fifo_bytes [at];
-        job->fifo_head++;
-    }
-}
-
-//  Read items into one batch and send it, within the window. Returns 0, or
-//  -1 when the input callback aborted.
-static int
-s_send_batch (job_t *job)
-{
-    dp_pool_t *pool = job->pool;
-    uint64_t room = pool->window - (job->sent - job->answered);
-    uint32_t want = s_chunk_size (job);
-    if (want > room)
-        want = (uint32_t) room;
-    while (job->batch.n < want && job->batch.size < BATCH_MAX_BYTES) {
-        const void *data = NULL;
-        size_t len = 0;
-        int rc = job->input (job->arg, &data, &len);
-        if (rc == 1 && len > DP_MAX_FRAME / 2) {
-            s_set_error ("item %llu is %zu bytes, over the limit of %u",
-                         (unsigned long long) (job->sent + job->batch.n), len, DP_MAX_FRAME / 2);
-            return -1;
-        }
-        if (rc == 1 && dp_batch_add (&job->batch, data, len) == 0)
-            continue;
-        if (rc == 0)
-            job->input_done = true;
-        else
-        if (rc == 2)
-            job->input_later = true;
-        else {
-            if (rc == 1)
-                s_set_error ("out of memory");
-            else
-                s_set_error ("job aborted by its input");
-            return -1;
-        }
-        break;
-    }
-    if (job->batch.n == 0)
-        return 0;
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_BATCH);
-    msg.job = job->id;
-    msg.first = job->sent;
-    uint64_t bytes = job->batch.size;
-    if (dp_batch_attach (&job->batch, &msg, false) != 0) {
-        s_set_error ("out of memory");
-        return -1;
-    }
-    job->sent += msg.n;
-    s_fifo_push (job, msg.n, bytes);
-    if (msg.n == 1 && job->ns_per_item <= 0)
-        job->probes++;
-    s_send (pool, &msg);
-    return 0;
-}
-
-//  May the job send another batch now?
-static bool
-s_can_send (job_t *job)
-{
-    dp_pool_t *pool = job->pool;
-    if (job->input_done || job->input_later || job->aborted)
-        return false;
-    if (job->sent - job->answered >= pool->window || job->bytes_out >= pool->wbytes)
-        return false;
-    if (!job->opts->chunksize && job->ns_per_item <= 0 && job->probes >= PROBE_BATCHES)
-        return false;
-    return true;
-}
-
-//  Deliver one RESULTS message to the output callback.
-static int
-s_on_results (job_t *job, dp_msg_t *msg)
-{
-    const uint8_t *data = dp_msg_data (msg);
-    size_t offset = 0;
-    for (uint32_t i = 0; i < msg->n; i++) {
-        uint32_t len = dp_msg_len (msg, i);
-        uint8_t status = dp_msg_status (msg, i);
-        job->failed += status != DP_ST_OK;
-        if (!job->aborted
-        &&  job->output (job->arg, msg->first + i, (dp_status_t) status, data + offset, len) != 0) {
-            s_set_error ("job aborted by its output");
-            job->aborted = true;
-        }
-        offset += len;
-    }
-    job->answered += msg->n;
-    s_fifo_pop (job);
-    if (msg->ns > 0 && msg->n > 0) {
-        double per = (double) msg->ns / msg->n;
-        job->ns_per_item = job->ns_per_item > 0 ? 0.7 * job->ns_per_item + 0.3 * per : per;
-    }
-    return 0;
-}
-
-//  Handle one message for the job. Returns 0, or -1 on a job error.
-static int
-s_job_message (job_t *job, dp_msg_t *msg)
-{
-    switch (msg->cmd) {
-        case DP_CMD_RESULTS:
-            if (msg->job == job->id)
-                s_on_results (job, msg);
-            return 0;
-        case DP_CMD_DONE:
-            if (msg->job == job->id)
-                job->done = true;
-            return 0;
-        case DP_CMD_ERROR:
-            if (msg->has_job && msg->job != job->id)
-                return 0;       //  about an earlier job
-            s_set_error ("%s", msg->text);
-            if (msg->code == DP_PROTO_ENOTREADY)
-                snprintf (job->pool->broken, sizeof job->pool->broken, "%s", msg->text);
-            return -1;
-        default:
-            return 0;
-    }
-}
-
-//  Cancel the job and wait (bounded) for the broker's DONE, so the next
-//  job starts clean.
-static void
-s_job_cancel (job_t *job)
-{
-    dp_pool_t *pool = job->pool;
-    s_send_simple (pool, DP_CMD_CANCEL, job->id);
-    int64_t deadline = zclock_mono () + pool->timeout_ms;
-    job->aborted = true;
-    while (!job->done && zclock_mono () < deadline) {
-        int rc = s_recv (pool, 100, -1);
-        if (rc < 0)
-            break;
-        if (rc == 1 && s_job_message (job, &pool->msg) != 0)
-            break;
-    }
-}
-
-//  The job's main loop: keep the window full, take results, heartbeat.
-static long
-s_job_run (job_t *job)
-{
-    dp_pool_t *pool = job->pool;
-    while (!job->done) {
-        if (job->opts->cancel && *job->opts->cancel) {
-            s_set_error ("job cancelled");
-            s_job_cancel (job);
-            return -1;
-        }
-        while (s_can_send (job))
-            if (s_send_batch (job) != 0) {
-                s_job_cancel (job);
-                return -1;
-            }
-        if (job->input_done && !job->end_sent) {
-            dp_msg_t msg;
-            dp_msg_init (&msg, DP_CMD_END);
-            msg.job = job->id;
-            msg.total = job->sent;
-            s_send (pool, &msg);
-            job->end_sent = true;
-        }
-        int fd = job->input_later && job->opts->has_input_fd ? job->opts->input_fd : -1;
-        int wait = job->input_later && fd < 0 ? 1 : pool->hb_ms;
-        int rc = s_recv (pool, wait, fd);
-        if (rc < 0) {
-            s_set_error ("%s", pool->broken);
-            return -1;
-        }
-        if (rc == 1 && s_job_message (job, &pool->msg) != 0)
-            return -1;
-        if (job->aborted) {
-            s_job_cancel (job);
-            return -1;
-        }
-        //  drain what else is there without waiting
-        while (!job->done && rc == 1 && (rc = s_recv (pool, 0, -1)) == 1)
-            if (s_job_message (job, &pool->msg) != 0)
-                return -1;
-        job->input_later = false;
-    }
-    return (long) job->failed;
-}
-
-long
-dp_map_stream (dp_pool_t *self, const char *task, const dp_job_opts_t *opts,
-               dp_input_fn *input, dp_output_fn *output, void *arg)
-{
-    static const dp_job_opts_t defaults = { 0 };
-    if (!self || !task || !input || !output || !*task || strlen (task) > DP_MAX_NAME) {
-        s_set_error ("invalid arguments (task name must be 1..%d characters)", DP_MAX_NAME);
-        return -1;
-    }
-    //  after a long idle time the broker has forgotten us: say HELLO again
-    if (self->broken [0] || zclock_mono () - self->last_send_ms >= 2 * self->hb_ms)
-        if (s_handshake (self) != 0)
-            return -1;
-    job_t job = { .pool = self, .opts = opts ? opts : &defaults, .id = ++self->next_job,
-                  .input = input, .output = output, .arg = arg };
-    dp_batch_init (&job.batch);
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_JOB);
-    msg.job = job.id;
-    snprintf (msg.task, sizeof msg.task, "%s", task);
-    msg.ordered = !job.opts->unordered;
-    msg.attempts = job.opts->max_attempts;
-    msg.chunksize = job.opts->chunksize;
-    s_send (self, &msg);
-    long rc = s_job_run (&job);
-    dp_batch_clear (&job.batch);
-    free (job.fifo_bytes);
-    free (job.fifo_n);
-    return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  Blocking map over an array
-
-struct dp_results {
-    size_t n;
-    uint64_t *offset;
-    uint32_t *len;
-    uint8_t *status;
-    char *arena;
-    size_t size, cap;
-};
-
-typedef struct {
-    const dp_item_t *items;
-    size_t n, next;
-    dp_results_t *results;
-} map_state_t;
-
-static int
-s_map_input (void *arg, const void **data, size_t *len)
-{
-    map_state_t *state = (map_state_t *) arg;
-    if (state->next == state->n)
-        return 0;
-    *data = state->items [state->next].data;
-    *len = state->items [state->next].len;
-    state->next++;
-    return 1;
-}
-
-static int
-s_map_output (void *arg, uint64_t index, dp_status_t status, const void *data, size_t len)
-{
-    dp_results_t *r = ((map_state_t *) arg)->results;
-    if (index >= r->n)
-        return -1;
-    if (r->size + len + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->size + len + 1)
-            cap *= 2;
-        char *arena = (char *) realloc (r->arena, cap);
-        if (!arena)
-            return -1;
-        r->arena = arena;
-        r->cap = cap;
-    }
-    memcpy (r->arena + r->size, data, len);
-    r->arena [r->size + len] = 0;
-    r->offset [index] = r->size;
-    r->len [index] = (uint32_t) len;
-    r->status [index] = (uint8_t) status;
-    r->size += len + 1;
-    return 0;
-}
-
-long
-dp_map (dp_pool_t *self, const char *task, const dp_item_t *items, size_t n,
-        const dp_job_opts_t *opts, dp_results_t **results)
-{
-    if (!results || (n && !items)) {
-        s_set_error ("invalid arguments");
-        return -1;
-    }
-    *results = NULL;
-    dp_results_t *r = (dp_results_t *) zmalloc (sizeof (dp_results_t));
-    r->n = n;
-    r->offset = (uint64_t *) zmalloc ((n + 1) * sizeof (uint64_t));
-    r->len = (uint32_t *) zmalloc ((n + 1) * sizeof (uint32_t));
-    r->status = (uint8_t *) zmalloc (n + 1);
-    map_state_t state = { items, n, 0, r };
-    long rc = dp_map_stream (self, task, opts, s_map_input, s_map_output, &state);
-    if (rc < 0)
-        dp_results_destroy (&r);
-    *results = r;
-    return rc;
 }
 
 size_t
-dp_results_count (const dp_results_t *self)
+dp_pool_jobs (const dp_pool_t *self)
 {
-    return self ? self->n : 0;
+    return self ? self->nopen : 0;
 }
 
-dp_status_t
-dp_results_status (const dp_results_t *self, size_t index)
+//  --------------------------------------------------------------------------
+//  Open jobs by id: open addressing, linear probing, backward-shift delete
+
+static size_t
+s_hash (uint32_t id, size_t cap)
 {
-    return self && index < self->n ? (dp_status_t) self->status [index] : DP_ERR_NOWORKER;
+    return (size_t) (id * 2654435761u) & (cap - 1);
 }
 
-const void *
-dp_results_data (const dp_results_t *self, size_t index, size_t *len)
+static void
+s_table_grow (dp_pool_t *self)
 {
-    if (!self || index >= self->n || !self->arena) {
-        if (len)
-            *len = 0;
-        return "";
-    }
-    if (len)
-        *len = self->len [index];
-    return self->arena + self->offset [index];
-}
-
-long
-dp_results_first_failure (const dp_results_t *self, const char **reason)
-{
-    for (size_t i = 0; self && i < self->n; i++)
-        if (self->status [i] != DP_OK) {
-            if (reason)
-                *reason = (const char *) dp_results_data (self, i, NULL);
-            return (long) i;
+    size_t cap = self->table_cap ? self->table_cap * 2 : 64;
+    dp_job_t **table = (dp_job_t **) zmalloc (cap * sizeof (dp_job_t *));
+    for (size_t i = 0; i < self->table_cap; i++)
+        if (self->table [i]) {
+            size_t at = s_hash (self->table [i]->id, cap);
+            while (table [at])
+                at = (at + 1) & (cap - 1);
+            table [at] = self->table [i];
         }
-    return -1;
+    free (self->table);
+    self->table = table;
+    self->table_cap = cap;
 }
 
 void
-dp_results_destroy (dp_results_t **self_p)
+cpool_table_insert (dp_pool_t *self, dp_job_t *job)
 {
-    dp_results_t *self = *self_p;
-    if (!self)
+    if ((self->table_count + 1) * 2 > self->table_cap)
+        s_table_grow (self);
+    size_t at = s_hash (job->id, self->table_cap);
+    while (self->table [at])
+        at = (at + 1) & (self->table_cap - 1);
+    self->table [at] = job;
+    self->table_count++;
+}
+
+dp_job_t *
+cpool_table_lookup (dp_pool_t *self, uint32_t id)
+{
+    if (!self->table_cap)
+        return NULL;
+    size_t mask = self->table_cap - 1;
+    for (size_t at = s_hash (id, self->table_cap); self->table [at]; at = (at + 1) & mask)
+        if (self->table [at]->id == id)
+            return self->table [at];
+    return NULL;
+}
+
+void
+cpool_table_remove (dp_pool_t *self, dp_job_t *job)
+{
+    if (!self->table_cap)
         return;
-    free (self->offset);
-    free (self->len);
-    free (self->status);
-    free (self->arena);
-    free (self);
-    *self_p = NULL;
+    size_t mask = self->table_cap - 1;
+    size_t at = s_hash (job->id, self->table_cap);
+    while (self->table [at] && self->table [at] != job)
+        at = (at + 1) & mask;
+    if (!self->table [at])
+        return;
+    self->table [at] = NULL;
+    self->table_count--;
+    //  shift back the entries of the probe run that follows the hole, so
+    //  every entry stays reachable from its home slot
+    size_t hole = at;
+    for (size_t next = (hole + 1) & mask; self->table [next]; next = (next + 1) & mask) {
+        size_t home = s_hash (self->table [next]->id, self->table_cap);
+        bool stays = hole <= next ? (home > hole && home <= next)
+                                  : (home > hole || home <= next);
+        if (!stays) {
+            self->table [hole] = self->table [next];
+            self->table [next] = NULL;
+            hole = next;
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The pump
+
+//  Fail every open job (the broker is lost, or the pool closes). Each job
+//  leaves the open list before its owner's hook runs, and the hook may
+//  free it, so always take the head again.
+void
+cpool_fail_all (dp_pool_t *self, dp_status_t status, const char *text)
+{
+    while (!jlink_empty (&self->open)) {
+        dp_job_t *job = jlink_entry (self->open.next, dp_job_t, open);
+        cjob_fail (job, status, text);
+    }
+}
+
+//  Cancel flags set by the caller (dp_job_opts_t.cancel): such a job ends
+//  at once, as dp_map_stream always did.
+static void
+s_check_cancel_flags (dp_pool_t *self)
+{
+    jlink_t *l = self->open.next;
+    while (l != &self->open) {
+        dp_job_t *job = jlink_entry (l, dp_job_t, open);
+        l = l->next;
+        if (job->opts.cancel && *job->opts.cancel) {
+            cjob_fail (job, DP_ERR_CANCELLED, "job cancelled");
+            l = self->open.next;    //  hooks may have changed the list
+        }
+    }
+}
+
+//  One engine step: feed input, wait up to wait_ms (< 0: one heartbeat
+//  interval) for the broker, take what arrived. Returns 0, or -1 when the
+//  pool is broken (every open job has then failed).
+int
+cpool_pump (dp_pool_t *self, int wait_ms)
+{
+    if (self->broken [0])
+        return -1;
+    self->pumping++;
+    self->interrupted = false;
+    s_check_cancel_flags (self);
+    cjob_feed_all (self);
+    int fds [MAX_INPUT_FDS], nfds = 0;
+    if (cjob_has_input_later (self, fds, &nfds, MAX_INPUT_FDS) && (wait_ms < 0 || wait_ms > 1))
+        wait_ms = 1;                //  an input with no fd to wait on: ask it again soon
+    int rc = s_recv (self, wait_ms, fds, nfds);
+    for (int count = 0; rc == 1; count++) {
+        cjob_on_message (self, &self->msg);
+        rc = count < DRAIN_MAX ? s_try_recv (self) : 0;
+    }
+    dp_msg_reset (&self->msg);
+    if (rc < 0)
+        cpool_fail_all (self, DP_ERR_POOL, self->broken);
+    self->pumping--;
+    return self->broken [0] ? -1 : 0;
+}
+
+//  May the caller wait on the pool now? Not from inside a callback.
+bool
+cpool_check_caller (dp_pool_t *self)
+{
+    if (self && self->pumping) {
+        client_set_error ("dpool: a waiting call was made from inside a callback");
+        return false;
+    }
+    return true;
+}
+
+//  Absolute deadline for a timeout in ms (< 0: none).
+int64_t
+cpool_deadline (int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+}
+
+//  Milliseconds left until a deadline (-1: no deadline), at least 0.
+int
+cpool_wait_left (int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - zclock_mono ();
+    return left > 0 ? (int) (left > INT32_MAX ? INT32_MAX : left) : 0;
+}
+
+int
+dp_pool_poll (dp_pool_t *self, int timeout_ms)
+{
+    if (!self || !cpool_check_caller (self))
+        return -1;
+    if (self->broken [0] && self->nopen == 0)
+        return 0;                   //  nothing to lose; the next job says HELLO
+    if (cpool_pump (self, timeout_ms) != 0) {
+        client_set_error ("%s", self->broken);
+        return -1;
+    }
+    return 0;
 }

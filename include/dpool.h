@@ -20,6 +20,22 @@
     DPOOL_BROKER from the environment) or an embedded one — a broker thread
     inside the calling process with local worker processes it starts.
     A pool object is not thread-safe: use it from one thread at a time.
+
+    Several jobs may run at once on one pool — iterators (dp_imap), futures
+    (dp_submit, dp_map_async), callback jobs (dp_job_start) and blocking
+    maps — and share the broker's window fairly. There is no background
+    thread: a pool makes progress (sends input, takes results, runs
+    callbacks, heartbeats) only inside the calls that wait on it: dp_map,
+    dp_map_stream, dp_starmap, dp_iter_next, dp_future_wait, dp_future_done,
+    dp_job_wait and dp_pool_poll. A program that leaves a pool alone for
+    longer than 3 x heartbeat_ms (default 3 s) while jobs are open loses
+    them (the broker takes the client for dead): call dp_pool_poll now and
+    then, or open the pool with a larger heartbeat_ms.
+
+    Callbacks (input, output, dp_future_on_done) run inside those calls.
+    From a callback you may start jobs, submit, cancel, read progress and
+    destroy futures, but not wait: a waiting call made from a callback
+    returns an error ("called from inside a callback").
     =========================================================================
 */
 #ifndef DPOOL_H_INCLUDED
@@ -40,16 +56,28 @@ extern "C" {
 
 typedef struct dp_pool dp_pool_t;
 typedef struct dp_results dp_results_t;
+typedef struct dp_job dp_job_t;
+typedef struct dp_iter dp_iter_t;
+typedef struct dp_future dp_future_t;
 
-//  Status of one item.
+//  Status of one item: its kind of failure. A failed item's data is a
+//  message ("item is fail", "worker died: SIGSEGV, 3 attempts", ...).
 typedef enum {
     DP_OK           = 0,    //  the task's result
     DP_ERR_TASK     = 1,    //  the task failed; the message says why
     DP_ERR_DIED     = 2,    //  it killed its worker max_attempts times
+                            //  (the message names the signal)
     DP_ERR_TIMEOUT  = 3,    //  it outlived the job's timeout
     DP_ERR_CANCELLED= 4,    //  the job was cancelled before it ran
-    DP_ERR_NOWORKER = 5     //  no worker has the task
+    DP_ERR_NOWORKER = 5,    //  no worker has the task
+    DP_ERR_POOL     = 6,    //  the pool failed first (broker lost, pool
+                            //  closed): never sent by a broker
+    DP_PENDING      = 7     //  not answered yet (futures)
 } dp_status_t;
+
+//  Returned by the waiting calls (dp_iter_next, dp_job_wait) when their
+//  timeout passed, or a signal interrupted the wait, before the answer.
+#define DP_TIMEOUT  (-2)
 
 typedef struct {
     const char *endpoint;   //  broker endpoint; NULL: $DPOOL_BROKER, else embedded
@@ -65,13 +93,19 @@ typedef struct {
     size_t len;
 } dp_item_t;
 
+//  Options of one job; all zero is the default. Fields may be added at the
+//  end: initialise with `= { 0 }` or designated initialisers.
 typedef struct {
     uint32_t chunksize;     //  items per chunk; 0: automatic
     uint32_t max_attempts;  //  per item, counted when it kills a worker; 0: 3
     bool unordered;         //  deliver results as they arrive
-    bool has_input_fd;      //  dp_map_stream: when input returns 2, also wait
+    bool has_input_fd;      //  lazy input: when input returns 2, also wait
     int input_fd;           //  for this fd to become readable
     volatile int *cancel;   //  if set, the job is cancelled once *cancel != 0
+    uint32_t timeout_ms;    //  per-item task timeout; 0: none (brokers that
+                            //  do not implement JOB.timeout ignore it)
+    uint32_t weight;        //  share of the workers and of the pool's window
+                            //  against the other jobs; 0: 1
 } dp_job_opts_t;
 
 //  Open a pool. With opts NULL or opts->endpoint NULL, uses $DPOOL_BROKER if
@@ -80,17 +114,38 @@ typedef struct {
 dp_pool_t *dp_pool_open (const dp_pool_opts_t *opts);
 
 //  Close the pool (stops an embedded broker and its workers) and null the
-//  caller's pointer.
+//  caller's pointer. Jobs still running fail with DP_ERR_POOL "pool closed"
+//  (their futures' on_done callbacks run here); iterators, futures and jobs
+//  of the pool must still be destroyed by their owner, before or after.
 void dp_pool_close (dp_pool_t **self_p);
 
-//  Reason for the last failure of dp_pool_open, dp_map or dp_map_stream in
-//  this thread (never NULL).
+//  Make progress on every job of the pool: send input the window allows,
+//  take results, run callbacks. Waits up to timeout_ms for a message from
+//  the broker (0: take what is there and return; -1: wait for one).
+//  Returns 0, or -1 if the pool failed (its jobs then failed with
+//  DP_ERR_POOL) or when called from inside a callback.
+int dp_pool_poll (dp_pool_t *self, int timeout_ms);
+
+//  Jobs of the pool not finished yet (cancelled ones count until the
+//  broker confirms them).
+size_t dp_pool_jobs (const dp_pool_t *self);
+
+//  Reason for the last failure of a dpool call in this thread (never NULL).
 const char *dp_strerror_last (void);
+
+//  Name of a status ("ok", "task failed", ...).
+const char *dp_status_name (dp_status_t status);
+
+
+//  --------------------------------------------------------------------------
+//  Blocking map over an array
 
 //  Ordered, blocking map. On success *results holds n results (owned by the
 //  caller, see dp_results_*) and the return is the number of failed items
-//  (0 = all succeeded). Returns -1 on a pool error (broker lost, unknown
-//  task with no worker at all, bad arguments): no results then.
+//  (0 = all succeeded): like Pool.map raising its first exception, see
+//  dp_results_first_failure for the first failed item, its kind and
+//  message. Returns -1 on a pool error (broker lost, unknown task with no
+//  worker at all, bad arguments): no results then.
 long dp_map (dp_pool_t *self, const char *task, const dp_item_t *items,
              size_t n, const dp_job_opts_t *opts, dp_results_t **results);
 
@@ -101,27 +156,170 @@ dp_status_t dp_results_status (const dp_results_t *self, size_t index);
 const void *dp_results_data (const dp_results_t *self, size_t index, size_t *len);
 //  Index of the first failed item, or -1 if none; its message with *reason.
 long dp_results_first_failure (const dp_results_t *self, const char **reason);
+//  Number of failed items (status other than DP_OK).
+size_t dp_results_failed (const dp_results_t *self);
 void dp_results_destroy (dp_results_t **self_p);
 
-//  Streaming map with lazy input. `input` is called for the next item when
-//  the flow-control window has room: it sets *data/*len (the bytes must stay
-//  valid until the next call) and returns 1, or returns 0 at the end of the
-//  input, or -1 to abort the job, or 2 when no item is ready yet (the pool
-//  then waits for results, or for opts->input_fd to become readable, and
-//  asks again). `output` is called once per item, in input
-//  order (or as results arrive with opts->unordered); `data` is valid during
-//  the call only; returning non-zero aborts the job.
-//  Returns the number of failed items, or -1 on a pool error or abort.
+
+//  --------------------------------------------------------------------------
+//  Streaming map with callbacks
+
+//  Lazy input: `input` is called for the next item only when the pool's
+//  window has room: it sets *data/*len (the bytes must stay valid until the
+//  next call) and returns 1, or returns 0 at the end of the input, or -1 to
+//  abort the job, or 2 when no item is ready yet (the pool then waits for
+//  results, or for opts->input_fd to become readable, and asks again).
+//  `output` is called once per item, in input order (or as results arrive
+//  with opts->unordered); `data` is valid during the call only (a NUL byte
+//  follows it); returning non-zero aborts the job.
 typedef int (dp_input_fn) (void *arg, const void **data, size_t *len);
 typedef int (dp_output_fn) (void *arg, uint64_t index, dp_status_t status,
                             const void *data, size_t len);
 
+//  Blocking streaming map. Returns the number of failed items, or -1 on a
+//  pool error, a cancel (opts->cancel) or an abort by a callback.
 long dp_map_stream (dp_pool_t *self, const char *task,
                     const dp_job_opts_t *opts, dp_input_fn *input,
                     dp_output_fn *output, void *arg);
 
-//  Name of a status ("ok", "task failed", ...).
-const char *dp_status_name (dp_status_t status);
+//  The same job, started without waiting: the callbacks run inside later
+//  pool calls (dp_job_wait, dp_pool_poll, or waits on other jobs). Returns
+//  NULL on a pool error (dp_strerror_last says why).
+dp_job_t *dp_job_start (dp_pool_t *pool, const char *task,
+                        const dp_job_opts_t *opts, dp_input_fn *input,
+                        dp_output_fn *output, void *arg);
+
+//  Wait up to timeout_ms (-1: no limit) for the job to finish. Returns what
+//  dp_map_stream returns (failed items >= 0, or -1 with dp_strerror_last
+//  set) once it has finished, or DP_TIMEOUT.
+long dp_job_wait (dp_job_t *job, int timeout_ms);
+
+//  Cancel the job: no more input is read or dispatched; items not yet run
+//  are answered DP_ERR_CANCELLED through the output callback, then the job
+//  finishes. Returns 0, or -1 if it had already finished.
+int dp_job_cancel (dp_job_t *job);
+
+//  Progress of a job, filled by dp_job_progress, dp_iter_progress and
+//  dp_future_progress. Never fails on a valid handle (returns 0).
+typedef struct {
+    uint64_t sent;          //  items read from the input and sent
+    uint64_t done;          //  items answered (ok or failed)
+    uint64_t failed;        //  of which failed
+    uint64_t total;         //  items in the job once known, else 0
+    bool total_known;       //  the input has ended (or was an array)
+    bool finished;          //  every item answered, or the job failed
+    double elapsed_s;       //  since the job started
+    double rate;            //  items answered per second, recently
+    double eta_s;           //  seconds left at that rate; -1: unknown
+} dp_progress_t;
+
+int dp_job_progress (const dp_job_t *job, dp_progress_t *progress);
+
+//  Destroy the job handle and null the pointer; an unfinished job is
+//  cancelled first (its output callback is not called again).
+void dp_job_destroy (dp_job_t **job_p);
+
+
+//  --------------------------------------------------------------------------
+//  Iterators: imap and imap_unordered
+
+//  One result of an iterator. `data` (followed by a NUL byte) stays valid
+//  until the next dp_iter_next or dp_iter_destroy.
+typedef struct {
+    uint64_t index;         //  0-based index of the item in the input
+    dp_status_t status;     //  DP_OK, or the kind of failure
+    const void *data;       //  result bytes, or the failure's message
+    size_t len;
+} dp_result_t;
+
+//  Start a job over lazy input (see dp_input_fn; `arg` is its argument) and
+//  return an iterator over its results, in input order (dp_imap) or as they
+//  arrive (dp_imap_unordered). Results are buffered only up to the pool's
+//  window: the input is read as the caller takes results. Returns NULL on a
+//  pool error (dp_strerror_last says why).
+dp_iter_t *dp_imap (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts,
+                    dp_input_fn *input, void *arg);
+dp_iter_t *dp_imap_unordered (dp_pool_t *pool, const char *task,
+                              const dp_job_opts_t *opts, dp_input_fn *input, void *arg);
+
+//  The same over an array of n items (not copied: they must stay valid
+//  until the iterator has ended or is destroyed).
+dp_iter_t *dp_imap_items (dp_pool_t *pool, const char *task, const dp_item_t *items,
+                          size_t n, const dp_job_opts_t *opts);
+
+//  Next result, waiting up to timeout_ms (-1: no limit). Returns 1 with a
+//  result in *out, 0 at the end (every item was delivered), DP_TIMEOUT,
+//  or -1 if the job failed as a whole (broker lost, no worker has the
+//  task, input aborted; dp_strerror_last says why).
+int dp_iter_next (dp_iter_t *self, dp_result_t *out, int timeout_ms);
+
+//  Cancel: no more input is read or dispatched; dp_iter_next goes on
+//  with the results that come back, items not run as DP_ERR_CANCELLED,
+//  then 0. Returns 0, or -1 if the job had already finished.
+int dp_iter_cancel (dp_iter_t *self);
+
+int dp_iter_progress (const dp_iter_t *self, dp_progress_t *progress);
+
+//  Destroy the iterator and null the pointer; an unfinished job is
+//  cancelled (the pool drops its remaining results).
+void dp_iter_destroy (dp_iter_t **self_p);
+
+
+//  --------------------------------------------------------------------------
+//  Futures: one call, or a whole map, running while the caller goes on
+
+//  Submit one call of `task` on the item (copied). Messages are pipelined:
+//  a submit does not wait for the broker. Returns NULL on a pool error.
+dp_future_t *dp_submit (dp_pool_t *pool, const char *task, const void *data,
+                        size_t len, const dp_job_opts_t *opts);
+
+//  Submit a map of task over n items (not copied: they must stay valid
+//  until the future is done or destroyed). Returns NULL on a pool error.
+dp_future_t *dp_map_async (dp_pool_t *pool, const char *task,
+                           const dp_item_t *items, size_t n, const dp_job_opts_t *opts);
+
+//  Wait up to timeout_ms (-1: no limit; 0: just look) for the future.
+//  Returns 0 when it is done (successfully or not: see dp_future_status),
+//  1 on timeout (or a signal interrupted the wait), -1 when called from
+//  inside a callback.
+int dp_future_wait (dp_future_t *self, int timeout_ms);
+
+//  Is the future done? Takes the results already arrived (no waiting).
+bool dp_future_done (dp_future_t *self);
+
+//  Once done: DP_OK when the call (every item of a map) succeeded; else the
+//  kind of failure: of the call, of a map's first failed item, or of the
+//  whole job (DP_ERR_NOWORKER, DP_ERR_POOL, DP_ERR_CANCELLED). DP_PENDING
+//  while not done.
+dp_status_t dp_future_status (const dp_future_t *self);
+
+//  Once done: dp_submit's result bytes, or the failure's message (for a map:
+//  the first failure's message, "" if none). NUL-terminated, valid until
+//  the future is destroyed. "" while not done.
+const void *dp_future_data (const dp_future_t *self, size_t *len);
+
+//  Once done: the results, one per item (one for dp_submit), owned by the
+//  future. NULL while not done, or when the job failed as a whole.
+const dp_results_t *dp_future_results (const dp_future_t *self);
+
+//  Cancel: the future is done at once with DP_ERR_CANCELLED for every item
+//  not answered yet (results already in are kept), and the broker stops
+//  dispatching its items. Returns 0, or -1 if it was already done.
+int dp_future_cancel (dp_future_t *self);
+
+//  Call `fn (future, arg)` once when the future is done. It runs inside the
+//  pool call that completes the future: a wait on any job of the pool
+//  (dp_future_wait, dp_future_done, dp_iter_next, dp_job_wait, dp_map,
+//  dp_pool_poll), dp_future_cancel, or dp_pool_close; or here, before
+//  dp_future_on_done returns, if the future is already done. The callback
+//  may destroy the future. A second call replaces the callback. Returns 0.
+typedef void (dp_future_fn) (dp_future_t *future, void *arg);
+int dp_future_on_done (dp_future_t *self, dp_future_fn *fn, void *arg);
+
+int dp_future_progress (const dp_future_t *self, dp_progress_t *progress);
+
+//  Destroy the future and null the pointer; one not done is cancelled.
+void dp_future_destroy (dp_future_t **self_p);
 
 #ifdef __cplusplus
 }
