@@ -37,6 +37,10 @@ typedef struct {
 //  Installs its own SIGTERM/SIGINT handlers. Returns an exit code above.
 int dp_worker_run (const dp_worker_opts_t *opts);
 
+//  Run a worker node: start and supervise `jobs` worker processes (this
+//  program with --child) until SIGTERM/SIGINT. Returns an exit code.
+int dp_node_run (const dp_worker_opts_t *opts, int jobs);
+
 //  Load the modules and print the task names, one per line (for `--check`
 //  and the broker's start-up check). Returns DP_WORKER_EXIT_OK or _CONFIG.
 int dp_worker_check (const char *const *modules, size_t nmodules);

@@ -9,6 +9,7 @@
 #include "dpool.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,7 +39,17 @@ s_usage (FILE *out)
         "                          without a message\n"
         "      --local             started by a broker: exit with it, on BYE, or when it\n"
         "                          goes silent (instead of reconnecting with backoff)\n"
-        "  -j, --jobs N            worker processes to supervise (only 1 for now)\n"
+        "  -j, --jobs N            run as a worker node: start and supervise N worker\n"
+        "                          processes (restarted when they die; they die with\n"
+        "                          the node); the node reports their deaths and what\n"
+        "                          they were running to the broker, and kills an item\n"
+        "                          that outlives its job's timeout\n"
+        "      --max-tasks-per-child N  a worker process exits after N items and is\n"
+        "                          replaced (with -j, or under a broker)\n"
+        "      --mem-limit MB      limit each worker process's address space\n"
+        "                          (RLIMIT_AS); an item that exhausts it is reported\n"
+        "                          \"out of memory\"\n"
+        "      --child             started by a node (internal): die with it\n"
         "      --check             load the modules, print the task names one per line\n"
         "                          and exit (0, or 78 if a module does not load)\n"
         "  -v, --verbose           log sessions to stderr (repeat for more)\n"
@@ -87,9 +98,11 @@ s_bad_usage (const char *format, ...)
 //  Returns S_GO, or an exit code when the program should stop now.
 
 static int
-s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, bool *check)
+s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, bool *check,
+         int *node_jobs)
 {
-    enum { OPT_CREDIT = 256, OPT_HEARTBEAT, OPT_LOCAL, OPT_CHECK };
+    enum { OPT_CREDIT = 256, OPT_HEARTBEAT, OPT_LOCAL, OPT_CHECK, OPT_CHILD, OPT_MAXTASKS,
+           OPT_MEMLIMIT };
     static const struct option options [] = {
         { "connect",   required_argument, NULL, 'c' },
         { "module",    required_argument, NULL, 'm' },
@@ -98,6 +111,9 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
         { "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
         { "local",     no_argument,       NULL, OPT_LOCAL },
         { "check",     no_argument,       NULL, OPT_CHECK },
+        { "child",     no_argument,       NULL, OPT_CHILD },
+        { "max-tasks-per-child", required_argument, NULL, OPT_MAXTASKS },
+        { "mem-limit", required_argument, NULL, OPT_MEMLIMIT },
         { "verbose",   no_argument,       NULL, 'v' },
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
@@ -117,11 +133,19 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
                 break;
             case 'j':
                 if (s_number (optarg, 1, 4096, &jobs))
-                    return s_bad_usage ("bad --jobs value '%s'", optarg);
-                if (jobs != 1) {
-                    fprintf (stderr, "dpool-worker: -j %s: not supported yet (only -j 1)\n", optarg);
-                    return DP_WORKER_EXIT_USAGE;
-                }
+                    return s_bad_usage ("bad --jobs value '%s' (1-4096)", optarg);
+                *node_jobs = (int) jobs;
+                break;
+            case OPT_CHILD:
+                opts->supervised = true;
+                break;
+            case OPT_MAXTASKS:
+                if (s_number (optarg, 1, UINT32_MAX, &opts->max_tasks))
+                    return s_bad_usage ("bad --max-tasks-per-child value '%s'", optarg);
+                break;
+            case OPT_MEMLIMIT:
+                if (s_number (optarg, 16, 1u << 22, &opts->mem_limit_mb))
+                    return s_bad_usage ("bad --mem-limit value '%s' (16 MiB or more)", optarg);
                 break;
             case OPT_CREDIT:
                 if (s_number (optarg, 1, 1024, &opts->credit))
@@ -162,12 +186,15 @@ main (int argc, char *argv [])
     const char *modules [S_MAX_MODULES];
     dp_worker_opts_t opts = { .modules = modules };
     bool check = false;
-    int code = s_parse (argc, argv, &opts, modules, &check);
+    int node_jobs = 0;
+    int code = s_parse (argc, argv, &opts, modules, &check, &node_jobs);
     if (code != S_GO)
         return code;
     if (check)
         return dp_worker_check (opts.modules, opts.nmodules);
     if (!opts.endpoint)
         return s_bad_usage ("--connect ENDPOINT is required");
+    if (node_jobs > 0)
+        return dp_node_run (&opts, node_jobs);
     return dp_worker_run (&opts);
 }
