@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# deploy/slurm/dpool.sbatch, really run: Slurm's variables are faked and a
+# fake `srun` on PATH runs the step's tasks on this machine, so the script
+# starts a real broker, real workers, runs a real `dpool map` / `dpool run`
+# and tears everything down. First on loopback; then (as root, with network
+# namespaces) on two emulated nodes: the script and the broker on node1, the
+# workers spread over node1 and node2, the broker address found from the node
+# name as on a cluster. Plus `bash -n` and shellcheck (where installed).
+# shellcheck disable=SC2016,SC2034  # check() evals its single-quoted condition
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+BIN=$(cd "${DPOOL_BIN:-$SRC/build/bin}" 2>/dev/null && pwd) || BIN=${DPOOL_BIN:-build/bin}
+SB="$SRC/deploy/slurm/dpool.sbatch"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+check () { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2" >&2; fi; }
+
+# --- static checks ------------------------------------------------------------
+check 'bash -n "$SB"' "bash -n dpool.sbatch"
+#   sbatch reads #SBATCH lines only before the first command
+first_cmd=$(grep -nvE '^[[:space:]]*(#|$)' "$SB" | head -1 | cut -d: -f1)
+last_sbatch=$(grep -n '^#SBATCH' "$SB" | tail -1 | cut -d: -f1)
+check '[ "$last_sbatch" -lt "$first_cmd" ]' "#SBATCH lines all before the first command"
+if command -v shellcheck >/dev/null 2>&1; then
+    check 'shellcheck -S warning "$SB" "$HERE/netns.sh" "$SRC/deploy/setup.sh" >&2' "shellcheck"
+else
+    echo "test_deploy: shellcheck not installed, skipping that check" >&2
+fi
+
+# --- a fake srun: the step's tasks as local processes ---------------------------
+mkdir -p "$T/bin"
+cat > "$T/bin/srun" <<'EOF'
+#!/usr/bin/env bash
+# fake srun: --ntasks=N tasks of the command, here (or spread round-robin over
+# the network namespaces in FAKE_SRUN_NODES); SIGTERM stops them all.
+echo "srun $*" >> "$FAKE_SRUN_LOG"
+ntasks=${SLURM_NTASKS:-1}
+while [ $# -gt 0 ]; do
+    case $1 in
+        --ntasks=*) ntasks=${1#*=} ;;
+        --*=*|--kill-on-bad-exit) ;;
+        *) break ;;
+    esac
+    shift
+done
+read -r -a nodes <<< "${FAKE_SRUN_NODES:-}"
+pids=()
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 0' TERM INT
+for (( i = 0; i < ntasks; i++ )); do
+    if [ ${#nodes[@]} -gt 0 ]; then
+        SLURM_PROCID=$i ip netns exec "${nodes[i % ${#nodes[@]}]}" "$@" &
+    else
+        SLURM_PROCID=$i "$@" &
+    fi
+    pids+=($!)
+done
+wait
+EOF
+chmod +x "$T/bin/srun"
+export FAKE_SRUN_LOG="$T/srun.log"
+
+free_port () {  # two free consecutive ports on loopback
+    local p
+    for _ in $(seq 1 50); do
+        p=$(( 30000 + RANDOM % 20000 ))
+        ss -Htln "sport = :$p or sport = :$((p + 1))" 2>/dev/null | grep -q . || { echo $p; return; }
+    done
+    echo 40000
+}
+CP=$(free_port) WP=$((CP + 1))
+sbatch_env=(env PATH="$T/bin:$PATH" DPOOL_BIN="$BIN" SLURM_JOB_ID=4242 SLURM_JOB_NUM_NODES=2
+            SLURM_NTASKS=3 SLURMD_NODENAME=fakenode DPOOL_ADDR=127.0.0.1
+            DPOOL_CLIENT_PORT=$CP DPOOL_WORKER_PORT=$WP DPOOL_TASK_WAIT=10000)
+leftovers () { pgrep -f -- "tcp://$1" | tr '\n' ' '; }
+seq 1 1000 | awk '{ print $1 * $1 }' > "$T/want.txt"
+
+# --- 1. loopback: dpool map as arguments ------------------------------------
+: > "$FAKE_SRUN_LOG"
+"${sbatch_env[@]}" bash "$SB" bash -c '
+    seq 1 1000 | dpool map square
+    for i in $(seq 1 50); do     # all 3 srun tasks are workers of this broker
+        [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -m testtasks")" -eq 3 ] && break
+        sleep 0.1
+    done
+    pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -m testtasks" > "'"$T"'/nworkers"
+    echo "$DPOOL_BROKER" > "'"$T"'/broker_env"' > "$T/out1.txt" 2> "$T/err1.txt"
+rc=$?
+check '[ $rc -eq 0 ]' "sbatch script with a dpool map: status $rc: $(cat "$T/err1.txt")"
+check 'cmp -s "$T/out1.txt" "$T/want.txt"' "1000 squares in order ($(wc -l < "$T/out1.txt") lines)"
+check '[ "$(cat "$T/broker_env" 2>/dev/null)" = "tcp://127.0.0.1:$CP" ]' "the command gets DPOOL_BROKER"
+check '[ "$(cat "$T/nworkers" 2>/dev/null)" = 3 ]' "one worker per Slurm task: $(cat "$T/nworkers" 2>/dev/null)"
+check 'grep -q -- "--nodes=2 --ntasks=3 " "$FAKE_SRUN_LOG"' "srun spans the allocation: $(cat "$FAKE_SRUN_LOG")"
+check 'grep -q -- " dpool-worker --connect tcp://127.0.0.1:$WP -m testtasks" "$FAKE_SRUN_LOG"' "srun runs the workers"
+sleep 0.2
+check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(leftovers "127.0.0.1:$WP")"
+
+# --- 2. DPOOL_COMMAND, dpool run, no modules, exit status passed on -----------
+: > "$FAKE_SRUN_LOG"
+"${sbatch_env[@]}" SLURM_NTASKS=2 DPOOL_MODULES="" \
+    DPOOL_COMMAND='printf "a\nb c\n" | dpool run -- echo x{}; exit 3' \
+    bash "$SB" > "$T/out2.txt" 2> "$T/err2.txt"
+rc=$?
+check '[ $rc -eq 3 ]' "the command's exit status is the script's: $rc"
+check '[ "$(cat "$T/out2.txt")" = "$(printf "xa\nxb c")" ]' "dpool run through DPOOL_COMMAND: $(cat "$T/out2.txt" "$T/err2.txt")"
+check '! grep -q -- " -m " "$FAKE_SRUN_LOG"' "DPOOL_MODULES empty: no -m"
+sleep 0.2
+check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(leftovers "127.0.0.1:$WP")"
+
+# --- 3. scancel: SIGTERM to the script mid-command ------------------------------
+"${sbatch_env[@]}" bash "$SB" sleep 60 > /dev/null 2> "$T/err3.txt" &
+job=$!
+for _ in $(seq 1 100); do
+    [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -m testtasks")" -eq 3 ] && break
+    sleep 0.1
+done
+check '[ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -m testtasks")" -eq 3 ]' "workers up before the cancel"
+t0=$(date +%s%N)
+kill -TERM $job
+wait $job
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check '[ $rc -eq 143 ]' "cancelled script exits 143: $rc"
+check '[ $ms -lt 5000 ]' "cancel handled at once: ${ms} ms"
+check '[ -z "$(leftovers "127.0.0.1:$WP")" ] && ! pgrep -fx "sleep 60" >/dev/null' \
+      "cancel leaves nothing running: $(leftovers "127.0.0.1:$WP")"
+
+# --- 4. errors --------------------------------------------------------------------
+: > "$FAKE_SRUN_LOG"
+#   192.0.2.1 (TEST-NET-1) is no address of this machine: bind fails, no packet sent
+"${sbatch_env[@]}" DPOOL_ADDR=192.0.2.1 timeout 60 bash "$SB" true > /dev/null 2> "$T/err4.txt"
+rc=$?
+check '[ $rc -eq 1 ] && grep -q "broker did not start" "$T/err4.txt"' "broker that cannot bind: status $rc: $(cat "$T/err4.txt")"
+check '[ ! -s "$FAKE_SRUN_LOG" ]' "no workers started without a broker"
+"${sbatch_env[@]}" bash "$SB" > /dev/null 2> "$T/err5.txt"
+rc=$?
+check '[ $rc -eq 1 ] && grep -q "no command" "$T/err5.txt"' "no command: status $rc"
+
+# --- 5. two emulated nodes in network namespaces ------------------------------
+# shellcheck source=tests/netns.sh
+source "$HERE/netns.sh"
+netns_setup node1 node2; rc=$?
+if [ $rc -eq 77 ]; then
+    echo "test_deploy: two-node part skipped (see above)" >&2
+elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
+    #   node names resolve to the nodes' addresses on both nodes, as on a cluster
+    ns_hosts node1 && ns_hosts node2
+    : > "$FAKE_SRUN_LOG"
+    ns_exec node1 env PATH="$T/bin:$PATH" DPOOL_BIN="$BIN" SLURM_JOB_ID=77 \
+        SLURM_JOB_NUM_NODES=2 SLURM_NTASKS=4 SLURMD_NODENAME=node1 DPOOL_TASK_WAIT=10000 \
+        FAKE_SRUN_NODES="$(ns_name node1) $(ns_name node2)" \
+        bash "$SB" bash -c '
+            seq 1 1000 | dpool map square > "$0/out6.txt"
+            #   where do the items run? each answers with its node address
+            seq 1 200 | dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" \
+                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"' "$T" \
+        > /dev/null 2> "$T/err6.txt"
+    rc=$?
+    check '[ $rc -eq 0 ]' "on two nodes: status $rc: $(cat "$T/err6.txt")"
+    check 'grep -q "broker tcp://10.251.0.1:20154, workers tcp://10.251.0.1:20155" "$T/err6.txt"' \
+          "broker bound to node1's address, ports from the job id: $(head -1 "$T/err6.txt")"
+    check 'cmp -s "$T/out6.txt" "$T/want.txt"' "1000 squares in order on two nodes"
+    check 'grep -q "10.251.0.1/24" "$T/where.txt" && grep -q "10.251.0.2/24" "$T/where.txt"' \
+          "items ran on both nodes: $(tr '\n' ' ' < "$T/where.txt")"
+    check '[ "$(awk "{ s += \$1 } END { print s }" "$T/where.txt")" = 200 ]' "200 dpool run results"
+    check '[ -z "$(ns_pids node1)$(ns_pids node2)" ]' "nothing left running on the nodes"
+    netns_teardown
+fi
+
+echo "test_deploy: $pass passed, $fail failed"
+[ $fail -eq 0 ]
