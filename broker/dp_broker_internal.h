@@ -76,6 +76,13 @@ struct job {
     uint64_t failed;
     int64_t created_ms;
     bool noworker;              //  failed for want of a worker with the task
+    uint32_t timeout_ms;        //  per item, absolute (0: none)
+    uint32_t tpct;              //  per item, % of the median item time (0: none)
+    uint32_t weight;            //  chunks per turn in the fair share (>= 1)
+    uint32_t turn;              //  chunks dispatched in the current turn
+    uint32_t samples [64];      //  recent per-item task times, µs (ring)
+    uint32_t nsamples;
+    uint32_t median_us;         //  of samples, refreshed every 8 new ones
     link_t chunks;              //  chunks not yet sent back, index order
     link_t pending;             //  chunks waiting for a worker
     link_t ready;               //  in broker->ready while pending is not empty

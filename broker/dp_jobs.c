@@ -123,6 +123,9 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     snprintf (self->task, sizeof self->task, "%s", msg->task);
     self->ordered = msg->ordered;
     self->max_attempts = msg->attempts ? msg->attempts : broker->opts.max_attempts;
+    self->timeout_ms = msg->timeout;
+    self->tpct = msg->tpct;
+    self->weight = msg->weight ? msg->weight : 1;
     self->created_ms = broker->now_ms;
     link_init (&self->chunks);
     link_init (&self->pending);
@@ -142,8 +145,21 @@ job_lookup (client_t *client, uint32_t id)
     return NULL;
 }
 
-//  Destroy a job. Chunks in flight stay with their workers as orphans and
-//  are freed when their RESULT arrives (or the worker is lost).
+//  Tell the worker running an orphaned chunk to stop it: the worker answers
+//  the rest as cancelled between items, and its supervisor kills it if one
+//  item runs on.
+static void
+s_abort (broker_t *broker, chunk_t *chunk)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ABORT);
+    msg.chunk = chunk->id;
+    broker_send_worker (broker, chunk->worker, &msg);
+}
+
+//  Destroy a job. Chunks in flight stay with their workers as orphans, are
+//  aborted there, and are freed when their RESULT arrives (or the worker is
+//  lost).
 void
 job_destroy (broker_t *broker, job_t **job_p)
 {
@@ -153,8 +169,10 @@ job_destroy (broker_t *broker, job_t **job_p)
     while (!link_empty (&self->chunks)) {
         chunk_t *chunk = link_entry (self->chunks.next, chunk_t, order);
         link_remove (&chunk->order);
-        if (chunk->worker)
+        if (chunk->worker) {
             chunk->job = NULL;
+            s_abort (broker, chunk);
+        }
         else
             s_chunk_destroy (&chunk);
     }
@@ -289,12 +307,55 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
             link_insert_before (&chunk->order, &twin->order);
             link_remove (&chunk->order);
             chunk->job = NULL;
+            s_abort (broker, chunk);
             chunk = twin;
         }
         s_chunk_fail (chunk, status, message);
     }
     link_remove (&self->ready);
     s_job_deliver (broker, self, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  Task times and timeouts
+
+static int
+s_cmp_u32 (const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Record a chunk's mean item time; refresh the median now and then (a
+//  sort of at most 64 values every 8 results: O(1) per chunk).
+static void
+s_job_sample (job_t *self, uint64_t ns, uint32_t n)
+{
+    if (!self->tpct || !n || !ns)
+        return;
+    uint64_t us = ns / n / 1000;
+    self->samples [self->nsamples++ % 64] = us > UINT32_MAX ? UINT32_MAX : (uint32_t) (us ? us : 1);
+    if (self->nsamples % 8 == 0 || self->nsamples == 3) {
+        uint32_t sorted [64];
+        uint32_t count = self->nsamples < 64 ? self->nsamples : 64;
+        memcpy (sorted, self->samples, count * sizeof (uint32_t));
+        qsort (sorted, count, sizeof (uint32_t), s_cmp_u32);
+        self->median_us = sorted [count / 2];
+    }
+}
+
+//  The per-item timeout for the job's next chunk, in ms (0: none): the
+//  absolute one, or N% of the median item time once 3 are known (as GNU
+//  parallel's --timeout N%), at least 10 ms.
+static uint32_t
+s_job_timeout (job_t *self)
+{
+    if (self->timeout_ms)
+        return self->timeout_ms;
+    if (!self->tpct || self->nsamples < 3)
+        return 0;
+    uint64_t ms = (uint64_t) self->median_us * self->tpct / 100 / 1000;
+    return ms < 10 ? 10 : ms > UINT32_MAX ? UINT32_MAX : (uint32_t) ms;
 }
 
 //  --------------------------------------------------------------------------
@@ -324,6 +385,7 @@ s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
     dp_msg_init (&msg, DP_CMD_CHUNK);
     msg.chunk = ++broker->next_chunk_id;
     msg.n = chunk->n;
+    msg.timeout = s_job_timeout (job);
     memcpy (msg.task, job->task, sizeof msg.task);
     zmq_msg_init (&msg.frame [0]);
     zmq_msg_init (&msg.frame [1]);
@@ -369,8 +431,15 @@ jobs_dispatch (broker_t *broker)
         }
         else
             idle_turns++;
-        if (!link_empty (&job->pending) && link_empty (&job->ready))
-            link_insert_before (&broker->ready, &job->ready);
+        if (!link_empty (&job->pending) && link_empty (&job->ready)) {
+            //  a job of weight w keeps its turn for w chunks
+            if (worker && ++job->turn < job->weight)
+                link_insert_before (broker->ready.next, &job->ready);
+            else {
+                job->turn = 0;
+                link_insert_before (&broker->ready, &job->ready);
+            }
+        }
         //  count the ring once: a full turn without progress ends it
         size_t ring = 0;
         for (link_t *l = broker->ready.next; l != &broker->ready && ring <= idle_turns; l = l->next)
@@ -432,6 +501,7 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     zmq_msg_move (&chunk->rstatus, &msg->frame [2]);
     chunk->ns = msg->ns;
     chunk->done = true;
+    s_job_sample (job, msg->ns, msg->n);
     s_job_deliver (broker, job, chunk);
 }
 

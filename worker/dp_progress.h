@@ -27,8 +27,8 @@ typedef struct {
     _Atomic uint32_t item;          //  item index in it (DP_PROGRESS_NONE: between items)
     _Atomic uint32_t timeout_ms;    //  the chunk's task timeout (0: none)
     _Atomic int64_t  started_ns;    //  CLOCK_MONOTONIC when the item started
-    _Atomic uint64_t abort_chunk;   //  chunk the broker aborted (main thread)
-    _Atomic int64_t  abort_ns;      //  when it asked
+    _Atomic uint64_t abort_chunk [4];   //  chunks the broker aborted lately
+    _Atomic int64_t  abort_ns [4];      //  when it asked, per entry
     _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
     _Atomic uint64_t items_done;    //  items run since the process started
 } dp_progress_t;

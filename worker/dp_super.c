@@ -33,7 +33,7 @@ extern char **environ;
 #define BACKOFF_MIN_MS   100
 #define BACKOFF_MAX_MS   5000
 #define DEATH_GRACE_MS   20
-#define ABORT_GRACE_MS   200    //  an aborted chunk may finish this long
+#define ABORT_GRACE_MS   50     //  an aborted chunk may finish this long
 
 typedef struct {
     pid_t pid;                  //  0: not running
@@ -475,6 +475,17 @@ s_report (dp_super_t *self, s_child_t *child)
         child->restart_at_ms = 1;
 }
 
+//  Was this chunk aborted more than ABORT_GRACE_MS ago?
+static bool
+s_aborted_since (dp_progress_t *p, uint64_t chunk, int64_t now_ns)
+{
+    for (int i = 0; i < 4; i++)
+        if (atomic_load (&p->abort_chunk [i]) == chunk
+        &&  now_ns - atomic_load (&p->abort_ns [i]) > (int64_t) ABORT_GRACE_MS * 1000000)
+            return true;
+    return false;
+}
+
 //  Kill a child whose item outlived its timeout, or whose chunk was
 //  aborted and is still running after ABORT_GRACE_MS.
 static void
@@ -493,8 +504,7 @@ s_watch (s_child_t *child, int64_t now_ns)
         child->kill_reason = reason;
     }
     else
-    if (atomic_load (&p->abort_chunk) == chunk
-    &&  now_ns - atomic_load (&p->abort_ns) > (int64_t) ABORT_GRACE_MS * 1000000)
+    if (s_aborted_since (p, chunk, now_ns))
         child->kill_reason = "aborted";
     else
         return;
@@ -534,7 +544,7 @@ dp_super_next_event (dp_super_t *self, int64_t next)
             next = child->restart_at_ms;
         //  a running item with a timeout or an abort: watch it closely
         if (child->pid > 0 && child->progress && atomic_load (&child->progress->chunk)
-        &&  (atomic_load (&child->progress->timeout_ms) || atomic_load (&child->progress->abort_chunk))) {
+        &&  (atomic_load (&child->progress->timeout_ms) || atomic_load (&child->progress->abort_ns [0]))) {
             int64_t soon = s_now_ms () + 20;
             if (soon < next)
                 next = soon;

@@ -88,7 +88,8 @@ typedef struct {
     unsigned seed;                  //  for backoff jitter
     s_work_t *free_works;
     dp_progress_t *progress;        //  shared with our supervisor, or NULL
-    atomic_uint_fast64_t abort_chunk;   //  chunk the broker aborted
+    atomic_uint_fast64_t abort_chunk [4];   //  chunks the broker aborted lately
+    unsigned abort_next;
     uint64_t node;                  //  node token ($DPOOL_NODE), 0 if none
     uint64_t items_done;            //  items answered (main thread)
     bool recycle;                   //  max_tasks reached: exit when idle
@@ -185,6 +186,33 @@ s_fail_chunk (dp_msg_t *chunk, dp_batch_t *batch)
     return 0;
 }
 
+//  Did the broker abort this chunk?
+
+static bool
+s_aborted (s_worker_t *self, uint64_t chunk)
+{
+    for (int i = 0; i < 4; i++)
+        if (atomic_load_explicit (&self->abort_chunk [i], memory_order_relaxed) == chunk)
+            return true;
+    return false;
+}
+
+//  Answer items [from, n) of a chunk as cancelled.
+
+static void
+s_cancel_rest (dp_msg_t *chunk, uint32_t from, dp_batch_t *batch)
+{
+    for (uint32_t i = from; i < chunk->n; i++) {
+        size_t start = batch->size;
+        void *dest = dp_batch_reserve (batch, 7);
+        if (dest)
+            memcpy (dest, "aborted", 7);
+        else
+            dp_batch_set_size (batch, start);
+        dp_batch_commit (batch, start, DP_ST_CANCELLED);
+    }
+}
+
 //  Run the items of a chunk in order into batch. Returns 0, or -1 if the
 //  chunk went stale (its session ended) before it was done.
 
@@ -206,9 +234,14 @@ s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch
     }
     int rc = 0;
     for (uint32_t i = 0; i < chunk->n; i++) {
-        if (atomic_load_explicit (&self->gen, memory_order_relaxed) != work->gen
-        ||  atomic_load_explicit (&self->abort_chunk, memory_order_relaxed) == chunk->chunk) {
+        if (atomic_load_explicit (&self->gen, memory_order_relaxed) != work->gen) {
             rc = -1;
+            break;
+        }
+        if (s_aborted (self, chunk->chunk)) {
+            //  aborted by the broker: answer the rest as cancelled, so the
+            //  RESULT still comes and gives the broker its credit back
+            s_cancel_rest (chunk, i, batch);
             break;
         }
         uint32_t len = dp_msg_len (chunk, i);
@@ -515,11 +548,11 @@ s_on_command (s_worker_t *self, dp_msg_t *msg)
         case DP_CMD_ABORT:
             //  the executor stops between items; a supervisor kills us if
             //  an item of it runs on
-            atomic_store (&self->abort_chunk, msg->chunk);
             if (self->progress) {
-                atomic_store (&self->progress->abort_ns, (int64_t) s_now_ns ());
-                atomic_store (&self->progress->abort_chunk, msg->chunk);
+                atomic_store (&self->progress->abort_ns [self->abort_next % 4], (int64_t) s_now_ns ());
+                atomic_store (&self->progress->abort_chunk [self->abort_next % 4], msg->chunk);
             }
+            atomic_store (&self->abort_chunk [self->abort_next++ % 4], msg->chunk);
             break;
         case DP_CMD_ERROR:
             s_log (self, 1, "ERROR from broker: %d %s", msg->code, msg->text);
