@@ -26,6 +26,8 @@ typedef struct {
     uint32_t max_attempts;          //  default per job; 0: 3
     uint32_t task_wait_ms;          //  wait for a worker with a job's task; 0: 3000
     const char *worker_program;     //  path of dpool-worker; NULL: find it
+    uint32_t mem_limit_mb;          //  local workers' RLIMIT_AS (0: none)
+    uint32_t max_tasks;             //  local workers recycled after N items (0: never)
     int verbose;
 } dp_broker_opts_t;
 

@@ -37,7 +37,7 @@ spawn_start (broker_t *self, char *err, size_t errlen)
         return -1;
     char hb [16];
     snprintf (hb, sizeof hb, "%u", self->opts.heartbeat_ms);
-    const char **args = (const char **) zmalloc (sizeof (char *) * (2 * self->opts.nmodules + 8));
+    const char **args = (const char **) zmalloc (sizeof (char *) * (2 * self->opts.nmodules + 12));
     size_t n = 0;
     args [n++] = "--connect";
     args [n++] = self->ipc;
@@ -48,12 +48,24 @@ spawn_start (broker_t *self, char *err, size_t errlen)
         args [n++] = "-m";
         args [n++] = self->opts.modules [i];
     }
+    char mem [16], tasks [16];
+    if (self->opts.mem_limit_mb) {
+        snprintf (mem, sizeof mem, "%u", self->opts.mem_limit_mb);
+        args [n++] = "--mem-limit";
+        args [n++] = mem;
+    }
+    if (self->opts.max_tasks) {
+        snprintf (tasks, sizeof tasks, "%u", self->opts.max_tasks);
+        args [n++] = "--max-tasks-per-child";
+        args [n++] = tasks;
+    }
     char token [48];
     snprintf (token, sizeof token, "DPOOL_NODE=%llu", (unsigned long long) self->local_token);
     const char *env [] = { token };
     dp_super_opts_t opts = {
         .program = self->worker_program, .args = args, .nargs = n, .env = env, .nenv = 1,
-        .children = self->nlocal, .on_death = s_on_death, .owner = self
+        .children = self->nlocal, .mem_limit_mb = self->opts.mem_limit_mb,
+        .on_death = s_on_death, .owner = self
     };
     self->super = dp_super_new (&opts);
     int rc = dp_super_start (self->super, err, errlen);

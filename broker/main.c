@@ -32,6 +32,9 @@ s_usage (FILE *out)
         "                         3 intervals is dead\n"
         "      --max-attempts N   times an item may kill a worker before it fails (3)\n"
         "      --task-wait MS     how long a job waits for a worker with its task (3000)\n"
+        "      --mem-limit MB     limit each local worker's address space (RLIMIT_AS);\n"
+        "                         an item that exhausts it fails \"out of memory\"\n"
+        "      --max-tasks-per-child N  replace a local worker after N items\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -63,6 +66,8 @@ main (int argc, char *argv [])
         { "heartbeat", required_argument, NULL, 'H' },
         { "max-attempts", required_argument, NULL, 'A' },
         { "task-wait", required_argument, NULL, 'T' },
+        { "mem-limit", required_argument, NULL, 'M' },
+        { "max-tasks-per-child", required_argument, NULL, 'X' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -82,6 +87,8 @@ main (int argc, char *argv [])
             case 'H': opts.heartbeat_ms = (uint32_t) s_number (optarg, "heartbeat", 10, 600000); break;
             case 'A': opts.max_attempts = (uint32_t) s_number (optarg, "attempts", 1, 1000); break;
             case 'T': opts.task_wait_ms = (uint32_t) s_number (optarg, "task wait", 1, 86400000); break;
+            case 'M': opts.mem_limit_mb = (uint32_t) s_number (optarg, "memory limit", 16, 1 << 22); break;
+            case 'X': opts.max_tasks = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
