@@ -455,6 +455,7 @@ s_tick (broker_t *self)
         broker_worker_lost (self, w, "no heartbeat");
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
+    jobs_speculate (self);
 }
 
 //  --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ typedef struct {
     const char *worker_program;     //  path of dpool-worker; NULL: find it
     uint32_t mem_limit_mb;          //  local workers' RLIMIT_AS (0: none)
     uint32_t max_tasks;             //  local workers recycled after N items (0: never)
+    bool no_speculation;            //  never run backup copies of stragglers
     int verbose;
 } dp_broker_opts_t;
 

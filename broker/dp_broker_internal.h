@@ -59,6 +59,9 @@ struct chunk {
     uint64_t ns;                //  task time reported by the worker
     bool done;
     bool suspect;               //  was on a worker that died: runs alone
+    int64_t dispatched_ms;      //  when it went to its worker
+    chunk_t *backup;            //  speculative copy running elsewhere
+    chunk_t *primary;           //  for a backup copy: the chunk it races
     link_t order;               //  in job->chunks, index order
     link_t queue;               //  in job->pending, or worker->inflight
 };
@@ -164,6 +167,7 @@ void jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg);
 void jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason);
 void jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death);
 void jobs_check_noworker (broker_t *broker);
+void jobs_speculate (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
 
 //  dp_spawn.c

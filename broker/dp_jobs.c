@@ -30,6 +30,8 @@
 #include <signal.h>
 #include <string.h>
 
+#define SPECULATE_MIN_MS 100
+
 //  --------------------------------------------------------------------------
 //  Chunks
 
@@ -57,6 +59,10 @@ s_chunk_destroy (chunk_t **self_p)
     chunk_t *self = *self_p;
     if (!self)
         return;
+    if (self->backup)
+        self->backup->primary = NULL;
+    if (self->primary)
+        self->primary->backup = NULL;
     link_remove (&self->order);
     link_remove (&self->queue);
     zmq_msg_close (&self->lens);
@@ -157,6 +163,21 @@ s_abort (broker_t *broker, chunk_t *chunk)
     broker_send_worker (broker, chunk->worker, &msg);
 }
 
+//  A chunk no longer races its backup copy: the copy becomes an orphan,
+//  aborted on its worker and freed when its answer (or its worker) goes.
+static void
+s_drop_backup (broker_t *broker, chunk_t *chunk)
+{
+    chunk_t *twin = chunk->backup;
+    if (!twin)
+        return;
+    chunk->backup = NULL;
+    twin->primary = NULL;
+    twin->job = NULL;
+    if (twin->worker)
+        s_abort (broker, twin);
+}
+
 //  Destroy a job. Chunks in flight stay with their workers as orphans, are
 //  aborted there, and are freed when their RESULT arrives (or the worker is
 //  lost).
@@ -169,6 +190,7 @@ job_destroy (broker_t *broker, job_t **job_p)
     while (!link_empty (&self->chunks)) {
         chunk_t *chunk = link_entry (self->chunks.next, chunk_t, order);
         link_remove (&chunk->order);
+        s_drop_backup (broker, chunk);
         if (chunk->worker) {
             chunk->job = NULL;
             s_abort (broker, chunk);
@@ -301,6 +323,7 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
         if (chunk->done)
             continue;
         link_remove (&chunk->queue);
+        s_drop_backup (broker, chunk);
         if (chunk->worker) {
             //  leave the running copy as an orphan, answer a twin here
             chunk_t *twin = s_chunk_new (self, chunk->first, chunk->n);
@@ -331,7 +354,7 @@ s_cmp_u32 (const void *a, const void *b)
 static void
 s_job_sample (job_t *self, uint64_t ns, uint32_t n)
 {
-    if (!self->tpct || !n || !ns)
+    if (!n || !ns)
         return;
     uint64_t us = ns / n / 1000;
     self->samples [self->nsamples++ % 64] = us > UINT32_MAX ? UINT32_MAX : (uint32_t) (us ? us : 1);
@@ -394,11 +417,13 @@ s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
     msg.nframes = 2;
     link_remove (&chunk->queue);
     if (broker_send_worker (broker, worker, &msg) != 0) {
-        s_job_queue (broker, job, chunk, true);
+        if (!chunk->primary)
+            s_job_queue (broker, job, chunk, true);
         return -1;
     }
     chunk->id = msg.chunk;
     chunk->worker = worker;
+    chunk->dispatched_ms = broker->now_ms;
     link_insert_before (&worker->inflight, &chunk->queue);
     if (++worker->inflight_count >= worker->credit || chunk->suspect)
         link_remove (&worker->available);
@@ -465,6 +490,21 @@ s_unassign (broker_t *broker, chunk_t *chunk)
         link_insert_before (&broker->available, &worker->available);
 }
 
+//  Leave a running chunk's current run to its worker as an orphan (aborted
+//  there), so the chunk itself is free to be answered by another run.
+static void
+s_orphan_running (broker_t *broker, chunk_t *chunk)
+{
+    chunk_t *ghost = s_chunk_new (NULL, chunk->first, chunk->n);
+    ghost->id = chunk->id;
+    ghost->worker = chunk->worker;
+    link_insert_before (&chunk->queue, &ghost->queue);
+    link_remove (&chunk->queue);
+    chunk->worker = NULL;
+    chunk->id = 0;
+    s_abort (broker, ghost);
+}
+
 //  A RESULT from a worker. Unknown chunk ids (late answers to chunks that
 //  were requeued or cancelled) are dropped; a wrong item count is a broken
 //  worker, which is dropped.
@@ -492,6 +532,16 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     s_unassign (broker, chunk);
     worker->chunks_done++;
     job_t *job = chunk->job;
+    if (chunk->primary) {
+        //  a backup copy won the race: its answer goes to the primary
+        chunk_t *twin = chunk;
+        chunk = twin->primary;
+        s_chunk_destroy (&twin);
+        if (chunk->worker)
+            s_orphan_running (broker, chunk);
+    }
+    else
+        s_drop_backup (broker, chunk);
     if (!job) {
         s_chunk_destroy (&chunk);
         return;
@@ -566,8 +616,9 @@ jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason)
     while (!link_empty (&worker->inflight)) {
         chunk_t *chunk = link_entry (worker->inflight.prev, chunk_t, queue);
         s_unassign (broker, chunk);
-        if (!chunk->job)
-            s_chunk_destroy (&chunk);
+        s_drop_backup (broker, chunk);
+        if (!chunk->job || chunk->primary)
+            s_chunk_destroy (&chunk);   //  an orphan, or a backup copy: its primary runs on
         else
         if (reason && alone)
             s_blame (broker, chunk, reason);
@@ -651,7 +702,8 @@ jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death)
         chunk_t *chunk = link_entry (worker->inflight.prev, chunk_t, queue);
         bool guilty = blame && chunk->id == death->chunk && death->item < chunk->n;
         s_unassign (broker, chunk);
-        if (!chunk->job)
+        s_drop_backup (broker, chunk);
+        if (!chunk->job || chunk->primary)
             s_chunk_destroy (&chunk);
         else
         if (guilty)
@@ -690,5 +742,93 @@ jobs_check_noworker (broker_t *broker)
             }
         }
         client = (client_t *) zhashx_next (broker->clients);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Speculation: backup copies of stragglers
+
+//  How long a chunk of this job may run before a backup copy is worth it:
+//  four times its expected time from the median item time, at least
+//  SPECULATE_MIN_MS; a second without any measure.
+static int64_t
+s_straggler_ms (job_t *job, chunk_t *chunk)
+{
+    if (job->nsamples < 3)
+        return 1000;
+    int64_t expect = (int64_t) job->median_us * chunk->n / 1000;
+    return expect * 4 > SPECULATE_MIN_MS ? expect * 4 : SPECULATE_MIN_MS;
+}
+
+//  Is the chunk a candidate for a backup copy?
+static bool
+s_speculable (broker_t *broker, chunk_t *c)
+{
+    job_t *job = c->job;
+    return job && !c->primary && !c->backup && job->ended && link_empty (&job->pending);
+}
+
+//  The chunk of a straggling worker most worth a backup copy: the last
+//  one queued on it (it starts only after the others), once the worker's
+//  running chunk has run past its straggler threshold. NULL if none.
+static chunk_t *
+s_straggler (broker_t *broker, worker_t *worker)
+{
+    if (link_empty (&worker->inflight))
+        return NULL;
+    chunk_t *head = link_entry (worker->inflight.next, chunk_t, queue);
+    if (!head->job || broker->now_ms - head->dispatched_ms <= s_straggler_ms (head->job, head))
+        return NULL;
+    for (link_t *l = worker->inflight.prev; l != &worker->inflight; l = l->prev) {
+        chunk_t *c = link_entry (l, chunk_t, queue);
+        if (s_speculable (broker, c))
+            return c;
+    }
+    return NULL;
+}
+
+//  Near the end of a job (all its items in, none waiting), idle workers run
+//  backup copies of the chunks held by straggling workers, as MapReduce's
+//  backup tasks: the first answer wins, the other run is aborted, and the
+//  client never sees two. Runs on the timer: O(workers x credit) per tick.
+void
+jobs_speculate (broker_t *broker)
+{
+    if (broker->opts.no_speculation)
+        return;
+    for (int round = 0; round < 16; round++) {
+        chunk_t *best = NULL;
+        int64_t best_age = 0;
+        worker_t *worker = (worker_t *) zhashx_first (broker->workers);
+        for (; worker; worker = (worker_t *) zhashx_next (broker->workers)) {
+            chunk_t *c = s_straggler (broker, worker);
+            chunk_t *head = c ? link_entry (worker->inflight.next, chunk_t, queue) : NULL;
+            if (c && broker->now_ms - head->dispatched_ms > best_age) {
+                best = c;
+                best_age = broker->now_ms - head->dispatched_ms;
+            }
+        }
+        if (!best)
+            return;
+        worker_t *idle = s_find_worker (broker, best->job->task, true);
+        if (!idle || idle == best->worker)
+            return;
+        chunk_t *twin = s_chunk_new (best->job, best->first, best->n);
+        zmq_msg_copy (&twin->lens, &best->lens);
+        zmq_msg_copy (&twin->data, &best->data);
+        twin->primary = best;
+        best->backup = twin;
+        twin->suspect = true;       //  alone on its worker, like a suspect
+        if (s_dispatch_chunk (broker, idle, twin) != 0) {
+            link_remove (&twin->queue);
+            s_chunk_destroy (&twin);
+            return;
+        }
+        if (broker->opts.verbose)
+            zsys_info ("dpool-broker: job %u: backup copy of items %llu..%llu on worker %s "
+                       "(worker %s straggling for %lld ms)", best->job->id,
+                       (unsigned long long) best->first,
+                       (unsigned long long) (best->first + best->n - 1), idle->key,
+                       best->worker->key, (long long) best_age);
     }
 }

@@ -35,6 +35,8 @@ s_usage (FILE *out)
         "      --mem-limit MB     limit each local worker's address space (RLIMIT_AS);\n"
         "                         an item that exhausts it fails \"out of memory\"\n"
         "      --max-tasks-per-child N  replace a local worker after N items\n"
+        "      --no-speculation   never run backup copies of straggling chunks near\n"
+        "                         the end of a job (default: idle workers race them)\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -68,6 +70,7 @@ main (int argc, char *argv [])
         { "task-wait", required_argument, NULL, 'T' },
         { "mem-limit", required_argument, NULL, 'M' },
         { "max-tasks-per-child", required_argument, NULL, 'X' },
+        { "no-speculation", no_argument, NULL, 'S' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -89,6 +92,7 @@ main (int argc, char *argv [])
             case 'T': opts.task_wait_ms = (uint32_t) s_number (optarg, "task wait", 1, 86400000); break;
             case 'M': opts.mem_limit_mb = (uint32_t) s_number (optarg, "memory limit", 16, 1 << 22); break;
             case 'X': opts.max_tasks = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
+            case 'S': opts.no_speculation = true; break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
