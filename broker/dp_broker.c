@@ -461,16 +461,37 @@ s_tick (broker_t *self)
 //  --------------------------------------------------------------------------
 //  Set-up and teardown
 
+//  A broker ROUTER. The options are deliberate:
+//  - no high-water marks: flow control is the protocol's (window, credit),
+//    so queues are bounded by it, and the broker never blocks or drops;
+//  - ROUTER_MANDATORY: a send to a peer that is gone fails at once
+//    (EHOSTUNREACH) instead of vanishing, so the peer is handled as lost;
+//  - ROUTER_HANDOVER off: peers use the routing ids ZeroMQ gives them, so a
+//    second connection can never take over a live peer's session;
+//  - HANDSHAKE_IVL: a connection that does not finish the ZMTP handshake in
+//    3 s (a port scanner, a stuck peer) is closed rather than kept;
+//  - ZMTP heartbeats (PING/PONG) on TCP at the application heartbeat
+//    interval: a dead host or a cut link closes the connection even while
+//    the peer's application is busy; application heartbeats still decide
+//    liveness (any message counts, dead after 3 silent intervals);
+//  - MAXMSGSIZE: a frame over DP_MAX_FRAME drops the connection before it
+//    is ever buffered.
 static void *
 s_router (broker_t *self, zsock_t **sock_p)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
         return NULL;
+    int hb = (int) self->opts.heartbeat_ms;
     zsock_set_sndhwm (sock, 0);
     zsock_set_rcvhwm (sock, 0);
     zsock_set_linger (sock, 0);
     zsock_set_router_mandatory (sock, 1);
+    zsock_set_router_handover (sock, 0);
+    zsock_set_handshake_ivl (sock, 3000);
+    zsock_set_heartbeat_ivl (sock, hb);
+    zsock_set_heartbeat_timeout (sock, 3 * hb);
+    zsock_set_heartbeat_ttl (sock, 3 * hb);
     zsock_set_maxmsgsize (sock, DP_MAX_FRAME);
     *sock_p = sock;
     return zsock_resolve (sock);
