@@ -618,6 +618,7 @@ s_broker_free (broker_t **self_p)
         free (self->modules [i]);
     free (self->modules);
     free ((char *) self->opts.clients);
+    free ((char *) self->opts.init_args);
     free ((char *) self->opts.workers);
     free (self->local);
     zhashx_destroy (&self->clients);
@@ -656,6 +657,7 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
     broker_t *self = (broker_t *) zmalloc (sizeof (broker_t));
     self->opts = *opts;
     self->opts.clients = s_strdup_or_null (opts->clients);
+    self->opts.init_args = s_strdup_or_null (opts->init_args);
     self->opts.workers = s_strdup_or_null (opts->workers);
     self->modules = (char **) zmalloc (sizeof (char *) * (opts->nmodules + 1));
     for (size_t i = 0; i < opts->nmodules; i++)

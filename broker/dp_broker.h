@@ -29,6 +29,7 @@ typedef struct {
     uint32_t mem_limit_mb;          //  local workers' RLIMIT_AS (0: none)
     uint32_t max_tasks;             //  local workers recycled after N items (0: never)
     bool no_speculation;            //  never run backup copies of stragglers
+    const char *init_args;          //  local workers' module initializer arguments
     int verbose;
 } dp_broker_opts_t;
 

@@ -33,11 +33,11 @@ int
 spawn_start (broker_t *self, char *err, size_t errlen)
 {
     if (dp_super_check_modules (self->worker_program, self->opts.modules, self->opts.nmodules,
-                                err, errlen))
+                                self->opts.init_args, err, errlen))
         return -1;
     char hb [16];
     snprintf (hb, sizeof hb, "%u", self->opts.heartbeat_ms);
-    const char **args = (const char **) zmalloc (sizeof (char *) * (2 * self->opts.nmodules + 12));
+    const char **args = (const char **) zmalloc (sizeof (char *) * (2 * self->opts.nmodules + 14));
     size_t n = 0;
     args [n++] = "--connect";
     args [n++] = self->ipc;
@@ -58,6 +58,10 @@ spawn_start (broker_t *self, char *err, size_t errlen)
         snprintf (tasks, sizeof tasks, "%u", self->opts.max_tasks);
         args [n++] = "--max-tasks-per-child";
         args [n++] = tasks;
+    }
+    if (self->opts.init_args) {
+        args [n++] = "--init";
+        args [n++] = self->opts.init_args;
     }
     char token [48];
     snprintf (token, sizeof token, "DPOOL_NODE=%llu", (unsigned long long) self->local_token);

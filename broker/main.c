@@ -35,6 +35,8 @@ s_usage (FILE *out)
         "      --mem-limit MB     limit each local worker's address space (RLIMIT_AS);\n"
         "                         an item that exhausts it fails \"out of memory\"\n"
         "      --max-tasks-per-child N  replace a local worker after N items\n"
+        "      --init ARGS        arguments for the modules' initializers, run once in\n"
+        "                         each local worker process\n"
         "      --no-speculation   never run backup copies of straggling chunks near\n"
         "                         the end of a job (default: idle workers race them)\n"
         "  -v, --verbose          log peers coming and going\n"
@@ -71,6 +73,7 @@ main (int argc, char *argv [])
         { "mem-limit", required_argument, NULL, 'M' },
         { "max-tasks-per-child", required_argument, NULL, 'X' },
         { "no-speculation", no_argument, NULL, 'S' },
+        { "init", required_argument, NULL, 'I' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -93,6 +96,7 @@ main (int argc, char *argv [])
             case 'M': opts.mem_limit_mb = (uint32_t) s_number (optarg, "memory limit", 16, 1 << 22); break;
             case 'X': opts.max_tasks = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
             case 'S': opts.no_speculation = true; break;
+            case 'I': opts.init_args = optarg; break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;

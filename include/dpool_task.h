@@ -50,11 +50,19 @@ typedef struct {
     dp_task_fn *fn;
 } dp_task_def_t;
 
+//  A module initializer: run once in each worker process, after the module
+//  is loaded and before the worker takes any item, with the pool's
+//  initializer arguments (`--init ARGS`, dp_pool_opts_t.init_args; "" when
+//  none). Returns 0, or non-zero to refuse to start (the worker exits with
+//  an error), as multiprocessing.Pool's `initializer`.
+typedef int (dp_module_init_fn) (const char *args);
+
 typedef struct {
     uint32_t abi;                   //  DP_TASK_ABI
     const char *name;               //  module name
     const dp_task_def_t *tasks;
     size_t ntasks;
+    dp_module_init_fn *init;        //  or NULL
 } dp_module_t;
 
 //  Set the item's result to a copy of `len` bytes. Returns 0, or -1 if out
@@ -79,11 +87,14 @@ int dp_task_fail (dp_task_t *task, const char *format, ...)
 #define DP_TASK(name, fn) { (name), (fn) }
 
 //  Export the module table `dp_module` with the given tasks.
-#define DP_MODULE(modname, ...) \
+#define DP_MODULE(modname, ...) DP_MODULE_INIT (modname, NULL, __VA_ARGS__)
+
+//  The same, with an initializer run once per worker process.
+#define DP_MODULE_INIT(modname, initfn, ...) \
     static const dp_task_def_t dp_module_tasks_ [] = { __VA_ARGS__ }; \
     __attribute__ ((visibility ("default"))) const dp_module_t dp_module = { \
         DP_TASK_ABI, #modname, dp_module_tasks_, \
-        sizeof (dp_module_tasks_) / sizeof (dp_module_tasks_ [0]) }
+        sizeof (dp_module_tasks_) / sizeof (dp_module_tasks_ [0]), (initfn) }
 
 #ifdef __cplusplus
 }

@@ -205,6 +205,10 @@ s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
         args [at++] = "--mem-limit";
         args [at++] = numbers [3];
     }
+    if (opts->init_args) {
+        args [at++] = "--init";
+        args [at++] = opts->init_args;
+    }
     for (size_t i = 0; i < opts->nmodules; i++) {
         args [at++] = "-m";
         args [at++] = opts->modules [i];
@@ -224,7 +228,8 @@ s_start_workers (s_node_t *self, int jobs)
         return 1;
     }
     program [len] = 0;
-    if (dp_super_check_modules (program, self->opts->modules, self->opts->nmodules, err, sizeof err)) {
+    if (dp_super_check_modules (program, self->opts->modules, self->opts->nmodules,
+                                self->opts->init_args, err, sizeof err)) {
         fprintf (stderr, "%s\n", err);
         return DP_WORKER_EXIT_CONFIG;
     }

@@ -162,7 +162,7 @@ s_spawnattr (posix_spawnattr_t *attr)
 
 int
 dp_super_check_modules (const char *program, const char *const *modules,
-                        size_t nmodules, char *err, size_t errlen)
+                        size_t nmodules, const char *init_args, char *err, size_t errlen)
 {
     if (nmodules == 0)
         return 0;
@@ -171,10 +171,14 @@ dp_super_check_modules (const char *program, const char *const *modules,
         snprintf (err, errlen, "pipe: %s", strerror (errno));
         return -1;
     }
-    const char **argv = (const char **) calloc (2 * nmodules + 3, sizeof (char *));
+    const char **argv = (const char **) calloc (2 * nmodules + 5, sizeof (char *));
     int argc = 0;
     argv [argc++] = program;
     argv [argc++] = "--check";
+    if (init_args) {
+        argv [argc++] = "--init";
+        argv [argc++] = init_args;
+    }
     for (size_t i = 0; i < nmodules; i++) {
         argv [argc++] = "-m";
         argv [argc++] = modules [i];

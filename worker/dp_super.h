@@ -79,9 +79,9 @@ bool dp_super_running (dp_super_t *self, int slot);
 //  Stop every child: SIGTERM, up to grace_ms, SIGKILL; all are reaped.
 void dp_super_stop (dp_super_t *self, int grace_ms);
 
-//  Run `program --check -m MODULE...` and wait: 0, or -1 with its message.
+//  Run `program --check [--init ARGS] -m MODULE...` and wait: 0, or -1 with its message.
 int dp_super_check_modules (const char *program, const char *const *modules,
-                            size_t nmodules, char *err, size_t errlen);
+                            size_t nmodules, const char *init_args, char *err, size_t errlen);
 
 //  Find the dpool-worker program: $DPOOL_WORKER, then beside the running
 //  executable, then beside libdpool.so (../bin), then the install bindir,

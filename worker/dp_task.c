@@ -62,6 +62,9 @@ typedef struct {
 struct dp_registry {
     s_entry_t *tasks;
     size_t ntasks, tasks_cap;
+    const dp_module_t *modules [64];    //  tables with an initializer
+    const char *module_names [64];
+    size_t nmodules;
     void **handles;             //  dlopen handles, closed on destroy
     size_t nhandles;
 };
@@ -236,6 +239,14 @@ s_registry_add_module (dp_registry_t *self, const char *module,
         snprintf (err, errlen, "cannot load module '%s': dp_module has no task table", module);
         return -1;
     }
+    if (table->init) {
+        if (self->nmodules == sizeof self->modules / sizeof self->modules [0]) {
+            snprintf (err, errlen, "cannot load module '%s': too many initializers", module);
+            return -1;
+        }
+        self->module_names [self->nmodules] = table->name ? table->name : "?";
+        self->modules [self->nmodules++] = table;
+    }
     size_t before = self->ntasks;
     for (size_t i = 0; i < table->ntasks; i++) {
         const dp_task_def_t *def = &table->tasks [i];
@@ -250,6 +261,19 @@ s_registry_add_module (dp_registry_t *self, const char *module,
                             table->name ? table->name : module, why, sizeof why)) {
             snprintf (err, errlen, "cannot load module '%s': %s", module, why);
             self->ntasks = before;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+dp_registry_init (dp_registry_t *self, const char *args, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < self->nmodules; i++) {
+        int rc = self->modules [i]->init (args ? args : "");
+        if (rc != 0) {
+            snprintf (err, errlen, "module '%s': initializer failed (%d)", self->module_names [i], rc);
             return -1;
         }
     }

@@ -26,6 +26,10 @@ void dp_registry_destroy (dp_registry_t **self_p);
 //  task name).
 int dp_registry_load (dp_registry_t *self, const char *module, char *err, size_t errlen);
 
+//  Run every loaded module's initializer once, with `args` (may be NULL).
+//  Returns 0, or -1 with the failing module named in err.
+int dp_registry_init (dp_registry_t *self, const char *args, char *err, size_t errlen);
+
 //  Function of a task, or NULL.
 dp_task_fn *dp_registry_find (dp_registry_t *self, const char *name);
 

@@ -829,11 +829,17 @@ s_registry_load (const char *const *modules, size_t nmodules)
 }
 
 int
-dp_worker_check (const char *const *modules, size_t nmodules)
+dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args)
 {
     dp_registry_t *registry = s_registry_load (modules, nmodules);
     if (!registry)
         return DP_WORKER_EXIT_CONFIG;
+    char why [1024];
+    if (init_args && dp_registry_init (registry, init_args, why, sizeof why)) {
+        fprintf (stderr, "dpool-worker: %s\n", why);
+        dp_registry_destroy (&registry);
+        return DP_WORKER_EXIT_CONFIG;
+    }
     for (size_t i = 0; i < dp_registry_count (registry); i++)
         printf ("%s\n", dp_registry_name (registry, i));
     fflush (stdout);
@@ -918,6 +924,11 @@ dp_worker_run (const dp_worker_opts_t *opts)
     self->backoff = S_BACKOFF_MIN;
     self->seed = (unsigned) getpid () ^ (unsigned) s_now_ns ();
     self->registry = s_registry_load (opts->modules, opts->nmodules);
+    char why [1024];
+    if (self->registry && dp_registry_init (self->registry, opts->init_args, why, sizeof why)) {
+        fprintf (stderr, "dpool-worker: %s\n", why);
+        dp_registry_destroy (&self->registry);
+    }
     if (!self->registry) {
         free (self);
         return DP_WORKER_EXIT_CONFIG;

@@ -25,6 +25,7 @@ typedef struct {
     bool supervised;                //  started by a node: die with it, reconnect
     uint32_t max_tasks;             //  exit after this many items (0: never)
     uint32_t mem_limit_mb;          //  RLIMIT_AS (0: none)
+    const char *init_args;          //  for module initializers (NULL: "")
     int verbose;
 } dp_worker_opts_t;
 
@@ -41,8 +42,9 @@ int dp_worker_run (const dp_worker_opts_t *opts);
 //  program with --child) until SIGTERM/SIGINT. Returns an exit code.
 int dp_node_run (const dp_worker_opts_t *opts, int jobs);
 
-//  Load the modules and print the task names, one per line (for `--check`
+//  Load the modules, run their initializers (with init_args, may be NULL)
+//  and print the task names, one per line (for `--check`
 //  and the broker's start-up check). Returns DP_WORKER_EXIT_OK or _CONFIG.
-int dp_worker_check (const char *const *modules, size_t nmodules);
+int dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args);
 
 #endif

@@ -49,6 +49,8 @@ s_usage (FILE *out)
         "      --mem-limit MB      limit each worker process's address space\n"
         "                          (RLIMIT_AS); an item that exhausts it is reported\n"
         "                          \"out of memory\"\n"
+        "      --init ARGS         arguments for the modules' initializers, run once in\n"
+        "                          each worker process before any item\n"
         "      --child             started by a node (internal): die with it\n"
         "      --check             load the modules, print the task names one per line\n"
         "                          and exit (0, or 78 if a module does not load)\n"
@@ -102,7 +104,7 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
          int *node_jobs)
 {
     enum { OPT_CREDIT = 256, OPT_HEARTBEAT, OPT_LOCAL, OPT_CHECK, OPT_CHILD, OPT_MAXTASKS,
-           OPT_MEMLIMIT };
+           OPT_MEMLIMIT, OPT_INIT };
     static const struct option options [] = {
         { "connect",   required_argument, NULL, 'c' },
         { "module",    required_argument, NULL, 'm' },
@@ -114,6 +116,7 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
         { "child",     no_argument,       NULL, OPT_CHILD },
         { "max-tasks-per-child", required_argument, NULL, OPT_MAXTASKS },
         { "mem-limit", required_argument, NULL, OPT_MEMLIMIT },
+        { "init",      required_argument, NULL, OPT_INIT },
         { "verbose",   no_argument,       NULL, 'v' },
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
@@ -135,6 +138,9 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
                 if (s_number (optarg, 1, 4096, &jobs))
                     return s_bad_usage ("bad --jobs value '%s' (1-4096)", optarg);
                 *node_jobs = (int) jobs;
+                break;
+            case OPT_INIT:
+                opts->init_args = optarg;
                 break;
             case OPT_CHILD:
                 opts->supervised = true;
@@ -191,7 +197,7 @@ main (int argc, char *argv [])
     if (code != S_GO)
         return code;
     if (check)
-        return dp_worker_check (opts.modules, opts.nmodules);
+        return dp_worker_check (opts.modules, opts.nmodules, opts.init_args);
     if (!opts.endpoint)
         return s_bad_usage ("--connect ENDPOINT is required");
     if (node_jobs > 0)
