@@ -38,6 +38,11 @@
 #   ns_link_up NAME             set it up again (addresses and routes stay)
 #   ns_link_state NAME          print NAME's eth0 state as `ip` reports it
 #                               (UP, or LOWERLAYERDOWN / DOWN when cut)
+#   ns_reach NAME ADDR PORT [S] whether a TCP connection from NAME to ADDR:PORT
+#                               opens (1 s per try), trying again for up to S
+#                               seconds (default: one try). After ns_link_up
+#                               the first tries can fail for a moment (ARP
+#                               entries that failed during the cut).
 #   ns_pids NAME                print the pids of processes running in NAME
 #   netns_teardown              kill what runs in our namespaces, delete them
 #                               and any /etc/netns files we made; idempotent
@@ -189,6 +194,20 @@ ns_exec () {
     ns=$(ns_name "$1")
     shift
     ip netns exec "$ns" "$@"
+}
+
+ns_reach () {
+    _netns_known "$1" || return
+    local ns end
+    ns=$(ns_name "$1")
+    end=$(( SECONDS + ${4:-0} ))
+    while :; do
+        # shellcheck disable=SC2016  # expanded by the inner bash
+        ip netns exec "$ns" timeout 1 bash -c ': > "/dev/tcp/$0/$1"' "$2" "$3" 2>/dev/null &&
+            return 0
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.2
+    done
 }
 
 ns_pids () { _netns_known "$1" || return; ip netns pids "$(ns_name "$1")"; }

@@ -61,18 +61,19 @@ EOF
 chmod +x "$T/bin/srun"
 export FAKE_SRUN_LOG="$T/srun.log"
 
-free_port () {  # two free consecutive ports on loopback
-    local p
-    for _ in $(seq 1 50); do
-        p=$(( 30000 + RANDOM % 20000 ))
-        ss -Htln "sport = :$p or sport = :$((p + 1))" 2>/dev/null | grep -q . || { echo $p; return; }
+free_port () {  # two free consecutive ports on loopback, below the ephemeral range
+    local p used
+    used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
+    for _ in $(seq 1 100); do
+        p=$(( 21000 + RANDOM % 10000 ))
+        grep -qx -e "$p" -e "$((p + 1))" <<< "$used" || { echo $p; return; }
     done
-    echo 40000
+    echo 31000
 }
 CP=$(free_port) WP=$((CP + 1))
 sbatch_env=(env PATH="$T/bin:$PATH" DPOOL_BIN="$BIN" SLURM_JOB_ID=4242 SLURM_JOB_NUM_NODES=2
             SLURM_NTASKS=3 SLURMD_NODENAME=fakenode DPOOL_ADDR=127.0.0.1
-            DPOOL_CLIENT_PORT=$CP DPOOL_WORKER_PORT=$WP DPOOL_TASK_WAIT=10000)
+            DPOOL_CLIENT_PORT="$CP" DPOOL_WORKER_PORT="$WP" DPOOL_TASK_WAIT=10000)
 leftovers () { pgrep -f -- "tcp://$1" | tr '\n' ' '; }
 seq 1 1000 | awk '{ print $1 * $1 }' > "$T/want.txt"
 
@@ -121,7 +122,7 @@ kill -TERM $job
 wait $job
 rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-check '[ $rc -eq 143 ]' "cancelled script exits 143: $rc"
+check '[ $rc -eq 143 ]' "cancelled script exits 143: $rc: $(cat "$T/err3.txt")"
 check '[ $ms -lt 5000 ]' "cancel handled at once: ${ms} ms"
 check '[ -z "$(leftovers "127.0.0.1:$WP")" ] && ! pgrep -fx "sleep 60" >/dev/null' \
       "cancel leaves nothing running: $(leftovers "127.0.0.1:$WP")"

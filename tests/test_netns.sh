@@ -25,14 +25,24 @@ links_before=$(host_links)
 #        SIGKILL is cleaned up by the next netns_init -------------------------
 #   a test shell: a host "a" with a process in it, then it waits
 child='source "$1/netns.sh"; netns_setup a || exit $?
-       ns_exec a sleep 1000 & echo "$NETNS_PREFIX" > "$2"; wait'
+       ns_exec a sleep 1000 &
+       for _ in $(seq 1 200); do [ -n "$(ns_pids a)" ] && break; sleep 0.05; done
+       [ -n "$(ns_pids a)" ] || exit 1
+       echo "$NETNS_PREFIX" > "$2"; wait'
+await () {  # await PID FILE: until the child is ready (0) or has exited (its status)
+    local end=$(( SECONDS + 60 ))
+    while [ $SECONDS -lt $end ]; do
+        [ -s "$2" ] && return 0
+        kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
+        sleep 0.05
+    done
+    kill -KILL "$1"; wait "$1" 2>/dev/null
+    return 1
+}
 bash -c "$child" _ "$HERE" "$T/ready1" & c1=$!
-for _ in $(seq 1 100); do [ -s "$T/ready1" ] && break; sleep 0.05; done
-if [ ! -s "$T/ready1" ]; then
-    wait $c1; rc=$?
-    [ $rc -eq 77 ] && { echo "test_netns: skipped (see above)"; exit 77; }
-    echo "FAIL: netns_setup in a child: status $rc" >&2; exit 1
-fi
+await $c1 "$T/ready1"; rc=$?
+[ $rc -eq 77 ] && { echo "test_netns: skipped (see above)"; exit 77; }
+[ $rc -eq 0 ] || { echo "FAIL: netns_setup in a child: status $rc" >&2; exit 1; }
 p1=$(cat "$T/ready1")
 check '[ -n "$(our_ns "$p1")" ]' "child namespaces exist: $(our_ns "$p1")"
 kill -TERM $c1; wait $c1
@@ -40,7 +50,7 @@ check '[ -z "$(our_ns "$p1")" ]' "SIGTERMed test removed its namespaces: $(our_n
 check '! pgrep -f "^sleep 1000$" >/dev/null' "SIGTERMed test killed its processes"
 
 bash -c "$child" _ "$HERE" "$T/ready2" & c2=$!
-for _ in $(seq 1 100); do [ -s "$T/ready2" ] && break; sleep 0.05; done
+await $c2 "$T/ready2" || { echo "FAIL: second child did not start" >&2; exit 1; }
 p2=$(cat "$T/ready2")
 sleeper=$(ip netns pids "$p2-a" 2>/dev/null | head -1)
 kill -KILL $c2; wait $c2 2>/dev/null
@@ -69,20 +79,20 @@ broker=$!
 ns_exec w1 "$BIN/dpool-worker" --connect "tcp://$B:5556" -m testtasks > "$T/worker.log" 2>&1 &
 worker=$!
 map () { ns_exec broker "$BIN/dpool" map -b "tcp://$B:5555" --timeout 5000 square; }
-ready () {  # until the worker has registered (a one-item map works)
-    local i
-    for i in $(seq 1 "$1"); do
+ready () {  # until the worker has registered (a one-item map works), up to $1 s
+    local end=$(( SECONDS + $1 ))
+    while :; do
         [ "$(echo 7 | map 2>/dev/null)" = 49 ] && return 0
+        [ $SECONDS -lt $end ] || return 1
         sleep 0.2
     done
-    return 1
 }
-check 'ready 50' "worker registered with the broker across the bridge: $(cat "$T/broker.log" "$T/worker.log")"
+check 'ready 20' "worker registered with the broker across the bridge: $(cat "$T/broker.log" "$T/worker.log")"
 seq 1 1000 | map > "$T/out.txt" 2> "$T/err.txt"
 check '[ $? -eq 0 ]' "dpool map across namespaces: $(cat "$T/err.txt")"
 seq 1 1000 | awk '{ print $1 * $1 }' > "$T/want.txt"
 check 'cmp -s "$T/out.txt" "$T/want.txt"' "1000 squares in order ($(wc -l < "$T/out.txt") lines)"
-check 'ns_exec w1 timeout 2 bash -c ": > /dev/tcp/$B/5555"' "w1 reaches the broker by TCP"
+check 'ns_reach w1 "$B" 5555' "w1 reaches the broker by TCP"
 
 # --- 4. pull the worker's cable, put it back --------------------------------
 ns_link_down w1
@@ -91,14 +101,14 @@ check '[ "$st" = LOWERLAYERDOWN ] || [ "$st" = DOWN ]' "ip reports w1's eth0 dow
 check 'ns_exec w1 ip -o link show dev eth0 | grep -q NO-CARRIER' "w1's eth0 has no carrier"
 check 'ip -n "$(ns_name broker)" -o link show >/dev/null && ip -n "$NETNS_PREFIX-sw" -o link show dev v2 | grep -q "state DOWN"' \
       "switch port of w1 is down"
-check '! ns_exec w1 timeout 2 bash -c ": > /dev/tcp/$B/5555" 2>/dev/null' "w1 cannot reach the broker while cut"
+check '! ns_reach w1 "$B" 5555' "w1 cannot reach the broker while cut"
 check 'kill -0 $broker && kill -0 $worker' "broker and worker still running"
 ns_link_up w1
 for _ in $(seq 1 20); do [ "$(ns_link_state w1)" = UP ] && break; sleep 0.1; done
 check '[ "$(ns_link_state w1)" = UP ]' "w1's link is up again: $(ns_link_state w1)"
-check 'ns_exec w1 timeout 2 bash -c ": > /dev/tcp/$B/5555"' "w1 reaches the broker again"
+check 'ns_reach w1 "$B" 5555 10' "w1 reaches the broker again"
 #   the worker's session survived the short cut, or it reconnects (backoff)
-check 'ready 200' "worker serves the broker again after the cut"
+check 'ready 40' "worker serves the broker again after the cut"
 seq 1 100 | map > "$T/out2.txt" 2>/dev/null
 check '[ "$(md5sum < "$T/out2.txt")" = "$(head -100 "$T/want.txt" | md5sum)" ]' "map after the cut"
 
