@@ -10,9 +10,11 @@
 #
 #   source tests/netns.sh
 #   netns_setup broker w1 w2 || exit $?   # 77: skip (not root, no `ip netns`, ...)
-#   ns_exec broker dpool-broker -j 0 -c "tcp://$(ns_addr broker):5555" \
-#                                    -w "tcp://$(ns_addr broker):5556" &
-#   ns_exec w1 dpool-worker --connect "tcp://$(ns_addr broker):5556" &
+#   ns_spawn broker dpool-broker -j 0 -c "tcp://$(ns_addr broker):5555" \
+#                                     -w "tcp://$(ns_addr broker):5556"
+#   broker_pid=$NS_PID
+#   ns_spawn w1 dpool-worker --connect "tcp://$(ns_addr broker):5556"
+#   seq 1 9 | ns_exec broker dpool map -b "tcp://$(ns_addr broker):5555" square
 #   ns_link_down w1         # pull w1's cable (at the switch): silent partition
 #   ns_link_up w1
 #   netns_teardown          # also runs by itself on EXIT, INT, TERM, HUP
@@ -27,8 +29,11 @@
 #                               1, 2, ... in order of creation
 #   ns_addr NAME                print NAME's address (no prefix length)
 #   ns_name NAME                print the real namespace name (for `ip -n`)
-#   ns_exec NAME CMD [ARG]...   run CMD inside NAME (exec: $! of a backgrounded
-#                               ns_exec is the command's own pid)
+#   ns_exec NAME CMD [ARG]...   run CMD inside NAME, in the foreground (with
+#                               `&`, $! would be a subshell's pid: use ns_spawn)
+#   ns_spawn NAME CMD [ARG]...  start CMD inside NAME in the background; its own
+#                               pid is in NS_PID (redirections given to ns_spawn
+#                               apply to CMD): ns_spawn a prog > log 2>&1; p=$NS_PID
 #   ns_hosts NAME [LINE]...     give NAME its own /etc/hosts (localhost plus a
 #                               line "ADDR HOST" per host made so far, plus
 #                               each LINE); used by ns_exec through ip-netns's
@@ -208,6 +213,18 @@ ns_reach () {
         [ $SECONDS -lt $end ] || return 1
         sleep 0.2
     done
+}
+
+NS_PID=""
+ns_spawn () {
+    _netns_known "$1" || return
+    local ns
+    ns=$(ns_name "$1")
+    shift
+    #   ip execs CMD after entering the namespace: $! is CMD's pid
+    ip netns exec "$ns" "$@" &
+    # shellcheck disable=SC2034  # for the caller
+    NS_PID=$!
 }
 
 ns_pids () { _netns_known "$1" || return; ip netns pids "$(ns_name "$1")"; }

@@ -74,10 +74,10 @@ check '[ "$(host_links)" = "$links_before" ]' "host interfaces untouched: $(host
 check '[ "$(ns_link_state w1)" = UP ]' "w1's link is up: $(ns_link_state w1)"
 
 # --- 3. a real broker and worker on two hosts --------------------------------
-ns_exec broker "$BIN/dpool-broker" -j 0 -c "tcp://$B:5555" -w "tcp://$B:5556" > "$T/broker.log" 2>&1 &
-broker=$!
-ns_exec w1 "$BIN/dpool-worker" --connect "tcp://$B:5556" -m testtasks > "$T/worker.log" 2>&1 &
-worker=$!
+ns_spawn broker "$BIN/dpool-broker" -j 0 -c "tcp://$B:5555" -w "tcp://$B:5556" > "$T/broker.log" 2>&1
+broker=$NS_PID
+ns_spawn w1 "$BIN/dpool-worker" --connect "tcp://$B:5556" -m testtasks > "$T/worker.log" 2>&1
+worker=$NS_PID
 map () { ns_exec broker "$BIN/dpool" map -b "tcp://$B:5555" --timeout 5000 square; }
 ready () {  # until the worker has registered (a one-item map works), up to $1 s
     local end=$(( SECONDS + $1 ))
@@ -87,6 +87,13 @@ ready () {  # until the worker has registered (a one-item map works), up to $1 s
         sleep 0.2
     done
 }
+for _ in $(seq 1 50); do
+    [ "$(cat /proc/$broker/comm 2>/dev/null)$(cat /proc/$worker/comm 2>/dev/null)" = dpool-brokerdpool-worker ] && break
+    sleep 0.05
+done
+check '[ "$(cat /proc/$broker/comm)" = dpool-broker ] && [ "$(cat /proc/$worker/comm)" = dpool-worker ]' \
+      "ns_spawn gives the programs' own pids"
+check 'ns_pids broker | grep -qx "$broker" && ns_pids w1 | grep -qx "$worker"' "they run in their namespaces"
 check 'ready 20' "worker registered with the broker across the bridge: $(cat "$T/broker.log" "$T/worker.log")"
 seq 1 1000 | map > "$T/out.txt" 2> "$T/err.txt"
 check '[ $? -eq 0 ]' "dpool map across namespaces: $(cat "$T/err.txt")"
