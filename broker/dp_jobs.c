@@ -666,22 +666,22 @@ s_blame_item (broker_t *broker, chunk_t *chunk, const dp_death_t *death)
         s_chunk_destroy (&chunk);
     }
     culprit->attempts++;
+    if (link_empty (&job->ready) && !link_empty (&job->pending))
+        link_insert_before (&broker->ready, &job->ready);
     char message [200];
     if (death->code == DP_ST_TIMEOUT) {
         s_chunk_fail (culprit, DP_ST_TIMEOUT, death->reason);
-        s_job_deliver (broker, job, culprit);
+        s_job_deliver (broker, job, culprit);       //  may end the job
     }
     else
     if (culprit->attempts >= job->max_attempts) {
         snprintf (message, sizeof message, "worker died: %s, %u attempts",
                   death->reason, culprit->attempts);
         s_chunk_fail (culprit, DP_ST_DIED, message);
-        s_job_deliver (broker, job, culprit);
+        s_job_deliver (broker, job, culprit);       //  may end the job
     }
     else
         s_job_queue (broker, job, culprit, true);
-    if (link_empty (&job->ready) && !link_empty (&job->pending))
-        link_insert_before (&broker->ready, &job->ready);
 }
 
 //  Give a supervised worker's chunks back, blaming exactly the item its
