@@ -35,7 +35,7 @@ seq 1 20000 | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" square > "$T/
 check '[ "$(wc -l < "$T/out")" -eq 20000 ]' "map through the broker"
 printf 'a\ncrash\nb\n' | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" crash_if > "$T/out" 2> "$T/err"
 check 'grep -q "3 attempts" "$T/err"' "crash_if through the broker"
-(echo 0; yes 5000 | head -9) | "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" --chunksize 1 sleep_ms > "$T/slow" 2>&1 &
+(echo 0; yes 5000 | head -9) | stdbuf -o0 "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" --chunksize 1 sleep_ms > "$T/slow" 2>&1 &
 cpid=$!
 for i in $(seq 1 400); do [ -s "$T/slow" ] && break; sleep 0.05; done   # the job has started
 check '[ -s "$T/slow" ]' "slow job started"
