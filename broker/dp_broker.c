@@ -31,14 +31,18 @@
 #define CLIENT_WBYTES    (256ull << 20)     //  bytes in flight per client
 #define CLIENT_BATCH     8192               //  items per BATCH
 
+//  A peer's routing id as hex, the key of the peer tables.
 static void
 s_key (const zmq_msg_t *rid, char *key, size_t size)
 {
+    static const char hex [] = "0123456789abcdef";
     const uint8_t *p = (const uint8_t *) zmq_msg_data ((zmq_msg_t *) rid);
     size_t n = zmq_msg_size ((zmq_msg_t *) rid);
     size_t at = 0;
-    for (size_t i = 0; i < n && at + 3 <= size; i++)
-        at += snprintf (key + at, size - at, "%02x", p [i]);
+    for (size_t i = 0; i < n && at + 3 <= size; i++) {
+        key [at++] = hex [p [i] >> 4];
+        key [at++] = hex [p [i] & 15];
+    }
     key [at] = 0;
 }
 

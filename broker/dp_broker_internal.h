@@ -107,8 +107,9 @@ struct worker {
     char key [32];
     zmq_msg_t rid;
     zhashx_t *tasks;            //  task name -> (void *) 1
-    uint32_t credit;
+    uint32_t credit;            //  the most chunks it accepts (READY)
     uint32_t inflight_count;
+    uint64_t chunk_ns;          //  recent task time per chunk (EWMA; 0: none yet)
     link_t inflight;            //  chunks, via chunk->queue
     link_t available;           //  in broker->available while credit is left
     int64_t expiry_ms;

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #define SPECULATE_MIN_MS 100
+#define QUEUE_NS         1000000     //  work to keep queued at a worker
 
 //  --------------------------------------------------------------------------
 //  Chunks
@@ -398,6 +399,18 @@ s_find_worker (broker_t *broker, const char *task, bool alone)
     return NULL;
 }
 
+//  How many chunks to keep in flight at a worker: enough queued work to
+//  cover a round trip (QUEUE_NS) however small its chunks are, but no more
+//  than two long chunks, so a long task never holds work others could run;
+//  never more than the worker's credit.
+static uint32_t
+s_worker_limit (worker_t *worker)
+{
+    uint64_t limit = worker->chunk_ns ? 1 + QUEUE_NS / worker->chunk_ns : 2;
+    limit = limit < 2 ? 2 : limit;
+    return limit < worker->credit ? (uint32_t) limit : worker->credit;
+}
+
 //  Send a chunk to a worker. Returns 0, or -1 if the worker is unreachable
 //  (the chunk is then back at the front of its job's queue).
 static int
@@ -425,7 +438,7 @@ s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
     chunk->worker = worker;
     chunk->dispatched_ms = broker->now_ms;
     link_insert_before (&worker->inflight, &chunk->queue);
-    if (++worker->inflight_count >= worker->credit || chunk->suspect)
+    if (++worker->inflight_count >= s_worker_limit (worker) || chunk->suspect)
         link_remove (&worker->available);
     return 0;
 }
@@ -486,7 +499,8 @@ s_unassign (broker_t *broker, chunk_t *chunk)
     chunk->worker = NULL;
     chunk->id = 0;
     worker->inflight_count--;
-    if (link_empty (&worker->available) && !worker->gone)
+    if (link_empty (&worker->available) && !worker->gone
+    &&  worker->inflight_count < s_worker_limit (worker))
         link_insert_before (&broker->available, &worker->available);
 }
 
@@ -529,6 +543,7 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
         broker_worker_lost (broker, worker, "protocol error");
         return;
     }
+    worker->chunk_ns = worker->chunk_ns ? (worker->chunk_ns * 7 + msg->ns) / 8 : msg->ns + 1;
     s_unassign (broker, chunk);
     worker->chunks_done++;
     job_t *job = chunk->job;
