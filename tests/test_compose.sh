@@ -70,8 +70,10 @@ def ports(s):
             r.append(str(p).split("/")[0])
     return " ".join(r)
 for name, s in svc.items():
+    #   what the container gets: `$$` in the file is a literal `$`
+    unesc = lambda v: v.replace("$$", "$")
     cmd = s.get("command", "")
-    out.append((name + ".command", shlex.join(cmd) if isinstance(cmd, list) else cmd))
+    out.append((name + ".command", shlex.join(map(unesc, cmd)) if isinstance(cmd, list) else unesc(cmd)))
     b = s.get("build", {}) or {}
     out.append((name + ".build", "%s %s" % (b.get("context", ""), b.get("dockerfile", ""))))
     out.append((name + ".image", s.get("image", "")))
@@ -91,7 +93,7 @@ for name, s in svc.items():
                                                for d, v in sorted(dep.items()))))
     hc = s.get("healthcheck", {}) or {}
     t = hc.get("test", "")
-    out.append((name + ".health", shlex.join(t) if isinstance(t, list) else t))
+    out.append((name + ".health", shlex.join(map(unesc, t)) if isinstance(t, list) else unesc(t)))
 for k, v in out:
     print("%s\t%s" % (k, v))
 EOF
@@ -118,7 +120,9 @@ check '[[ " $bc " == *" --clients tcp://0.0.0.0:5555 "* ]]' "broker binds client
 check '[[ " $bc " == *" --workers tcp://0.0.0.0:5556 "* ]]' "broker binds workers on all container addresses: $bc"
 check '[[ " $bc " == *" --jobs 0 "* ]]' "broker leaves the work to the worker service by default: $bc"
 check '[[ "$bc" == dpool-broker\ * ]]' "broker runs dpool-broker"
-check '[[ "$wc" == dpool-worker\ * ]]' "worker runs dpool-worker: $wc"
+check '[[ "$wc" == dpool-worker\ * || "$wc" == *"exec dpool-worker "* ]]' "worker runs dpool-worker: $wc"
+check '[[ "$wc" == *" --jobs "* || "$wc" == *" -j "* ]]' "worker is a node supervising --jobs processes: $wc"
+check '[ "$(get "$C" worker.environment)" = DPOOL_WORKER_JOBS= ]' "DPOOL_WORKER_JOBS empty by default: $(get "$C" worker.environment)"
 check '[[ " $wc " == *" --connect tcp://broker:5556 "* ]]' "worker connects to broker:5556: $wc"
 check '[[ " $wc " == *" --module testtasks "* || " $wc " == *" -m testtasks "* ]]' "worker loads testtasks: $wc"
 check '[ "$(get "$C" broker.ports)" = "127.0.0.1:5555:5555 127.0.0.1:5556:5556" ]' \
@@ -131,8 +135,10 @@ check '[ "$(get "$C" broker.environment)" = DPOOL_BROKER=tcp://127.0.0.1:5555 ]'
 check '[ -z "$(get "$C" broker.user)$(get "$C" worker.user)" ]' "services run as the image's user"
 #   variables
 V="$T/config-vars.yml"
-compose_config "$V" DPOOL_BROKER_JOBS=3 DPOOL_PUBLISH=0.0.0.0 DPOOL_IMAGE=registry.example/dpool:1
+compose_config "$V" DPOOL_BROKER_JOBS=3 DPOOL_PUBLISH=0.0.0.0 DPOOL_IMAGE=registry.example/dpool:1 \
+    DPOOL_WORKER_JOBS=3
 facts "$V"
+check '[ "$(get "$V" worker.environment)" = DPOOL_WORKER_JOBS=3 ]' "DPOOL_WORKER_JOBS passed on: $(get "$V" worker.environment)"
 check '[[ " $(get "$V" broker.command) " == *" --jobs 3 "* ]]' "DPOOL_BROKER_JOBS: $(get "$V" broker.command)"
 check '[ "$(get "$V" broker.ports)" = "0.0.0.0:5555:5555 0.0.0.0:5556:5556" ]' "DPOOL_PUBLISH: $(get "$V" broker.ports)"
 check '[ "$(get "$V" worker.image)" = registry.example/dpool:1 ]' "DPOOL_IMAGE: $(get "$V" worker.image)"
@@ -241,14 +247,14 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
     as_image () {   # as_image SERVICE HOST CMD...
         local svc=$1 host=$2; shift 2
         local -a envs=()
-        eval "envs=($(get "$C" "$svc.environment"))"
+        eval "envs=($(get "${CFG:-$C}" "$svc.environment"))"
         ns_exec "$host" setpriv --reuid="$uid" --regid="$uid" --clear-groups \
             env PATH="$P/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME=/tmp ${envs[@]+"${envs[@]}"} "$@"
     }
     spawn_image () {   # like as_image, in the background; pid in NS_PID
         local svc=$1 host=$2; shift 2
         local -a envs=()
-        eval "envs=($(get "$C" "$svc.environment"))"
+        eval "envs=($(get "${CFG:-$C}" "$svc.environment"))"
         ns_spawn "$host" setpriv --reuid="$uid" --regid="$uid" --clear-groups \
             env PATH="$P/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME=/tmp ${envs[@]+"${envs[@]}"} "$@"
     }
@@ -260,11 +266,19 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
 
     check '! healthy' "healthcheck fails while the broker is down"
     spawn_image broker broker "${bcmd[@]}" > "$T/broker.log" 2>&1; bpid=$NS_PID
-    spawn_image worker worker_1 "${wcmd[@]}" > "$T/worker1.log" 2>&1
-    spawn_image worker worker_2 "${wcmd[@]}" > "$T/worker2.log" 2>&1
+    #   worker_1 as configured by default, worker_2 with DPOOL_WORKER_JOBS=3
+    spawn_image worker worker_1 "${wcmd[@]}" > "$T/worker1.log" 2>&1; w1pid=$NS_PID
+    CFG=$V spawn_image worker worker_2 "${wcmd[@]}" > "$T/worker2.log" 2>&1; w2pid=$NS_PID
     up=""; for _ in $(seq 1 50); do healthy && { up=1; break; }; sleep 0.2; done
     check '[ -n "$up" ]' "broker healthy: $(cat "$T/broker.log")"
     check '[ "$(stat -c %u /proc/$bpid)" = "$uid" ]' "broker runs as uid $uid"
+    kids () { pgrep -P "$1" | wc -l; }
+    for _ in $(seq 1 50); do
+        [ "$(kids "$w1pid")" -eq "$(nproc)" ] && [ "$(kids "$w2pid")" -eq 3 ] && break
+        sleep 0.1
+    done
+    check '[ "$(kids "$w1pid")" -eq "$(nproc)" ]' "a worker node runs one process per CPU by default: $(kids "$w1pid")"
+    check '[ "$(kids "$w2pid")" -eq 3 ]' "DPOOL_WORKER_JOBS=3: 3 processes: $(kids "$w2pid")"
 
     seq 1 1000 | awk '{ print $1 * $1 }' > "$T/want.txt"
     #   docker-compose exec -T broker dpool map square
