@@ -82,30 +82,31 @@ seq 1 1000 | awk '{ print $1 * $1 }' > "$T/want.txt"
 "${sbatch_env[@]}" bash "$SB" bash -c '
     seq 1 1000 | dpool map square
     for i in $(seq 1 50); do     # all 3 srun tasks are workers of this broker
-        [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -m testtasks")" -eq 3 ] && break
+        [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -j 1 -m testtasks")" -eq 3 ] && break
         sleep 0.1
     done
-    pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -m testtasks" > "'"$T"'/nworkers"
+    pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -j 1 -m testtasks" > "'"$T"'/nworkers"
     echo "$DPOOL_BROKER" > "'"$T"'/broker_env"' > "$T/out1.txt" 2> "$T/err1.txt"
 rc=$?
 check '[ $rc -eq 0 ]' "sbatch script with a dpool map: status $rc: $(cat "$T/err1.txt")"
 check 'cmp -s "$T/out1.txt" "$T/want.txt"' "1000 squares in order ($(wc -l < "$T/out1.txt") lines)"
 check '[ "$(cat "$T/broker_env" 2>/dev/null)" = "tcp://127.0.0.1:$CP" ]' "the command gets DPOOL_BROKER"
-check '[ "$(cat "$T/nworkers" 2>/dev/null)" = 3 ]' "one worker per Slurm task: $(cat "$T/nworkers" 2>/dev/null)"
+check '[ "$(cat "$T/nworkers" 2>/dev/null)" = 3 ]' "one worker node per Slurm task: $(cat "$T/nworkers" 2>/dev/null)"
 check 'grep -q -- "--nodes=2 --ntasks=3 " "$FAKE_SRUN_LOG"' "srun spans the allocation: $(cat "$FAKE_SRUN_LOG")"
-check 'grep -q -- " dpool-worker --connect tcp://127.0.0.1:$WP -m testtasks" "$FAKE_SRUN_LOG"' "srun runs the workers"
+check 'grep -q -- " dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks" "$FAKE_SRUN_LOG"' "srun runs the worker nodes, -j 1 without --cpus-per-task"
 sleep 0.2
 check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(leftovers "127.0.0.1:$WP")"
 
 # --- 2. DPOOL_COMMAND, dpool run, no modules, exit status passed on -----------
 : > "$FAKE_SRUN_LOG"
-"${sbatch_env[@]}" SLURM_NTASKS=2 DPOOL_MODULES="" \
+"${sbatch_env[@]}" SLURM_NTASKS=2 DPOOL_MODULES="" DPOOL_WORKER_JOBS=2 \
     DPOOL_COMMAND='printf "a\nb c\n" | dpool run -- echo x{}; exit 3' \
     bash "$SB" > "$T/out2.txt" 2> "$T/err2.txt"
 rc=$?
 check '[ $rc -eq 3 ]' "the command's exit status is the script's: $rc"
 check '[ "$(cat "$T/out2.txt")" = "$(printf "xa\nxb c")" ]' "dpool run through DPOOL_COMMAND: $(cat "$T/out2.txt" "$T/err2.txt")"
 check '! grep -q -- " -m " "$FAKE_SRUN_LOG"' "DPOOL_MODULES empty: no -m"
+check 'grep -q -- "dpool-worker --connect tcp://127.0.0.1:$WP -j 2$" "$FAKE_SRUN_LOG"' "DPOOL_WORKER_JOBS=2: -j 2: $(cat "$FAKE_SRUN_LOG")"
 sleep 0.2
 check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(leftovers "127.0.0.1:$WP")"
 
@@ -113,10 +114,10 @@ check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(lefto
 "${sbatch_env[@]}" bash "$SB" sleep 60 > /dev/null 2> "$T/err3.txt" &
 job=$!
 for _ in $(seq 1 100); do
-    [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -m testtasks")" -eq 3 ] && break
+    [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks")" -eq 3 ] && break
     sleep 0.1
 done
-check '[ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -m testtasks")" -eq 3 ]' "workers up before the cancel"
+check '[ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks")" -eq 3 ]' "workers up before the cancel"
 t0=$(date +%s%N)
 kill -TERM $job
 wait $job
@@ -149,19 +150,26 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
     ns_hosts node1 && ns_hosts node2
     : > "$FAKE_SRUN_LOG"
     ns_exec node1 env PATH="$T/bin:$PATH" DPOOL_BIN="$BIN" SLURM_JOB_ID=77 \
-        SLURM_JOB_NUM_NODES=2 SLURM_NTASKS=4 SLURMD_NODENAME=node1 DPOOL_TASK_WAIT=10000 \
+        SLURM_JOB_NUM_NODES=2 SLURM_NTASKS=4 SLURM_CPUS_PER_TASK=2 SLURMD_NODENAME=node1 \
+        DPOOL_TASK_WAIT=10000 \
         FAKE_SRUN_NODES="$(ns_name node1) $(ns_name node2)" \
         bash "$SB" bash -c '
             seq 1 1000 | dpool map square > "$0/out6.txt"
             #   where do the items run? each answers with its node address
             seq 1 200 | dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" \
-                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"' "$T" \
+                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"
+            ep=${DPOOL_BROKER%:*}:20155
+            echo $(( $(pgrep -fxc "dpool-worker --connect $ep -j 2 -m testtasks") +
+                     $(pgrep -fc -- "--connect $ep --child") )) > "$0/nprocs"' "$T" \
         > /dev/null 2> "$T/err6.txt"
     rc=$?
     check '[ $rc -eq 0 ]' "on two nodes: status $rc: $(cat "$T/err6.txt")"
     check 'grep -q "broker tcp://10.251.0.1:20154, workers tcp://10.251.0.1:20155" "$T/err6.txt"' \
           "broker bound to node1's address, ports from the job id: $(head -1 "$T/err6.txt")"
     check 'cmp -s "$T/out6.txt" "$T/want.txt"' "1000 squares in order on two nodes"
+    check 'grep -q -- "--ntasks=4 --cpus-per-task=2 .* -j 2 -m testtasks$" "$FAKE_SRUN_LOG"' \
+          "a node per task with the task's CPUs: $(cat "$FAKE_SRUN_LOG")"
+    check '[ "$(cat "$T/nprocs")" -eq 12 ]' "4 nodes of 2 processes, 12 dpool-workers in all: $(cat "$T/nprocs")"
     check 'grep -q "10.251.0.1/24" "$T/where.txt" && grep -q "10.251.0.2/24" "$T/where.txt"' \
           "items ran on both nodes: $(tr '\n' ' ' < "$T/where.txt")"
     check '[ "$(awk "{ s += \$1 } END { print s }" "$T/where.txt")" = 200 ]' "200 dpool run results"
