@@ -111,7 +111,7 @@ sleep 0.2
 check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(leftovers "127.0.0.1:$WP")"
 
 # --- 3. scancel: SIGTERM to the script mid-command ------------------------------
-"${sbatch_env[@]}" bash "$SB" sleep 60 > /dev/null 2> "$T/err3.txt" &
+"${sbatch_env[@]}" bash "$SB" sleep "60.$$" > /dev/null 2> "$T/err3.txt" &
 job=$!
 for _ in $(seq 1 100); do
     [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks")" -eq 3 ] && break
@@ -125,7 +125,7 @@ rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check '[ $rc -eq 143 ]' "cancelled script exits 143: $rc: $(cat "$T/err3.txt")"
 check '[ $ms -lt 5000 ]' "cancel handled at once: ${ms} ms"
-check '[ -z "$(leftovers "127.0.0.1:$WP")" ] && ! pgrep -fx "sleep 60" >/dev/null' \
+check '[ -z "$(leftovers "127.0.0.1:$WP")" ] && ! pgrep -fx "sleep 60.$$" >/dev/null' \
       "cancel leaves nothing running: $(leftovers "127.0.0.1:$WP")"
 
 # --- 4. errors --------------------------------------------------------------------
@@ -158,9 +158,10 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
             #   where do the items run? each answers with its node address
             seq 1 200 | dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" \
                 | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"
-            ep=${DPOOL_BROKER%:*}:20155
-            echo $(( $(pgrep -fxc "dpool-worker --connect $ep -j 2 -m testtasks") +
-                     $(pgrep -fc -- "--connect $ep --child") )) > "$0/nprocs"' "$T" \
+            #   dpool-worker processes in the two nodes (namespaces $1, $2)
+            for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
+                grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"' "$T" \
+            "$(stat -L -c %i "/run/netns/$(ns_name node1)")" "$(stat -L -c %i "/run/netns/$(ns_name node2)")" \
         > /dev/null 2> "$T/err6.txt"
     rc=$?
     check '[ $rc -eq 0 ]' "on two nodes: status $rc: $(cat "$T/err6.txt")"

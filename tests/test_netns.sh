@@ -28,7 +28,7 @@ child='source "$1/netns.sh"; netns_setup a || exit $?
        ns_exec a sleep 1000 &
        for _ in $(seq 1 200); do [ -n "$(ns_pids a)" ] && break; sleep 0.05; done
        [ -n "$(ns_pids a)" ] || exit 1
-       echo "$NETNS_PREFIX" > "$2"; wait'
+       echo "$NETNS_PREFIX $(ns_pids a)" > "$2"; wait'
 await () {  # await PID FILE: until the child is ready (0) or has exited (its status)
     local end=$(( SECONDS + 60 ))
     while [ $SECONDS -lt $end ]; do
@@ -43,16 +43,15 @@ bash -c "$child" _ "$HERE" "$T/ready1" & c1=$!
 await $c1 "$T/ready1"; rc=$?
 [ $rc -eq 77 ] && { echo "test_netns: skipped (see above)"; exit 77; }
 [ $rc -eq 0 ] || { echo "FAIL: netns_setup in a child: status $rc" >&2; exit 1; }
-p1=$(cat "$T/ready1")
+read -r p1 sleeper1 < "$T/ready1"
 check '[ -n "$(our_ns "$p1")" ]' "child namespaces exist: $(our_ns "$p1")"
 kill -TERM $c1; wait $c1
 check '[ -z "$(our_ns "$p1")" ]' "SIGTERMed test removed its namespaces: $(our_ns "$p1")"
-check '! pgrep -f "^sleep 1000$" >/dev/null' "SIGTERMed test killed its processes"
+check '! kill -0 "$sleeper1" 2>/dev/null' "SIGTERMed test killed its processes"
 
 bash -c "$child" _ "$HERE" "$T/ready2" & c2=$!
 await $c2 "$T/ready2" || { echo "FAIL: second child did not start" >&2; exit 1; }
-p2=$(cat "$T/ready2")
-sleeper=$(ip netns pids "$p2-a" 2>/dev/null | head -1)
+read -r p2 sleeper < "$T/ready2"
 kill -KILL $c2; wait $c2 2>/dev/null
 check '[ -n "$(our_ns "$p2")" ]' "SIGKILLed test left its namespaces (expected)"
 
@@ -62,7 +61,7 @@ netns_setup broker w1; rc=$?
 check '[ $rc -eq 0 ]' "netns_setup broker w1: status $rc"
 [ $rc -eq 0 ] || exit 1
 check '[ -z "$(our_ns "$p2")" ]' "stale namespaces of the SIGKILLed test reaped: $(our_ns "$p2")"
-check '[ -z "$sleeper" ] || ! kill -0 "$sleeper" 2>/dev/null' "process left in a stale namespace killed"
+check '[ -n "$sleeper" ] && ! kill -0 "$sleeper" 2>/dev/null' "process left in a stale namespace killed"
 check '[ "$(our_ns "$NETNS_PREFIX")" = "$NETNS_PREFIX-broker $NETNS_PREFIX-sw $NETNS_PREFIX-w1 " ]' \
       "namespaces broker, w1 and the switch: $(our_ns "$NETNS_PREFIX")"
 B=$(ns_addr broker) W=$(ns_addr w1)
