@@ -178,5 +178,45 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
     netns_teardown
 fi
 
+# --- 6. deploy/k8s: consistent manifests (no cluster here: structure only) -------
+K8S="$SRC/deploy/k8s/dpool.yaml"
+if [ -f "$K8S" ] && /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+    /usr/bin/python3 - "$K8S" "$SRC/deploy/Dockerfile" > "$T/k8s.txt" 2>&1 <<'EOF'
+import re, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+uid = int(re.search(r"--uid (\d+)", open(sys.argv[2]).read()).group(1))
+objs = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+def ok(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+ok(sorted(objs) == [("Deployment", "dpool-broker"), ("Deployment", "dpool-worker"),
+                    ("Service", "dpool-broker")], "objects: %s" % sorted(objs))
+svc = objs[("Service", "dpool-broker")]
+b = objs[("Deployment", "dpool-broker")]
+w = objs[("Deployment", "dpool-worker")]
+ports = {p["port"] for p in svc["spec"]["ports"]}
+ok(ports == {5555, 5556}, "service ports 5555, 5556: %s" % ports)
+labels = lambda d: d["spec"]["template"]["metadata"]["labels"]
+ok(all(labels(b).get(k) == v for k, v in svc["spec"]["selector"].items()), "service selects the broker pod")
+for d in (b, w):
+    n = d["metadata"]["name"]
+    ok(d["spec"]["selector"]["matchLabels"].items() <= labels(d).items(), n + ": selector matches its pods")
+    sc = d["spec"]["template"]["spec"]["securityContext"]
+    ok(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == uid, n + ": non-root, uid %d as in the image" % uid)
+    ok(d["spec"]["template"]["spec"]["containers"][0]["image"] == "dpool:latest", n + ": image dpool:latest")
+ok(b["spec"]["replicas"] == 1 and b["spec"]["strategy"]["type"] == "Recreate", "one broker, never two at once")
+bc = " ".join(b["spec"]["template"]["spec"]["containers"][0]["command"])
+ok("--clients tcp://0.0.0.0:5555" in bc and "--workers tcp://0.0.0.0:5556" in bc, "broker binds the pod's addresses: " + bc)
+wc = " ".join(w["spec"]["template"]["spec"]["containers"][0]["command"])
+ok("dpool-worker --connect tcp://%s:5556" % svc["metadata"]["name"] in wc, "workers connect to the service: " + wc)
+ok("--jobs" in wc, "workers are nodes (--jobs)")
+EOF
+    while read -r st what; do
+        check '[ "$st" = ok ]' "k8s: $what"
+    done < "$T/k8s.txt"
+    check '[ -s "$T/k8s.txt" ] && ! grep -q Traceback "$T/k8s.txt"' "k8s manifest parsed: $(grep -A3 Traceback "$T/k8s.txt")"
+else
+    echo "test_deploy: k8s checks skipped (no deploy/k8s or no python3-yaml)" >&2
+fi
+
 echo "test_deploy: $pass passed, $fail failed"
 [ $fail -eq 0 ]
