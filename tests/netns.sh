@@ -34,10 +34,13 @@
 #   ns_spawn NAME CMD [ARG]...  start CMD inside NAME in the background; its own
 #                               pid is in NS_PID (redirections given to ns_spawn
 #                               apply to CMD): ns_spawn a prog > log 2>&1; p=$NS_PID
-#   ns_hosts NAME [LINE]...     give NAME its own /etc/hosts (localhost plus a
-#                               line "ADDR HOST" per host made so far, plus
-#                               each LINE); used by ns_exec through ip-netns's
-#                               /etc/netns/<ns>/ mechanism
+#   ns_hosts NAME [LINE]...     give NAME its own /etc/hosts: localhost, a line
+#                               "ADDR HOST" per host made so far, and each LINE
+#                               ("ADDR NAME..."; a host named in a LINE loses
+#                               its own entry, so a name can be moved). Seen by
+#                               what runs in NAME through ip-netns's
+#                               /etc/netns/<ns>/ mechanism; calling it again
+#                               changes the file in place for running programs
 #   ns_link_down NAME           set NAME's switch port down: no carrier on
 #                               NAME's eth0, packets both ways are dropped
 #   ns_link_up NAME             set it up again (addresses and routes stay)
@@ -243,13 +246,20 @@ ns_hosts () {
         mkdir -p "$dir" || return
         _NETNS_ETC+=("$dir")
     fi
+    #   a name given in a LINE replaces that host's own entry
+    local -A given=()
+    local line word
+    for line in "$@"; do
+        for word in ${line#*[[:space:]]}; do given[$word]=1; done
+    done
+    #   rewritten in place: programs already running in NAME see the change
     {
         printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
         for h in "${_NETNS_NAMES[@]}"; do
-            printf '%s\t%s\n' "${_NETNS_ADDR[$h]}" "$h"
+            [ -n "${given[$h]:-}" ] || printf '%s\t%s\n' "${_NETNS_ADDR[$h]}" "$h"
         done
-        for h in "$@"; do
-            printf '%s\n' "$h"
+        for line in "$@"; do
+            printf '%s\n' "$line"
         done
     } > "$dir/hosts"
 }

@@ -238,11 +238,11 @@ check '[ -n "$direct" ] && [ -z "$missing" ]' "runtime packages cover the librar
 # --- 3. the services, run as compose would run them --------------------------------
 # shellcheck source=tests/netns.sh
 source "$HERE/netns.sh"
-netns_setup broker worker_1 worker_2; rc=$?
+netns_setup broker worker_1 worker_2 broker_2; rc=$?
 if [ $rc -eq 77 ]; then
     echo "test_compose: running the services skipped (see above)" >&2
 elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
-    for h in broker worker_1 worker_2; do ns_hosts "$h"; done
+    for h in broker worker_1 worker_2 broker_2; do ns_hosts "$h"; done
     #   as in the image: the install on PATH, its non-root uid, the service's environment
     as_image () {   # as_image SERVICE HOST CMD...
         local svc=$1 host=$2; shift 2
@@ -293,19 +293,28 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
     check 'grep -q "$(ns_addr worker_1)/24" "$T/where.txt" && grep -q "$(ns_addr worker_2)/24" "$T/where.txt"' \
           "both worker replicas ran items: $(tr '\n' ' ' < "$T/where.txt")"
 
-    #   docker-compose restart broker: SIGTERM, start again; the workers come back
+    #   the broker container is recreated (docker-compose up after a change):
+    #   SIGTERM, then a new broker at a new address under the same name; the
+    #   worker nodes find it by themselves
     kill -TERM "$bpid"; wait "$bpid"; rc=$?
     check '[ $rc -eq 0 ]' "broker stops cleanly on SIGTERM (docker stop): status $rc"
     check '! healthy' "healthcheck fails after the broker stopped"
-    spawn_image broker broker "${bcmd[@]}" >> "$T/broker.log" 2>&1; bpid=$NS_PID
-    back=""; end=$(( SECONDS + 45 ))
+    B2=$(ns_addr broker_2)
+    for h in worker_1 worker_2 broker_2; do ns_hosts "$h" "$B2 broker"; done
+    check '[ "$(ns_exec worker_1 getent hosts broker | awk "{ print \$1 }")" = "$B2" ]' "the name broker moved to $B2"
+    spawn_image broker broker_2 "${bcmd[@]}" >> "$T/broker.log" 2>&1; bpid=$NS_PID
+    back=""; end=$(( SECONDS + 60 ))
     while [ $SECONDS -lt $end ]; do
-        [ "$(seq 1 50 | as_image broker broker dpool map square 2>/dev/null | md5sum)" = "$(head -50 "$T/want.txt" | md5sum)" ] &&
+        [ "$(seq 1 50 | as_image broker broker_2 dpool map square 2>/dev/null | md5sum)" = "$(head -50 "$T/want.txt" | md5sum)" ] &&
             { back=1; break; }
         sleep 0.5
     done
-    check '[ -n "$back" ]' "workers serve the restarted broker by themselves: $(tail -3 "$T/worker1.log")"
-    check '[ -z "$(ns_pids broker | grep -vx "$bpid")" ]' "nothing but the broker in its container"
+    check '[ -n "$back" ]' "worker nodes serve the new broker by themselves: $(tail -3 "$T/worker1.log")"
+    seq 1 200 | as_image broker broker_2 dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" 2>/dev/null |
+        awk '{ print $4 }' | sort | uniq -c > "$T/where2.txt"
+    check 'grep -q "$(ns_addr worker_1)/24" "$T/where2.txt" && grep -q "$(ns_addr worker_2)/24" "$T/where2.txt"' \
+          "both worker nodes came back: $(tr '\n' ' ' < "$T/where2.txt")"
+    check '[ -z "$(ns_pids broker_2 | grep -vx "$bpid")" ]' "nothing but the broker in its container"
     netns_teardown
 fi
 
