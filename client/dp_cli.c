@@ -1,18 +1,23 @@
 /*  =========================================================================
     dpool - the command line: `dpool map` and `dpool run`
 
-    dpool map [-b EP] [-j N] [-m MODULE]... [-0] TASK
+    dpool map [-b EP] [-j N] [-m MODULE]... [-0] [-u] [--index] TASK
         items are the lines of stdin (NUL-separated with -0); results go to
-        stdout one per line, in input order; a failed item's reason goes to
-        stderr, the other results still come, and the exit status is 1.
+        stdout one per line, in input order (as they arrive with -u); a
+        failed item's reason goes to stderr, the other results still come,
+        and the exit status is 1.
     dpool run [-b EP] [-j N] [-0] -- COMMAND ARGS...
         runs COMMAND once per input line with {} replaced by the line (the
         line is appended when there is no {}), GNU parallel style, and
         prints each job's stdout in input order.
 
-    Input is read lazily from a non-blocking buffer: the pool asks for
-    items only while its window has room, so memory stays bounded however
-    long the input stream is.
+    Input is read lazily from a non-blocking buffer and results are taken
+    from an iterator (dp_imap): the pool reads input only while its window
+    has room, and a result's memory is released once printed, so memory
+    stays bounded however long the input stream is. The iterator is asked
+    with a timeout, so a progress bar can be redrawn and Ctrl-C is seen at
+    once: the job is cancelled (nothing more dispatched) and dpool exits
+    with 130.
     =========================================================================
 */
 #include "dpool.h"
@@ -26,11 +31,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_FAILED_ITEMS   1
 #define EXIT_POOL_ERROR     2
 #define EXIT_USAGE          64
+#define EXIT_INTERRUPTED    130
+#define PROGRESS_MS         200     //  progress bar redraw interval
 
 static volatile int s_interrupted = 0;
 
@@ -266,6 +274,11 @@ s_run_input (void *arg, const void **data, size_t *len)
 
 typedef struct {
     bool run;                   //  exec results: stdout after the message
+    bool index;                 //  prefix each output line with its index
+    bool progress;              //  draw a progress bar on stderr
+    bool bar_shown;             //  a bar is on the terminal line now
+    bool stdout_tty;            //  results share the terminal with the bar
+    int64_t next_draw_ms;
     uint64_t failed;
 } output_t;
 
@@ -275,25 +288,148 @@ typedef struct {
     output_t out;
 } cli_t;
 
-static int
-s_output (void *arg, uint64_t index, dp_status_t status, const void *data, size_t len)
+static int64_t
+s_now_ms (void)
 {
-    output_t *out = &((cli_t *) arg)->out;
-    if (status == DP_OK) {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Take the progress bar off the terminal line (before other output).
+static void
+s_bar_clear (output_t *out)
+{
+    if (out->bar_shown) {
+        fputs ("\r\033[K", stderr);
+        out->bar_shown = false;
+    }
+}
+
+//  A count or rate in short form: 950, 12.3k, 4.56M.
+static void
+s_human (char *buf, size_t size, double value)
+{
+    if (value >= 1e9)
+        snprintf (buf, size, "%.2fG", value / 1e9);
+    else
+    if (value >= 1e6)
+        snprintf (buf, size, "%.2fM", value / 1e6);
+    else
+    if (value >= 1e4)
+        snprintf (buf, size, "%.1fk", value / 1e3);
+    else
+        snprintf (buf, size, "%.0f", value);
+}
+
+//  Draw the bar: done/total, rate and ETA once the total is known (the
+//  input has ended), else the count and the rate.
+static void
+s_bar_draw (output_t *out, dp_iter_t *it, bool final)
+{
+    dp_progress_t p;
+    if (dp_iter_progress (it, &p) != 0)
+        return;
+    char rate [32], done [32], line [200];
+    s_human (rate, sizeof rate, p.rate);
+    s_human (done, sizeof done, (double) p.done);
+    if (p.total_known && p.total > 0) {
+        char bar [31];
+        int fill = (int) (30.0 * (double) p.done / (double) p.total);
+        for (int i = 0; i < 30; i++)
+            bar [i] = i < fill ? '#' : '.';
+        bar [30] = 0;
+        char eta [32] = "--:--";
+        if (final)
+            snprintf (eta, sizeof eta, "in %.1fs", p.elapsed_s);
+        else
+        if (p.eta_s >= 0)
+            snprintf (eta, sizeof eta, "ETA %d:%02d", (int) p.eta_s / 60, (int) p.eta_s % 60);
+        snprintf (line, sizeof line, "\r[%s] %3d%% %s/%llu %s/s %s", bar,
+                  (int) (100.0 * (double) p.done / (double) p.total), done,
+                  (unsigned long long) p.total, rate, eta);
+    }
+    else
+        snprintf (line, sizeof line, "\r%s done, %s/s, reading input", done, rate);
+    fputs (line, stderr);
+    fputs (final ? "\033[K\n" : "\033[K", stderr);
+    out->bar_shown = !final;
+    out->next_draw_ms = s_now_ms () + PROGRESS_MS;
+}
+
+//  Write `len` bytes of a result; with --index each line gets the prefix.
+static void
+s_write (output_t *out, uint64_t index, const char *data, size_t len, bool newline)
+{
+    if (!out->index) {
         fwrite (data, 1, len, stdout);
-        if (!out->run)
+        if (newline)
             fputc ('\n', stdout);
-        return 0;
+        return;
+    }
+    size_t at = 0;
+    do {
+        const char *eol = (const char *) memchr (data + at, '\n', len - at);
+        size_t line = eol ? (size_t) (eol - data) - at + 1 : len - at;
+        printf ("%llu\t", (unsigned long long) index);
+        fwrite (data + at, 1, line, stdout);
+        at += line;
+    } while (at < len);
+    if (newline)
+        fputc ('\n', stdout);
+}
+
+static void
+s_output (output_t *out, const dp_result_t *r)
+{
+    if (out->stdout_tty)
+        s_bar_clear (out);
+    if (r->status == DP_OK) {
+        if (r->len || !out->run)
+            s_write (out, r->index, (const char *) r->data, r->len, !out->run);
+        return;
     }
     out->failed++;
-    const char *text = (const char *) data;
-    size_t text_len = strnlen (text, len);
-    if (out->run && status == DP_ERR_TASK && text_len < len)
-        fwrite (text + text_len + 1, 1, len - text_len - 1, stdout);
+    const char *text = (const char *) r->data;
+    size_t text_len = strnlen (text, r->len);
+    if (out->run && r->status == DP_ERR_TASK && text_len < r->len)
+        s_write (out, r->index, text + text_len + 1, r->len - text_len - 1, false);
     fflush (stdout);
-    fprintf (stderr, "dpool: item %llu (line %llu): %s: %.*s\n", (unsigned long long) index,
-             (unsigned long long) index + 1, dp_status_name (status), (int) text_len, text);
-    return 0;
+    s_bar_clear (out);
+    fprintf (stderr, "dpool: item %llu (line %llu): %s: %.*s\n", (unsigned long long) r->index,
+             (unsigned long long) r->index + 1, dp_status_name (r->status), (int) text_len, text);
+}
+
+//  Take every result of the job and print it. Returns 0 at the end, -1 on
+//  a pool error (reason on stderr), 1 when interrupted by a signal, 2 when
+//  stdout fails.
+static int
+s_run_job (dp_iter_t *it, output_t *out)
+{
+    while (true) {
+        dp_result_t r;
+        int rc = dp_iter_next (it, &r, out->progress ? PROGRESS_MS : 500);
+        if (s_interrupted) {
+            s_bar_clear (out);
+            return 1;
+        }
+        if (rc == 1) {
+            s_output (out, &r);
+            if (ferror (stdout))
+                return 2;           //  e.g. a closed pipe: stop the job
+        }
+        else
+        if (rc != DP_TIMEOUT) {
+            if (out->progress && rc == 0)
+                s_bar_draw (out, it, true);
+            s_bar_clear (out);
+            if (rc < 0)
+                fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
+            return rc < 0 ? -1 : 0;
+        }
+        if (out->progress && s_now_ms () >= out->next_draw_ms)
+            s_bar_draw (out, it, false);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -320,6 +456,12 @@ s_usage (FILE *out)
         "  -m, --module MODULE  embedded pool: task module (path, or NAME for\n"
         "                       libdpool_NAME.so); repeatable\n"
         "  -0, --null           items are separated by NUL bytes, not newlines\n"
+        "  -u, --unordered      print results as they arrive, not in input order\n"
+        "      --index          prefix each output line with its item's 0-based\n"
+        "                       index and a tab\n"
+        "      --progress       draw a progress bar (rate, ETA) on stderr; the\n"
+        "                       default when stderr is a terminal\n"
+        "      --no-progress    no progress bar\n"
         "      --chunksize N    items per chunk (default: automatic)\n"
         "      --max-attempts N times an item may kill a worker before it fails (3)\n"
         "      --timeout MS     broker silence before giving up (default 3000)\n"
@@ -327,7 +469,8 @@ s_usage (FILE *out)
         "  -V, --version        show the version and exit\n"
         "\n"
         "Exit status: 0 all items succeeded, 1 some failed (reasons on stderr),\n"
-        "2 the pool failed (unknown task, broker unreachable), 64 usage error.\n");
+        "2 the pool failed (unknown task, broker unreachable), 64 usage error,\n"
+        "130 interrupted (Ctrl-C: the job is cancelled).\n");
 }
 
 static long
@@ -353,6 +496,10 @@ main (int argc, char *argv [])
         { "chunksize", required_argument, NULL, 'C' },
         { "max-attempts", required_argument, NULL, 'A' },
         { "timeout", required_argument, NULL, 'T' },
+        { "unordered", no_argument, NULL, 'u' },
+        { "index", no_argument, NULL, 'I' },
+        { "progress", no_argument, NULL, 'P' },
+        { "no-progress", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -378,9 +525,11 @@ main (int argc, char *argv [])
     dp_job_opts_t jopts = { 0 };
     const char **modules = (const char **) calloc ((size_t) argc, sizeof (char *));
     char delim = '\n';
+    int progress = -1;          //  -1: when stderr is a terminal
+    bool unordered = false, index = false;
     int c;
     optind = 2;
-    while ((c = getopt_long (argc, argv, "+b:j:m:0hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long (argc, argv, "+b:j:m:0uhV", longopts, NULL)) != -1) {
         switch (c) {
             case 'b': popts.endpoint = optarg; break;
             case 'j': popts.workers = (int) s_number (optarg, "worker count", 1, 1000); break;
@@ -389,13 +538,20 @@ main (int argc, char *argv [])
             case 'C': jopts.chunksize = (uint32_t) s_number (optarg, "chunk size", 1, 65536); break;
             case 'A': jopts.max_attempts = (uint32_t) s_number (optarg, "attempts", 1, 1000); break;
             case 'T': popts.timeout_ms = (int) s_number (optarg, "timeout", 100, 86400000); break;
+            case 'u': unordered = true; break;
+            case 'I': index = true; break;
+            case 'P': progress = 1; break;
+            case 'N': progress = 0; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool %s\n", DPOOL_VERSION_STRING); return 0;
             default: s_usage (stderr); return EXIT_USAGE;
         }
     }
     popts.modules = modules;
-    cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 }, .out = { .run = run } };
+    cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 },
+                  .out = { .run = run, .index = index,
+                           .progress = progress < 0 ? isatty (2) : progress,
+                           .stdout_tty = isatty (1) && isatty (2) } };
     input_t in = cli.in;
     const char *task = "exec";
     if (run) {
@@ -422,7 +578,6 @@ main (int argc, char *argv [])
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
     jopts.has_input_fd = true;
     jopts.input_fd = 0;
-    jopts.cancel = &s_interrupted;
     signal (SIGINT, s_on_signal);
     signal (SIGTERM, s_on_signal);
     signal (SIGPIPE, SIG_IGN);
@@ -431,20 +586,31 @@ main (int argc, char *argv [])
     if (!pool) {
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
-        return EXIT_POOL_ERROR;
+        return s_interrupted ? EXIT_INTERRUPTED : EXIT_POOL_ERROR;
     }
-    long rc = dp_map_stream (pool, task, &jopts, run ? s_run_input : s_map_input, s_output, &cli);
-    if (rc < 0)
+    dp_input_fn *input = run ? s_run_input : s_map_input;
+    dp_iter_t *it = unordered ? dp_imap_unordered (pool, task, &jopts, input, &cli)
+                              : dp_imap (pool, task, &jopts, input, &cli);
+    int rc = -1;
+    if (it)
+        rc = s_run_job (it, &cli.out);
+    else
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
+    if (rc == 1 || rc == 2)         //  nothing more is dispatched
+        dp_iter_cancel (it);
+    if (rc == 1)
+        fprintf (stderr, "dpool: interrupted: job cancelled\n");
+    dp_iter_destroy (&it);
     dp_pool_close (&pool);
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
     if (fflush (stdout) != 0 || ferror (stdout)) {
-        fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
+        if (!s_interrupted)
+            fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
         rc = -1;
     }
     free (cli.in.buf);
     free (modules);
     if (s_interrupted)
-        return 130;
-    return rc < 0 ? EXIT_POOL_ERROR : rc > 0 ? EXIT_FAILED_ITEMS : 0;
+        return EXIT_INTERRUPTED;
+    return rc < 0 ? EXIT_POOL_ERROR : cli.out.failed > 0 ? EXIT_FAILED_ITEMS : 0;
 }

@@ -63,7 +63,8 @@ struct rbatch {
 };
 
 typedef enum {
-    JOB_NEW,                    //  made, JOB not sent yet
+    JOB_NEW,                    //  made, not started by its owner yet
+    JOB_WAITING,                //  started, JOB not sent: too many jobs open
     JOB_RUNNING,                //  the broker has it (cancelled or not)
     JOB_DONE,                   //  DONE: every item answered
     JOB_FAILED                  //  ended by an ERROR, the pool, or an abort
@@ -114,7 +115,8 @@ struct dp_job {
     void *owner;
     //  links in the pool
     jlink_t all;                //  every job not yet freed
-    jlink_t open;               //  while JOB_RUNNING
+    jlink_t open;               //  in pool->open while JOB_RUNNING, in
+                                //  pool->waiting while JOB_WAITING
     jlink_t feed;               //  while it has input to send
 };
 
@@ -135,8 +137,9 @@ struct dp_pool {
     //  jobs
     dp_job_t **table;           //  open jobs by id: open addressing
     size_t table_cap, table_count;
-    jlink_t all, open, feed;
-    size_t nopen, nfeed;
+    jlink_t all, open, feed, waiting;
+    size_t nopen, nfeed, nwaiting;
+    size_t ncancel;             //  open jobs with a cancel flag to watch
     uint64_t feed_weight;       //  sum of the weights of jobs in `feed`
     uint64_t inflight;          //  items sent, not answered (the broker's view)
     uint64_t held_items, held_bytes;    //  sum over the jobs
@@ -159,6 +162,7 @@ void cpool_fail_all (dp_pool_t *self, dp_status_t status, const char *text);
 //  dp_job.c
 dp_job_t *cjob_new (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts);
 int cjob_start (dp_job_t *self);
+void cjob_start_waiting (dp_pool_t *pool);
 void cjob_release (dp_job_t **self_p);
 int cjob_cancel (dp_job_t *self);
 void cjob_hold (dp_job_t *self, int64_t items, int64_t bytes);

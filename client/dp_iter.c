@@ -133,18 +133,20 @@ dp_iter_next (dp_iter_t *self, dp_result_t *out, int timeout_ms)
     dp_pool_t *pool = job->pool;
     if (pool && !cpool_check_caller (pool))
         return -1;
+    if (job->head)                  //  the common case: no clock, no pump
+        return s_take (self, out) == 0 ? 1 : -1;
     int64_t deadline = cpool_deadline (timeout_ms);
     while (true) {
         if (job->head)
             return s_take (self, out) == 0 ? 1 : -1;
         if (job->state == JOB_DONE)
             return 0;
-        if (job->state != JOB_RUNNING || !pool) {
+        if (job->state == JOB_FAILED || !pool) {
             client_set_error ("%s", job->state == JOB_FAILED ? job->error : "pool closed");
             return -1;
         }
         cpool_pump (pool, cpool_wait_left (deadline));
-        if (job->head || job->state != JOB_RUNNING)
+        if (job->head || job->state == JOB_DONE || job->state == JOB_FAILED)
             continue;
         if ((deadline >= 0 && zclock_mono () >= deadline) || pool->interrupted)
             return DP_TIMEOUT;

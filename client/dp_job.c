@@ -23,6 +23,12 @@
     sizes batches for about CHUNK_TARGET_NS of work each: tiny tasks go in
     big batches, long tasks one by one.
 
+    Open jobs. At most MAX_OPEN_JOBS jobs of a pool are open at the broker
+    at once; more wait their turn in the pool (FIFO) and are started by
+    the pump as others end. Thousands of submits then cost the broker a
+    bounded job table, and the work in flight is still far more than the
+    workers take at once.
+
     Endings. A job ends when the broker says DONE (every item answered) or
     fails: an ERROR for it, the pool lost or closed, an abort by a
     callback, or its owner letting go. The owner's on_end hook runs last,
@@ -39,6 +45,8 @@
 #define CLIENT_MAX_BYTES    (32ull << 20)   //  bytes a pool holds at most
 #define SAMPLE_MS           250         //  progress samples, 8 kept
 #define NSAMPLES            8
+#define MAX_OPEN_JOBS       256         //  jobs of a pool open at the broker
+#define FEED_MAX            256         //  batches sent per pump at most
 
 //  --------------------------------------------------------------------------
 //  Window accounting
@@ -141,9 +149,27 @@ s_fifo_pop (dp_job_t *self)
 static void
 s_job_end (dp_job_t *self, job_state_t state, dp_status_t status, const char *text, bool tell)
 {
+    dp_pool_t *pool = self->pool;
+    if (self->state == JOB_WAITING) {
+        //  never sent: nothing to tell or to write off
+        jlink_remove (&self->open);
+        pool->nwaiting--;
+        tell = false;
+    }
+    else
     if (self->state != JOB_RUNNING)
         return;
-    dp_pool_t *pool = self->pool;
+    else
+    if (pool) {
+        s_feed_remove (self);
+        jlink_remove (&self->open);
+        pool->nopen--;
+        pool->ncancel -= self->opts.cancel != NULL;
+        cpool_table_remove (pool, self);
+        uint64_t unanswered = self->sent - self->answered;
+        pool->inflight -= unanswered;
+        cjob_hold (self, -(int64_t) unanswered, -(int64_t) self->bytes_out);
+    }
     if (tell && pool && !pool->broken [0] && !self->cancel_sent)
         cpool_send_simple (pool, DP_CMD_CANCEL, self->id);
     self->state = state;
@@ -151,15 +177,6 @@ s_job_end (dp_job_t *self, job_state_t state, dp_status_t status, const char *te
     if (state == JOB_FAILED) {
         self->error_status = status;
         snprintf (self->error, sizeof self->error, "%s", text);
-    }
-    if (pool) {
-        s_feed_remove (self);
-        jlink_remove (&self->open);
-        pool->nopen--;
-        cpool_table_remove (pool, self);
-        uint64_t unanswered = self->sent - self->answered;
-        pool->inflight -= unanswered;
-        cjob_hold (self, -(int64_t) unanswered, -(int64_t) self->bytes_out);
     }
     self->bytes_out = 0;
     self->fifo_head = self->fifo_tail;
@@ -205,8 +222,19 @@ s_can_send (dp_job_t *self)
         return false;
     if (self->held_items == 0)
         return true;
+    //  Wait for room for a whole chunk (or half the share): sending
+    //  whatever room the last result freed would cut the stream into ever
+    //  smaller batches (silly window syndrome), since results come back
+    //  in the sizes the batches went out
+    uint64_t share = s_share (pool, pool->window, self);
+    uint64_t room = share > self->held_items ? share - self->held_items : 0;
+    if (room > pool->window - pool->inflight)
+        room = pool->window - pool->inflight;
+    uint64_t least = s_chunk_size (self);
+    if (least > share / 2)
+        least = share / 2 ? share / 2 : 1;
     uint64_t budget = s_byte_budget (pool);
-    return self->held_items < s_share (pool, pool->window, self)
+    return room >= least
         && self->held_bytes < s_share (pool, budget, self)
         && pool->held_items < pool->window && pool->held_bytes < budget;
 }
@@ -308,21 +336,23 @@ s_send_batch (dp_job_t *self)
 }
 
 //  Feed every job that has input, one batch per job in turn, until a
-//  whole turn sends nothing. Input callbacks run here: a job is moved to
-//  the tail before it is fed and the head read again, so callbacks may
-//  start or cancel other jobs.
+//  whole turn sends nothing or FEED_MAX batches went out (so that a pump
+//  stays short when chunks are single items; the next pump goes on).
+//  Input callbacks run here: a job is moved to the tail before it is fed
+//  and the head read again, so callbacks may start or cancel other jobs.
 void
 cjob_feed_all (dp_pool_t *pool)
 {
     for (jlink_t *l = pool->feed.next; l != &pool->feed; l = l->next)
         jlink_entry (l, dp_job_t, feed)->input_later = false;
-    size_t idle = 0;
-    while (!jlink_empty (&pool->feed) && idle < pool->nfeed) {
+    size_t idle = 0, sent = 0;
+    while (!jlink_empty (&pool->feed) && idle < pool->nfeed && sent < FEED_MAX) {
         dp_job_t *job = jlink_entry (pool->feed.next, dp_job_t, feed);
         jlink_remove (&job->feed);
         jlink_append (&pool->feed, &job->feed);
         int rc = s_can_send (job) ? s_send_batch (job) : 0;
         idle = rc == 0 ? idle + 1 : 0;
+        sent += rc != 0;
     }
 }
 
@@ -519,9 +549,9 @@ cjob_new (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts)
 
 //  Send JOB and open the job; an array input is fed at once (so a submit
 //  is JOB, BATCH, END in one go). Returns 0, or -1 with the error set
-//  (the job may then have failed: the owner releases it).
-int
-cjob_start (dp_job_t *self)
+//  (the job may then have failed).
+static int
+s_job_open (dp_job_t *self)
 {
     dp_pool_t *pool = self->pool;
     if (++pool->next_job == 0)
@@ -546,6 +576,7 @@ cjob_start (dp_job_t *self)
     cpool_table_insert (pool, self);
     jlink_append (&pool->open, &self->open);
     pool->nopen++;
+    pool->ncancel += self->opts.cancel != NULL;
     s_feed_add (self);
     if (!self->input)
         while (self->state == JOB_RUNNING && s_can_send (self) && s_send_batch (self) > 0)
@@ -557,11 +588,48 @@ cjob_start (dp_job_t *self)
     return 0;
 }
 
+//  Start a new job: open it now, or queue it while MAX_OPEN_JOBS are open.
+//  Returns 0, or -1 with the error set (the owner releases the job).
+int
+cjob_start (dp_job_t *self)
+{
+    dp_pool_t *pool = self->pool;
+    if (pool->nopen < MAX_OPEN_JOBS && pool->nwaiting == 0)
+        return s_job_open (self);
+    self->state = JOB_WAITING;
+    jlink_append (&pool->waiting, &self->open);
+    pool->nwaiting++;
+    return 0;
+}
+
+//  Open waiting jobs while there is room (from the pump). A job that fails
+//  to open ends as failed, through its owner's hook.
+void
+cjob_start_waiting (dp_pool_t *pool)
+{
+    while (pool->nwaiting && pool->nopen < MAX_OPEN_JOBS && !pool->broken [0]) {
+        dp_job_t *job = jlink_entry (pool->waiting.next, dp_job_t, open);
+        jlink_remove (&job->open);
+        pool->nwaiting--;
+        job->state = JOB_NEW;
+        if (s_job_open (job) != 0 && job->state == JOB_NEW) {
+            job->state = JOB_RUNNING;       //  so that it can end
+            jlink_append (&pool->open, &job->open);
+            pool->nopen++;
+            s_job_end (job, JOB_FAILED, DP_ERR_POOL, dp_strerror_last (), false);
+        }
+    }
+}
+
 //  Cancel: no more input; the broker answers what is left as cancelled,
 //  then DONE. Returns 0, or -1 if the job is not running.
 int
 cjob_cancel (dp_job_t *self)
 {
+    if (self && self->state == JOB_WAITING) {
+        s_job_end (self, JOB_DONE, DP_OK, "", false);   //  nothing was sent
+        return 0;
+    }
     if (!self || self->state != JOB_RUNNING || !self->pool)
         return -1;
     if (!self->cancel_sent) {
@@ -582,7 +650,7 @@ cjob_release (dp_job_t **self_p)
         return;
     *self_p = NULL;
     self->on_end = NULL;
-    if (self->state == JOB_RUNNING)
+    if (self->state == JOB_RUNNING || self->state == JOB_WAITING)
         s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "job destroyed", true);
     cjob_hold (self, -(int64_t) self->held_items, -(int64_t) self->held_bytes);
     if (self->pool)
@@ -605,7 +673,8 @@ void
 cjob_progress (const dp_job_t *self, dp_progress_t *progress)
 {
     memset (progress, 0, sizeof *progress);
-    int64_t now = self->state == JOB_RUNNING ? zclock_mono () : self->ended_ms;
+    int64_t now = self->state == JOB_DONE || self->state == JOB_FAILED
+                ? self->ended_ms : zclock_mono ();
     progress->sent = self->sent;
     progress->done = self->answered;
     progress->failed = self->failed;
@@ -613,6 +682,10 @@ cjob_progress (const dp_job_t *self, dp_progress_t *progress)
                          || self->state != JOB_RUNNING;
     progress->total = !self->input ? self->nitems : progress->total_known ? self->sent : 0;
     progress->finished = self->state == JOB_DONE || self->state == JOB_FAILED;
+    if (!self->started_ms) {
+        progress->eta_s = -1;       //  waiting to start
+        return;
+    }
     int64_t elapsed = self->started_ms ? now - self->started_ms : 0;
     progress->elapsed_s = elapsed / 1000.0;
     //  rate over the last two seconds or so
@@ -671,9 +744,9 @@ s_job_wait (dp_job_t *self, int timeout_ms, bool stop_on_signal)
     if (pool && !cpool_check_caller (pool))
         return -1;
     int64_t deadline = cpool_deadline (timeout_ms);
-    while (self->state == JOB_RUNNING && pool) {
+    while ((self->state == JOB_RUNNING || self->state == JOB_WAITING) && pool) {
         cpool_pump (pool, cpool_wait_left (deadline));
-        if (self->state != JOB_RUNNING)
+        if (self->state != JOB_RUNNING && self->state != JOB_WAITING)
             break;
         if ((deadline >= 0 && zclock_mono () >= deadline) || (stop_on_signal && pool->interrupted))
             return DP_TIMEOUT;

@@ -185,7 +185,8 @@ s_handshake (dp_pool_t *self)
 int
 cpool_ready_for_job (dp_pool_t *self)
 {
-    if (self->broken [0] || (self->nopen == 0 && zclock_mono () - self->last_send_ms >= 2 * self->hb_ms))
+    if (self->broken [0] || (self->nopen == 0 && self->nwaiting == 0
+                             && zclock_mono () - self->last_send_ms >= 2 * self->hb_ms))
         return s_handshake (self);
     return 0;
 }
@@ -221,6 +222,7 @@ dp_pool_open (const dp_pool_opts_t *opts)
     jlink_init (&self->all);
     jlink_init (&self->open);
     jlink_init (&self->feed);
+    jlink_init (&self->waiting);
     const char *endpoint = opts && opts->endpoint ? opts->endpoint : getenv ("DPOOL_BROKER");
     if (endpoint && *endpoint)
         snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
@@ -280,7 +282,7 @@ dp_pool_close (dp_pool_t **self_p)
 size_t
 dp_pool_jobs (const dp_pool_t *self)
 {
-    return self ? self->nopen : 0;
+    return self ? self->nopen + self->nwaiting : 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -374,6 +376,10 @@ cpool_fail_all (dp_pool_t *self, dp_status_t status, const char *text)
         dp_job_t *job = jlink_entry (self->open.next, dp_job_t, open);
         cjob_fail (job, status, text);
     }
+    while (!jlink_empty (&self->waiting)) {
+        dp_job_t *job = jlink_entry (self->waiting.next, dp_job_t, open);
+        cjob_fail (job, status, text);
+    }
 }
 
 //  Cancel flags set by the caller (dp_job_opts_t.cancel): such a job ends
@@ -381,6 +387,8 @@ cpool_fail_all (dp_pool_t *self, dp_status_t status, const char *text)
 static void
 s_check_cancel_flags (dp_pool_t *self)
 {
+    if (self->ncancel == 0)
+        return;                     //  the common case: no list walk
     jlink_t *l = self->open.next;
     while (l != &self->open) {
         dp_job_t *job = jlink_entry (l, dp_job_t, open);
@@ -403,6 +411,7 @@ cpool_pump (dp_pool_t *self, int wait_ms)
     self->pumping++;
     self->interrupted = false;
     s_check_cancel_flags (self);
+    cjob_start_waiting (self);
     cjob_feed_all (self);
     int fds [MAX_INPUT_FDS], nfds = 0;
     if (cjob_has_input_later (self, fds, &nfds, MAX_INPUT_FDS) && (wait_ms < 0 || wait_ms > 1))

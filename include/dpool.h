@@ -121,13 +121,14 @@ void dp_pool_close (dp_pool_t **self_p);
 
 //  Make progress on every job of the pool: send input the window allows,
 //  take results, run callbacks. Waits up to timeout_ms for a message from
-//  the broker (0: take what is there and return; -1: wait for one).
+//  the broker (0: take what is there and return; -1: up to one heartbeat
+//  interval).
 //  Returns 0, or -1 if the pool failed (its jobs then failed with
 //  DP_ERR_POOL) or when called from inside a callback.
 int dp_pool_poll (dp_pool_t *self, int timeout_ms);
 
-//  Jobs of the pool not finished yet (cancelled ones count until the
-//  broker confirms them).
+//  Jobs of the pool not finished yet: open at the broker (at most 256 at
+//  once; more wait their turn in the pool, FIFO), or waiting to open.
 size_t dp_pool_jobs (const dp_pool_t *self);
 
 //  Reason for the last failure of a dpool call in this thread (never NULL).
