@@ -506,8 +506,8 @@ dp_unpack_error (const dp_unpack_t *self)
     return self->error;
 }
 
-//  Read the values of a format up to `close`. `index` counts the letters
-//  read, for error messages.
+//  Read the values of a format up to `close`. `index` counts the values
+//  read (letters, not brackets), for error messages: "value 2 ('I'): ...".
 static int
 s_unpack_values (dp_unpack_t *self, const char **format, va_list *args, char close, int *index)
 {
@@ -516,7 +516,8 @@ s_unpack_values (dp_unpack_t *self, const char **format, va_list *args, char clo
         char c = *f++;
         if (c == ' ' || c == ',')
             continue;
-        ++*index;
+        bool leaf = c != '[' && c != '{';
+        *index += leaf;
         int rc = 0;
         switch (c) {
             case 'i': case 'u': {
@@ -595,8 +596,10 @@ s_unpack_values (dp_unpack_t *self, const char **format, va_list *args, char clo
                     s_fail (self, "bad format");
                     return -1;
                 }
+                const uint8_t *at = self->pos;
                 rc = c == '[' ? dp_unpack_array (self, &count) : dp_unpack_map (self, &count);
                 if (rc == 0 && (uint64_t) count * (c == '{' ? 2 : 1) != (uint64_t) want) {
+                    self->pos = at;
                     rc = s_fail (self, "expected %s of %d, found %u", c == '[' ? "an array" : "a map",
                                  c == '[' ? want : want / 2, count);
                 }
@@ -614,7 +617,7 @@ s_unpack_values (dp_unpack_t *self, const char **format, va_list *args, char clo
             //  say which value of the format failed
             char error [sizeof self->error];
             snprintf (error, sizeof error, "%s", self->error);
-            if (strncmp (error, "value ", 6))
+            if (leaf && strncmp (error, "value ", 6))
                 snprintf (self->error, sizeof self->error, "value %d ('%c'): %.120s", *index, c, error);
             return -1;
         }
