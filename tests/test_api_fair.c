@@ -1,0 +1,190 @@
+/*  Fair share: a small job (100 items of sleep_ms 1) submitted while a big
+    one (1,000,000 items of spin_us) keeps every worker busy finishes in a
+    small factor of its time alone, not after the big job. Two ways:
+      1. two jobs on one embedded pool (one client, one window);
+      2. two clients (pools) against one dpool-broker process, the big job
+         in a thread with its own pool.
+    Prints each ratio; the check is ratio < 3. */
+#include "testutil.h"
+#include "dpool.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define SMALL_N     100
+#define BIG_N       1000000
+#define BIG_ITEM    "200"           //  spin_us: 200 us of CPU per item
+#define MAX_RATIO   3.0
+
+static dp_item_t s_small [SMALL_N];
+
+//  The small job: SMALL_N sleep_ms 1 calls as one map_async. Returns ms.
+static int64_t
+s_small_job (dp_pool_t *pool)
+{
+    int64_t start = tu_now_ms ();
+    dp_future_t *f = dp_map_async (pool, "sleep_ms", s_small, SMALL_N, NULL);
+    REQUIRE (f);
+    CHECK (dp_future_wait (f, 60000) == 0);
+    CHECK (dp_future_status (f) == DP_OK);
+    int64_t took = tu_now_ms () - start;
+    dp_future_destroy (&f);
+    return took;
+}
+
+//  Best of three runs alone (the first warms the pool up).
+static int64_t
+s_small_alone (dp_pool_t *pool)
+{
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        int64_t took = s_small_job (pool);
+        best = took < best ? took : best;
+    }
+    return best;
+}
+
+//  The big job's lazy input and output.
+typedef struct {
+    size_t next;
+    atomic_size_t done;
+} big_t;
+
+static int
+s_big_input (void *arg, const void **data, size_t *len)
+{
+    big_t *big = (big_t *) arg;
+    if (big->next == BIG_N)
+        return 0;
+    big->next++;
+    *data = BIG_ITEM;
+    *len = strlen (BIG_ITEM);
+    return 1;
+}
+
+static int
+s_big_output (void *arg, uint64_t index, dp_status_t status, const void *data, size_t len)
+{
+    atomic_fetch_add (&((big_t *) arg)->done, 1);
+    return 0;
+}
+
+static double
+s_report (const char *what, int64_t alone, int64_t shared, size_t big_done)
+{
+    double ratio = (double) shared / (double) (alone > 0 ? alone : 1);
+    printf ("fairness (%s): small job alone %lld ms, beside the big job %lld ms: "
+            "ratio %.2f (big job: %zu items done meanwhile)\n", what, (long long) alone,
+            (long long) shared, ratio, big_done);
+    return ratio;
+}
+
+//  1. Two jobs on one pool: the pool's window is shared between them and
+//  the broker dispatches one chunk per job in turn.
+static void
+s_test_one_pool (void)
+{
+    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
+    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1 };
+    dp_pool_t *pool = dp_pool_open (&opts);
+    REQUIRE (pool);
+    int64_t alone = s_small_alone (pool);
+    big_t big = { 0 };
+    dp_job_t *job = dp_job_start (pool, "spin_us", NULL, s_big_input, s_big_output, &big);
+    REQUIRE (job);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (atomic_load (&big.done) < 2000 && tu_now_ms () < deadline)
+        dp_pool_poll (pool, 100);
+    CHECK (atomic_load (&big.done) >= 2000);
+    size_t before = atomic_load (&big.done);
+    int64_t shared = s_small_job (pool);
+    size_t during = atomic_load (&big.done) - before;
+    CHECK (dp_job_cancel (job) == 0);
+    CHECK (dp_job_wait (job, 20000) >= 0);
+    dp_progress_t p;
+    dp_job_progress (job, &p);
+    CHECK (p.finished && p.done == p.sent && p.sent < BIG_N);
+    dp_job_destroy (&job);
+    double ratio = s_report ("two jobs, one pool", alone, shared, during);
+    CHECK (ratio < MAX_RATIO);
+    CHECK (during > 0);             //  the big job was not stopped for it
+    dp_pool_close (&pool);
+}
+
+//  2. Two clients of one broker process.
+typedef struct {
+    const char *endpoint;
+    big_t big;
+    volatile int stop;
+    long rc;
+} client_t;
+
+static void *
+s_big_client (void *arg)
+{
+    client_t *client = (client_t *) arg;
+    dp_pool_opts_t opts = { .endpoint = client->endpoint };
+    dp_pool_t *pool = dp_pool_open (&opts);
+    if (!pool) {
+        fprintf (stderr, "big client: %s\n", dp_strerror_last ());
+        client->rc = -2;
+        return NULL;
+    }
+    dp_job_opts_t jopts = { .cancel = &client->stop };
+    client->rc = dp_map_stream (pool, "spin_us", &jopts, s_big_input, s_big_output, &client->big);
+    dp_pool_close (&pool);
+    return NULL;
+}
+
+static void
+s_test_two_clients (void)
+{
+    char endpoint [64], workers [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port ());
+    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
+    char *argv [] = { (char *) tu_bin ("dpool-broker"), "-c", endpoint, "-w", workers,
+                      "-j", "2", "-m", (char *) tu_lib ("libdpool_testtasks.so"), NULL };
+    pid_t broker = tu_spawn (argv, NULL, NULL);
+    REQUIRE (broker > 0);
+    dp_pool_opts_t opts = { .endpoint = endpoint, .timeout_ms = 5000 };
+    dp_pool_t *pool = NULL;
+    int64_t deadline = tu_now_ms () + 10000;
+    while (!pool && tu_now_ms () < deadline)
+        pool = dp_pool_open (&opts);
+    REQUIRE (pool);
+    int64_t alone = s_small_alone (pool);
+    client_t client = { .endpoint = endpoint };
+    pthread_t thread;
+    REQUIRE (pthread_create (&thread, NULL, s_big_client, &client) == 0);
+    deadline = tu_now_ms () + 10000;
+    while (atomic_load (&client.big.done) < 2000 && tu_now_ms () < deadline)
+        dp_pool_poll (pool, 50);
+    CHECK (atomic_load (&client.big.done) >= 2000);
+    size_t before = atomic_load (&client.big.done);
+    int64_t shared = s_small_job (pool);
+    size_t during = atomic_load (&client.big.done) - before;
+    client.stop = 1;
+    pthread_join (thread, NULL);
+    CHECK (client.rc == -1);        //  cancelled
+    double ratio = s_report ("two clients, one broker", alone, shared, during);
+    CHECK (ratio < MAX_RATIO);
+    CHECK (during > 0);
+    //  the broker is fine for the next job
+    CHECK (s_small_job (pool) < alone * MAX_RATIO);
+    dp_pool_close (&pool);
+    kill (broker, SIGTERM);
+    int status = tu_wait (broker, 10000);
+    CHECK (status != -1);
+}
+
+int
+main (void)
+{
+    for (size_t i = 0; i < SMALL_N; i++)
+        s_small [i] = (dp_item_t) { "1", 1 };
+    s_test_one_pool ();
+    s_test_two_clients ();
+    return tu_done ("test_api_fair");
+}
