@@ -596,12 +596,12 @@ main (int argc, char *argv [])
         rc = s_run_job (it, &cli.out);
     else
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
-    if (rc == 1 || rc == 2)         //  nothing more is dispatched
-        dp_iter_cancel (it);
+    //  Interrupted or stdout gone: closing the pool says BYE, which cancels
+    //  the job at the broker (nothing more is dispatched) in one message
     if (rc == 1)
         fprintf (stderr, "dpool: interrupted: job cancelled\n");
-    dp_iter_destroy (&it);
     dp_pool_close (&pool);
+    dp_iter_destroy (&it);
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
     if (fflush (stdout) != 0 || ferror (stdout)) {
         if (!s_interrupted)

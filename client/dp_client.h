@@ -133,6 +133,7 @@ struct dp_pool {
     char broken [DP_MAX_TEXT + 64];  //  set once the broker is lost
     bool interrupted;           //  the last wait was cut by a signal
     int pumping;                //  > 0 inside the pump (callbacks run)
+    bool closing;               //  BYE follows: no CANCEL per job
     dp_msg_t msg;
     //  jobs
     dp_job_t **table;           //  open jobs by id: open addressing

@@ -170,7 +170,7 @@ s_job_end (dp_job_t *self, job_state_t state, dp_status_t status, const char *te
         pool->inflight -= unanswered;
         cjob_hold (self, -(int64_t) unanswered, -(int64_t) self->bytes_out);
     }
-    if (tell && pool && !pool->broken [0] && !self->cancel_sent)
+    if (tell && pool && !pool->broken [0] && !pool->closing && !self->cancel_sent)
         cpool_send_simple (pool, DP_CMD_CANCEL, self->id);
     self->state = state;
     self->ended_ms = zclock_mono ();

@@ -263,6 +263,7 @@ dp_pool_close (dp_pool_t **self_p)
     //  open jobs fail (their owners' hooks run); the owners keep their
     //  handles, which no longer point here
     self->pumping++;
+    self->closing = true;           //  the BYE below cancels them at the broker
     cpool_fail_all (self, DP_ERR_POOL, "pool closed");
     while (!jlink_empty (&self->all)) {
         dp_job_t *job = jlink_entry (self->all.next, dp_job_t, all);
