@@ -30,6 +30,8 @@ typedef struct {
     uint32_t max_tasks;             //  local workers recycled after N items (0: never)
     bool no_speculation;            //  never run backup copies of stragglers
     const char *init_args;          //  local workers' module initializer arguments
+    bool forkserver;                //  local workers are forked by the fork server
+                                    //  (dp_forkserver_start), with the host's tasks
     int verbose;
 } dp_broker_opts_t;
 

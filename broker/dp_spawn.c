@@ -6,6 +6,11 @@
     worker; their pid ties them to a supervisor slot. When one dies, the
     supervisor reports (after draining the grace period) the item it was
     running, read from its progress page, so only that item is blamed.
+
+    With opts.forkserver (an embedded pool of a program that registered
+    tasks of its own) the workers are forked by the fork server rather
+    than spawned: the supervisor gets a channel to it, and the modules are
+    checked in a forked child, together with the host's tasks.
     =========================================================================
 */
 #include "dp_broker_internal.h"
@@ -32,6 +37,19 @@ s_on_death (void *owner, const dp_death_t *death)
 int
 spawn_start (broker_t *self, char *err, size_t errlen)
 {
+    dp_forkserver_t *fs = NULL;
+    if (self->opts.forkserver) {
+        fs = dp_forkserver_connect (err, errlen);
+        if (!fs)
+            return -1;
+        if (self->opts.nmodules
+        &&  dp_forkserver_check (fs, self->opts.modules, self->opts.nmodules,
+                                 self->opts.init_args, err, errlen)) {
+            dp_forkserver_disconnect (&fs);
+            return -1;
+        }
+    }
+    else
     if (dp_super_check_modules (self->worker_program, self->opts.modules, self->opts.nmodules,
                                 self->opts.init_args, err, errlen))
         return -1;
@@ -69,7 +87,7 @@ spawn_start (broker_t *self, char *err, size_t errlen)
     dp_super_opts_t opts = {
         .program = self->worker_program, .args = args, .nargs = n, .env = env, .nenv = 1,
         .children = self->nlocal, .mem_limit_mb = self->opts.mem_limit_mb,
-        .on_death = s_on_death, .owner = self
+        .on_death = s_on_death, .owner = self, .forkserver = fs
     };
     self->super = dp_super_new (&opts);
     int rc = dp_super_start (self->super, err, errlen);

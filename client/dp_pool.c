@@ -18,6 +18,7 @@
 */
 #include "dp_client.h"
 #include "dp_broker.h"
+#include "dp_forkserver.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -202,6 +203,17 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     bopts.modules = opts ? opts->modules : NULL;
     bopts.nmodules = opts ? opts->nmodules : 0;
     bopts.heartbeat_ms = (uint32_t) self->hb_ms;
+    //  host tasks (dp_register_task): the workers come from the fork server
+    if (dp_forkserver_has_tasks () && !dp_forkserver_running ()) {
+        client_set_error ("cannot start the embedded pool: tasks are registered with "
+                          "dp_register_task but the fork server is not running: call "
+                          "dp_forkserver_start () at the top of main, before any thread "
+                          "or pool exists");
+        return -1;
+    }
+    bopts.forkserver = dp_forkserver_running ();
+    if (bopts.forkserver)
+        bopts.worker_program = DP_FORKSERVER_PROGRAM;
     char err [512];
     self->broker = dp_broker_new (&bopts, self->endpoint, sizeof self->endpoint, err, sizeof err);
     if (!self->broker) {

@@ -322,6 +322,50 @@ int dp_future_progress (const dp_future_t *self, dp_progress_t *progress);
 //  Destroy the future and null the pointer; one not done is cancelled.
 void dp_future_destroy (dp_future_t **self_p);
 
+
+//  --------------------------------------------------------------------------
+//  Tasks defined in the calling program (a fork server)
+
+//  An embedded pool can run functions of the program itself, with no task
+//  module, as the `forkserver` of Python's multiprocessing: at the top of
+//  main, dp_forkserver_start forks a small single-threaded copy of the
+//  program, and later every local worker (and every re-start after a
+//  crash) is forked from that copy, holding the registered tasks (and
+//  loading the pool's modules as well). Remote pools ignore host tasks.
+//
+//  The one rule: register tasks and call dp_forkserver_start at the top
+//  of main, before any thread or pool exists.
+//
+//      static int shout (dp_task_t *t, const void *in, size_t len) {
+//          return dp_task_printf (t, "%.*s!", (int) len, (const char *) in);
+//      }
+//      int main (void) {
+//          dp_register_task ("shout", shout);
+//          if (dp_forkserver_start ()) return 1;
+//          dp_pool_t *pool = dp_pool_open (NULL);     //  embedded
+//          ...dp_map (pool, "shout", ...)...
+//
+//  Workers see the program as it was when the server started (globals,
+//  environment, open files): set up what the tasks need before that. Once
+//  tasks are registered, an embedded dp_pool_open fails (with that rule in
+//  dp_strerror_last) unless the server runs. It ends with the program.
+#include "dpool_task.h"
+
+//  Register a task of this program under `name` (1 to 128 bytes; not
+//  "exec"). Returns 0, or -1 (bad or duplicate name, server already
+//  started; dp_strerror_last says why).
+int dp_register_task (const char *name, dp_task_fn *fn);
+
+//  Start the fork server. Call it once, at the top of main, after the
+//  dp_register_task calls and before any thread or pool exists. Returns 0
+//  (also when it runs already), or -1 (threads already run; fork failed).
+int dp_forkserver_start (void);
+
+//  Stop the fork server now (it stops by itself when the program exits),
+//  after the pools that use it are closed: it kills and reaps any worker
+//  still running, and is reaped here. Optional.
+void dp_forkserver_stop (void);
+
 #ifdef __cplusplus
 }
 #endif

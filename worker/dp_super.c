@@ -43,6 +43,7 @@ typedef struct {
     int64_t restart_at_ms;      //  0: none scheduled
     int fast_failures;          //  deaths before running any item
     bool dead;                  //  reaped, not yet reported
+    bool exited;                //  fork server child: its pidfd fired, status due
     int64_t dead_ms;
     dp_death_t death;
     const char *kill_reason;    //  why we killed it (timeout, abort), or NULL
@@ -56,6 +57,10 @@ struct dp_super {
     char **args;
     s_child_t *children;
     char **env;                 //  environ + extras + DPOOL_PARENT_PID
+    dp_forkserver_t *fs;        //  children come from the fork server, or NULL
+    bool fs_gone;               //  its end was seen: no more children
+    char **fs_env;              //  the extras alone (the server adds the rest)
+    char fs_err [256];          //  why the last fork failed
 };
 
 static int64_t
@@ -263,12 +268,54 @@ s_progress_new (s_child_t *child)
     return 0;
 }
 
+//  Start the child of one slot through the fork server. Returns 0, or -1
+//  (then retried after the longest backoff: the server may be gone).
+static int
+s_start_forked (dp_super_t *self, s_child_t *child)
+{
+    size_t nenv = 0;
+    while (self->fs_env [nenv])
+        nenv++;
+    pid_t pid;
+    int pidfd = -1;
+    if (self->fs_gone
+    ||  dp_forkserver_spawn (self->fs, self->opts.args, self->opts.nargs,
+                             (const char *const *) self->fs_env, nenv, child->memfd,
+                             &pid, &pidfd, self->fs_err, sizeof self->fs_err)) {
+        if (self->fs_gone)
+            snprintf (self->fs_err, sizeof self->fs_err, "the fork server is gone");
+        fprintf (stderr, "dpool: cannot start a worker: %s\n", self->fs_err);
+        child->restart_at_ms = s_now_ms () + BACKOFF_MAX_MS;
+        return -1;
+    }
+    child->pid = pid;
+    child->pidfd = pidfd;
+    child->restart_at_ms = 0;
+    child->dead = false;
+    child->exited = false;
+    child->kill_reason = NULL;
+    return 0;
+}
+
+//  Signal a child: through its pidfd when it is the fork server's (its pid
+//  may be recycled once the server reaped it), else by pid.
+static void
+s_signal (dp_super_t *self, s_child_t *child, int sig)
+{
+    if (self->fs && child->pidfd >= 0)
+        pidfd_send_signal (child->pidfd, sig, NULL, 0);
+    else
+        kill (child->pid, sig);
+}
+
 //  Start the child of one slot. Returns 0 or -1.
 static int
 s_start (dp_super_t *self, s_child_t *child)
 {
     if (s_progress_new (child) != 0)
         return -1;
+    if (self->fs)
+        return s_start_forked (self, child);
     const char **argv = (const char **) calloc (self->opts.nargs + 2, sizeof (char *));
     argv [0] = self->opts.program;
     for (size_t i = 0; i < self->opts.nargs; i++)
@@ -315,6 +362,13 @@ dp_super_new (const dp_super_opts_t *opts)
         self->children [i].memfd = -1;
     }
     self->env = s_child_env (opts);
+    self->fs = opts->forkserver;
+    if (self->fs) {
+        self->fs_env = (char **) calloc (opts->nenv + 1, sizeof (char *));
+        for (size_t i = 0; i < opts->nenv; i++)
+            self->fs_env [i] = strdup (opts->env [i]);
+    }
+    self->opts.forkserver = NULL;
     return self;
 }
 
@@ -335,6 +389,10 @@ dp_super_destroy (dp_super_t **self_p)
     for (char **e = self->env; *e; e++)
         free (*e);
     free (self->env);
+    for (char **e = self->fs_env; e && *e; e++)
+        free (*e);
+    free (self->fs_env);
+    dp_forkserver_disconnect (&self->fs);
     for (size_t i = 0; i < self->opts.nargs; i++)
         free (self->args [i]);
     free (self->args);
@@ -349,7 +407,10 @@ dp_super_start (dp_super_t *self, char *err, size_t errlen)
 {
     for (int i = 0; i < self->opts.children; i++)
         if (s_start (self, &self->children [i]) != 0) {
-            snprintf (err, errlen, "cannot start %s", self->opts.program);
+            if (self->fs)
+                snprintf (err, errlen, "cannot start a worker: %s", self->fs_err);
+            else
+                snprintf (err, errlen, "cannot start %s", self->opts.program);
             return -1;
         }
     return 0;
@@ -383,8 +444,11 @@ dp_super_running (dp_super_t *self, int slot)
 void
 dp_super_poll_items (dp_super_t *self, zmq_pollitem_t *items, int *count, int max)
 {
+    if (self->fs && !self->fs_gone && *count < max)
+        items [(*count)++] = (zmq_pollitem_t) { NULL, dp_forkserver_fd (self->fs), ZMQ_POLLIN, 0 };
     for (int i = 0; i < self->opts.children && *count < max; i++)
-        if (self->children [i].pid > 0 && !self->children [i].dead && self->children [i].pidfd >= 0)
+        if (self->children [i].pid > 0 && !self->children [i].dead && self->children [i].pidfd >= 0
+        &&  !self->children [i].exited)
             items [(*count)++] = (zmq_pollitem_t) { NULL, self->children [i].pidfd, ZMQ_POLLIN, 0 };
 }
 
@@ -421,15 +485,12 @@ s_describe (dp_super_t *self, s_child_t *child, int status)
         snprintf (death->reason, sizeof death->reason, "exit status %d", WEXITSTATUS (status));
 }
 
-//  Reap a child whose pidfd fired; its death is reported after the grace.
+//  A child has been reaped with this wait status: describe it; its death
+//  is reported after the grace.
 static void
-s_reap (dp_super_t *self, s_child_t *child)
+s_reaped (dp_super_t *self, s_child_t *child, int status)
 {
-    int status = 0;
-    pid_t rc = waitpid (child->pid, &status, WNOHANG);
-    if (rc == 0)
-        return;
-    s_describe (self, child, rc < 0 ? 0 : status);
+    s_describe (self, child, status);
     child->death.slot = (int) (child - self->children);
     child->death.pid = child->pid;
     if (child->pidfd >= 0)
@@ -437,6 +498,49 @@ s_reap (dp_super_t *self, s_child_t *child)
     child->pidfd = -1;
     child->dead = true;
     child->dead_ms = s_now_ms ();
+}
+
+//  Reap a child whose pidfd fired.
+static void
+s_reap (dp_super_t *self, s_child_t *child)
+{
+    int status = 0;
+    pid_t rc = waitpid (child->pid, &status, WNOHANG);
+    if (rc == 0)
+        return;
+    s_reaped (self, child, rc < 0 ? 0 : status);
+}
+
+//  The running child with this pid, or NULL.
+static s_child_t *
+s_child_by_pid (dp_super_t *self, pid_t pid)
+{
+    for (int c = 0; pid > 0 && c < self->opts.children; c++)
+        if (self->children [c].pid == pid && !self->children [c].dead)
+            return &self->children [c];
+    return NULL;
+}
+
+//  Take the statuses the fork server reported. When it is gone, so are
+//  its children (they die with it): each is taken for killed.
+static void
+s_fs_drain (dp_super_t *self)
+{
+    pid_t pid;
+    int status, rc;
+    while (!self->fs_gone && (rc = dp_forkserver_reaped (self->fs, &pid, &status)) != 0) {
+        if (rc < 0) {
+            self->fs_gone = true;
+            fprintf (stderr, "dpool: the fork server is gone: its workers are lost\n");
+            for (int c = 0; c < self->opts.children; c++)
+                if (self->children [c].pid > 0 && !self->children [c].dead)
+                    s_reaped (self, &self->children [c], SIGKILL);
+            return;
+        }
+        s_child_t *child = s_child_by_pid (self, pid);
+        if (child)
+            s_reaped (self, child, status);
+    }
 }
 
 void
@@ -448,11 +552,16 @@ dp_super_handle (dp_super_t *self, zmq_pollitem_t *items, int count)
         for (int c = 0; c < self->opts.children; c++) {
             s_child_t *child = &self->children [c];
             if (child->pid > 0 && !child->dead && child->pidfd == items [i].fd) {
-                s_reap (self, child);
+                if (self->fs)
+                    child->exited = true;   //  its status comes from the server
+                else
+                    s_reap (self, child);
                 break;
             }
         }
     }
+    if (self->fs)
+        s_fs_drain (self);
 }
 
 //  Report a death to the owner and schedule the restart: at once if the
@@ -493,7 +602,7 @@ s_aborted_since (dp_progress_t *p, uint64_t chunk, int64_t now_ns)
 //  Kill a child whose item outlived its timeout, or whose chunk was
 //  aborted and is still running after ABORT_GRACE_MS.
 static void
-s_watch (s_child_t *child, int64_t now_ns)
+s_watch (dp_super_t *self, s_child_t *child, int64_t now_ns)
 {
     dp_progress_t *p = child->progress;
     uint64_t chunk = atomic_load (&p->chunk);
@@ -514,7 +623,7 @@ s_watch (s_child_t *child, int64_t now_ns)
         return;
     child->kill_chunk = chunk;
     child->kill_item = item;
-    kill (child->pid, SIGKILL);
+    s_signal (self, child, SIGKILL);
 }
 
 void
@@ -522,13 +631,15 @@ dp_super_tick (dp_super_t *self)
 {
     int64_t now = s_now_ms ();
     int64_t now_ns = s_now_ns ();
+    if (self->fs)
+        s_fs_drain (self);
     for (int i = 0; i < self->opts.children; i++) {
         s_child_t *child = &self->children [i];
         if (child->pid > 0 && !child->dead) {
-            if (child->pidfd < 0)
+            if (child->pidfd < 0 && !self->fs)
                 s_reap (self, child);       //  no pidfd (old kernel): poll
             else
-                s_watch (child, now_ns);
+                s_watch (self, child, now_ns);
         }
         if (child->dead && now - child->dead_ms >= DEATH_GRACE_MS)
             s_report (self, child);
@@ -557,9 +668,62 @@ dp_super_next_event (dp_super_t *self, int64_t next)
     return next;
 }
 
+//  dp_super_stop for the fork server's children: they are not ours to
+//  wait for, so wait for the server's statuses (it has reaped them then).
+static void
+s_stop_forked (dp_super_t *self, int grace_ms)
+{
+    for (int i = 0; i < self->opts.children; i++) {
+        self->children [i].restart_at_ms = 0;
+        if (self->children [i].pid > 0 && !self->children [i].dead)
+            s_signal (self, &self->children [i], SIGTERM);
+    }
+    int64_t deadline = s_now_ms () + grace_ms;
+    for (int i = 0; i < self->opts.children; i++) {
+        s_child_t *child = &self->children [i];
+        if (child->pid <= 0 || child->dead)
+            continue;
+        int64_t left = deadline - s_now_ms ();
+        struct pollfd pfd = { child->pidfd, POLLIN, 0 };
+        if (child->pidfd < 0 || poll (&pfd, 1, left > 0 ? (int) left : 0) <= 0)
+            s_signal (self, child, SIGKILL);
+    }
+    //  every status, or the server's end (it reaps all it has then)
+    deadline = s_now_ms () + grace_ms + 2000;
+    while (!self->fs_gone) {
+        bool waiting = false;
+        for (int i = 0; i < self->opts.children; i++)
+            waiting |= self->children [i].pid > 0 && !self->children [i].dead;
+        int64_t left = deadline - s_now_ms ();
+        pid_t pid;
+        int status;
+        int rc = waiting && left > 0 ? dp_forkserver_wait (self->fs, &pid, &status, (int) left) : 0;
+        if (rc == 0)
+            break;
+        if (rc < 0)
+            self->fs_gone = true;
+        s_child_t *child = rc > 0 ? s_child_by_pid (self, pid) : NULL;
+        if (child)
+            s_reaped (self, child, status);
+    }
+    for (int i = 0; i < self->opts.children; i++) {
+        s_child_t *child = &self->children [i];
+        if (child->pidfd >= 0)
+            close (child->pidfd);
+        child->pidfd = -1;
+        child->pid = 0;
+        child->dead = false;
+        child->exited = false;
+    }
+}
+
 void
 dp_super_stop (dp_super_t *self, int grace_ms)
 {
+    if (self->fs) {
+        s_stop_forked (self, grace_ms);
+        return;
+    }
     for (int i = 0; i < self->opts.children; i++) {
         self->children [i].restart_at_ms = 0;
         if (self->children [i].pid > 0 && !self->children [i].dead)

@@ -10,6 +10,13 @@
     service, with a capped backoff when a child dies before it ever ran
     anything (a child that cannot start must not spin).
 
+    Alternatively the children come from the fork server (dp_forkserver.h):
+    the same arguments and environment extras, but the child is a fork of
+    the host program's server rather than a new dpool-worker, so it has the
+    host's tasks. The server, their parent, reaps them and reports each
+    status over the supervisor's channel (polled with the pidfds); signals
+    go through pidfds, which cannot name a recycled pid.
+
     A death is reported to the owner a short grace after it is reaped, so
     that what the child sent just before dying has been read first.
     =========================================================================
@@ -21,6 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <zmq.h>
+#include "dp_forkserver.h"
 
 typedef struct dp_super dp_super_t;
 
@@ -49,8 +57,13 @@ typedef struct {
     uint32_t mem_limit_mb;          //  reported in "out of memory" reasons
     dp_death_fn *on_death;
     void *owner;
+    dp_forkserver_t *forkserver;    //  start children through this channel to
+                                    //  the fork server (program is then only
+                                    //  a name), or NULL: posix_spawn
 } dp_super_opts_t;
 
+//  New supervisor; it owns opts->forkserver (if any) from here on, and
+//  closes it when destroyed.
 dp_super_t *dp_super_new (const dp_super_opts_t *opts);
 void dp_super_destroy (dp_super_t **self_p);
 

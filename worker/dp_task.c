@@ -109,6 +109,18 @@ s_registry_add (dp_registry_t *self, const char *name, dp_task_fn *fn,
     return 0;
 }
 
+int
+dp_registry_add_task (dp_registry_t *self, const char *name, dp_task_fn *fn,
+                      const char *module, char *err, size_t errlen)
+{
+    if (!name || !*name || strlen (name) > DP_MAX_NAME || !fn) {
+        snprintf (err, errlen, "task %s%s%s has no function or a bad name (1 to %d bytes)",
+                  name ? "'" : "", name ? name : "(null)", name ? "'" : "", DP_MAX_NAME);
+        return -1;
+    }
+    return s_registry_add (self, name, fn, module, err, errlen);
+}
+
 dp_registry_t *
 dp_registry_new (void)
 {

@@ -26,6 +26,13 @@ void dp_registry_destroy (dp_registry_t **self_p);
 //  task name).
 int dp_registry_load (dp_registry_t *self, const char *module, char *err, size_t errlen);
 
+//  Add one task defined elsewhere (the host program's, for a fork server's
+//  worker); `name` and `module` (named in duplicate errors) must outlive
+//  the registry. Returns 0, or -1 with the reason in err (a bad name, a
+//  duplicate, too many tasks).
+int dp_registry_add_task (dp_registry_t *self, const char *name, dp_task_fn *fn,
+                          const char *module, char *err, size_t errlen);
+
 //  Run every loaded module's initializer once, with `args` (may be NULL).
 //  Returns 0, or -1 with the failing module named in err.
 int dp_registry_init (dp_registry_t *self, const char *args, char *err, size_t errlen);

@@ -806,16 +806,26 @@ s_shutdown (s_worker_t **self_p, bool bye)
     free (self);
 }
 
-//  Load every module into a new registry. Returns it, or NULL with the
-//  error printed to stderr.
+//  Add the host tasks (if any) and load every module into a new registry.
+//  Returns it, or NULL with the error printed to stderr.
 
 static dp_registry_t *
-s_registry_load (const char *const *modules, size_t nmodules)
+s_registry_load (const dp_task_def_t *tasks, size_t ntasks,
+                 const char *const *modules, size_t nmodules)
 {
     dp_registry_t *registry = dp_registry_new ();
     if (!registry) {
         fprintf (stderr, "dpool-worker: out of memory\n");
         return NULL;
+    }
+    for (size_t i = 0; i < ntasks; i++) {
+        char err [DP_MAX_NAME * 2 + 128];
+        if (dp_registry_add_task (registry, tasks [i].name, tasks [i].fn, "(host program)",
+                                  err, sizeof err)) {
+            fprintf (stderr, "dpool-worker: %s\n", err);
+            dp_registry_destroy (&registry);
+            return NULL;
+        }
     }
     for (size_t i = 0; i < nmodules; i++) {
         char err [1024];
@@ -831,7 +841,7 @@ s_registry_load (const char *const *modules, size_t nmodules)
 int
 dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args)
 {
-    dp_registry_t *registry = s_registry_load (modules, nmodules);
+    dp_registry_t *registry = s_registry_load (NULL, 0, modules, nmodules);
     if (!registry)
         return DP_WORKER_EXIT_CONFIG;
     char why [1024];
@@ -923,7 +933,7 @@ dp_worker_run (const dp_worker_opts_t *opts)
     self->broker_hb = self->hb_ms;
     self->backoff = S_BACKOFF_MIN;
     self->seed = (unsigned) getpid () ^ (unsigned) s_now_ns ();
-    self->registry = s_registry_load (opts->modules, opts->nmodules);
+    self->registry = s_registry_load (opts->tasks, opts->ntasks, opts->modules, opts->nmodules);
     char why [1024];
     if (self->registry && dp_registry_init (self->registry, opts->init_args, why, sizeof why)) {
         fprintf (stderr, "dpool-worker: %s\n", why);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "dpool_task.h"
 
 typedef struct {
     const char *endpoint;           //  broker backend endpoint (required)
@@ -26,6 +27,8 @@ typedef struct {
     uint32_t max_tasks;             //  exit after this many items (0: never)
     uint32_t mem_limit_mb;          //  RLIMIT_AS (0: none)
     const char *init_args;          //  for module initializers (NULL: "")
+    const dp_task_def_t *tasks;     //  tasks of the host program, added before
+    size_t ntasks;                  //  the modules' (fork server children)
     int verbose;
 } dp_worker_opts_t;
 
