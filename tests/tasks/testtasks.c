@@ -9,6 +9,10 @@
         fail_if     fails with "item is fail" when the item is `fail`, else echo
         crash_if    kills its worker with SIGSEGV when the item is `crash`, else echo
         len         the item's length in decimal
+        alloc_mb    allocates N MiB in 1 MiB steps touching every page, without
+                    checking malloc (so it crashes when the address space runs
+                    out, e.g. under --mem-limit), frees it all, returns N
+        nap_echo    item `US:TEXT`: sleeps US microseconds, returns the item
     =========================================================================
 */
 #include <dpool_task.h>
@@ -219,6 +223,57 @@ s_len (dp_task_t *task, const void *in, size_t len)
     return dp_task_printf (task, "%zu", len);
 }
 
+//  A memory hog. Each 1 MiB block is linked to the previous one through its
+//  first bytes (so nothing else is allocated), every page is written, and
+//  malloc's result is deliberately NOT checked: when the address space runs
+//  out the write to NULL kills the process (SIGSEGV), as an unchecked
+//  allocation in real code would.
+
+static int
+s_alloc_mb (dp_task_t *task, const void *in, size_t len)
+{
+    long long mb;
+    if (s_parse (task, (const char *) in, len, &mb))
+        return -1;
+    if (mb < 0 || mb > 1048576)
+        return dp_task_fail (task, "alloc_mb: %lld is out of range (0 to 1048576)", mb);
+    const size_t block = 1 << 20, page = 4096;
+    void *last = NULL;
+    for (long long i = 0; i < mb; i++) {
+        volatile char *p = (volatile char *) malloc (block);
+        for (size_t off = 0; off < block; off += page)
+            p [off] = (char) (off >> 12);       //  NULL: SIGSEGV here
+        memcpy ((void *) p, &last, sizeof last);
+        last = (void *) p;
+    }
+    while (last) {
+        void *prev;
+        memcpy (&prev, last, sizeof prev);
+        free (last);
+        last = prev;
+    }
+    return dp_task_printf (task, "%lld", mb);
+}
+
+//  `US:TEXT` -> sleeps US microseconds, answers the whole item: a task that
+//  takes a known time and whose every result names its item.
+
+static int
+s_nap_echo (dp_task_t *task, const void *in, size_t len)
+{
+    const char *text = (const char *) in;
+    const char *colon = (const char *) memchr (text, ':', len);
+    long long us;
+    if (!colon || s_parse (task, text, (size_t) (colon - text), &us))
+        return colon ? -1 : dp_task_fail (task, "nap_echo: want US:TEXT");
+    if (us < 0 || us > 60000000)
+        return dp_task_fail (task, "nap_echo: %lld us is out of range (0 to 60000000)", us);
+    struct timespec ts = { (time_t) (us / 1000000), (long) (us % 1000000) * 1000 };
+    while (nanosleep (&ts, &ts) && errno == EINTR)
+        ;
+    return dp_task_reply (task, in, len);
+}
+
 DP_MODULE (testtasks,
     DP_TASK ("echo", s_echo),
     DP_TASK ("square", s_square),
@@ -227,4 +282,6 @@ DP_MODULE (testtasks,
     DP_TASK ("spin_us", s_spin_us),
     DP_TASK ("fail_if", s_fail_if),
     DP_TASK ("crash_if", s_crash_if),
-    DP_TASK ("len", s_len));
+    DP_TASK ("len", s_len),
+    DP_TASK ("alloc_mb", s_alloc_mb),
+    DP_TASK ("nap_echo", s_nap_echo));
