@@ -345,9 +345,9 @@ s_bar_draw (output_t *out, dp_iter_t *it, bool final)
         else
         if (p.eta_s >= 0)
             snprintf (eta, sizeof eta, "ETA %d:%02d", (int) p.eta_s / 60, (int) p.eta_s % 60);
-        snprintf (line, sizeof line, "\r[%s] %3d%% %s/%llu %s/s %s", bar,
-                  (int) (100.0 * (double) p.done / (double) p.total), done,
-                  (unsigned long long) p.total, rate, eta);
+        snprintf (line, sizeof line, "\r[%s] %3d%% %llu/%llu %s/s %s", bar,
+                  (int) (100.0 * (double) p.done / (double) p.total),
+                  (unsigned long long) p.done, (unsigned long long) p.total, rate, eta);
     }
     else
         snprintf (line, sizeof line, "\r%s done, %s/s, reading input", done, rate);
