@@ -61,14 +61,15 @@ int
 main (void)
 {
     rig_init ("test_broker_loss");
-    char *mod = strdup (tu_lib ("libdpool_testtasks.so"));
+    static char mod [4096];
+    snprintf (mod, sizeof mod, "%s", tu_lib ("libdpool_testtasks.so"));
     char clients [64], workers [64];
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
-    const char *blog = strdup (rig_path ("broker1.log"));
-    const char *b2log = strdup (rig_path ("broker2.log"));
-    const char *nlog = strdup (rig_path ("node.log"));
-    const char *clog = strdup (rig_path ("client.log"));
+    const char *blog = rig_path ("broker1.log");
+    const char *b2log = rig_path ("broker2.log");
+    const char *nlog = rig_path ("node.log");
+    const char *clog = rig_path ("client.log");
     char *bargv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
                        "-j", "2", "-m", mod, "-v", NULL };
     pid_t broker = rig_spawn (bargv, NULL, blog, blog);
@@ -93,13 +94,13 @@ main (void)
     job_state_t state = { 0 };
     dp_job_t *job = dp_job_start (pool, "sleep_ms", NULL, s_input, s_output, &state);
     REQUIRE (job);
-    const char *in = strdup (rig_path ("in.txt"));
+    const char *in = rig_path ("in.txt");
     FILE *f = fopen (in, "w");
     REQUIRE (f);
     for (int i = 0; i < 20000; i++)
         fprintf (f, "5\n");
     fclose (f);
-    const char *cout = strdup (rig_path ("client.out"));
+    const char *cout = rig_path ("client.out");
     char *cargv [] = { (char *) tu_bin ("dpool"), "map", "-b", clients,
                        "sleep_ms", NULL };
     pid_t cli = rig_spawn (cargv, in, cout, clog);
@@ -203,6 +204,5 @@ main (void)
         rig_dump ("node log", nlog);
         rig_dump ("dpool map client log", clog);
     }
-    free (mod);
     return rig_done ("test_broker_loss");
 }

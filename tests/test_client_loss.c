@@ -33,7 +33,7 @@ s_scenario (const char *rig, const char *clients, pid_t super, const char *blog)
     CHECK (s_busy (super, NULL) == 0);      //  idle workers sleep in no sleep call
 
     //  the victim: 20 items of 60 s on 2 workers
-    const char *in = strdup (rig_path ("in.txt"));
+    const char *in = rig_path ("in.txt");
     FILE *f = fopen (in, "w");
     REQUIRE (f);
     for (int i = 0; i < 20; i++)
@@ -41,7 +41,7 @@ s_scenario (const char *rig, const char *clients, pid_t super, const char *blog)
     fclose (f);
     char *cargv [] = { (char *) tu_bin ("dpool"), "map", "-b", (char *) clients,
                        "sleep_ms", NULL };
-    const char *clog = strdup (rig_path ("client.log"));
+    const char *clog = rig_path ("client.log");
     pid_t client = rig_spawn (cargv, in, clog, clog);
 
     //  until both workers run one of its items
@@ -101,13 +101,14 @@ int
 main (void)
 {
     rig_init ("test_client_loss");
-    char *mod = strdup (tu_lib ("libdpool_testtasks.so"));
+    static char mod [4096];
+    snprintf (mod, sizeof mod, "%s", tu_lib ("libdpool_testtasks.so"));
     char clients [64], workers [64];
 
     //  A. dpool-broker -j 2
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
-    const char *blog = strdup (rig_path ("broker-local.log"));
+    const char *blog = rig_path ("broker-local.log");
     char *bargv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
                        "-j", "2", "-m", mod, "-v", NULL };
     pid_t broker = rig_spawn (bargv, NULL, blog, blog);
@@ -123,8 +124,8 @@ main (void)
     int before = tu_failures;
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
-    const char *b2log = strdup (rig_path ("broker-node.log"));
-    const char *nlog = strdup (rig_path ("node.log"));
+    const char *b2log = rig_path ("broker-node.log");
+    const char *nlog = rig_path ("node.log");
     char *b2argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
                         "-j", "0", "-v", NULL };
     broker = rig_spawn (b2argv, NULL, b2log, b2log);
@@ -143,6 +144,5 @@ main (void)
         rig_dump ("broker log", b2log);
         rig_dump ("node log", nlog);
     }
-    free (mod);
     return rig_done ("test_client_loss");
 }

@@ -71,15 +71,22 @@ rig_init (const char *name)
     return s_rig_dir;
 }
 
-//  Path of a file in the scratch folder (4 rotating buffers).
+//  Path of a file in the scratch folder: one stable string per name (up to
+//  RIG_FILES names), valid until the process ends.
+#define RIG_FILES 32
 static inline const char *
 rig_path (const char *file)
 {
-    static char buf [4][512];
-    static int slot = 0;
-    char *out = buf [slot++ % 4];
-    snprintf (out, sizeof buf [0], "%s/%s", s_rig_dir, file);
-    return out;
+    static char paths [RIG_FILES][512];
+    static char names [RIG_FILES][64];
+    int i = 0;
+    for (; i < RIG_FILES && names [i][0]; i++)
+        if (strcmp (names [i], file) == 0)
+            return paths [i];
+    REQUIRE (i < RIG_FILES);
+    snprintf (names [i], sizeof names [i], "%s", file);
+    snprintf (paths [i], sizeof paths [i], "%s/%s", s_rig_dir, file);
+    return paths [i];
 }
 
 //  Start argv with stdin from in_path (NULL: /dev/null) and stdout, stderr
