@@ -110,23 +110,44 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)
 # rate_cmd ITEMS CMD [CHECK]: run CMD (bash -c) REPEATS times, print the median
 # of ITEMS / seconds; CHECK (a bash -c string) must succeed after each run.
 rate_cmd() {
-    local n=$1 cmd=$2 check=${3:-true} r s e rates=$T/rates
-    echo "$cmd    # x$R, timed" >> "$CMDS"
-    : > "$rates"
-    for ((r = 1; r <= R; r++)); do
-        s=$(date +%s%N)
-        if ! timeout -k 5 "$TMO" bash -c "$cmd" 2>> "$LOG"; then
-            echo "harness: failed: $cmd" >&2; echo "FAILED: $cmd" >> "$LOG"; return 1
-        fi
-        e=$(date +%s%N)
-        if ! bash -c "$check" 2>> "$LOG"; then
-            echo "harness: wrong output: $cmd" >&2; echo "WRONG OUTPUT: $cmd" >> "$LOG"; return 1
-        fi
-        awk -v n="$n" -v s="$s" -v e="$e" -v r="$r" \
-            'BEGIN { printf "  run %d: %.3f s, %.0f items/s\n", r, (e - s) / 1e9, n / ((e - s) / 1e9) }' >> "$LOG"
-        awk -v n="$n" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f\n", n / ((e - s) / 1e9) }' >> "$rates"
+    rate_cmds "$1" "$2" "${3:-true}"
+}
+
+# rate_cmds ITEMS CMD CHECK [CMD CHECK]...: like rate_cmd for several commands,
+# their repetitions interleaved (1st of each, 2nd of each, ...) so that a
+# disturbance from outside hits them alike; prints their medians on one line
+# ("-" for a command that failed).
+rate_cmds() {
+    local n=$1 r s e i cmd check out=""
+    shift
+    local -a cmds=() checks=()
+    while [ $# -gt 0 ]; do cmds+=("$1"); checks+=("${2:-true}"); shift; [ $# -gt 0 ] && shift; done
+    for ((i = 0; i < ${#cmds[@]}; i++)); do
+        echo "${cmds[$i]}    # x$R, timed$([ ${#cmds[@]} -gt 1 ] && echo ', interleaved')" >> "$CMDS"
+        : > "$T/rates.$i"
+        rm -f "$T/failed.$i"
     done
-    median < "$rates"
+    for ((r = 1; r <= R; r++)); do
+        for ((i = 0; i < ${#cmds[@]}; i++)); do
+            cmd=${cmds[$i]} check=${checks[$i]}
+            [ -e "$T/failed.$i" ] && continue
+            s=$(date +%s%N)
+            if ! timeout -k 5 "$TMO" bash -c "$cmd" 2>> "$LOG"; then
+                echo "harness: failed: $cmd" >&2; echo "FAILED: $cmd" >> "$LOG"; : > "$T/failed.$i"; continue
+            fi
+            e=$(date +%s%N)
+            if ! bash -c "$check" 2>> "$LOG"; then
+                echo "harness: wrong output: $cmd" >&2; echo "WRONG OUTPUT: $cmd" >> "$LOG"; : > "$T/failed.$i"; continue
+            fi
+            awk -v n="$n" -v s="$s" -v e="$e" -v r="$r" -v c="$cmd" \
+                'BEGIN { printf "  run %d: %.3f s, %.0f items/s   %s\n", r, (e - s) / 1e9, n / ((e - s) / 1e9), c }' >> "$LOG"
+            awk -v n="$n" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f\n", n / ((e - s) / 1e9) }' >> "$T/rates.$i"
+        done
+    done
+    for ((i = 0; i < ${#cmds[@]}; i++)); do
+        if [ -e "$T/failed.$i" ]; then out+=" -"; else out+=" $(median < "$T/rates.$i")"; fi
+    done
+    echo "${out# }"
 }
 
 isnum() { [[ "${1:-}" =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
@@ -219,12 +240,16 @@ if want w4; then
     say "W4: $W4_N shell jobs (true, echo {}): dpool run / xargs -P$WORKERS / parallel -j$WORKERS"
     seq 1 "$W4_N" > "$T/w4.in"
     okw4="[ \$(wc -l < $T/w4.out) = $W4_N ]"
-    W4_DT=$(rate_cmd "$W4_N" "$B/dpool run -j $WORKERS -- true < $T/w4.in > /dev/null")
-    W4_XT=$(rate_cmd "$W4_N" "xargs -P $WORKERS -I{} true < $T/w4.in")
-    [ $HAVE_PARALLEL = 1 ] && W4_PT=$(rate_cmd "$W4_N" "parallel --will-cite -j $WORKERS true < $T/w4.in")
-    W4_DE=$(rate_cmd "$W4_N" "$B/dpool run -j $WORKERS -- echo {} < $T/w4.in > $T/w4.out" "$okw4")
-    W4_XE=$(rate_cmd "$W4_N" "xargs -P $WORKERS -I{} echo {} < $T/w4.in > $T/w4.out" "$okw4")
-    [ $HAVE_PARALLEL = 1 ] && W4_PE=$(rate_cmd "$W4_N" "parallel --will-cite -k -j $WORKERS echo {} < $T/w4.in > $T/w4.out" "$okw4")
+    par="parallel --will-cite -j $WORKERS"
+    [ $HAVE_PARALLEL = 1 ] || par="false"
+    read -r W4_DT W4_XT W4_PT <<< "$(rate_cmds "$W4_N" \
+        "$B/dpool run -j $WORKERS -- true < $T/w4.in > /dev/null" true \
+        "xargs -P $WORKERS -I{} true < $T/w4.in" true \
+        "$par true < $T/w4.in" true)"
+    read -r W4_DE W4_XE W4_PE <<< "$(rate_cmds "$W4_N" \
+        "$B/dpool run -j $WORKERS -- echo {} < $T/w4.in > $T/w4.out" "$okw4" \
+        "xargs -P $WORKERS -I{} echo {} < $T/w4.in > $T/w4.out" "$okw4" \
+        "$par -k echo {} < $T/w4.in > $T/w4.out" "$okw4")"
 fi
 
 #   W5 and W6 both come from one run of N sequential one-item dp_map calls:
