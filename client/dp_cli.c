@@ -358,25 +358,29 @@ s_bar_draw (output_t *out, dp_iter_t *it, bool final)
 }
 
 //  Write `len` bytes of a result; with --index each line gets the prefix.
+//  Only this thread writes to stdout: the unlocked stdio calls save a lock
+//  per call, which shows at millions of lines a second.
 static void
 s_write (output_t *out, uint64_t index, const char *data, size_t len, bool newline)
 {
     if (!out->index) {
-        fwrite (data, 1, len, stdout);
+        fwrite_unlocked (data, 1, len, stdout);
         if (newline)
-            fputc ('\n', stdout);
+            fputc_unlocked ('\n', stdout);
         return;
     }
+    char prefix [24];
+    int plen = snprintf (prefix, sizeof prefix, "%llu\t", (unsigned long long) index);
     size_t at = 0;
     do {
         const char *eol = (const char *) memchr (data + at, '\n', len - at);
         size_t line = eol ? (size_t) (eol - data) - at + 1 : len - at;
-        printf ("%llu\t", (unsigned long long) index);
-        fwrite (data + at, 1, line, stdout);
+        fwrite_unlocked (prefix, 1, (size_t) plen, stdout);
+        fwrite_unlocked (data + at, 1, line, stdout);
         at += line;
     } while (at < len);
     if (newline)
-        fputc ('\n', stdout);
+        fputc_unlocked ('\n', stdout);
 }
 
 static void
@@ -415,7 +419,7 @@ s_run_job (dp_iter_t *it, output_t *out)
         }
         if (rc == 1) {
             s_output (out, &r);
-            if (ferror (stdout))
+            if (ferror_unlocked (stdout))
                 return 2;           //  e.g. a closed pipe: stop the job
         }
         else
