@@ -19,6 +19,7 @@
 */
 #include "dp_broker_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -66,7 +67,9 @@ static int
 s_send (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
 {
     int rc = dp_msg_send (msg, socket, rid);
+    int saved = errno;
     dp_msg_reset (msg);
+    errno = saved;
     return rc == 0 ? 0 : -1;
 }
 
@@ -511,6 +514,44 @@ s_bind (zsock_t *sock, const char *endpoint, char *err, size_t errlen)
     return 0;
 }
 
+//  Watch a ROUTER's DISCONNECTED events through an inproc PAIR.
+static void *
+s_monitor (broker_t *self, void *router, const char *name)
+{
+    char endpoint [96];
+    snprintf (endpoint, sizeof endpoint, "%s-%s-monitor", self->inproc, name);
+    if (zmq_socket_monitor (router, endpoint, ZMQ_EVENT_DISCONNECTED) != 0)
+        return NULL;
+    void *pair = zmq_socket (zsys_init (), ZMQ_PAIR);
+    int linger = 0;
+    zmq_setsockopt (pair, ZMQ_LINGER, &linger, sizeof linger);
+    if (pair && zmq_connect (pair, endpoint) != 0) {
+        zmq_close (pair);
+        pair = NULL;
+    }
+    return pair;
+}
+
+//  Remove ipc files that brokers killed with SIGKILL left behind
+//  (dpool-PID-*.ipc of a PID that no longer runs).
+static void
+s_remove_stale_ipc (const char *dir)
+{
+    DIR *d = opendir (dir);
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        int pid;
+        if (sscanf (e->d_name, "dpool-%d-", &pid) != 1 || !strstr (e->d_name, ".ipc")
+        ||  pid <= 0 || kill (pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path [512];
+        snprintf (path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink (path);
+    }
+    if (d)
+        closedir (d);
+}
+
 static int
 s_setup (broker_t *self, char *err, size_t errlen)
 {
@@ -520,12 +561,19 @@ s_setup (broker_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "cannot create sockets: %s", zmq_strerror (errno));
         return -1;
     }
+    self->monitor [0] = s_monitor (self, self->frontend, "front");
+    self->monitor [1] = s_monitor (self, self->backend, "back");
+    if (!self->monitor [0] || !self->monitor [1]) {
+        snprintf (err, errlen, "cannot monitor sockets: %s", zmq_strerror (errno));
+        return -1;
+    }
     if (s_bind (self->frontend_sock, self->inproc, err, errlen)
     ||  (self->opts.clients && s_bind (self->frontend_sock, self->opts.clients, err, errlen))
     ||  (self->opts.workers && s_bind (self->backend_sock, self->opts.workers, err, errlen)))
         return -1;
     if (self->nlocal > 0) {
         const char *tmp = getenv ("TMPDIR");
+        s_remove_stale_ipc (tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp");
         snprintf (self->ipc_path, sizeof self->ipc_path, "%s/dpool-%d-%lx.ipc",
                   tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp", (int) getpid (),
                   (unsigned long) ((uintptr_t) self & 0xffffff));
@@ -559,6 +607,11 @@ s_teardown (broker_t *self)
     worker_t *worker;
     while ((worker = (worker_t *) zhashx_first (self->workers)))
         broker_worker_lost (self, worker, NULL);
+    for (int which = 0; which < 2; which++)
+        if (self->monitor [which]) {
+            zmq_socket_monitor (which ? self->backend : self->frontend, NULL, 0);
+            zmq_close (self->monitor [which]);
+        }
     zsock_destroy (&self->frontend_sock);
     zsock_destroy (&self->backend_sock);
     if (self->ipc_path [0])
@@ -568,16 +621,62 @@ s_teardown (broker_t *self)
 //  --------------------------------------------------------------------------
 //  The actor
 
+//  A connection closed (a TCP peer's process died, its host went away): a
+//  heartbeat to every peer of that socket finds who it was at once, as
+//  ROUTER_MANDATORY refuses a send to a routing id that is gone. So a
+//  killed client's jobs are cancelled, and a dead worker's chunks
+//  requeued, without waiting for 3 missed heartbeats. O(peers) per event.
+static void
+s_on_disconnect (broker_t *self, int which)
+{
+    zmq_msg_t event, address;
+    zmq_msg_init (&event);
+    zmq_msg_init (&address);
+    while (zmq_msg_recv (&event, self->monitor [which], ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_more (&event))
+            zmq_msg_recv (&address, self->monitor [which], ZMQ_DONTWAIT);
+    }
+    zmq_msg_close (&event);
+    zmq_msg_close (&address);
+    zlistx_t *gone = zlistx_new ();
+    zhashx_t *table = which == 0 ? self->clients : self->workers;
+    for (void *peer = zhashx_first (table); peer; peer = zhashx_next (table)) {
+        dp_msg_t msg;
+        dp_msg_init (&msg, DP_CMD_HEARTBEAT);
+        zmq_msg_t *rid = which == 0 ? &((client_t *) peer)->rid : &((worker_t *) peer)->rid;
+        if (s_send (self, which == 0 ? self->frontend : self->backend, rid, &msg) != 0
+        &&  errno == EHOSTUNREACH)
+            zlistx_add_end (gone, peer);
+    }
+    for (void *peer = zlistx_first (gone); peer; peer = zlistx_next (gone)) {
+        if (which == 0) {
+            client_t *client = (client_t *) peer;
+            s_log (self, "client %s disconnected: its jobs are cancelled", client->key);
+            s_client_destroy (self, &client);
+        }
+        else {
+            //  a supervised worker's death comes from its supervisor, with
+            //  the item it was running; only the others are lost here
+            worker_t *worker = (worker_t *) peer;
+            if (worker->slot < 0 && !worker->node)
+                broker_worker_lost (self, worker, "disconnected");
+        }
+    }
+    zlistx_destroy (&gone);
+}
+
 static void
 s_loop (broker_t *self)
 {
-    zmq_pollitem_t items [3 + 1024];
+    zmq_pollitem_t items [5 + 1024];
     int64_t next_tick = zclock_mono () + TICK_MS;
     while (!self->terminated) {
         items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
         items [1] = (zmq_pollitem_t) { self->frontend, 0, ZMQ_POLLIN, 0 };
         items [2] = (zmq_pollitem_t) { self->backend, 0, ZMQ_POLLIN, 0 };
-        int count = 3;
+        items [3] = (zmq_pollitem_t) { self->monitor [0], 0, ZMQ_POLLIN, 0 };
+        items [4] = (zmq_pollitem_t) { self->monitor [1], 0, ZMQ_POLLIN, 0 };
+        int count = 5;
         if (self->super)
             dp_super_poll_items (self->super, items, &count, (int) (sizeof items / sizeof items [0]));
         int64_t wake = self->super ? dp_super_next_event (self->super, next_tick) : next_tick;
@@ -592,7 +691,7 @@ s_loop (broker_t *self)
             zstr_free (&command);
         }
         if (self->super)
-            dp_super_handle (self->super, items + 3, count - 3);
+            dp_super_handle (self->super, items + 5, count - 5);
         bool busy = true;
         while (busy && !self->terminated) {
             //  backend first: results free credit for dispatch
@@ -603,6 +702,9 @@ s_loop (broker_t *self)
         //  after the drain: a dead worker's last words have been read
         if (self->super)
             dp_super_tick (self->super);
+        for (int which = 0; which < 2; which++)
+            if (items [3 + which].revents & ZMQ_POLLIN)
+                s_on_disconnect (self, which);
         jobs_dispatch (self);
         if (self->now_ms >= next_tick) {
             s_tick (self);

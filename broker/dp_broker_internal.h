@@ -131,6 +131,7 @@ struct broker {
     zsock_t *pipe;
     void *frontend, *backend;   //  raw libzmq handles of the ROUTER sockets
     zsock_t *frontend_sock, *backend_sock;
+    void *monitor [2];          //  PAIRs receiving DISCONNECTED events (front, back)
     char inproc [64];
     char ipc [160];             //  local workers' endpoint, or ""
     char ipc_path [128];
