@@ -627,17 +627,8 @@ s_teardown (broker_t *self)
 //  killed client's jobs are cancelled, and a dead worker's chunks
 //  requeued, without waiting for 3 missed heartbeats. O(peers) per event.
 static void
-s_on_disconnect (broker_t *self, int which)
+s_probe (broker_t *self, int which)
 {
-    zmq_msg_t event, address;
-    zmq_msg_init (&event);
-    zmq_msg_init (&address);
-    while (zmq_msg_recv (&event, self->monitor [which], ZMQ_DONTWAIT) >= 0) {
-        if (zmq_msg_more (&event))
-            zmq_msg_recv (&address, self->monitor [which], ZMQ_DONTWAIT);
-    }
-    zmq_msg_close (&event);
-    zmq_msg_close (&address);
     zlistx_t *gone = zlistx_new ();
     zhashx_t *table = which == 0 ? self->clients : self->workers;
     for (void *peer = zhashx_first (table); peer; peer = zhashx_next (table)) {
@@ -665,6 +656,34 @@ s_on_disconnect (broker_t *self, int which)
     zlistx_destroy (&gone);
 }
 
+//  Read a monitor's events and probe that socket's peers, now and twice
+//  more shortly after (the socket may learn of the closed pipe a moment
+//  after the event).
+static void
+s_on_disconnect (broker_t *self, int which)
+{
+    zmq_msg_t event;
+    zmq_msg_init (&event);
+    while (zmq_msg_recv (&event, self->monitor [which], ZMQ_DONTWAIT) >= 0)
+        ;
+    zmq_msg_close (&event);
+    s_probe (self, which);
+    self->reprobes [which] = 2;
+    self->reprobe_at [which] = self->now_ms + 20;
+}
+
+//  Due re-probes.
+static void
+s_reprobe (broker_t *self)
+{
+    for (int which = 0; which < 2; which++)
+        if (self->reprobes [which] && self->now_ms >= self->reprobe_at [which]) {
+            s_probe (self, which);
+            self->reprobe_at [which] = self->now_ms + 200;
+            self->reprobes [which]--;
+        }
+}
+
 static void
 s_loop (broker_t *self)
 {
@@ -680,6 +699,9 @@ s_loop (broker_t *self)
         if (self->super)
             dp_super_poll_items (self->super, items, &count, (int) (sizeof items / sizeof items [0]));
         int64_t wake = self->super ? dp_super_next_event (self->super, next_tick) : next_tick;
+        for (int which = 0; which < 2; which++)
+            if (self->reprobes [which] && self->reprobe_at [which] < wake)
+                wake = self->reprobe_at [which];
         int64_t wait = wake - zclock_mono ();
         if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
             break;
@@ -705,6 +727,7 @@ s_loop (broker_t *self)
         for (int which = 0; which < 2; which++)
             if (items [3 + which].revents & ZMQ_POLLIN)
                 s_on_disconnect (self, which);
+        s_reprobe (self);
         jobs_dispatch (self);
         if (self->now_ms >= next_tick) {
             s_tick (self);

@@ -132,6 +132,8 @@ struct broker {
     void *frontend, *backend;   //  raw libzmq handles of the ROUTER sockets
     zsock_t *frontend_sock, *backend_sock;
     void *monitor [2];          //  PAIRs receiving DISCONNECTED events (front, back)
+    int64_t reprobe_at [2];     //  when to probe the peers again after one (0: no)
+    int reprobes [2];
     char inproc [64];
     char ipc [160];             //  local workers' endpoint, or ""
     char ipc_path [128];
