@@ -203,6 +203,9 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     bopts.modules = opts ? opts->modules : NULL;
     bopts.nmodules = opts ? opts->nmodules : 0;
     bopts.heartbeat_ms = (uint32_t) self->hb_ms;
+    bopts.init_args = opts ? opts->init_args : NULL;
+    bopts.max_tasks = opts ? opts->max_tasks_per_child : 0;
+    bopts.mem_limit_mb = opts ? opts->mem_limit_mb : 0;
     //  host tasks (dp_register_task): the workers come from the fork server
     if (dp_forkserver_has_tasks () && !dp_forkserver_running ()) {
         client_set_error ("cannot start the embedded pool: tasks are registered with "

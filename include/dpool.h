@@ -86,6 +86,13 @@ typedef struct {
     size_t nmodules;
     int timeout_ms;         //  broker silence before an error (0: 3000)
     int heartbeat_ms;       //  heartbeat interval (0: 1000)
+    const char *init_args;  //  embedded: arguments for the modules' initializers,
+                            //  run once in each worker process (NULL: "")
+    uint32_t max_tasks_per_child;   //  embedded: replace a worker process after
+                                    //  this many items (0: never)
+    uint32_t mem_limit_mb;  //  embedded: address-space limit of each worker
+                            //  process; an item that exhausts it fails
+                            //  "out of memory" (0: none)
 } dp_pool_opts_t;
 
 typedef struct {

@@ -54,6 +54,7 @@
 #define S_BYE_LINGER_MS 200         //  time to deliver BYE on exit
 #define S_FAULTS_PER_S  5           //  peer faults logged per second
 #define S_GO            (-1)        //  "keep running" (not an exit code)
+#define INLINE_MAX_NS   200000      //  chunks expected shorter run on the main thread
 
 //  Sends the running exec command a signal (dp_task.c).
 void dp_task_kill_child (int sig);
@@ -93,6 +94,11 @@ typedef struct {
     uint64_t node;                  //  node token ($DPOOL_NODE), 0 if none
     uint64_t items_done;            //  items answered (main thread)
     bool recycle;                   //  max_tasks reached: exit when idle
+    struct {                        //  recent time per item of each task
+        dp_task_fn *fn;
+        uint64_t ns;                //  0: not measured yet
+    } pace [16];
+    dp_batch_t inline_batch;        //  for chunks run by the main thread
     int64_t fault_window;           //  rate limit for peer-fault logs
     unsigned faults_logged, faults_hidden;
     char inproc [64];
@@ -262,6 +268,29 @@ s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch
     return rc;
 }
 
+//  Remember a task's recent time per item (racy between the two threads on
+//  purpose: it is only a hint for where to run the next chunk).
+static void
+s_pace_record (s_worker_t *self, dp_task_fn *fn, uint64_t ns)
+{
+    for (int i = 0; i < 16; i++)
+        if (self->pace [i].fn == fn || !self->pace [i].fn) {
+            self->pace [i].fn = fn;
+            self->pace [i].ns = self->pace [i].ns ? (self->pace [i].ns * 3 + ns) / 4 : ns;
+            return;
+        }
+}
+
+//  Expected time of a chunk, or UINT64_MAX when its task was never timed.
+static uint64_t
+s_pace_expect (s_worker_t *self, dp_task_fn *fn, uint32_t n)
+{
+    for (int i = 0; i < 16 && self->pace [i].fn; i++)
+        if (self->pace [i].fn == fn)
+            return self->pace [i].ns * n;
+    return UINT64_MAX;
+}
+
 //  Run one chunk and build its RESULT in work->result (work->ran).
 
 static void
@@ -272,6 +301,8 @@ s_run_chunk (s_worker_t *self, s_work_t *work, dp_batch_t *batch)
     uint64_t start = s_now_ns ();
     int rc = fn ? s_run_items (self, work, fn, batch) : s_fail_chunk (chunk, batch);
     uint64_t ns = s_now_ns () - start;
+    if (fn && rc == 0 && chunk->n)
+        s_pace_record (self, fn, ns / chunk->n + 1);
     if (rc) {
         if (fn) {                       //  stale: forget what it produced
             dp_batch_clear (batch);
@@ -521,6 +552,21 @@ s_on_chunk (s_worker_t *self, s_work_t *work)
         return -1;
     }
     work->gen = atomic_load (&self->gen);
+    //  A short chunk of a task already timed, with the executor idle, runs
+    //  here: no hand-over, no thread wake-ups; heartbeats wait at most
+    //  INLINE_MAX_NS. Anything else goes to the executor.
+    dp_task_fn *fn = dp_registry_find (self->registry, work->chunk.task);
+    if (self->outstanding == 0 && fn && s_pace_expect (self, fn, work->chunk.n) < INLINE_MAX_NS) {
+        s_run_chunk (self, work, &self->inline_batch);
+        if (work->ran && self->broker) {
+            self->items_done += work->result.n;
+            s_send (self, &work->result);
+        }
+        if (self->opts->max_tasks && self->items_done >= self->opts->max_tasks)
+            self->recycle = true;
+        s_work_put (self, work);
+        return 0;
+    }
     if (zmq_send (self->pipe, &work, sizeof work, 0) != (int) sizeof work)
         return -1;
     self->inflight++;
@@ -803,6 +849,7 @@ s_shutdown (s_worker_t **self_p, bool bye)
     if (self->ctx)
         zmq_ctx_term (self->ctx);
     dp_registry_destroy (&self->registry);
+    dp_batch_clear (&self->inline_batch);
     free (self);
 }
 
@@ -928,7 +975,7 @@ dp_worker_run (const dp_worker_opts_t *opts)
         return 1;
     }
     self->opts = opts;
-    self->credit = opts->credit ? opts->credit : 2;
+    self->credit = opts->credit ? opts->credit : 64;
     self->hb_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     self->broker_hb = self->hb_ms;
     self->backoff = S_BACKOFF_MIN;

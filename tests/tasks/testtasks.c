@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int
 s_echo (dp_task_t *task, const void *in, size_t len)
@@ -274,7 +275,28 @@ s_nap_echo (dp_task_t *task, const void *in, size_t len)
     return dp_task_reply (task, in, len);
 }
 
-DP_MODULE (testtasks,
+//  initializer: counts its calls in this process and keeps its arguments
+static int s_init_calls;
+static char s_init_args [256];
+
+static int
+s_init (const char *args)
+{
+    s_init_calls++;
+    snprintf (s_init_args, sizeof s_init_args, "%s", args);
+    return strcmp (args, "fail") == 0 ? 1 : 0;
+}
+
+//  initinfo: "PID CALLS ARGS" — which process ran the item, how many times
+//  the initializer ran there, with which arguments
+static int
+s_initinfo (dp_task_t *task, const void *in, size_t len)
+{
+    return dp_task_printf (task, "%d %d %s", (int) getpid (), s_init_calls, s_init_args);
+}
+
+DP_MODULE_INIT (testtasks, s_init,
+    DP_TASK ("initinfo", s_initinfo),
     DP_TASK ("echo", s_echo),
     DP_TASK ("square", s_square),
     DP_TASK ("sha256", s_sha256_task),
