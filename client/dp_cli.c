@@ -400,8 +400,12 @@ s_output (output_t *out, const dp_result_t *r)
         s_write (out, r->index, text + text_len + 1, r->len - text_len - 1, false);
     fflush (stdout);
     s_bar_clear (out);
-    fprintf (stderr, "dpool: item %llu (line %llu): %s: %.*s\n", (unsigned long long) r->index,
-             (unsigned long long) r->index + 1, dp_status_name (r->status), (int) text_len, text);
+    //  the kind, unless the message already starts with it ("worker died: ...")
+    const char *kind = dp_status_name (r->status);
+    bool named = strncmp (text, kind, strnlen (kind, 64)) == 0;
+    fprintf (stderr, "dpool: item %llu (line %llu): %s%s%.*s\n", (unsigned long long) r->index,
+             (unsigned long long) r->index + 1, named ? "" : kind, named ? "" : ": ",
+             (int) text_len, text);
 }
 
 //  Take every result of the job and print it. Returns 0 at the end, -1 on
