@@ -323,7 +323,8 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
         l = l->next;
         if (chunk->done)
             continue;
-        link_remove (&chunk->queue);
+        if (!chunk->worker)
+            link_remove (&chunk->queue);    //  out of the pending queue
         s_drop_backup (broker, chunk);
         if (chunk->worker) {
             //  leave the running copy as an orphan, answer a twin here
