@@ -21,6 +21,15 @@
 #define MAX_RATIO   3.0
 
 static dp_item_t s_small [SMALL_N];
+static pid_t s_broker;
+
+//  A failed REQUIRE exits: take the broker process along.
+static void
+s_kill_broker (void)
+{
+    if (s_broker > 0)
+        kill (s_broker, SIGKILL);
+}
 
 //  The small job: SMALL_N sleep_ms 1 calls as one map_async. Returns ms.
 static int64_t
@@ -152,8 +161,10 @@ s_test_two_clients (void)
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
     char *argv [] = { (char *) tu_bin ("dpool-broker"), "-c", endpoint, "-w", workers,
                       "-j", "2", "-m", (char *) tu_lib ("libdpool_testtasks.so"), NULL };
-    pid_t broker = tu_spawn (argv, NULL, NULL);
+    pid_t broker = tu_spawn (argv, "/dev/null", "/dev/null");
     REQUIRE (broker > 0);
+    s_broker = broker;
+    atexit (s_kill_broker);
     dp_pool_opts_t opts = { .endpoint = endpoint, .timeout_ms = 5000 };
     dp_pool_t *pool = NULL;
     int64_t deadline = tu_now_ms () + 10000;
@@ -183,6 +194,7 @@ s_test_two_clients (void)
     kill (broker, SIGTERM);
     int status = tu_wait (broker, 10000);
     CHECK (status != -1);
+    s_broker = 0;
 }
 
 int
