@@ -175,7 +175,7 @@ s_test_timeout_cancel (dp_pool_t *pool)
     int rc = dp_iter_next (it, &r, 0);
     CHECK (rc == DP_TIMEOUT || rc == 1);
     count += rc == 1;
-    CHECK (tu_now_ms () - start < 200);
+    CHECK (tu_now_ms () - start < 1000);
     while (count < 20 && dp_iter_next (it, &r, 5000) == 1)
         count++;
     CHECK (count == 20);
@@ -207,7 +207,7 @@ s_test_timeout_cancel (dp_pool_t *pool)
                  "did the broker lose its workers' credit on CANCEL?\n");
     REQUIRE (dp_future_done (f));
     CHECK (strcmp (dp_future_data (f, NULL), "49") == 0);
-    CHECK (tu_now_ms () - start < 2000);
+    CHECK (tu_now_ms () - start < 5000);
     dp_future_destroy (&f);
 }
 
