@@ -472,6 +472,12 @@ s_usage (FILE *out)
         "      --no-progress    no progress bar\n"
         "      --chunksize N    items per chunk (default: automatic)\n"
         "      --max-attempts N times an item may kill a worker before it fails (3)\n"
+        "      --task-timeout T kill an item running longer than T seconds (e.g. 2.5),\n"
+        "                       or T%% of the median item time (e.g. 300%%); it fails\n"
+        "                       \"timed out after T s\"\n"
+        "      --mem-limit MB   embedded pool: each worker's address-space limit\n"
+        "      --max-tasks-per-child N  embedded pool: replace a worker after N items\n"
+        "      --init ARGS      embedded pool: arguments for the modules' initializers\n"
         "      --timeout MS     broker silence before giving up (default 3000)\n"
         "  -h, --help           show this help and exit\n"
         "  -V, --version        show the version and exit\n"
@@ -479,6 +485,25 @@ s_usage (FILE *out)
         "Exit status: 0 all items succeeded, 1 some failed (reasons on stderr),\n"
         "2 the pool failed (unknown task, broker unreachable), 64 usage error,\n"
         "130 interrupted (Ctrl-C: the job is cancelled).\n");
+}
+
+//  --task-timeout: seconds ("2.5") or a percentage of the median ("300%").
+//  Returns 0 or -1.
+static int
+s_task_timeout (const char *arg, dp_job_opts_t *opts)
+{
+    char *end;
+    double value = strtod (arg, &end);
+    if (end == arg || value <= 0 || value > 1e6)
+        return -1;
+    if (*end == '%' && end [1] == 0)
+        opts->timeout_pct = (uint32_t) value;
+    else
+    if (*end == 0)
+        opts->timeout_ms = (uint32_t) (value * 1000 + 0.5) ? (uint32_t) (value * 1000 + 0.5) : 1;
+    else
+        return -1;
+    return 0;
 }
 
 static long
@@ -504,6 +529,10 @@ main (int argc, char *argv [])
         { "chunksize", required_argument, NULL, 'C' },
         { "max-attempts", required_argument, NULL, 'A' },
         { "timeout", required_argument, NULL, 'T' },
+        { "task-timeout", required_argument, NULL, 'K' },
+        { "mem-limit", required_argument, NULL, 'M' },
+        { "max-tasks-per-child", required_argument, NULL, 'X' },
+        { "init", required_argument, NULL, 'G' },
         { "unordered", no_argument, NULL, 'u' },
         { "index", no_argument, NULL, 'I' },
         { "progress", no_argument, NULL, 'P' },
@@ -546,6 +575,15 @@ main (int argc, char *argv [])
             case 'C': jopts.chunksize = (uint32_t) s_number (optarg, "chunk size", 1, 65536); break;
             case 'A': jopts.max_attempts = (uint32_t) s_number (optarg, "attempts", 1, 1000); break;
             case 'T': popts.timeout_ms = (int) s_number (optarg, "timeout", 100, 86400000); break;
+            case 'K':
+                if (s_task_timeout (optarg, &jopts) != 0) {
+                    fprintf (stderr, "dpool: invalid --task-timeout '%s' (seconds, or N%%)\n", optarg);
+                    return EXIT_USAGE;
+                }
+                break;
+            case 'M': popts.mem_limit_mb = (uint32_t) s_number (optarg, "memory limit", 16, 1 << 22); break;
+            case 'X': popts.max_tasks_per_child = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
+            case 'G': popts.init_args = optarg; break;
             case 'u': unordered = true; break;
             case 'I': index = true; break;
             case 'P': progress = 1; break;

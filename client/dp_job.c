@@ -568,6 +568,7 @@ s_job_open (dp_job_t *self)
     msg.attempts = self->opts.max_attempts;
     msg.chunksize = self->opts.chunksize;
     msg.timeout = self->opts.timeout_ms;
+    msg.tpct = self->opts.timeout_pct;
     msg.weight = self->opts.weight;
     if (cpool_send (pool, &msg) != 0) {
         client_set_error ("cannot send to the broker: %s", zmq_strerror (errno));

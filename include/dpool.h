@@ -109,8 +109,12 @@ typedef struct {
     bool has_input_fd;      //  lazy input: when input returns 2, also wait
     int input_fd;           //  for this fd to become readable
     volatile int *cancel;   //  if set, the job is cancelled once *cancel != 0
-    uint32_t timeout_ms;    //  per-item task timeout; 0: none (brokers that
-                            //  do not implement JOB.timeout ignore it)
+    uint32_t timeout_ms;    //  per-item task timeout: the process running an
+                            //  item that outlives it is killed and the item
+                            //  fails DP_ERR_TIMEOUT; 0: none
+    uint32_t timeout_pct;   //  or, when timeout_ms is 0: a timeout of this
+                            //  percentage of the job's median item time, once
+                            //  3 items are timed (GNU parallel's --timeout N%)
     uint32_t weight;        //  share of the workers and of the pool's window
                             //  against the other jobs; 0: 1
 } dp_job_opts_t;

@@ -43,6 +43,12 @@ check '[ $rc -eq 1 ]' "crash_if exit $rc"
 check '[ "$(cat "$T/out")" = "$(printf "a\nb")" ]' "crash_if other results"
 check 'grep -q "SIGSEGV, 3 attempts" "$T/err"' "crash_if reason: $(cat "$T/err")"
 
+# a per-item timeout kills the hanging item only (seconds, then N% of the median)
+printf '10\n60000\n20\n' | timeout 30 "$BIN/dpool" map -j 2 -m "$MOD" --task-timeout 1.5 sleep_ms > "$T/out" 2> "$T/err"; rc=$?
+check '[ $rc -eq 1 ] && [ "$(cat "$T/out")" = "$(printf "10\n20")" ] && grep -q "timed out after 1.5 s" "$T/err"' "task timeout rc=$rc: $(cat "$T/err")"
+(for i in $(seq 1 30); do echo 20; done; echo 60000; echo 20) | timeout 30 "$BIN/dpool" map -j 2 -m "$MOD" --chunksize 1 --task-timeout 500% sleep_ms > "$T/out" 2> "$T/err"; rc=$?
+check '[ $rc -eq 1 ] && [ "$(wc -l < "$T/out")" -eq 31 ] && grep -q "line 31): timed out" "$T/err"' "task timeout % rc=$rc: $(cat "$T/err")"
+
 # unknown task, missing module, unreachable broker: clear error, exit 2, fast
 start=$(date +%s%N)
 echo 1 | timeout 20 "$BIN/dpool" map -j 1 -m "$MOD" no_such_task > /dev/null 2> "$T/err"; rc=$?
