@@ -83,6 +83,7 @@ struct job {
     uint32_t tpct;              //  per item, % of the median item time (0: none)
     uint32_t weight;            //  chunks per turn in the fair share (>= 1)
     uint32_t turn;              //  chunks dispatched in the current turn
+    uint32_t inflight;          //  its chunks on workers now
     uint32_t samples [64];      //  recent per-item task times, µs (ring)
     uint32_t nsamples;
     uint32_t median_us;         //  of samples, refreshed every 8 new ones

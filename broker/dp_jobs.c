@@ -174,6 +174,8 @@ s_drop_backup (broker_t *broker, chunk_t *chunk)
         return;
     chunk->backup = NULL;
     twin->primary = NULL;
+    if (twin->worker && twin->job && twin->job->inflight)
+        twin->job->inflight--;
     twin->job = NULL;
     if (twin->worker)
         s_abort (broker, twin);
@@ -332,6 +334,7 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
             link_insert_before (&chunk->order, &twin->order);
             link_remove (&chunk->order);
             chunk->job = NULL;
+            self->inflight--;
             s_abort (broker, chunk);
             chunk = twin;
         }
@@ -438,6 +441,7 @@ s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
     chunk->id = msg.chunk;
     chunk->worker = worker;
     chunk->dispatched_ms = broker->now_ms;
+    job->inflight++;
     link_insert_before (&worker->inflight, &chunk->queue);
     if (++worker->inflight_count >= s_worker_limit (worker) || chunk->suspect)
         link_remove (&worker->available);
@@ -452,7 +456,15 @@ jobs_dispatch (broker_t *broker)
 {
     size_t idle_turns = 0;
     while (!link_empty (&broker->ready) && !link_empty (&broker->available)) {
+        //  round-robin, but a job with fewer chunks running goes before
+        //  the next one: a small job that arrives beside a big one takes
+        //  the slots the big one frees until both run alike
         job_t *job = link_entry (broker->ready.next, job_t, ready);
+        if (broker->ready.next->next != &broker->ready) {
+            job_t *second = link_entry (broker->ready.next->next, job_t, ready);
+            if (second->inflight < job->inflight)
+                job = second;
+        }
         link_remove (&job->ready);
         chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
         worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
@@ -499,6 +511,8 @@ s_unassign (broker_t *broker, chunk_t *chunk)
     link_remove (&chunk->queue);
     chunk->worker = NULL;
     chunk->id = 0;
+    if (chunk->job && chunk->job->inflight)
+        chunk->job->inflight--;
     worker->inflight_count--;
     if (link_empty (&worker->available) && !worker->gone
     &&  worker->inflight_count < s_worker_limit (worker))
@@ -517,6 +531,8 @@ s_orphan_running (broker_t *broker, chunk_t *chunk)
     link_remove (&chunk->queue);
     chunk->worker = NULL;
     chunk->id = 0;
+    if (chunk->job && chunk->job->inflight)
+        chunk->job->inflight--;
     s_abort (broker, ghost);
 }
 

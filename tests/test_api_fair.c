@@ -4,7 +4,7 @@
       1. two jobs on one embedded pool (one client, one window);
       2. two clients (pools) against one dpool-broker process, the big job
          in a thread with its own pool.
-    Prints each ratio (best of three runs each way); the check is ratio < 3.
+    Prints each ratio (best of three runs each way); the check is ratio < 4 (2 expected, margin for load).
     Jobs share the workers one chunk per job in turn, so two jobs with
     equally long chunks take half each: about 2 is the expected ratio. */
 #include "testutil.h"
@@ -18,7 +18,7 @@
 #define SMALL_N     100
 #define BIG_N       1000000
 #define BIG_ITEM    "200"           //  spin_us: 200 us of CPU per item
-#define MAX_RATIO   3.0
+#define MAX_RATIO   4.0     //  about 2 expected; margin for a loaded 2-core CI box
 
 static dp_item_t s_small [SMALL_N];
 static pid_t s_broker;
