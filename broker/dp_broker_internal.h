@@ -12,6 +12,7 @@
 #define DP_BROKER_INTERNAL_H_INCLUDED
 
 #include "dp_broker.h"
+#include "dp_link.h"
 #include "dp_proto.h"
 #include "dp_super.h"
 #include "dp_progress.h"
@@ -22,29 +23,6 @@ typedef struct worker worker_t;
 typedef struct job job_t;
 typedef struct chunk chunk_t;
 
-//  An intrusive doubly-linked list: O(1) unlink from anywhere.
-typedef struct link {
-    struct link *prev, *next;
-} link_t;
-
-static inline void link_init (link_t *head) { head->prev = head->next = head; }
-static inline bool link_empty (const link_t *head) { return head->next == head; }
-static inline void
-link_insert_before (link_t *at, link_t *item)
-{
-    item->next = at;
-    item->prev = at->prev;
-    at->prev->next = item;
-    at->prev = item;
-}
-static inline void
-link_remove (link_t *item)
-{
-    item->prev->next = item->next;
-    item->next->prev = item->prev;
-    item->prev = item->next = item;
-}
-#define link_entry(ptr, type, member) ((type *) ((char *) (ptr) - offsetof (type, member)))
 
 //  A contiguous range of one job's items, dispatched as one CHUNK.
 struct chunk {

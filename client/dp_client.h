@@ -23,34 +23,11 @@
 #define DP_CLIENT_H_INCLUDED
 
 #include "dpool.h"
+#include "dp_link.h"
 #include "dp_proto.h"
 
 #include <czmq.h>
 
-//  An intrusive doubly-linked ring with a sentinel head: O(1) unlink.
-typedef struct jlink {
-    struct jlink *prev, *next;
-} jlink_t;
-
-static inline void jlink_init (jlink_t *head) { head->prev = head->next = head; }
-static inline bool jlink_empty (const jlink_t *head) { return head->next == head; }
-static inline bool jlink_linked (const jlink_t *item) { return item->next != item; }
-static inline void
-jlink_append (jlink_t *head, jlink_t *item)
-{
-    item->next = head;
-    item->prev = head->prev;
-    head->prev->next = item;
-    head->prev = item;
-}
-static inline void
-jlink_remove (jlink_t *item)
-{
-    item->prev->next = item->next;
-    item->next->prev = item->prev;
-    item->prev = item->next = item;
-}
-#define jlink_entry(ptr, type, member) ((type *) ((char *) (ptr) - offsetof (type, member)))
 
 //  One RESULTS message kept for an iterator until its items are taken.
 typedef struct rbatch rbatch_t;
@@ -114,10 +91,10 @@ struct dp_job {
     job_end_fn *on_end;
     void *owner;
     //  links in the pool
-    jlink_t all;                //  every job not yet freed
-    jlink_t open;               //  in pool->open while JOB_RUNNING, in
+    link_t all;                //  every job not yet freed
+    link_t open;               //  in pool->open while JOB_RUNNING, in
                                 //  pool->waiting while JOB_WAITING
-    jlink_t feed;               //  while it has input to send
+    link_t feed;               //  while it has input to send
 };
 
 struct dp_pool {
@@ -138,7 +115,7 @@ struct dp_pool {
     //  jobs
     dp_job_t **table;           //  open jobs by id: open addressing
     size_t table_cap, table_count;
-    jlink_t all, open, feed, waiting;
+    link_t all, open, feed, waiting;
     size_t nopen, nfeed, nwaiting;
     size_t ncancel;             //  open jobs with a cancel flag to watch
     uint64_t feed_weight;       //  sum of the weights of jobs in `feed`

@@ -81,7 +81,7 @@ s_share (dp_pool_t *pool, uint64_t total, dp_job_t *job)
 static void
 s_feed_add (dp_job_t *self)
 {
-    jlink_append (&self->pool->feed, &self->feed);
+    link_append (&self->pool->feed, &self->feed);
     self->pool->nfeed++;
     self->pool->feed_weight += self->weight;
 }
@@ -89,8 +89,8 @@ s_feed_add (dp_job_t *self)
 static void
 s_feed_remove (dp_job_t *self)
 {
-    if (jlink_linked (&self->feed)) {
-        jlink_remove (&self->feed);
+    if (link_linked (&self->feed)) {
+        link_remove (&self->feed);
         self->pool->nfeed--;
         self->pool->feed_weight -= self->weight;
     }
@@ -152,7 +152,7 @@ s_job_end (dp_job_t *self, job_state_t state, dp_status_t status, const char *te
     dp_pool_t *pool = self->pool;
     if (self->state == JOB_WAITING) {
         //  never sent: nothing to tell or to write off
-        jlink_remove (&self->open);
+        link_remove (&self->open);
         pool->nwaiting--;
         tell = false;
     }
@@ -162,7 +162,7 @@ s_job_end (dp_job_t *self, job_state_t state, dp_status_t status, const char *te
     else
     if (pool) {
         s_feed_remove (self);
-        jlink_remove (&self->open);
+        link_remove (&self->open);
         pool->nopen--;
         pool->ncancel -= self->opts.cancel != NULL;
         cpool_table_remove (pool, self);
@@ -346,13 +346,13 @@ s_send_batch (dp_job_t *self)
 void
 cjob_feed_all (dp_pool_t *pool)
 {
-    for (jlink_t *l = pool->feed.next; l != &pool->feed; l = l->next)
-        jlink_entry (l, dp_job_t, feed)->input_later = false;
+    for (link_t *l = pool->feed.next; l != &pool->feed; l = l->next)
+        link_entry (l, dp_job_t, feed)->input_later = false;
     size_t idle = 0, sent = 0;
-    while (!jlink_empty (&pool->feed) && idle < pool->nfeed && sent < FEED_MAX) {
-        dp_job_t *job = jlink_entry (pool->feed.next, dp_job_t, feed);
-        jlink_remove (&job->feed);
-        jlink_append (&pool->feed, &job->feed);
+    while (!link_empty (&pool->feed) && idle < pool->nfeed && sent < FEED_MAX) {
+        dp_job_t *job = link_entry (pool->feed.next, dp_job_t, feed);
+        link_remove (&job->feed);
+        link_append (&pool->feed, &job->feed);
         int rc = s_can_send (job) ? s_send_batch (job) : 0;
         idle = rc == 0 ? idle + 1 : 0;
         sent += rc != 0;
@@ -365,8 +365,8 @@ bool
 cjob_has_input_later (dp_pool_t *pool, int *fds, int *nfds, int max)
 {
     bool no_fd = false;
-    for (jlink_t *l = pool->feed.next; l != &pool->feed; l = l->next) {
-        dp_job_t *job = jlink_entry (l, dp_job_t, feed);
+    for (link_t *l = pool->feed.next; l != &pool->feed; l = l->next) {
+        dp_job_t *job = link_entry (l, dp_job_t, feed);
         if (!job->input_later)
             continue;
         if (!job->opts.has_input_fd) {
@@ -544,9 +544,9 @@ cjob_new (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts)
     self->weight = self->opts.weight ? self->opts.weight : 1;
     self->state = JOB_NEW;
     dp_batch_init (&self->batch);
-    jlink_init (&self->open);
-    jlink_init (&self->feed);
-    jlink_append (&pool->all, &self->all);
+    link_init (&self->open);
+    link_init (&self->feed);
+    link_append (&pool->all, &self->all);
     return self;
 }
 
@@ -578,7 +578,7 @@ s_job_open (dp_job_t *self)
     self->started_ms = zclock_mono ();
     s_sample (self, self->started_ms);
     cpool_table_insert (pool, self);
-    jlink_append (&pool->open, &self->open);
+    link_append (&pool->open, &self->open);
     pool->nopen++;
     pool->ncancel += self->opts.cancel != NULL;
     s_feed_add (self);
@@ -601,7 +601,7 @@ cjob_start (dp_job_t *self)
     if (pool->nopen < MAX_OPEN_JOBS && pool->nwaiting == 0)
         return s_job_open (self);
     self->state = JOB_WAITING;
-    jlink_append (&pool->waiting, &self->open);
+    link_append (&pool->waiting, &self->open);
     pool->nwaiting++;
     return 0;
 }
@@ -612,13 +612,13 @@ void
 cjob_start_waiting (dp_pool_t *pool)
 {
     while (pool->nwaiting && pool->nopen < MAX_OPEN_JOBS && !pool->broken [0]) {
-        dp_job_t *job = jlink_entry (pool->waiting.next, dp_job_t, open);
-        jlink_remove (&job->open);
+        dp_job_t *job = link_entry (pool->waiting.next, dp_job_t, open);
+        link_remove (&job->open);
         pool->nwaiting--;
         job->state = JOB_NEW;
         if (s_job_open (job) != 0 && job->state == JOB_NEW) {
             job->state = JOB_RUNNING;       //  so that it can end
-            jlink_append (&pool->open, &job->open);
+            link_append (&pool->open, &job->open);
             pool->nopen++;
             s_job_end (job, JOB_FAILED, DP_ERR_POOL, dp_strerror_last (), false);
         }
@@ -658,7 +658,7 @@ cjob_release (dp_job_t **self_p)
         s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "job destroyed", true);
     cjob_hold (self, -(int64_t) self->held_items, -(int64_t) self->held_bytes);
     if (self->pool)
-        jlink_remove (&self->all);
+        link_remove (&self->all);
     while (self->head) {
         rbatch_t *batch = self->head;
         self->head = batch->next;

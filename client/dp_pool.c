@@ -234,10 +234,10 @@ dp_pool_open (const dp_pool_opts_t *opts)
     self->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     self->hb_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : DEFAULT_HB_MS;
     dp_msg_init (&self->msg, 0);
-    jlink_init (&self->all);
-    jlink_init (&self->open);
-    jlink_init (&self->feed);
-    jlink_init (&self->waiting);
+    link_init (&self->all);
+    link_init (&self->open);
+    link_init (&self->feed);
+    link_init (&self->waiting);
     const char *endpoint = opts && opts->endpoint ? opts->endpoint : getenv ("DPOOL_BROKER");
     if (endpoint && *endpoint)
         snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
@@ -280,9 +280,9 @@ dp_pool_close (dp_pool_t **self_p)
     self->pumping++;
     self->closing = true;           //  the BYE below cancels them at the broker
     cpool_fail_all (self, DP_ERR_POOL, "pool closed");
-    while (!jlink_empty (&self->all)) {
-        dp_job_t *job = jlink_entry (self->all.next, dp_job_t, all);
-        jlink_remove (&job->all);
+    while (!link_empty (&self->all)) {
+        dp_job_t *job = link_entry (self->all.next, dp_job_t, all);
+        link_remove (&job->all);
         job->pool = NULL;
     }
     if (self->sock && !self->broken [0])
@@ -388,12 +388,12 @@ cpool_table_remove (dp_pool_t *self, dp_job_t *job)
 void
 cpool_fail_all (dp_pool_t *self, dp_status_t status, const char *text)
 {
-    while (!jlink_empty (&self->open)) {
-        dp_job_t *job = jlink_entry (self->open.next, dp_job_t, open);
+    while (!link_empty (&self->open)) {
+        dp_job_t *job = link_entry (self->open.next, dp_job_t, open);
         cjob_fail (job, status, text);
     }
-    while (!jlink_empty (&self->waiting)) {
-        dp_job_t *job = jlink_entry (self->waiting.next, dp_job_t, open);
+    while (!link_empty (&self->waiting)) {
+        dp_job_t *job = link_entry (self->waiting.next, dp_job_t, open);
         cjob_fail (job, status, text);
     }
 }
@@ -405,9 +405,9 @@ s_check_cancel_flags (dp_pool_t *self)
 {
     if (self->ncancel == 0)
         return;                     //  the common case: no list walk
-    jlink_t *l = self->open.next;
+    link_t *l = self->open.next;
     while (l != &self->open) {
-        dp_job_t *job = jlink_entry (l, dp_job_t, open);
+        dp_job_t *job = link_entry (l, dp_job_t, open);
         l = l->next;
         if (job->opts.cancel && *job->opts.cancel) {
             cjob_fail (job, DP_ERR_CANCELLED, "job cancelled");
