@@ -24,7 +24,7 @@ cli=$(for r in $(seq 1 "$R"); do
     echo "$N $s $e" | awk '{ printf "%.0f\n", $1 / (($3 - $2) / 1e9) }'
 done | median)
 [ "$(tail -n 1 "$T/out")" = "$((N * N))" ] || { echo "bench: wrong CLI output" >&2; exit 1; }
-py=$(${PYTHON:-python3} bench/peers/pool_peer.py square "$N" 2 "$R" map)
+py=$(${PYTHON:-python3} bench/peers/pool_peer.py map "$N" 2 "$R")
 
 printf '%-44s %14s %10s\n' "workload (2 workers)" "items/s" "vs Pool.map"
 printf '%-44s %14s %10s\n' "dpool C API dp_map (embedded pool)" "$api" "$(awk -v a="$api" -v p="$py" 'BEGIN { printf "%.2fx", a / p }')"
