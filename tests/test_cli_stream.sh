@@ -35,7 +35,11 @@ EOF
 read rc peak secs < "$T/mem"
 echo "memory: dpool map echo over 3,000,000 lines: peak RSS $peak MiB, $secs s, exit $rc"
 check '[ "$rc" = 0 ]' "long stream exit $rc"
-check '[ "$peak" -lt 64 ]' "peak RSS $peak MiB >= 64 MiB"
+if ldd "$BIN/dpool" | grep -q libasan; then
+    echo "memory: not checked in a sanitizer build (its shadow memory is not dpool's)"
+else
+    check '[ "$peak" -lt 64 ]' "peak RSS $peak MiB >= 64 MiB"
+fi
 check '[ "$(wc -l < "$T/out")" -eq 3000000 ]' "long stream: $(wc -l < "$T/out") lines"
 check '[ "$(head -1 "$T/out")" = 1 ] && [ "$(tail -1 "$T/out")" = 3000000 ]' "long stream order"
 

@@ -10,6 +10,9 @@ MOD="$LIB/libdpool_testtasks.so"
 if ! command -v valgrind > /dev/null; then
     echo "test_valgrind: SKIP (valgrind not installed)"; exit 0
 fi
+if ldd "$BIN/dpool" | grep -q libasan; then
+    echo "test_valgrind: SKIP (a sanitizer build: valgrind cannot run it)"; exit 0
+fi
 T=$(mktemp -d)
 bpid=""
 trap '[ -n "$bpid" ] && kill -9 $bpid 2>/dev/null; rm -rf "$T"' EXIT
