@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_MODULES 64
+
 static void
 s_usage (FILE *out)
 {
@@ -82,14 +84,20 @@ main (int argc, char *argv [])
     dp_broker_opts_t opts = {
         .clients = "tcp://127.0.0.1:5555", .workers = "tcp://127.0.0.1:5556", .local_workers = -1
     };
-    const char **modules = (const char **) calloc ((size_t) argc, sizeof (char *));
+    const char *modules [MAX_MODULES];
     int c;
     while ((c = getopt_long (argc, argv, "c:w:j:m:vhV", longopts, NULL)) != -1) {
         switch (c) {
             case 'c': opts.clients = optarg; break;
             case 'w': opts.workers = optarg; break;
             case 'j': opts.local_workers = (int) s_number (optarg, "worker count", 0, 1000); break;
-            case 'm': modules [opts.nmodules++] = optarg; break;
+            case 'm':
+                if (opts.nmodules == MAX_MODULES) {
+                    fprintf (stderr, "dpool-broker: more than %d modules\n", MAX_MODULES);
+                    return 64;
+                }
+                modules [opts.nmodules++] = optarg;
+                break;
             case 'H': opts.heartbeat_ms = (uint32_t) s_number (optarg, "heartbeat", 10, 600000); break;
             case 'A': opts.max_attempts = (uint32_t) s_number (optarg, "attempts", 1, 1000); break;
             case 'T': opts.task_wait_ms = (uint32_t) s_number (optarg, "task wait", 1, 86400000); break;
@@ -117,7 +125,6 @@ main (int argc, char *argv [])
     zsys_handler_set (NULL);
     char inproc [64], err [512];
     zactor_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
-    free (modules);
     if (!broker) {
         fprintf (stderr, "dpool-broker: %s\n", err);
         return 1;

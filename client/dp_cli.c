@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MAX_MODULES 64
+
 #define EXIT_FAILED_ITEMS   1
 #define EXIT_POOL_ERROR     2
 #define EXIT_USAGE          64
@@ -63,6 +65,8 @@ typedef struct {
     char **argv;
     int argc;
     bool shell;
+    char **words;               //  no-shell mode: argv split on blanks (owned)
+    char *text;                 //  the split words' storage (owned)
 } input_t;
 
 //  Next delimited record, or NULL when none is complete yet (*later set) or
@@ -214,17 +218,34 @@ s_substitute (str_t *out, const char *text, const char *line, size_t len, bool q
 static void
 s_split_words (input_t *in)
 {
-    char **words = (char **) calloc (1, sizeof (char *));
-    int count = 0;
-    for (int i = 0; i < in->argc; i++) {
-        char *copy = strdup (in->argv [i]), *save = NULL;
-        for (char *w = strtok_r (copy, " \t", &save); w; w = strtok_r (NULL, " \t", &save)) {
-            words = (char **) realloc (words, sizeof (char *) * (size_t) (count + 2));
-            words [count++] = w;
-        }
+    size_t size = 0;
+    for (int i = 0; i < in->argc; i++)
+        size += strlen (in->argv [i]) + 1;
+    in->text = (char *) malloc (size + 1);
+    in->words = (char **) calloc (size + 1, sizeof (char *));
+    if (!in->text || !in->words) {
+        fprintf (stderr, "dpool: out of memory\n");
+        exit (EXIT_POOL_ERROR);
     }
-    in->argv = words;
+    int count = 0;
+    char *at = in->text;
+    for (int i = 0; i < in->argc; i++) {
+        strcpy (at, in->argv [i]);
+        char *save = NULL;
+        for (char *w = strtok_r (at, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
+            in->words [count++] = w;
+        at += strlen (in->argv [i]) + 1;
+    }
+    in->argv = in->words;
     in->argc = count;
+}
+
+static void
+s_input_free (input_t *in)
+{
+    free (in->buf);
+    free (in->words);
+    free (in->text);
 }
 
 static int
@@ -560,7 +581,7 @@ main (int argc, char *argv [])
     }
     dp_pool_opts_t popts = { 0 };
     dp_job_opts_t jopts = { 0 };
-    const char **modules = (const char **) calloc ((size_t) argc, sizeof (char *));
+    const char *modules [MAX_MODULES];
     char delim = '\n';
     int progress = -1;          //  -1: when stderr is a terminal
     bool unordered = false, index = false;
@@ -570,7 +591,13 @@ main (int argc, char *argv [])
         switch (c) {
             case 'b': popts.endpoint = optarg; break;
             case 'j': popts.workers = (int) s_number (optarg, "worker count", 1, 1000); break;
-            case 'm': modules [popts.nmodules++] = optarg; break;
+            case 'm':
+                if (popts.nmodules == MAX_MODULES) {
+                    fprintf (stderr, "%s: more than %d modules\n", "dpool", MAX_MODULES);
+                    return EXIT_USAGE;
+                }
+                modules [popts.nmodules++] = optarg;
+                break;
             case '0': delim = 0; break;
             case 'C': jopts.chunksize = (uint32_t) s_number (optarg, "chunk size", 1, 65536); break;
             case 'A': jopts.max_attempts = (uint32_t) s_number (optarg, "attempts", 1, 1000); break;
@@ -632,6 +659,7 @@ main (int argc, char *argv [])
     if (!pool) {
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
+        s_input_free (&cli.in);
         return s_interrupted ? EXIT_INTERRUPTED : EXIT_POOL_ERROR;
     }
     dp_input_fn *input = run ? s_run_input : s_map_input;
@@ -654,8 +682,7 @@ main (int argc, char *argv [])
             fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
         rc = -1;
     }
-    free (cli.in.buf);
-    free (modules);
+    s_input_free (&cli.in);
     if (s_interrupted)
         return EXIT_INTERRUPTED;
     return rc < 0 ? EXIT_POOL_ERROR : cli.out.failed > 0 ? EXIT_FAILED_ITEMS : 0;
