@@ -38,6 +38,7 @@
 #include <string.h>
 
 #define DP_MAX_FRAMES (3 + DP_MAX_PAYLOAD)
+#define S_COPY_MAX    2048      //  batch frames up to this size are copied, not moved
 
 //  ---------------------------------------------------------------------
 //  Header keys: wire name == dp_msg_t member name
@@ -1183,6 +1184,15 @@ s_frame_take (zmq_msg_t *frame, void *buf, size_t size)
 {
     if (size == 0)
         return zmq_msg_init (frame) == 0? 0: -1;
+    if (size <= S_COPY_MAX) {
+        //  small: a copy is cheaper than handing the buffer over (which
+        //  costs the batch a new buffer, and ZeroMQ a content block); up to
+        //  33 bytes ZeroMQ keeps it inside the message, with no allocation
+        if (zmq_msg_init_size (frame, size) != 0)
+            return -1;
+        memcpy (zmq_msg_data (frame), buf, size);
+        return 0;
+    }
     return zmq_msg_init_data (frame, buf, size, s_free, NULL) == 0? 1: -1;
 }
 

@@ -218,7 +218,8 @@ void dp_batch_set_size (dp_batch_t *self, size_t size);
 int dp_batch_commit (dp_batch_t *self, size_t start, uint8_t status);
 
 //  Move the batch's buffers into the message's payload frames (lens, data,
-//  and status if `with_status`), without copying, and set msg->n. The batch
+//  and status if `with_status`), without copying (buffers of 2 KiB or less
+//  are copied instead and kept for re-use), and set msg->n. The batch
 //  is left empty and re-usable. Returns 0, or -1 if msg already has payload
 //  frames, or if out of memory (the batch is then cleared).
 int dp_batch_attach (dp_batch_t *self, dp_msg_t *msg, bool with_status);
