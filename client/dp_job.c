@@ -39,6 +39,7 @@
 
 #include <string.h>
 
+#define MAX_BATCHES_OUT     512     //  batches of one job unanswered at once
 #define CHUNK_TARGET_NS     2000000     //  2 ms of work per chunk
 #define BATCH_MAX_BYTES     (4u << 20)
 #define PROBE_BATCHES       16          //  single-item batches before a measure
@@ -222,6 +223,10 @@ s_can_send (dp_job_t *self)
     if (!self->opts.chunksize && self->ns_per_item <= 0 && self->probes >= PROBE_BATCHES)
         return false;               //  wait for the first measure
     if (pool->inflight >= pool->window)
+        return false;
+    //  tiny chunks: a few hundred in flight keep every worker fed; more
+    //  would only queue up as messages and chunks at the broker
+    if (self->fifo_tail - self->fifo_head >= MAX_BATCHES_OUT)
         return false;
     if (self->held_items == 0)
         return true;
