@@ -40,6 +40,7 @@
 #include <string.h>
 
 #define MAX_BATCHES_OUT     512     //  batches of one job unanswered at once
+#define TAIL_SHARE          8       //  tail chunks: at most 1/8 of the items left
 #define CHUNK_TARGET_NS     2000000     //  2 ms of work per chunk
 #define BATCH_MAX_BYTES     (4u << 20)
 #define PROBE_BATCHES       16          //  single-item batches before a measure
@@ -208,6 +209,14 @@ s_chunk_size (dp_job_t *self)
             //  chunks are equally long (1.9 items of 1 ms must be 2, not 1)
             double want = CHUNK_TARGET_NS / self->ns_per_item + 0.5;
             n = want < 1 ? 1 : want > pool->batch_max ? pool->batch_max : (uint32_t) want;
+        }
+        //  near the end of an input of known length, smaller chunks (an
+        //  eighth of what is left: guided self-scheduling), so no worker
+        //  idles at the tail while another finishes a big chunk
+        if (!self->input && self->nitems) {
+            size_t left = self->nitems - self->next_item;
+            size_t cap = left / TAIL_SHARE ? left / TAIL_SHARE : 1;
+            n = n > cap ? (uint32_t) cap : n;
         }
     }
     return n > pool->batch_max ? pool->batch_max : n;
