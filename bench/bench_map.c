@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
 
 //  The futures API (dp_submit, dp_future_*) came with DP_TIMEOUT. Weak
 //  references: bench_map links and runs against a libdpool without it.
@@ -40,20 +41,6 @@
 #   define HAVE_FUTURES 0
 #endif
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int
-s_cmp (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
 
 int
 main (int argc, char *argv [])

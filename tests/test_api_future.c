@@ -7,17 +7,6 @@
 
 #include <string.h>
 
-static dp_pool_t *
-s_open (int workers)
-{
-    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
-    dp_pool_opts_t opts = { .workers = workers, .modules = modules, .nmodules = 1 };
-    dp_pool_t *pool = dp_pool_open (&opts);
-    if (!pool)
-        fprintf (stderr, "dp_pool_open: %s\n", dp_strerror_last ());
-    return pool;
-}
-
 //  10,000 submits, then a wait on each: pipelined, so fast.
 static void
 s_test_many_submits (dp_pool_t *pool)
@@ -221,7 +210,7 @@ s_test_map_async (dp_pool_t *pool)
 static void
 s_test_close (void)
 {
-    dp_pool_t *pool = s_open (1);
+    dp_pool_t *pool = tu_pool_open (1);
     REQUIRE (pool);
     dp_future_t *f = dp_submit (pool, "sleep_ms", "5000", 4, NULL);
     REQUIRE (f);
@@ -239,7 +228,7 @@ s_test_close (void)
 int
 main (void)
 {
-    dp_pool_t *pool = s_open (2);
+    dp_pool_t *pool = tu_pool_open (2);
     REQUIRE (pool);
     s_test_many_submits (pool);
     s_test_timeout_cancel (pool);

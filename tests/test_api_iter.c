@@ -7,17 +7,6 @@
 
 #include <string.h>
 
-static dp_pool_t *
-s_open (int workers)
-{
-    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
-    dp_pool_opts_t opts = { .workers = workers, .modules = modules, .nmodules = 1 };
-    dp_pool_t *pool = dp_pool_open (&opts);
-    if (!pool)
-        fprintf (stderr, "dp_pool_open: %s\n", dp_strerror_last ());
-    return pool;
-}
-
 //  Items "0".."3" at random, for sleep_ms: task times of 0 to 3 ms.
 static char (*s_random_sleeps (size_t n, dp_item_t *items)) [4]
 {
@@ -284,7 +273,7 @@ int
 main (void)
 {
     srand (42);
-    dp_pool_t *pool = s_open (3);
+    dp_pool_t *pool = tu_pool_open (3);
     REQUIRE (pool);
     s_test_ordered (pool);
     s_test_unordered (pool);

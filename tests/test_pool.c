@@ -5,17 +5,6 @@
 
 #include <string.h>
 
-static dp_pool_t *
-s_open (int workers)
-{
-    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
-    dp_pool_opts_t opts = { .workers = workers, .modules = modules, .nmodules = 1 };
-    dp_pool_t *pool = dp_pool_open (&opts);
-    if (!pool)
-        fprintf (stderr, "dp_pool_open: %s\n", dp_strerror_last ());
-    return pool;
-}
-
 //  square over 200,000 items: every result exact and in order.
 static void
 s_test_square (dp_pool_t *pool)
@@ -134,7 +123,7 @@ s_test_unreachable (void)
 int
 main (void)
 {
-    dp_pool_t *pool = s_open (2);
+    dp_pool_t *pool = tu_pool_open (2);
     REQUIRE (pool);
     s_test_square (pool);
     s_test_failures (pool, "fail_if", "fail", DP_ERR_TASK, "item is fail");

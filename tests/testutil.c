@@ -176,3 +176,14 @@ tu_items_free (tu_items_t *self)
     self->items = NULL;
     self->buf = NULL;
 }
+
+dp_pool_t *
+tu_pool_open (int workers)
+{
+    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
+    dp_pool_opts_t opts = { .workers = workers, .modules = modules, .nmodules = 1 };
+    dp_pool_t *pool = dp_pool_open (&opts);
+    if (!pool)
+        fprintf (stderr, "dp_pool_open: %s\n", dp_strerror_last ());
+    return pool;
+}

@@ -45,6 +45,11 @@ int tu_children (pid_t pid, pid_t *out, int max);
 
 #endif
 
+//  An embedded pool of `workers` local workers with the test task module;
+//  NULL (the reason printed) if it does not open.
+struct dp_pool;
+struct dp_pool *tu_pool_open (int workers);
+
 //  A TCP port on 127.0.0.1 that was free a moment ago.
 int tu_free_port (void);
 
