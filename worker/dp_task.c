@@ -573,16 +573,64 @@ s_exec_argv (dp_task_t *task, const char *in, size_t len)
 //  command, pipelines and grandchildren included). Returns 0 with *pid
 //  set, or an errno value.
 
+//  The program a command name runs: the first executable NAME in $PATH,
+//  remembered (a worker's PATH does not change), so each job does not try
+//  execve in every PATH directory. NULL if not found: posix_spawnp then
+//  reports the error. Called from the executor thread only.
+static const char *
+s_exec_resolve (const char *name)
+{
+    static struct { char name [64]; char path [512]; } cache [16];
+    static int cached = 0;
+    if (strchr (name, '/') || strlen (name) >= sizeof cache [0].name)
+        return NULL;
+    for (int i = 0; i < cached; i++)
+        if (strcmp (cache [i].name, name) == 0)
+            return cache [i].path;
+    const char *path = getenv ("PATH");
+    char dirs [4096];
+    snprintf (dirs, sizeof dirs, "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+    char *save = NULL, full [512];
+    for (char *d = strtok_r (dirs, ":", &save); d; d = strtok_r (NULL, ":", &save)) {
+        snprintf (full, sizeof full, "%s/%s", *d ? d : ".", name);
+        if (access (full, X_OK) == 0 && cached < 16) {
+            snprintf (cache [cached].name, sizeof cache [0].name, "%s", name);
+            snprintf (cache [cached].path, sizeof cache [0].path, "%s", full);
+            return cache [cached++].path;
+        }
+    }
+    return NULL;
+}
+
 static int
 s_exec_spawn (char **argv, int out_fd, pid_t *pid)
 {
+    static int devnull = -1;
+    if (devnull < 0)
+        devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
-    sigset_t none, all;
+    //  caught signals are reset by exec anyway: only the ignored ones
+    //  need resetting (a full set costs a sigaction per signal per job)
+    static sigset_t all;
+    static bool all_known = false;
+    sigset_t none;
     sigemptyset (&none);
-    sigfillset (&all);
+    if (!all_known) {
+        sigemptyset (&all);
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction old;
+            if (sig != SIGKILL && sig != SIGSTOP && sigaction (sig, NULL, &old) == 0
+            &&  old.sa_handler == SIG_IGN)
+                sigaddset (&all, sig);
+        }
+        all_known = true;
+    }
     posix_spawn_file_actions_init (&actions);
-    posix_spawn_file_actions_addopen (&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (devnull >= 0)
+        posix_spawn_file_actions_adddup2 (&actions, devnull, 0);
+    else
+        posix_spawn_file_actions_addopen (&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2 (&actions, out_fd, 1);
     posix_spawnattr_init (&attr);
     posix_spawnattr_setsigmask (&attr, &none);
@@ -590,7 +638,9 @@ s_exec_spawn (char **argv, int out_fd, pid_t *pid)
     posix_spawnattr_setpgroup (&attr, 0);
     posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
                                    | POSIX_SPAWN_SETPGROUP);
-    int rc = posix_spawnp (pid, argv [0], &actions, &attr, argv, environ);
+    const char *program = s_exec_resolve (argv [0]);
+    int rc = program ? posix_spawn (pid, program, &actions, &attr, argv, environ)
+                     : posix_spawnp (pid, argv [0], &actions, &attr, argv, environ);
     posix_spawnattr_destroy (&attr);
     posix_spawn_file_actions_destroy (&actions);
     return rc;
