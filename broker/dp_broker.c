@@ -31,6 +31,7 @@
 #define CLIENT_WINDOW    (1u << 17)         //  items in flight per client
 #define CLIENT_WBYTES    (256ull << 20)     //  bytes in flight per client
 #define CLIENT_BATCH     8192               //  items per BATCH
+#define CLIENT_MAX_JOBS  1024               //  open jobs per client (libdpool opens 256)
 
 //  A peer's routing id as hex, the key of the peer tables.
 static void
@@ -156,6 +157,10 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
     if (msg->cmd == DP_CMD_JOB) {
         if (job || !msg->task [0]) {
             snprintf (err, errlen, job ? "job %u already exists" : "job %u: empty task name", msg->job);
+            return -1;
+        }
+        if (client->njobs >= CLIENT_MAX_JOBS) {
+            snprintf (err, errlen, "job %u: more than %d open jobs", msg->job, CLIENT_MAX_JOBS);
             return -1;
         }
         job_new (self, client, msg);

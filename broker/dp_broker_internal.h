@@ -79,6 +79,7 @@ struct client {
     uint32_t hb;
     uint64_t outstanding;       //  items received, not yet answered
     uint64_t outstanding_bytes;
+    uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
     link_t jobs;
 };
 

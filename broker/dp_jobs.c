@@ -138,6 +138,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     link_init (&self->pending);
     link_init (&self->ready);
     link_insert_before (&client->jobs, &self->by_client);
+    client->njobs++;
     return self;
 }
 
@@ -204,6 +205,7 @@ job_destroy (broker_t *broker, job_t **job_p)
     self->client->outstanding -= self->next_first - self->answered;
     link_remove (&self->ready);
     link_remove (&self->by_client);
+    self->client->njobs--;
     free (self);
     *job_p = NULL;
 }

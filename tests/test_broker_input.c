@@ -1,0 +1,195 @@
+/*  Bad input from a peer, sent to a real dpool-broker through a raw
+    DEALER socket: each bad message is answered with an ERROR or dropped,
+    the broker lives on, and a real job through it still works. */
+#include "testutil.h"
+#include "dp_proto.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *s_ctx, *s_sock;
+
+//  Send raw frames.
+static void
+s_send_raw (const void *const *frames, const size_t *sizes, int n)
+{
+    for (int i = 0; i < n; i++)
+        zmq_send (s_sock, frames [i], sizes [i], i < n - 1 ? ZMQ_SNDMORE : 0);
+}
+
+static void
+s_send (dp_msg_t *msg)
+{
+    REQUIRE (dp_msg_send (msg, s_sock, NULL) == 0);
+    dp_msg_reset (msg);
+}
+
+//  The next message from the broker within 3 s, skipping heartbeats; its
+//  command, or -1 on timeout.
+static int
+s_recv (dp_msg_t *msg)
+{
+    int64_t deadline = tu_now_ms () + 3000;
+    while (tu_now_ms () < deadline) {
+        zmq_pollitem_t item = { s_sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 100) <= 0)
+            continue;
+        dp_msg_reset (msg);
+        if (dp_msg_recv (msg, s_sock, NULL, 0, NULL, 0) == 0 && msg->cmd != DP_CMD_HEARTBEAT)
+            return msg->cmd;
+    }
+    return -1;
+}
+
+static int
+s_expect_error (const char *what)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    int cmd = s_recv (&msg);
+    int code = cmd == DP_CMD_ERROR ? msg.code : 0;
+    if (cmd != DP_CMD_ERROR)
+        fprintf (stderr, "%s: expected ERROR, got %d\n", what, cmd);
+    else
+        printf ("%s: ERROR %d %s\n", what, msg.code, msg.text);
+    dp_msg_reset (&msg);
+    return code;
+}
+
+static void
+s_hello (void)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_HELLO);
+    msg.hb = 1000;
+    s_send (&msg);
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (&msg) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+}
+
+int
+main (void)
+{
+    char clients [64], workers [64];
+    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
+    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
+    char *argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers, "-j", "1",
+                      "-m", (char *) tu_lib ("libdpool_testtasks.so"), NULL };
+    pid_t broker = tu_spawn (argv, NULL, NULL);
+    REQUIRE (broker > 0);
+    s_ctx = zmq_ctx_new ();
+    s_sock = zmq_socket (s_ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (s_sock, ZMQ_LINGER, &linger, sizeof linger);
+    REQUIRE (zmq_connect (s_sock, clients) == 0);
+
+    //  a command before HELLO: ENOTREADY (the broker may still be starting)
+    int code = 0;
+    for (int tries = 0; tries < 10 && code != DP_PROTO_ENOTREADY; tries++) {
+        dp_msg_t msg;
+        dp_msg_init (&msg, DP_CMD_JOB);
+        msg.job = 1;
+        snprintf (msg.task, sizeof msg.task, "echo");
+        s_send (&msg);
+        code = s_expect_error ("JOB before HELLO");
+    }
+    CHECK (code == DP_PROTO_ENOTREADY);
+
+    //  garbage: a wrong signature is dropped silently; a wrong version answered
+    const void *junk [] = { "xyz", "\x01", "\x80" };
+    size_t junk_sizes [] = { 3, 1, 1 };
+    s_send_raw (junk, junk_sizes, 3);
+    const void *v9 [] = { "DPL\x09", "\x01", "\x80" };
+    size_t v9_sizes [] = { 4, 1, 1 };
+    s_send_raw (v9, v9_sizes, 3);
+    CHECK (s_expect_error ("version 9") == DP_PROTO_EVERSION);
+    //  a header declaring a 4-billion-element array, and 100 nested arrays
+    uint8_t huge [] = { 0x81, 0xa2, 'h', 'b', 0xdd, 0xff, 0xff, 0xff, 0xff };
+    uint8_t deep [105] = { 0x81, 0xa2, 'h', 'b' };     //  {"hb": [[[...]]]}
+    memset (deep + 4, 0x91, 100);
+    deep [104] = 0xc0;
+    const void *h1 [] = { "DPL\x01", "\x01", huge };
+    size_t h1_sizes [] = { 4, 1, sizeof huge };
+    s_send_raw (h1, h1_sizes, 3);
+    CHECK (s_expect_error ("huge array") != 0);
+    const void *h2 [] = { "DPL\x01", "\x01", deep };
+    size_t h2_sizes [] = { 4, 1, sizeof deep };
+    s_send_raw (h2, h2_sizes, 3);
+    CHECK (s_expect_error ("deep nesting") != 0);
+
+    //  a session, then protocol mistakes within it
+    s_hello ();
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_END);
+    msg.job = 77;
+    msg.total = 0;
+    s_send (&msg);
+    CHECK (s_expect_error ("END of no job") == DP_PROTO_EJOB);
+    dp_msg_init (&msg, DP_CMD_JOB);
+    msg.job = 1;
+    snprintf (msg.task, sizeof msg.task, "echo");
+    s_send (&msg);
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    dp_batch_add (&batch, "x", 1);
+    dp_msg_init (&msg, DP_CMD_BATCH);
+    msg.job = 1;
+    msg.first = 5;                  //  must be 0
+    REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
+    s_send (&msg);
+    CHECK (s_expect_error ("BATCH out of order") == DP_PROTO_EJOB);
+    dp_msg_init (&msg, DP_CMD_WELCOME);    //  the broker's command, from a client
+    s_send (&msg);
+    CHECK (s_expect_error ("WELCOME from a client") == DP_PROTO_ECMD);
+    //  more open jobs than the broker allows: refused, not allocated
+    int refused = 0;
+    for (uint32_t j = 2; j < 1100 && !refused; j++) {
+        dp_msg_init (&msg, DP_CMD_JOB);
+        msg.job = j;
+        snprintf (msg.task, sizeof msg.task, "echo");
+        s_send (&msg);
+        if (j > 1020) {
+            zmq_pollitem_t item = { s_sock, 0, ZMQ_POLLIN, 0 };
+            while (zmq_poll (&item, 1, j > 1030 ? 200 : 0) > 0 && !refused) {
+                dp_msg_init (&msg, 0);
+                if (dp_msg_recv (&msg, s_sock, NULL, 0, NULL, 0) == 0 && msg.cmd == DP_CMD_ERROR
+                &&  strstr (msg.text, "open jobs"))
+                    refused = 1;
+                dp_msg_reset (&msg);
+            }
+        }
+    }
+    CHECK (refused);
+    dp_msg_init (&msg, DP_CMD_BYE);
+    s_send (&msg);
+    dp_batch_clear (&batch);
+    zmq_close (s_sock);
+    zmq_ctx_term (s_ctx);
+
+    //  the broker is alive and serves a real job
+    CHECK (tu_alive (broker));
+    char *cargv [] = { (char *) tu_bin ("dpool"), "map", "-b", clients, "square", NULL };
+    char in [] = "/tmp/dpool-test-input-XXXXXX";
+    int fd = mkstemp (in);
+    REQUIRE (fd >= 0);
+    REQUIRE (write (fd, "3\n4\n", 4) == 4);
+    close (fd);
+    fflush (stdout);
+    pid_t cli = fork ();
+    if (cli == 0) {
+        if (!freopen (in, "r", stdin) || !freopen ("/dev/null", "w", stdout))
+            _exit (126);
+        execv (cargv [0], cargv);
+        _exit (127);
+    }
+    int status = tu_wait (cli, 20000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    unlink (in);
+    kill (broker, SIGTERM);
+    status = tu_wait (broker, 5000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    return tu_done ("test_broker_input");
+}
