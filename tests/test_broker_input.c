@@ -10,6 +10,15 @@
 #include <unistd.h>
 
 static void *s_ctx, *s_sock;
+static pid_t s_broker;
+
+//  A failed REQUIRE exits: take the broker along.
+static void
+s_kill_broker (void)
+{
+    if (s_broker > 0)
+        kill (s_broker, SIGKILL);
+}
 
 //  Send raw frames.
 static void
@@ -80,6 +89,8 @@ main (void)
                       "-m", (char *) tu_lib ("libdpool_testtasks.so"), NULL };
     pid_t broker = tu_spawn (argv, NULL, NULL);
     REQUIRE (broker > 0);
+    s_broker = broker;
+    atexit (s_kill_broker);
     s_ctx = zmq_ctx_new ();
     s_sock = zmq_socket (s_ctx, ZMQ_DEALER);
     int linger = 0;
@@ -191,5 +202,6 @@ main (void)
     kill (broker, SIGTERM);
     status = tu_wait (broker, 5000);
     CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    s_broker = 0;
     return tu_done ("test_broker_input");
 }
