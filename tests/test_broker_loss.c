@@ -191,13 +191,9 @@ main (void)
     CHECK (rig_square_ok (pool, 1000));
     dp_pool_close (&pool);
 
-    kill (node, SIGTERM);
-    status = rig_wait (node, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    CHECK (rig_stop (node));
     CHECK (rig_wait_gone (remote, nremote, 3000) >= 0);
-    kill (broker, SIGTERM);
-    status = rig_wait (broker, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    CHECK (rig_stop (broker));
     if (tu_failures) {
         rig_dump ("first broker log", blog);
         rig_dump ("second broker log", b2log);

@@ -114,9 +114,7 @@ main (void)
     pid_t broker = rig_spawn (bargv, NULL, blog, blog);
     CHECK (rig_wait_lines (blog, "(local)", 2, 10000));
     s_scenario ("local workers", clients, broker, blog);
-    kill (broker, SIGTERM);
-    int status = rig_wait (broker, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    CHECK (rig_stop (broker));
     if (tu_failures)
         rig_dump ("broker log", blog);
 
@@ -134,12 +132,8 @@ main (void)
     pid_t node = rig_spawn (nargv, NULL, nlog, nlog);
     CHECK (rig_wait_lines (b2log, " ready: ", 3, 10000));
     s_scenario ("node workers", clients, node, b2log);
-    kill (node, SIGTERM);
-    status = rig_wait (node, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    kill (broker, SIGTERM);
-    status = rig_wait (broker, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    CHECK (rig_stop (node));
+    CHECK (rig_stop (broker));
     if (tu_failures > before) {
         rig_dump ("broker log", b2log);
         rig_dump ("node log", nlog);

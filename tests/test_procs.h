@@ -141,6 +141,15 @@ rig_wait (pid_t pid, int timeout_ms)
     return status;
 }
 
+//  SIGTERM a started process: did it exit 0 within 5 s?
+static inline bool
+rig_stop (pid_t pid)
+{
+    kill (pid, SIGTERM);
+    int status = rig_wait (pid, 5000);
+    return status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0;
+}
+
 //  SIGKILL a started process and reap it.
 static inline void
 rig_kill (pid_t pid)

@@ -199,9 +199,7 @@ main (void)
     CHECK (rig_square_ok (pool, 100));
     s_scenarios ("local workers", pool);
     dp_pool_close (&pool);
-    kill (broker, SIGTERM);
-    int status = rig_wait (broker, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    CHECK (rig_stop (broker));
     if (tu_failures)
         rig_dump ("broker log", blog);
 
@@ -228,12 +226,8 @@ main (void)
     s_scenarios ("node workers", pool);
     dp_pool_close (&pool);
     CHECK (tu_alive (node));
-    kill (node, SIGTERM);
-    status = rig_wait (node, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    kill (broker, SIGTERM);
-    status = rig_wait (broker, 5000);
-    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    CHECK (rig_stop (node));
+    CHECK (rig_stop (broker));
     if (tu_failures > before) {
         rig_dump ("broker log", b2log);
         rig_dump ("node log", nlog);
