@@ -4,6 +4,7 @@
     dp_broker.c   event loop, sockets, peers (clients, workers), heartbeats
     dp_jobs.c     jobs and chunks: queueing, dispatch, retries, reordering
     dp_spawn.c    supervisor of the local worker processes
+    dp_span.c     payload blocks shared by chunks, and spans of them
 
     Everything here is owned by the one broker thread: no locks.
     =========================================================================
@@ -22,6 +23,17 @@ typedef struct client client_t;
 typedef struct worker worker_t;
 typedef struct job job_t;
 typedef struct chunk chunk_t;
+typedef struct block block_t;
+
+//  Items [item, item + n) of a received payload block (dp_span.c); holds a
+//  reference on the block. A span with block NULL holds nothing.
+typedef struct {
+    block_t *block;
+    uint32_t item;              //  first item, within the block
+    uint32_t n;                 //  items
+    size_t offset;              //  bytes of the block's data before them
+    size_t size;                //  their bytes
+} span_t;
 
 
 //  A contiguous range of one job's items, dispatched as one CHUNK.
@@ -32,8 +44,8 @@ struct chunk {
     uint64_t id;                //  id of the current dispatch (0: not in flight)
     uint32_t attempts;          //  times it killed a worker (1-item chunks)
     worker_t *worker;           //  worker running it, or NULL
-    zmq_msg_t lens, data;       //  the items, kept until answered
-    zmq_msg_t rlens, rdata, rstatus;    //  the answers, once done
+    span_t in;                  //  the items, kept until answered
+    span_t out;                 //  the answers, once done
     uint64_t ns;                //  task time reported by the worker
     bool done;
     bool suspect;               //  was on a worker that died: runs alone
@@ -153,6 +165,16 @@ void jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *d
 void jobs_check_noworker (broker_t *broker);
 void jobs_speculate (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
+
+//  dp_span.c
+int span_take (span_t *whole, dp_msg_t *msg);
+int span_from_batch (span_t *whole, dp_batch_t *batch, bool with_status);
+void span_sub (span_t *self, const span_t *of, uint32_t from, uint32_t count);
+void span_copy (span_t *self, const span_t *of);
+void span_release (span_t *self);
+uint32_t span_len (const span_t *self, uint32_t i);
+uint8_t span_status (const span_t *self, uint32_t i);
+int span_gather (span_t *const *spans, size_t count, dp_msg_t *msg, bool with_status);
 
 //  dp_spawn.c
 int spawn_start (broker_t *self, char *err, size_t errlen);

@@ -32,6 +32,8 @@
 
 #define SPECULATE_MIN_MS 100
 #define QUEUE_NS         1000000     //  work to keep queued at a worker
+#define GROUP_MAX        64          //  chunks in one CHUNK at most
+#define MERGE_BYTES      65536       //  answers of different RESULTs merged up to this
 
 //  --------------------------------------------------------------------------
 //  Chunks
@@ -43,11 +45,6 @@ s_chunk_new (job_t *job, uint64_t first, uint32_t n)
     self->job = job;
     self->first = first;
     self->n = n;
-    zmq_msg_init (&self->lens);
-    zmq_msg_init (&self->data);
-    zmq_msg_init (&self->rlens);
-    zmq_msg_init (&self->rdata);
-    zmq_msg_init (&self->rstatus);
     link_init (&self->order);
     link_init (&self->queue);
     return self;
@@ -66,11 +63,8 @@ s_chunk_destroy (chunk_t **self_p)
         self->primary->backup = NULL;
     link_remove (&self->order);
     link_remove (&self->queue);
-    zmq_msg_close (&self->lens);
-    zmq_msg_close (&self->data);
-    zmq_msg_close (&self->rlens);
-    zmq_msg_close (&self->rdata);
-    zmq_msg_close (&self->rstatus);
+    span_release (&self->in);
+    span_release (&self->out);
     free (self);
     *self_p = NULL;
 }
@@ -90,15 +84,11 @@ s_chunk_fail (chunk_t *self, uint8_t status, const char *message)
         dp_batch_set_size (&batch, start + (p ? len : 0));
         dp_batch_commit (&batch, start, status);
     }
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_RESULT);
-    if (dp_batch_attach (&batch, &msg, true) == 0) {
-        zmq_msg_move (&self->rlens, &msg.frame [0]);
-        zmq_msg_move (&self->rdata, &msg.frame [1]);
-        zmq_msg_move (&self->rstatus, &msg.frame [2]);
-        msg.nframes = 0;
+    span_release (&self->out);
+    if (span_from_batch (&self->out, &batch, true) != 0) {
+        zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
+        abort ();
     }
-    dp_msg_reset (&msg);
     dp_batch_clear (&batch);
     self->done = true;
 }
@@ -107,11 +97,9 @@ s_chunk_fail (chunk_t *self, uint8_t status, const char *message)
 static uint32_t
 s_chunk_failures (chunk_t *self)
 {
-    const uint8_t *status = (const uint8_t *) zmq_msg_data (&self->rstatus);
-    size_t size = zmq_msg_size (&self->rstatus);
     uint32_t failures = 0;
-    for (size_t i = 0; i < size; i++)
-        failures += status [i] != DP_ST_OK;
+    for (uint32_t i = 0; i < self->out.n; i++)
+        failures += span_status (&self->out, i) != DP_ST_OK;
     return failures;
 }
 
@@ -220,7 +208,8 @@ s_job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
         link_insert_before (&broker->ready, &self->ready);
 }
 
-//  Add a BATCH as a new chunk. Returns 0, or -1 with a reason in err.
+//  Add a BATCH as new chunks of `csize` items (the whole batch if 0): the
+//  chunks share the batch's frames. Returns 0, or -1 with a reason in err.
 int
 job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t errlen)
 {
@@ -234,13 +223,30 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
                   (unsigned long long) self->next_first);
         return -1;
     }
-    chunk_t *chunk = s_chunk_new (self, msg->first, msg->n);
-    zmq_msg_move (&chunk->lens, &msg->frame [0]);
-    zmq_msg_move (&chunk->data, &msg->frame [1]);
+    span_t whole;
+    if (span_take (&whole, msg) != 0) {
+        snprintf (err, errlen, "job %u: out of memory", self->id);
+        return -1;
+    }
+    uint32_t csize = msg->csize && msg->csize < msg->n ? msg->csize : msg->n;
+    size_t offset = 0;
+    for (uint32_t from = 0; from < msg->n; from += csize) {
+        uint32_t count = msg->n - from < csize ? msg->n - from : csize;
+        chunk_t *chunk = s_chunk_new (self, msg->first + from, count);
+        if (count == msg->n)
+            span_copy (&chunk->in, &whole);
+        else {
+            //  sequential cut: each chunk's offset follows the last one
+            chunk->in = (span_t) { whole.block, from, count, offset, 0 };
+            span_sub (&chunk->in, &chunk->in, 0, count);
+        }
+        offset += chunk->in.size;
+        link_insert_before (&self->chunks, &chunk->order);
+        s_job_queue (broker, self, chunk, false);
+    }
+    span_release (&whole);
     self->next_first += msg->n;
     self->client->outstanding += msg->n;
-    link_insert_before (&self->chunks, &chunk->order);
-    s_job_queue (broker, self, chunk, false);
     return 0;
 }
 
@@ -268,50 +274,105 @@ job_end (broker_t *broker, job_t *self, uint64_t total)
     s_job_finish_if_done (broker, &self);
 }
 
-//  Send one answered chunk to the client and free it.
+//  Send `count` answered chunks, consecutive in the job's order from
+//  `chunk`, to the client as one RESULTS, and free them.
 static void
-s_send_results (broker_t *broker, job_t *self, chunk_t *chunk)
+s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
 {
-    uint32_t failures = s_chunk_failures (chunk);
+    span_t *local [64];
+    span_t **spans = count <= 64 ? local : (span_t **) zmalloc (count * sizeof (span_t *));
+    chunk_t *c = chunk;
+    uint64_t ns = 0;
+    uint32_t failures = 0;
+    for (size_t i = 0; i < count; i++) {
+        spans [i] = &c->out;
+        ns += c->ns;
+        failures += s_chunk_failures (c);
+        c = link_entry (c->order.next, chunk_t, order);
+    }
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_RESULTS);
     msg.job = self->id;
     msg.first = chunk->first;
-    msg.n = chunk->n;
-    msg.ns = chunk->ns;
-    zmq_msg_init (&msg.frame [0]);
-    zmq_msg_init (&msg.frame [1]);
-    zmq_msg_init (&msg.frame [2]);
-    zmq_msg_move (&msg.frame [0], &chunk->rlens);
-    zmq_msg_move (&msg.frame [1], &chunk->rdata);
-    zmq_msg_move (&msg.frame [2], &chunk->rstatus);
-    msg.nframes = 3;
+    msg.ns = ns;
+    if (span_gather (spans, count, &msg, true) != 0) {
+        zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
+        abort ();
+    }
+    if (spans != local)
+        free (spans);
+    uint32_t n = msg.n;
     broker_send_client (broker, self->client, &msg);
-    self->answered += chunk->n;
+    self->answered += n;
     self->failed += failures;
-    self->client->outstanding -= chunk->n;
-    s_chunk_destroy (&chunk);
+    self->client->outstanding -= n;
+    for (size_t i = 0; i < count; i++) {
+        c = link_entry (chunk->order.next, chunk_t, order);
+        s_chunk_destroy (&chunk);
+        chunk = c;
+    }
 }
 
-//  A chunk of the job has its answer: deliver what can be delivered (in
-//  index order for ordered jobs), then finish the job if it is complete.
-//  With chunk NULL, delivers every answered chunk (after job_fail_all).
-static void
-s_job_deliver (broker_t *broker, job_t *self, chunk_t *chunk)
+//  How many answered chunks from `chunk` on, in the job's order, go in
+//  one RESULTS: runs within one block go whole (sent without a copy when
+//  they make up the block), small answers of different blocks are merged
+//  up to MERGE_BYTES.
+static size_t
+s_run_length (job_t *self, chunk_t *chunk)
 {
-    if (!self->ordered && chunk)
-        s_send_results (broker, self, chunk);
-    else {
-        link_t *l = self->chunks.next;
-        while (l != &self->chunks) {
-            chunk_t *next = link_entry (l, chunk_t, order);
-            l = l->next;
-            if (next->done)
-                s_send_results (broker, self, next);
-            else
+    size_t count = 1, bytes = chunk->out.size;
+    uint32_t n = chunk->n;
+    for (link_t *l = chunk->order.next; l != &self->chunks; l = l->next) {
+        chunk_t *next = link_entry (l, chunk_t, order);
+        chunk_t *prev = link_entry (l->prev, chunk_t, order);
+        if (!next->done || n + next->n > DP_MAX_BATCH
+        ||  (next->out.block != prev->out.block && bytes + next->out.size > MERGE_BYTES))
+            break;
+        count++;
+        bytes += next->out.size;
+        n += next->n;
+    }
+    return count;
+}
+
+//  Send the answered chunks from `chunk` on, up to the first unanswered
+//  one, in as few RESULTS as s_run_length allows.
+static void
+s_deliver_from (broker_t *broker, job_t *self, chunk_t *chunk)
+{
+    while (true) {
+        size_t count = s_run_length (self, chunk);
+        link_t *after = &chunk->order;
+        for (size_t i = 0; i < count; i++)
+            after = after->next;
+        s_send_run (broker, self, chunk, count);
+        if (after == &self->chunks || !link_entry (after, chunk_t, order)->done)
+            return;
+        chunk = link_entry (after, chunk_t, order);
+    }
+}
+
+//  Deliver what can be delivered (for an ordered job, the answered chunks
+//  at the head of its order; for an unordered one, every answered chunk),
+//  then finish the job if it is complete. The job may be gone on return.
+//  Unordered jobs deliver at once, so the walk over all their chunks is
+//  only taken on the rare paths (failures); jobs_result delivers runs.
+static void
+s_job_deliver (broker_t *broker, job_t *self)
+{
+    link_t *l = self->chunks.next;
+    while (l != &self->chunks) {
+        chunk_t *chunk = link_entry (l, chunk_t, order);
+        if (!chunk->done) {
             if (self->ordered)
                 break;
+            l = l->next;
+            continue;
         }
+        //  the run ends before an unanswered chunk or at the list's end
+        while (l != &self->chunks && link_entry (l, chunk_t, order)->done)
+            l = l->next;
+        s_deliver_from (broker, self, chunk);
     }
     s_job_finish_if_done (broker, &self);
 }
@@ -343,7 +404,7 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
         s_chunk_fail (chunk, status, message);
     }
     link_remove (&self->ready);
-    s_job_deliver (broker, self, NULL);
+    s_job_deliver (broker, self);
 }
 
 //  --------------------------------------------------------------------------
@@ -417,35 +478,90 @@ s_worker_limit (worker_t *worker)
     return limit < worker->credit ? (uint32_t) limit : worker->credit;
 }
 
-//  Send a chunk to a worker. Returns 0, or -1 if the worker is unreachable
-//  (the chunk is then back at the front of its job's queue).
-static int
-s_dispatch_chunk (broker_t *broker, worker_t *worker, chunk_t *chunk)
+//  How many of the job's pending chunks, from the head of its queue, go
+//  to the worker in one CHUNK. Several only when the job's chunks are
+//  known to run in well under QUEUE_NS (from the median item time of the
+//  job, not the worker's history: a job's first items may be long where
+//  the last job's were short); the group then takes at most half of
+//  that. Only alike chunks (same item count, not suspects) whose
+//  items are small enough to copy; at most half the worker's limit, so
+//  it has the next CHUNK queued while it runs one; and within the job's
+//  turn if other jobs wait. A RESULT then answers the whole group, and
+//  the client gets it as one RESULTS: one message per hop for many tiny
+//  chunks, each still dispatched, timed, retried and blamed on its own.
+static uint32_t
+s_group_size (broker_t *broker, worker_t *worker, job_t *job)
 {
-    job_t *job = chunk->job;
+    chunk_t *first = link_entry (job->pending.next, chunk_t, queue);
+    uint64_t chunk_ns = (uint64_t) job->median_us * 1000 * first->n;
+    if (first->suspect || job->nsamples < 3 || chunk_ns > QUEUE_NS / 4)
+        return 1;
+    uint32_t limit = s_worker_limit (worker);
+    uint64_t room = limit > worker->inflight_count ? limit - worker->inflight_count : 1;
+    uint64_t most = limit / 2 < room ? limit / 2 : room;
+    if (most > QUEUE_NS / 2 / chunk_ns)
+        most = QUEUE_NS / 2 / chunk_ns;
+    if (!link_empty (&broker->ready) && most > job->weight - job->turn)
+        most = job->weight - job->turn;
+    if (most > GROUP_MAX)
+        most = GROUP_MAX;
+    uint32_t count = 1;
+    size_t bytes = first->in.size;
+    for (link_t *l = first->queue.next; l != &job->pending && count < most; l = l->next) {
+        chunk_t *c = link_entry (l, chunk_t, queue);
+        if (c->suspect || c->n != first->n || bytes + c->in.size > MERGE_BYTES
+        ||  (uint64_t) first->n * (count + 1) > DP_MAX_BATCH)
+            break;
+        bytes += c->in.size;
+        count++;
+    }
+    return count;
+}
+
+//  Send `k` chunks, `first` and the ones after it in its queue, to a worker
+//  in one CHUNK (ids consecutive). Returns 0, or -1 if the worker is
+//  unreachable (the chunks are then back at the front of their job's queue).
+static int
+s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
+{
+    job_t *job = first->job;
+    chunk_t *chunks [GROUP_MAX];
+    span_t *spans [GROUP_MAX];
+    chunk_t *c = first;
+    for (uint32_t i = 0; i < k; i++) {
+        chunks [i] = c;
+        spans [i] = &c->in;
+        c = link_entry (c->queue.next, chunk_t, queue);
+    }
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_CHUNK);
-    msg.chunk = ++broker->next_chunk_id;
-    msg.n = chunk->n;
+    msg.chunk = broker->next_chunk_id + 1;
+    msg.k = k;
     msg.timeout = s_job_timeout (job);
     memcpy (msg.task, job->task, sizeof msg.task);
-    zmq_msg_init (&msg.frame [0]);
-    zmq_msg_init (&msg.frame [1]);
-    zmq_msg_copy (&msg.frame [0], &chunk->lens);
-    zmq_msg_copy (&msg.frame [1], &chunk->data);
-    msg.nframes = 2;
-    link_remove (&chunk->queue);
+    if (span_gather (spans, k, &msg, false) != 0) {
+        zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
+        abort ();
+    }
+    for (uint32_t i = 0; i < k; i++)
+        link_remove (&chunks [i]->queue);
     if (broker_send_worker (broker, worker, &msg) != 0) {
-        if (!chunk->primary)
-            s_job_queue (broker, job, chunk, true);
+        for (uint32_t i = k; i-- > 0; )
+            if (!chunks [i]->primary)
+                s_job_queue (broker, job, chunks [i], true);
         return -1;
     }
-    chunk->id = msg.chunk;
-    chunk->worker = worker;
-    chunk->dispatched_ms = broker->now_ms;
-    job->inflight++;
-    link_insert_before (&worker->inflight, &chunk->queue);
-    if (++worker->inflight_count >= s_worker_limit (worker) || chunk->suspect)
+    broker->next_chunk_id += k;
+    for (uint32_t i = 0; i < k; i++) {
+        c = chunks [i];
+        c->id = msg.chunk + i;
+        c->worker = worker;
+        c->dispatched_ms = broker->now_ms;
+        link_insert_before (&worker->inflight, &c->queue);
+    }
+    job->inflight += k;
+    worker->inflight_count += k;
+    if (worker->inflight_count >= s_worker_limit (worker) || first->suspect)
         link_remove (&worker->available);
     return 0;
 }
@@ -470,8 +586,10 @@ jobs_dispatch (broker_t *broker)
         link_remove (&job->ready);
         chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
         worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
+        uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
         if (worker) {
-            if (s_dispatch_chunk (broker, worker, chunk) != 0) {
+            job->turn += k - 1;
+            if (s_dispatch (broker, worker, chunk, k) != 0) {
                 link_remove (&job->ready);
                 //  a local worker's death is known from its pidfd, with
                 //  its cause; a remote one has disconnected
@@ -538,33 +656,26 @@ s_orphan_running (broker_t *broker, chunk_t *chunk)
     s_abort (broker, ghost);
 }
 
-//  A RESULT from a worker. Unknown chunk ids (late answers to chunks that
-//  were requeued or cancelled) are dropped; a wrong item count is a broken
-//  worker, which is dropped.
-void
-jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
+//  The chunk with this id among the worker's, or NULL. `hint` is where to
+//  look first: chunks of one CHUNK sit one after the other.
+static chunk_t *
+s_inflight_find (worker_t *worker, uint64_t id, link_t *hint)
 {
-    chunk_t *chunk = NULL;
-    for (link_t *l = worker->inflight.next; l != &worker->inflight; l = l->next) {
-        chunk_t *c = link_entry (l, chunk_t, queue);
-        if (c->id == msg->chunk) {
-            chunk = c;
-            break;
-        }
-    }
-    if (!chunk) {
-        broker->dropped++;
-        return;
-    }
-    if (msg->n != chunk->n) {
-        zsys_warning ("dpool-broker: worker %s answered %u items for a chunk of %u; dropping it",
-                      worker->key, msg->n, chunk->n);
-        broker_worker_lost (broker, worker, "protocol error");
-        return;
-    }
-    worker->chunk_ns = worker->chunk_ns ? (worker->chunk_ns * 7 + msg->ns) / 8 : msg->ns + 1;
+    if (hint != &worker->inflight && link_entry (hint, chunk_t, queue)->id == id)
+        return link_entry (hint, chunk_t, queue);
+    for (link_t *l = worker->inflight.next; l != &worker->inflight; l = l->next)
+        if (link_entry (l, chunk_t, queue)->id == id)
+            return link_entry (l, chunk_t, queue);
+    return NULL;
+}
+
+//  One chunk of a RESULT has its answer (`out`, taken). Returns the chunk
+//  that now holds it, or NULL if no job waits for it (an orphan's late
+//  answer, freed here).
+static chunk_t *
+s_answered (broker_t *broker, chunk_t *chunk, span_t *out, uint64_t ns)
+{
     s_unassign (broker, chunk);
-    worker->chunks_done++;
     job_t *job = chunk->job;
     if (chunk->primary) {
         //  a backup copy won the race: its answer goes to the primary
@@ -577,42 +688,124 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     else
         s_drop_backup (broker, chunk);
     if (!job) {
+        span_release (out);
         s_chunk_destroy (&chunk);
+        return NULL;
+    }
+    span_release (&chunk->out);
+    chunk->out = *out;
+    chunk->ns = ns;
+    chunk->done = true;
+    return chunk;
+}
+
+//  A RESULT from a worker: answers for k chunks it holds (ids chunk ..
+//  chunk + k - 1, n / k items each), all from one CHUNK. Unknown ids (late
+//  answers to chunks that were requeued or cancelled) are dropped; a wrong
+//  item count, or chunks of different jobs, is a broken worker, which is
+//  dropped.
+void
+jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
+{
+    uint32_t k = msg->k, per = msg->n / msg->k;
+    if (k > worker->inflight_count) {
+        broker->dropped++;
         return;
     }
-    zmq_msg_move (&chunk->rlens, &msg->frame [0]);
-    zmq_msg_move (&chunk->rdata, &msg->frame [1]);
-    zmq_msg_move (&chunk->rstatus, &msg->frame [2]);
-    chunk->ns = msg->ns;
-    chunk->done = true;
-    s_job_sample (job, msg->ns, msg->n);
-    s_job_deliver (broker, job, chunk);
+    chunk_t *local [GROUP_MAX];
+    chunk_t **found = k <= GROUP_MAX ? local : (chunk_t **) zmalloc (k * sizeof (chunk_t *));
+    job_t *job = NULL;
+    bool broken = false, any = false;
+    link_t *hint = worker->inflight.next;
+    for (uint32_t i = 0; i < k && !broken; i++) {
+        found [i] = s_inflight_find (worker, msg->chunk + i, hint);
+        if (!found [i])
+            continue;
+        hint = found [i]->queue.next;
+        broken = found [i]->n != per || (job && found [i]->job && found [i]->job != job);
+        job = job ? job : found [i]->job;
+        any = true;
+    }
+    span_t whole = { NULL, 0, 0, 0, 0 };
+    if (!broken && any && span_take (&whole, msg) != 0) {
+        zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
+        abort ();
+    }
+    if (broken) {
+        zsys_warning ("dpool-broker: worker %s answered chunks it does not hold as sent "
+                      "(%u items for %u chunks from %llu); dropping it", worker->key, msg->n,
+                      k, (unsigned long long) msg->chunk);
+        broker_worker_lost (broker, worker, "protocol error");
+    }
+    if (!any || broken) {
+        broker->dropped += !any;
+        if (found != local)
+            free (found);
+        return;
+    }
+    uint64_t ns = msg->ns / k;
+    worker->chunk_ns = worker->chunk_ns ? (worker->chunk_ns * 7 + ns) / 8 : ns + 1;
+    worker->chunks_done += k;
+    size_t offset = 0;
+    uint32_t nfound = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        span_t out = { whole.block, i * per, per, offset, 0 };
+        span_sub (&out, &out, 0, per);
+        offset += out.size;
+        if (!found [i])
+            span_release (&out);
+        else
+        if ((found [nfound] = s_answered (broker, found [i], &out, ns)))
+            nfound++;
+    }
+    span_release (&whole);
+    if (job && nfound) {
+        s_job_sample (job, msg->ns, per * k);
+        if (job->ordered)
+            s_job_deliver (broker, job);
+        else {
+            //  deliver runs of what just came, each from its first chunk
+            //  (one whose predecessor is not answered), then the job
+            uint32_t starts = 0;
+            for (uint32_t i = 0; i < nfound; i++) {
+                link_t *prev = found [i]->order.prev;
+                if (prev == &job->chunks || !link_entry (prev, chunk_t, order)->done)
+                    found [starts++] = found [i];
+            }
+            for (uint32_t i = 0; i < starts; i++)
+                s_deliver_from (broker, job, found [i]);
+            s_job_finish_if_done (broker, &job);
+        }
+    }
+    if (found != local)
+        free (found);
+}
+
+//  A sub-range of a chunk as a new chunk sharing its items, placed before
+//  it in the job's order list and before `queue_at` in its queue.
+static chunk_t *
+s_carve (chunk_t *chunk, uint32_t from, uint32_t count, link_t *queue_at)
+{
+    chunk_t *part = s_chunk_new (chunk->job, chunk->first + from, count);
+    span_sub (&part->in, &chunk->in, from, count);
+    link_insert_before (&chunk->order, &part->order);
+    link_insert_before (queue_at, &part->queue);
+    return part;
 }
 
 //  Split a chunk that killed a worker into two suspect halves, in place in
-//  the job's order list and at the front of its queue. Returns 0 or -1 (out
-//  of memory: the chunk is then requeued whole).
-static int
+//  the job's order list and at the front of its queue, and free it.
+static void
 s_split (broker_t *broker, chunk_t *chunk)
 {
     job_t *job = chunk->job;
     link_t *queue_at = job->pending.next;
     uint32_t half = chunk->n / 2;
-    uint32_t from [2] = { 0, half }, count [2] = { half, chunk->n - half };
-    for (int i = 0; i < 2; i++) {
-        chunk_t *part = s_chunk_new (job, chunk->first + from [i], count [i]);
-        if (dp_batch_slice (&chunk->lens, &chunk->data, from [i], count [i],
-                            &part->lens, &part->data) != 0) {
-            s_chunk_destroy (&part);
-            return -1;
-        }
-        part->suspect = true;
-        link_insert_before (&chunk->order, &part->order);
-        link_insert_before (queue_at, &part->queue);
-    }
+    s_carve (chunk, 0, half, queue_at)->suspect = true;
+    s_carve (chunk, half, chunk->n - half, queue_at)->suspect = true;
+    s_chunk_destroy (&chunk);
     if (link_empty (&job->ready))
         link_insert_before (&broker->ready, &job->ready);
-    return 0;
 }
 
 //  The chunk killed its worker: charge it (1 item) or split it.
@@ -620,19 +813,15 @@ static void
 s_blame (broker_t *broker, chunk_t *chunk, const char *reason)
 {
     job_t *job = chunk->job;
-    if (chunk->n > 1) {
-        if (s_split (broker, chunk) == 0)
-            s_chunk_destroy (&chunk);
-        else
-            s_job_queue (broker, job, chunk, true);
-    }
+    if (chunk->n > 1)
+        s_split (broker, chunk);
     else
     if (++chunk->attempts >= job->max_attempts) {
         char message [200];
         snprintf (message, sizeof message, "worker died: %s, %u attempts",
                   reason, chunk->attempts);
         s_chunk_fail (chunk, DP_ST_DIED, message);
-        s_job_deliver (broker, job, chunk);
+        s_job_deliver (broker, job);
     }
     else {
         chunk->suspect = true;
@@ -663,21 +852,6 @@ jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason)
     }
 }
 
-//  A sub-range of a chunk as a new chunk, placed before it in the job's
-//  order list and before `queue_at` in its queue. NULL if out of memory.
-static chunk_t *
-s_carve (chunk_t *chunk, uint32_t from, uint32_t count, link_t *queue_at)
-{
-    chunk_t *part = s_chunk_new (chunk->job, chunk->first + from, count);
-    if (dp_batch_slice (&chunk->lens, &chunk->data, from, count, &part->lens, &part->data) != 0) {
-        s_chunk_destroy (&part);
-        return NULL;
-    }
-    link_insert_before (&chunk->order, &part->order);
-    link_insert_before (queue_at, &part->queue);
-    return part;
-}
-
 //  The worker died running item `k` of this chunk: the items before and
 //  after it go back to the queue as they are; item k is charged an attempt
 //  (or failed as timed out) on its own.
@@ -689,13 +863,11 @@ s_blame_item (broker_t *broker, chunk_t *chunk, const dp_death_t *death)
     chunk_t *culprit = chunk;
     if (chunk->n > 1) {
         link_t *at = job->pending.next;
-        bool ok = (k == 0 || s_carve (chunk, 0, k, at))
-               && (culprit = s_carve (chunk, k, 1, at)) != NULL
-               && (k + 1 == chunk->n || s_carve (chunk, k + 1, chunk->n - k - 1, at));
-        if (!ok) {      //  out of memory: keep what was carved, requeue the rest whole
-            s_job_queue (broker, job, chunk, true);
-            return;
-        }
+        if (k > 0)
+            s_carve (chunk, 0, k, at);
+        culprit = s_carve (chunk, k, 1, at);
+        if (k + 1 < chunk->n)
+            s_carve (chunk, k + 1, chunk->n - k - 1, at);
         link_remove (&culprit->queue);
         s_chunk_destroy (&chunk);
     }
@@ -705,14 +877,14 @@ s_blame_item (broker_t *broker, chunk_t *chunk, const dp_death_t *death)
     char message [200];
     if (death->code == DP_ST_TIMEOUT) {
         s_chunk_fail (culprit, DP_ST_TIMEOUT, death->reason);
-        s_job_deliver (broker, job, culprit);       //  may end the job
+        s_job_deliver (broker, job);       //  may end the job
     }
     else
     if (culprit->attempts >= job->max_attempts) {
         snprintf (message, sizeof message, "worker died: %s, %u attempts",
                   death->reason, culprit->attempts);
         s_chunk_fail (culprit, DP_ST_DIED, message);
-        s_job_deliver (broker, job, culprit);       //  may end the job
+        s_job_deliver (broker, job);       //  may end the job
     }
     else
         s_job_queue (broker, job, culprit, true);
@@ -848,12 +1020,11 @@ jobs_speculate (broker_t *broker)
         if (!idle || idle == best->worker)
             return;
         chunk_t *twin = s_chunk_new (best->job, best->first, best->n);
-        zmq_msg_copy (&twin->lens, &best->lens);
-        zmq_msg_copy (&twin->data, &best->data);
+        span_copy (&twin->in, &best->in);
         twin->primary = best;
         best->backup = twin;
         twin->suspect = true;       //  alone on its worker, like a suspect
-        if (s_dispatch_chunk (broker, idle, twin) != 0) {
+        if (s_dispatch (broker, idle, twin, 1) != 0) {
             link_remove (&twin->queue);
             s_chunk_destroy (&twin);
             return;

@@ -47,7 +47,7 @@ typedef enum {
     K_JOB, K_FIRST, K_N, K_CHUNK, K_TOTAL, K_OK, K_FAILED, K_NS, K_WBYTES,
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
-    K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE,
+    K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE, K_CSIZE, K_K,
     K_COUNT
 } s_key_id_t;
 
@@ -74,7 +74,8 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (ordered, T_BOOL),  S_KEY (task, T_STR),     S_KEY (host, T_STR),
     S_KEY (text, T_STR),      S_KEY (tasks, T_TASKS),
     S_KEY (timeout, T_U32),   S_KEY (tpct, T_U32),     S_KEY (weight, T_U32),
-    S_KEY (item, T_U32),      S_KEY (node, T_U64)
+    S_KEY (item, T_U32),      S_KEY (node, T_U64),     S_KEY (csize, T_U32),
+    S_KEY (k, T_U32)
 };
 
 #define B(k) (1u << (k))
@@ -97,7 +98,7 @@ static const s_cmd_t s_cmds [] = {
         B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE)
         | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT),
         B (K_JOB) | B (K_TASK) },
-    [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N),
+    [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE),
                                        B (K_JOB) | B (K_FIRST) | B (K_N) },
     [DP_CMD_END]       = { "END", 0, B (K_JOB) | B (K_TOTAL), B (K_JOB) | B (K_TOTAL) },
     [DP_CMD_CANCEL]    = { "CANCEL", 0, B (K_JOB), B (K_JOB) },
@@ -112,9 +113,9 @@ static const s_cmd_t s_cmds [] = {
         B (K_TASKS) | B (K_CREDIT) | B (K_PID) | B (K_HOST) | B (K_SLOTS) | B (K_HB)
         | B (K_NODE),
         B (K_TASKS) | B (K_CREDIT) | B (K_HB) },
-    [DP_CMD_CHUNK]     = { "CHUNK", 2, B (K_CHUNK) | B (K_TASK) | B (K_N) | B (K_TIMEOUT),
+    [DP_CMD_CHUNK]     = { "CHUNK", 2, B (K_CHUNK) | B (K_TASK) | B (K_N) | B (K_TIMEOUT) | B (K_K),
                                        B (K_CHUNK) | B (K_TASK) | B (K_N) },
-    [DP_CMD_RESULT]    = { "RESULT", 3, B (K_CHUNK) | B (K_N) | B (K_NS),
+    [DP_CMD_RESULT]    = { "RESULT", 3, B (K_CHUNK) | B (K_N) | B (K_NS) | B (K_K),
                                         B (K_CHUNK) | B (K_N) },
     [DP_CMD_NODE]      = { "NODE", 0, B (K_NODE) | B (K_HOST) | B (K_PID) | B (K_SLOTS) | B (K_HB),
                                       B (K_NODE) | B (K_SLOTS) | B (K_HB) },
@@ -497,6 +498,13 @@ s_get_fields (dp_msg_t *self, const s_cmd_t *info, const msgpack_object_map *map
     return 0;
 }
 
+//  Do n items split into k equal chunks (k = 0 counts as 1)?
+static bool
+s_k_fits (uint32_t n, uint32_t k)
+{
+    return k <= 1 || (n >= k && n % k == 0);
+}
+
 //  Validate and decode the header frame into self.
 static int
 s_decode_header (dp_msg_t *self, const s_cmd_t *info, zmq_msg_t *frame,
@@ -525,6 +533,11 @@ s_decode_header (dp_msg_t *self, const s_cmd_t *info, zmq_msg_t *frame,
     if (rc == 0 && info->payload && self->n > DP_MAX_BATCH)
         rc = s_fail (err, errlen, DP_PROTO_ELIMIT, "%s: n=%u exceeds %d",
                      info->name, self->n, DP_MAX_BATCH);
+    if (rc == 0 && self->k == 0)
+        self->k = 1;                    //  0 or absent: one chunk
+    if (rc == 0 && (info->keys & B (K_K)) && !s_k_fits (self->n, self->k))
+        rc = s_fail (err, errlen, DP_PROTO_EHEADER, "%s: n=%u items do not split into k=%u chunks",
+                     info->name, self->n, self->k);
     msgpack_zone_clear (zone);
     return rc;
 }
@@ -765,6 +778,8 @@ s_check_fields (const dp_msg_t *self, const s_cmd_t *info, uint32_t keys)
     }
     if (info->payload && self->n > DP_MAX_BATCH)
         return DP_PROTO_ELIMIT;
+    if ((keys & B (K_K)) && !s_k_fits (self->n, self->k))
+        return DP_PROTO_EPAYLOAD;
     return 0;
 }
 
@@ -1008,6 +1023,7 @@ dp_msg_init (dp_msg_t *self, uint8_t cmd)
     memset (self, 0, sizeof *self);
     self->cmd = cmd;
     self->version = DP_PROTO_VERSION;
+    self->k = 1;
 }
 
 //  Release payload frames and task names (each name and the array are

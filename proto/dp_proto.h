@@ -52,7 +52,7 @@ typedef enum {
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
     DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize,
                                 //         timeout, tpct, weight}
-    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n}  lens data
+    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
     DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns}  lens data status
@@ -63,8 +63,8 @@ typedef enum {
     DP_CMD_BYE       = 0x0B,    //  any   {}
     //  worker <-> broker
     DP_CMD_READY     = 0x10,    //  W->B  {tasks, credit, pid, host, slots, hb, node}
-    DP_CMD_CHUNK     = 0x11,    //  B->W  {chunk, task, n, timeout}  lens data
-    DP_CMD_RESULT    = 0x12,    //  W->B  {chunk, n, ns}  lens data status
+    DP_CMD_CHUNK     = 0x11,    //  B->W  {chunk, task, n, timeout, k}  lens data
+    DP_CMD_RESULT    = 0x12,    //  W->B  {chunk, n, ns, k}  lens data status
     DP_CMD_NODE      = 0x13,    //  N->B  {node, host, pid, slots, hb}
     DP_CMD_DEATH     = 0x14,    //  N->B  {pid, chunk, item, code, text}
     DP_CMD_ABORT     = 0x15,    //  B->W  {chunk}
@@ -126,6 +126,9 @@ typedef struct {
     uint32_t weight;            //  JOB: fair-share weight (0: 1)
     uint32_t item;              //  DEATH: item running in the chunk (UINT32_MAX: none)
     uint64_t node;              //  NODE, READY: node token (0: not on a node)
+    uint32_t csize;             //  BATCH: items per chunk (0: the whole batch)
+    uint32_t k;                 //  CHUNK, RESULT: chunks carried, ids chunk ..
+                                //  chunk + k - 1, n / k items each (>= 1)
     bool     ordered;           //  JOB
     bool     has_job;           //  ERROR: job field present
     char task [DP_MAX_NAME + 1];

@@ -271,6 +271,8 @@ s_batch_trip (uint8_t cmd, uint32_t n)
     dp_msg_t msg, out;
     dp_msg_init (&msg, cmd);
     msg.job = 77; msg.first = 1ull << 35; msg.chunk = 1ull << 50; msg.ns = 123456789;
+    msg.csize = 3;
+    msg.k = n % 7 == 0 && n ? 7 : 1;
     strcpy (msg.task, "t");
     REQUIRE (dp_batch_attach (&batch, &msg, results) == 0);
     CHECK (batch.n == 0 && batch.size == 0);
@@ -279,8 +281,10 @@ s_batch_trip (uint8_t cmd, uint32_t n)
     CHECK (out.cmd == cmd);
     if (cmd == DP_CMD_BATCH || cmd == DP_CMD_RESULTS)
         CHECK (out.job == 77 && out.first == 1ull << 35);
+    if (cmd == DP_CMD_BATCH)
+        CHECK (out.csize == 3);
     if (cmd == DP_CMD_CHUNK || cmd == DP_CMD_RESULT)
-        CHECK (out.chunk == 1ull << 50);
+        CHECK (out.chunk == 1ull << 50 && out.k == msg.k);
     if (results)
         CHECK (out.ns == 123456789);
     if (cmd == DP_CMD_CHUNK)
@@ -666,6 +670,19 @@ test_reject_payload (void)
     h_map (2); h_u ("chunk", 1); h_s ("task", "t");
     CHECK (s_decode_cmd (DP_CMD_CHUNK, s_sb.data, s_sb.size, pay, 2, err, sizeof err) == DP_PROTO_EHEADER);
     CHECK (strcmp (err, "CHUNK: missing 'n'") == 0);
+
+    //  Several chunks in one RESULT: k must split n evenly (PROTOCOL §4).
+    s_lens (lens, l3, 3);
+    h_map (4); h_u ("chunk", 9); h_u ("n", 3); h_u ("k", 3); h_u ("ns", 5);
+    CHECK (s_decode_cmd (DP_CMD_RESULT, s_sb.data, s_sb.size, pay, 3, err, sizeof err) == 0);
+    h_map (4); h_u ("chunk", 9); h_u ("n", 3); h_u ("k", 2); h_u ("ns", 5);
+    CHECK (s_decode_cmd (DP_CMD_RESULT, s_sb.data, s_sb.size, pay, 3, err, sizeof err) == DP_PROTO_EHEADER);
+    CHECK (strstr (err, "k=2") != NULL);
+    h_map (4); h_u ("chunk", 9); h_u ("n", 3); h_u ("k", 6); h_u ("ns", 5);
+    CHECK (s_decode_cmd (DP_CMD_RESULT, s_sb.data, s_sb.size, pay, 3, err, sizeof err) == DP_PROTO_EHEADER);
+    part_t none [3] = {{ "", 0 }, { "", 0 }, { "", 0 }};
+    h_map (4); h_u ("chunk", 9); h_u ("n", 0); h_u ("k", 2); h_u ("ns", 5);
+    CHECK (s_decode_cmd (DP_CMD_RESULT, s_sb.data, s_sb.size, none, 3, err, sizeof err) == DP_PROTO_EHEADER);
 }
 
 //  Longer batches: faults inside the blocked (vectorised) checks.

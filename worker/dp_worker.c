@@ -203,12 +203,11 @@ s_aborted (s_worker_t *self, uint64_t chunk)
     return false;
 }
 
-//  Answer items [from, n) of a chunk as cancelled.
-
+//  Answer `count` items as cancelled.
 static void
-s_cancel_rest (dp_msg_t *chunk, uint32_t from, dp_batch_t *batch)
+s_cancel_items (uint32_t count, dp_batch_t *batch)
 {
-    for (uint32_t i = from; i < chunk->n; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         size_t start = batch->size;
         void *dest = dp_batch_reserve (batch, 7);
         if (dest)
@@ -219,9 +218,10 @@ s_cancel_rest (dp_msg_t *chunk, uint32_t from, dp_batch_t *batch)
     }
 }
 
-//  Run the items of a chunk in order into batch. Returns 0, or -1 if the
+//  Run the items of a CHUNK in order into batch: its k chunks one after
+//  the other (ids chunk, chunk + 1, ...; n / k items each), each under its
+//  own id on the progress page and for ABORT. Returns 0, or -1 if the
 //  chunk went stale (its session ended) before it was done.
-
 static int
 s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch)
 {
@@ -234,28 +234,36 @@ s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch
         dp_batch_set_size (batch, 0);
     size_t offset = 0;
     dp_progress_t *p = self->progress;
-    if (p) {
+    if (p)
         atomic_store_explicit (&p->timeout_ms, chunk->timeout, memory_order_relaxed);
-        atomic_store_explicit (&p->chunk, chunk->chunk, memory_order_relaxed);
-    }
+    uint32_t per = chunk->n / chunk->k;
     int rc = 0;
-    for (uint32_t i = 0; i < chunk->n; i++) {
+    for (uint32_t i = 0; i < chunk->n && rc == 0; i++) {
+        uint32_t at = i % per;              //  item within its chunk
+        uint64_t id = chunk->chunk + i / per;
+        if (at == 0 && p)
+            atomic_store_explicit (&p->chunk, id, memory_order_relaxed);
         if (atomic_load_explicit (&self->gen, memory_order_relaxed) != work->gen) {
             rc = -1;
             break;
         }
-        if (s_aborted (self, chunk->chunk)) {
-            //  aborted by the broker: answer the rest as cancelled, so the
-            //  RESULT still comes and gives the broker its credit back
-            s_cancel_rest (chunk, i, batch);
-            break;
+        if (s_aborted (self, id)) {
+            //  aborted by the broker: answer the rest of this chunk as
+            //  cancelled, so the RESULT still comes and gives the broker
+            //  its credit back
+            uint32_t rest = per - at;
+            s_cancel_items (rest, batch);
+            for (uint32_t j = 0; j < rest; j++)
+                offset += dp_msg_len (chunk, i + j);
+            i += rest - 1;
+            continue;
         }
         uint32_t len = dp_msg_len (chunk, i);
         if (p) {
             //  what we are running, for our supervisor (exact blame, timeouts)
             if (chunk->timeout)
                 atomic_store_explicit (&p->started_ns, (int64_t) s_now_ns (), memory_order_relaxed);
-            atomic_store_explicit (&p->item, i, memory_order_release);
+            atomic_store_explicit (&p->item, at, memory_order_release);
         }
         dp_task_run (fn, data + offset, len, batch);
         offset += len;
@@ -314,6 +322,7 @@ s_run_chunk (s_worker_t *self, s_work_t *work, dp_batch_t *batch)
     }
     dp_msg_init (&work->result, DP_CMD_RESULT);
     work->result.chunk = chunk->chunk;
+    work->result.k = chunk->k;
     work->result.ns = ns;
     if (dp_batch_attach (batch, &work->result, true)) {
         //  The broker re-runs the chunk elsewhere once this process is gone
@@ -542,11 +551,11 @@ s_disconnect (s_worker_t *self)
 static int
 s_on_chunk (s_worker_t *self, s_work_t *work)
 {
-    if (self->inflight >= self->credit) {
+    if (self->inflight + work->chunk.k > self->credit) {
         char detail [128];
-        snprintf (detail, sizeof detail, "CHUNK %llu beyond credit: %u chunks in flight, "
-                  "credit %u", (unsigned long long) work->chunk.chunk, self->inflight,
-                  self->credit);
+        snprintf (detail, sizeof detail, "CHUNK %llu (%u chunks) beyond credit: %u chunks "
+                  "in flight, credit %u", (unsigned long long) work->chunk.chunk,
+                  work->chunk.k, self->inflight, self->credit);
         s_fault (self, "over credit", detail);
         s_send_error (self, DP_PROTO_EWINDOW, detail);
         return -1;
@@ -569,7 +578,7 @@ s_on_chunk (s_worker_t *self, s_work_t *work)
     }
     if (zmq_send (self->pipe, &work, sizeof work, 0) != (int) sizeof work)
         return -1;
-    self->inflight++;
+    self->inflight += work->chunk.k;
     self->outstanding++;
     s_log (self, 3, "CHUNK %llu: %u items of '%s'",
            (unsigned long long) work->chunk.chunk, work->chunk.n, work->chunk.task);
@@ -674,7 +683,7 @@ s_from_executor (s_worker_t *self)
     while (zmq_recv (self->pipe, &work, sizeof work, ZMQ_DONTWAIT) == (int) sizeof work) {
         self->outstanding--;
         if (work->gen == atomic_load (&self->gen)) {
-            self->inflight--;
+            self->inflight -= work->chunk.k;
             if (work->ran && self->broker) {
                 s_log (self, 3, "RESULT %llu: %u items",
                        (unsigned long long) work->result.chunk, work->result.n);
