@@ -39,7 +39,9 @@
 
 #include <string.h>
 
-#define MAX_BATCHES_OUT     512     //  batches of one job unanswered at once
+#define MAX_CHUNKS_OUT      512     //  chunks of one job unanswered at once
+#define PACK_CHUNKS         64      //  fixed-size chunks sent in one BATCH at most
+#define PACK_BYTES          65536   //  ... while the BATCH is smaller than this
 #define TAIL_SHARE          8       //  tail chunks: at most 1/8 of the items left
 #define CHUNK_TARGET_NS     2000000     //  2 ms of work per chunk
 #define BATCH_MAX_BYTES     (4u << 20)
@@ -222,6 +224,16 @@ s_chunk_size (dp_job_t *self)
     return n > pool->batch_max ? pool->batch_max : n;
 }
 
+//  Chunks of the job sent and not answered: a batch is one chunk, or
+//  several of the job's fixed chunk size (packed, see s_send_batch).
+static uint64_t
+s_chunks_out (dp_job_t *self)
+{
+    uint32_t size = self->opts.chunksize;
+    return size ? (self->sent - self->answered + size - 1) / size
+                : self->fifo_tail - self->fifo_head;
+}
+
 //  May the job send a batch now?
 static bool
 s_can_send (dp_job_t *self)
@@ -234,8 +246,8 @@ s_can_send (dp_job_t *self)
     if (pool->inflight >= pool->window)
         return false;
     //  tiny chunks: a few hundred in flight keep every worker fed; more
-    //  would only queue up as messages and chunks at the broker
-    if (self->fifo_tail - self->fifo_head >= MAX_BATCHES_OUT)
+    //  would only queue up as chunks at the broker
+    if (s_chunks_out (self) >= MAX_CHUNKS_OUT)
         return false;
     if (self->held_items == 0)
         return true;
@@ -291,14 +303,29 @@ s_send_batch (dp_job_t *self)
 {
     dp_pool_t *pool = self->pool;
     uint64_t want = s_chunk_size (self);
+    //  A fixed chunk size (chunksize 1: no batching) still sends several
+    //  chunks in one BATCH when they are small (csize tells the broker
+    //  where to cut): one message for many chunks, each of which the
+    //  broker dispatches on its own
+    uint32_t csize = self->opts.chunksize < pool->batch_max ? self->opts.chunksize : 0;
+    if (csize) {
+        uint64_t out = s_chunks_out (self);
+        uint64_t chunks = out < MAX_CHUNKS_OUT ? MAX_CHUNKS_OUT - out : 1;
+        want = (uint64_t) csize * (chunks < PACK_CHUNKS ? chunks : PACK_CHUNKS);
+        if (want > pool->batch_max)
+            want = pool->batch_max / csize * csize;
+    }
     if (want > pool->window - pool->inflight)
         want = pool->window - pool->inflight;
     uint64_t share = s_share (pool, pool->window, self);
     uint64_t left = share > self->held_items ? share - self->held_items : 1;
     if (want > left)
         want = left;
+    if (csize && want > csize)
+        want -= want % csize;           //  whole chunks
     const char *abort = NULL;
-    while (self->batch.n < want && self->batch.size < BATCH_MAX_BYTES) {
+    while (self->batch.n < want && self->batch.size < BATCH_MAX_BYTES
+       &&  !(csize && self->batch.n % csize == 0 && self->batch.size >= PACK_BYTES)) {
         const void *data = NULL;
         size_t len = 0;
         int rc = s_next_input (self, &data, &len);
@@ -333,6 +360,7 @@ s_send_batch (dp_job_t *self)
         dp_msg_init (&msg, DP_CMD_BATCH);
         msg.job = self->id;
         msg.first = self->sent;
+        msg.csize = csize && self->batch.n > csize ? csize : 0;
         uint64_t bytes = self->batch.size;
         if (dp_batch_attach (&self->batch, &msg, false) != 0) {
             s_job_end (self, JOB_FAILED, DP_ERR_POOL, "out of memory", true);

@@ -150,6 +150,23 @@ s_scenarios (const char *rig, dp_pool_t *pool)
     dp_results_destroy (&res);
     CHECK (rig_square_ok (pool, 2000));
 
+    //  1b. the same with chunk size 1: the broker sends the tiny chunks
+    //  several to a CHUNK, and a death inside one blames only the item
+    //  that ran (the others of its CHUNK run again)
+    dp_job_opts_t one = { .chunksize = 1 };
+    res = s_run (pool, "crash_if", POISON_N, s_poison_text, &one, &failed, &ms);
+    printf ("%s: poison job, chunk size 1: %ld failed, %lld ms\n", rig, failed, (long long) ms);
+    CHECK (failed == 1);
+    s_check ("poison/1", res, POISON_N, POISON_AT, DP_ERR_DIED,
+             "worker died: SIGSEGV, 3 attempts", s_poison_text);
+    dp_results_destroy (&res);
+    one.unordered = true;
+    res = s_run (pool, "crash_if", POISON_N, s_poison_text, &one, &failed, &ms);
+    CHECK (failed == 1);
+    CHECK (res && dp_results_count (res) == POISON_N);
+    dp_results_destroy (&res);
+    CHECK (rig_square_ok (pool, 2000));
+
     //  2. hanging item with a 2 s task timeout
     dp_job_opts_t opts = { .timeout_ms = 2000 };
     res = s_run (pool, "sleep_ms", HANG_N, s_hang_text, &opts, &failed, &ms);
