@@ -36,7 +36,8 @@ typedef struct {
 } span_t;
 
 
-//  A contiguous range of one job's items, dispatched as one CHUNK.
+//  A contiguous range of one job's items: the unit of dispatch, timing,
+//  retry and blame (one CHUNK message may carry several).
 struct chunk {
     job_t *job;                 //  NULL once the job is gone (orphan in flight)
     uint64_t first;

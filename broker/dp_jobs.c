@@ -1,14 +1,17 @@
 /*  =========================================================================
     dp_jobs - jobs and chunks: queueing, dispatch, retries, reordering
 
-    A job's items arrive in BATCHes; each batch becomes one chunk, a
-    contiguous range of item indices kept as the client's two frames (lens,
-    data). The broker never decodes or copies items on the normal path:
-    dispatch sends the frames (refcounted zmq_msg copies) to a worker, the
-    worker's RESULT frames are kept on the chunk and moved into RESULTS for
-    the client. So all bookkeeping is per chunk — O(1) however many items
-    a chunk holds — and only a worker's death falls back to per-item work:
-    the dead worker's multi-item chunks are split into 1-item chunks so the
+    A job's items arrive in BATCHes; each batch becomes one chunk, or
+    several of BATCH.csize items, each a contiguous range of item indices.
+    A chunk holds a span of the batch's frames (dp_span.c): the broker
+    never decodes items, and copies them only to pack several small
+    chunks into one CHUNK (a whole batch goes out as its own frames,
+    refcounted). A RESULT's frames become a block shared by the chunks it
+    answers, and go to the client the same way: whole when they make up
+    the block, merged into one RESULTS when small. So all bookkeeping is
+    per chunk, O(1) however many items a chunk holds, and per message for
+    the tiny chunks of a chunk size of 1. Only a worker's death falls back
+    to per-item work: the dead worker's multi-item chunks are split so the
     item that kills workers is found without blaming the others. A worker
     that dies with one chunk in flight was killed by that chunk: a 1-item
     chunk is charged an attempt, a bigger one is split in halves. A worker

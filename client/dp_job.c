@@ -17,11 +17,13 @@
     within the broker's window: no job starves behind results another
     job's caller has not taken.
 
-    Chunk size: a BATCH is the unit a worker runs, so its size decides
-    both overhead and load balance. Unless the job fixes it, a job sends
-    single items until the broker reports task times (RESULTS.ns), then
-    sizes batches for about CHUNK_TARGET_NS of work each: tiny tasks go in
-    big batches, long tasks one by one.
+    Chunk size: a chunk is the unit a worker runs, so its size decides
+    both overhead and load balance. Unless the job fixes it, a BATCH is
+    one chunk: a job sends single items until the broker reports task
+    times (RESULTS.ns), then sizes batches for about CHUNK_TARGET_NS of
+    work each: tiny tasks go in big batches, long tasks one by one. A job
+    with a fixed chunk size packs up to PACK_CHUNKS small chunks in one
+    BATCH (BATCH.csize), which the broker cuts apart again.
 
     Open jobs. At most MAX_OPEN_JOBS jobs of a pool are open at the broker
     at once; more wait their turn in the pool (FIFO) and are started by

@@ -243,12 +243,6 @@ dp_msg_len (dp_msg_t *self, uint32_t i)
     return (uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24;
 }
 
-//  Copy items [from, from + count) of a lens/data frame pair into two new
-//  frames (for splitting a chunk; the rare path). Frames must have been
-//  validated by the decoder. Returns 0 or -1 (out of range / no memory).
-int dp_batch_slice (zmq_msg_t *lens, zmq_msg_t *data, uint32_t from,
-                    uint32_t count, zmq_msg_t *out_lens, zmq_msg_t *out_data);
-
 static inline uint8_t
 dp_msg_status (dp_msg_t *self, uint32_t i)
 {

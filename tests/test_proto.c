@@ -356,55 +356,6 @@ test_batch_basics (void)
 }
 
 static void
-test_batch_slice (void)
-{
-    dp_batch_t batch;
-    dp_batch_init (&batch);
-    s_fill (&batch, 20, false);
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_CHUNK);
-    REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
-
-    //  Slice [5, 15) and check each item against the original.
-    zmq_msg_t lens, data;
-    REQUIRE (dp_batch_slice (&msg.frame [0], &msg.frame [1], 5, 10, &lens, &data) == 0);
-    CHECK (zmq_msg_size (&lens) == 40);
-    const uint8_t *l = (const uint8_t *) zmq_msg_data (&lens);
-    const uint8_t *d = (const uint8_t *) zmq_msg_data (&data);
-    size_t src = 0, dst = 0;
-    for (uint32_t i = 0; i < 5; i++)
-        src += dp_msg_len (&msg, i);
-    for (uint32_t i = 0; i < 10; i++) {
-        uint32_t len = (uint32_t) l [4 * i] | (uint32_t) l [4 * i + 1] << 8;
-        CHECK (len == dp_msg_len (&msg, 5 + i));
-        CHECK (memcmp (d + dst, dp_msg_data (&msg) + src, len) == 0);
-        src += len;
-        dst += len;
-    }
-    CHECK (dst == zmq_msg_size (&data));
-    zmq_msg_close (&lens);
-    zmq_msg_close (&data);
-
-    //  Empty slice, whole range, out of range.
-    CHECK (dp_batch_slice (&msg.frame [0], &msg.frame [1], 20, 0, &lens, &data) == 0);
-    CHECK (zmq_msg_size (&lens) == 0 && zmq_msg_size (&data) == 0);
-    zmq_msg_close (&lens);
-    zmq_msg_close (&data);
-    CHECK (dp_batch_slice (&msg.frame [0], &msg.frame [1], 0, 20, &lens, &data) == 0);
-    CHECK (zmq_msg_size (&data) == zmq_msg_size (&msg.frame [1]));
-    zmq_msg_close (&lens);
-    zmq_msg_close (&data);
-    CHECK (dp_batch_slice (&msg.frame [0], &msg.frame [1], 15, 6, &lens, &data) == -1);
-    CHECK (dp_batch_slice (&msg.frame [0], &msg.frame [1], UINT32_MAX, 2, &lens, &data) == -1);
-    dp_msg_reset (&msg);
-    dp_batch_clear (&batch);
-}
-
-
-//  ---------------------------------------------------------------------
-//  Hostile input: each rejection with its code
-
-static void
 test_reject_envelope (void)
 {
     char err [256];
@@ -1073,7 +1024,6 @@ main (void)
     test_roundtrip_ready ();
     test_roundtrip_batches ();
     test_batch_basics ();
-    test_batch_slice ();
     test_reject_envelope ();
     test_reject_frames ();
     test_reject_msgpack ();
