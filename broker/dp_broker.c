@@ -19,6 +19,8 @@
 */
 #include "dp_broker_internal.h"
 
+#include <pthread.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -769,7 +771,6 @@ s_actor (zsock_t *pipe, void *args)
     self->now_ms = zclock_mono ();
     char err [512] = "";
     int rc = s_setup (self, err, sizeof err);
-    zsock_signal (pipe, 0);
     zstr_send (pipe, rc == 0 ? "OK" : err);
     if (rc == 0)
         s_loop (self);
@@ -783,7 +784,27 @@ s_strdup_or_null (const char *s)
     return s ? strdup (s) : NULL;
 }
 
-zactor_t *
+//  The broker's thread, our own rather than a zactor: a zactor's thread
+//  closes its end of the pipe after the caller has been told it ended, and
+//  a process that exits in between finds a socket open, for which CZMQ's
+//  exit handler waits 200 ms. Joining the thread leaves nothing open.
+struct _dp_broker_t {
+    pthread_t thread;
+    zsock_t *pipe;              //  ours; the thread owns the other end
+    zsock_t *thread_pipe;
+    broker_t *broker;
+};
+
+static void *
+s_thread (void *arg)
+{
+    dp_broker_t *handle = (dp_broker_t *) arg;
+    s_actor (handle->thread_pipe, handle->broker);
+    zsock_destroy (&handle->thread_pipe);
+    return NULL;
+}
+
+dp_broker_t *
 dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
                char *err, size_t errlen)
 {
@@ -826,26 +847,38 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
     snprintf (self->inproc, sizeof self->inproc, "inproc://dpool-broker-%d-%u",
               (int) getpid (), __atomic_add_fetch (&instances, 1, __ATOMIC_RELAXED));
     snprintf (inproc, inproc_size, "%s", self->inproc);
-    //  from here the actor owns self and frees it when it ends
-    zactor_t *actor = zactor_new (s_actor, self);
-    if (!actor) {
+    //  from here the thread owns self and frees it when it ends
+    dp_broker_t *handle = (dp_broker_t *) zmalloc (sizeof (dp_broker_t));
+    handle->broker = self;
+    handle->pipe = zsys_create_pipe (&handle->thread_pipe);
+    if (!handle->pipe || pthread_create (&handle->thread, NULL, s_thread, handle) != 0) {
         snprintf (err, errlen, "cannot start the broker thread");
+        zsock_destroy (&handle->pipe);
+        zsock_destroy (&handle->thread_pipe);
+        free (handle);
         s_broker_free (&self);
         return NULL;
     }
-    char *status = zstr_recv (actor);
+    char *status = zstr_recv (handle->pipe);
     if (status && streq (status, "OK")) {
         zstr_free (&status);
-        return actor;
+        return handle;
     }
     snprintf (err, errlen, "%s", status ? status : "the broker thread failed");
     zstr_free (&status);
-    zactor_destroy (&actor);
+    dp_broker_destroy (&handle);
     return NULL;
 }
 
 void
-dp_broker_destroy (zactor_t **self_p)
+dp_broker_destroy (dp_broker_t **self_p)
 {
-    zactor_destroy (self_p);
+    dp_broker_t *self = *self_p;
+    if (!self)
+        return;
+    zstr_send (self->pipe, "$TERM");
+    pthread_join (self->thread, NULL);
+    zsock_destroy (&self->pipe);
+    free (self);
+    *self_p = NULL;
 }

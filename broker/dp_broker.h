@@ -35,16 +35,17 @@ typedef struct {
     int verbose;
 } dp_broker_opts_t;
 
-//  Start a broker. Returns the actor, or NULL with the reason in err (an
+//  Start a broker thread. Returns its handle, or NULL with the reason in err (an
 //  endpoint that cannot be bound, a module that does not load, no
 //  dpool-worker program). The inproc:// endpoint for in-process clients is
 //  written to `inproc` (64 bytes are enough).
-zactor_t *dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
-                         char *err, size_t errlen);
+typedef struct _dp_broker_t dp_broker_t;
+dp_broker_t *dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
+                            char *err, size_t errlen);
 
 //  Stop the broker: BYE to workers and clients, local workers terminated
 //  and reaped, ipc files removed. Nulls the caller's pointer.
-void dp_broker_destroy (zactor_t **self_p);
+void dp_broker_destroy (dp_broker_t **self_p);
 
 
 #endif

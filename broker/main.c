@@ -124,7 +124,7 @@ main (int argc, char *argv [])
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
     zsys_handler_set (NULL);
     char inproc [64], err [512];
-    zactor_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
+    dp_broker_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
     if (!broker) {
         fprintf (stderr, "dpool-broker: %s\n", err);
         return 1;

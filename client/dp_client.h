@@ -25,6 +25,7 @@
 #include "dpool.h"
 #include "dp_link.h"
 #include "dp_proto.h"
+#include "dp_broker.h"
 
 #include <czmq.h>
 
@@ -98,7 +99,7 @@ struct dp_job {
 };
 
 struct dp_pool {
-    zactor_t *broker;           //  embedded broker, or NULL
+    dp_broker_t *broker;        //  embedded broker, or NULL
     zsock_t *sock;
     void *handle;
     char endpoint [256];

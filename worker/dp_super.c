@@ -764,8 +764,11 @@ dp_progress_child (void)
     const char *fd = getenv (DP_PROGRESS_ENV);
     if (!fd || !*fd)
         return NULL;
-    void *p = mmap (NULL, sizeof (dp_progress_t), PROT_READ | PROT_WRITE, MAP_SHARED,
-                    (int) strtol (fd, NULL, 10), 0);
+    int number = (int) strtol (fd, NULL, 10);
+    void *p = mmap (NULL, sizeof (dp_progress_t), PROT_READ | PROT_WRITE, MAP_SHARED, number, 0);
     page = p == MAP_FAILED ? NULL : (dp_progress_t *) p;
+    //  the mapping stays; the fd must not leak into the commands tasks run
+    if (page)
+        fcntl (number, F_SETFD, FD_CLOEXEC);
     return page;
 }

@@ -31,6 +31,7 @@
 #include "dp_progress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -105,6 +106,10 @@ typedef struct {
 } s_worker_t;
 
 static volatile sig_atomic_t s_interrupted;
+
+//  Self-pipe: the signal handler writes a byte, the event loop polls it,
+//  so a signal that lands just before zmq_poll still wakes it at once
+static int s_wake [2] = { -1, -1 };
 
 //  A worker whose executor was still in a task when it stopped: the thread
 //  goes on using it until the process exits, so it must stay allocated.
@@ -749,11 +754,12 @@ static int
 s_loop (s_worker_t *self)
 {
     while (!s_interrupted) {
-        zmq_pollitem_t items [2] = {
+        zmq_pollitem_t items [3] = {
             { self->pipe, 0, ZMQ_POLLIN, 0 },
+            { NULL, s_wake [0], ZMQ_POLLIN, 0 },
             { self->broker, 0, ZMQ_POLLIN, 0 }
         };
-        int nitems = self->broker ? 2 : 1;
+        int nitems = self->broker ? 3 : 2;
         if (zmq_poll (items, nitems, s_poll_timeout (self)) < 0) {
             if (errno == EINTR)
                 continue;
@@ -763,7 +769,7 @@ s_loop (s_worker_t *self)
         if (items [0].revents & ZMQ_POLLIN)
             s_from_executor (self);
         int code = S_GO;
-        if (nitems == 2 && (items [1].revents & ZMQ_POLLIN))
+        if (nitems == 3 && (items [2].revents & ZMQ_POLLIN))
             code = s_from_broker (self);
         if (code == S_GO)
             code = s_tick (self);
@@ -782,6 +788,12 @@ static void
 s_signal_handler (int sig)
 {
     s_interrupted = sig;
+    int saved = errno;
+    if (s_wake [1] >= 0) {
+        ssize_t rc = write (s_wake [1], "", 1);     //  full: a wake-up is pending
+        (void) rc;
+    }
+    errno = saved;
 }
 
 //  SIGTERM/SIGINT set a flag (no SA_RESTART: blocking calls return EINTR);
@@ -790,6 +802,8 @@ s_signal_handler (int sig)
 static void
 s_signals_install (void)
 {
+    if (s_wake [0] < 0 && pipe2 (s_wake, O_NONBLOCK | O_CLOEXEC) != 0)
+        s_wake [0] = s_wake [1] = -1;   //  then polls wake within S_POLL_MAX_MS
     struct sigaction action;
     memset (&action, 0, sizeof action);
     action.sa_handler = s_signal_handler;
@@ -834,6 +848,10 @@ s_shutdown (s_worker_t **self_p, bool bye)
 {
     s_worker_t *self = *self_p;
     *self_p = NULL;
+    //  A local worker's broker learns of its exit from its pidfd, and one
+    //  not yet welcomed has nothing to give back: no BYE, so no linger
+    //  (a BYE on a connection still being made would hold exit 200 ms)
+    bye = bye && self->welcomed && !self->opts->local;
     if (self->broker && bye && s_send_cmd (self, DP_CMD_BYE) == 0) {
         int linger = S_BYE_LINGER_MS;   //  let zmq_ctx_term flush it
         zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
