@@ -144,16 +144,49 @@ job_lookup (client_t *client, uint32_t id)
     return NULL;
 }
 
-//  Tell the worker running an orphaned chunk to stop it: the worker answers
-//  the rest as cancelled between items, and its supervisor kills it if one
-//  item runs on.
+//  Orphaned chunks to abort, gathered so that the chunks of one CHUNK
+//  (consecutive ids on one worker) go in one ABORT: a worker remembers
+//  only its last few ABORTs.
+typedef struct {
+    worker_t *worker;
+    uint64_t first;
+    uint32_t k;
+} aborts_t;
+
+static void
+s_aborts_flush (broker_t *broker, aborts_t *self)
+{
+    if (self->k == 0)
+        return;
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ABORT);
+    msg.chunk = self->first;
+    msg.k = self->k;
+    broker_send_worker (broker, self->worker, &msg);
+    self->k = 0;
+}
+
+//  Tell the worker running an orphaned chunk to stop it (with the ones
+//  gathered before it if they run there next to it): the worker answers
+//  the rest as cancelled between items, and its supervisor kills it if
+//  one item runs on.
+static void
+s_aborts_add (broker_t *broker, aborts_t *self, chunk_t *chunk)
+{
+    if (self->k && self->worker == chunk->worker && self->first + self->k == chunk->id) {
+        self->k++;
+        return;
+    }
+    s_aborts_flush (broker, self);
+    *self = (aborts_t) { chunk->worker, chunk->id, 1 };
+}
+
 static void
 s_abort (broker_t *broker, chunk_t *chunk)
 {
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_ABORT);
-    msg.chunk = chunk->id;
-    broker_send_worker (broker, chunk->worker, &msg);
+    aborts_t one = { NULL, 0, 0 };
+    s_aborts_add (broker, &one, chunk);
+    s_aborts_flush (broker, &one);
 }
 
 //  A chunk no longer races its backup copy: the copy becomes an orphan,
@@ -182,17 +215,19 @@ job_destroy (broker_t *broker, job_t **job_p)
     job_t *self = *job_p;
     if (!self)
         return;
+    aborts_t aborts = { NULL, 0, 0 };
     while (!link_empty (&self->chunks)) {
         chunk_t *chunk = link_entry (self->chunks.next, chunk_t, order);
         link_remove (&chunk->order);
         s_drop_backup (broker, chunk);
         if (chunk->worker) {
             chunk->job = NULL;
-            s_abort (broker, chunk);
+            s_aborts_add (broker, &aborts, chunk);
         }
         else
             s_chunk_destroy (&chunk);
     }
+    s_aborts_flush (broker, &aborts);
     self->client->outstanding -= self->next_first - self->answered;
     link_remove (&self->ready);
     link_remove (&self->by_client);
@@ -385,6 +420,7 @@ s_job_deliver (broker_t *broker, job_t *self)
 void
 job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message)
 {
+    aborts_t aborts = { NULL, 0, 0 };
     link_t *l = self->chunks.next;
     while (l != &self->chunks) {
         chunk_t *chunk = link_entry (l, chunk_t, order);
@@ -401,11 +437,12 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
             link_remove (&chunk->order);
             chunk->job = NULL;
             self->inflight--;
-            s_abort (broker, chunk);
+            s_aborts_add (broker, &aborts, chunk);
             chunk = twin;
         }
         s_chunk_fail (chunk, status, message);
     }
+    s_aborts_flush (broker, &aborts);
     link_remove (&self->ready);
     s_job_deliver (broker, self);
 }

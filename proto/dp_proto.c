@@ -121,7 +121,7 @@ static const s_cmd_t s_cmds [] = {
                                       B (K_NODE) | B (K_SLOTS) | B (K_HB) },
     [DP_CMD_DEATH]     = { "DEATH", 0, B (K_PID) | B (K_CHUNK) | B (K_ITEM) | B (K_CODE) | B (K_TEXT),
                                        B (K_PID) | B (K_CODE) },
-    [DP_CMD_ABORT]     = { "ABORT", 0, B (K_CHUNK), B (K_CHUNK) },
+    [DP_CMD_ABORT]     = { "ABORT", 0, B (K_CHUNK) | B (K_K), B (K_CHUNK) },
 };
 
 //  The command's table entry, or NULL if the command is unknown.
@@ -535,7 +535,7 @@ s_decode_header (dp_msg_t *self, const s_cmd_t *info, zmq_msg_t *frame,
                      info->name, self->n, DP_MAX_BATCH);
     if (rc == 0 && self->k == 0)
         self->k = 1;                    //  0 or absent: one chunk
-    if (rc == 0 && (info->keys & B (K_K)) && !s_k_fits (self->n, self->k))
+    if (rc == 0 && info->payload && (info->keys & B (K_K)) && !s_k_fits (self->n, self->k))
         rc = s_fail (err, errlen, DP_PROTO_EHEADER, "%s: n=%u items do not split into k=%u chunks",
                      info->name, self->n, self->k);
     msgpack_zone_clear (zone);
@@ -778,7 +778,7 @@ s_check_fields (const dp_msg_t *self, const s_cmd_t *info, uint32_t keys)
     }
     if (info->payload && self->n > DP_MAX_BATCH)
         return DP_PROTO_ELIMIT;
-    if ((keys & B (K_K)) && !s_k_fits (self->n, self->k))
+    if (info->payload && (keys & B (K_K)) && !s_k_fits (self->n, self->k))
         return DP_PROTO_EPAYLOAD;
     return 0;
 }

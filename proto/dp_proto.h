@@ -67,7 +67,7 @@ typedef enum {
     DP_CMD_RESULT    = 0x12,    //  W->B  {chunk, n, ns, k}  lens data status
     DP_CMD_NODE      = 0x13,    //  N->B  {node, host, pid, slots, hb}
     DP_CMD_DEATH     = 0x14,    //  N->B  {pid, chunk, item, code, text}
-    DP_CMD_ABORT     = 0x15,    //  B->W  {chunk}
+    DP_CMD_ABORT     = 0x15,    //  B->W  {chunk, k}
 } dp_cmd_t;
 
 //  Per-item status, one byte each in a `status` frame. Also the public
@@ -127,8 +127,8 @@ typedef struct {
     uint32_t item;              //  DEATH: item running in the chunk (UINT32_MAX: none)
     uint64_t node;              //  NODE, READY: node token (0: not on a node)
     uint32_t csize;             //  BATCH: items per chunk (0: the whole batch)
-    uint32_t k;                 //  CHUNK, RESULT: chunks carried, ids chunk ..
-                                //  chunk + k - 1, n / k items each (>= 1)
+    uint32_t k;                 //  CHUNK, RESULT, ABORT: chunks carried, ids
+                                //  chunk .. chunk + k - 1 (>= 1); n / k items each
     bool     ordered;           //  JOB
     bool     has_job;           //  ERROR: job field present
     char task [DP_MAX_NAME + 1];

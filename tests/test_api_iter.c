@@ -200,6 +200,59 @@ s_test_timeout_cancel (dp_pool_t *pool)
     dp_future_destroy (&f);
 }
 
+//  Items "0" (sleep 0 ms), but a 60 s sleep at index LONG_AT.
+#define LONG_AT     3000
+static int
+s_input_long (void *arg, const void **data, size_t *len)
+{
+    size_t *next = (size_t *) arg;
+    if (*next == 20000)
+        return 0;
+    *data = *next == LONG_AT ? "60000" : "0";
+    *len = strlen ((const char *) *data);
+    (*next)++;
+    return 1;
+}
+
+//  Cancel while a long item runs among tiny ones on a one-worker pool.
+//  With chunk size 1 the broker sends the tiny chunks many to a CHUNK, so
+//  the long item sits inside a group (and the worker holds up to 64
+//  chunks): the ABORT must name the whole group, else the long one runs
+//  on for 60 s, and the next job waits for it.
+static void
+s_test_cancel_inside_group (void)
+{
+    dp_pool_t *pool = tu_pool_open (1);
+    REQUIRE (pool);
+    size_t next = 0;
+    dp_job_opts_t opts = { .chunksize = 1 };
+    dp_iter_t *it = dp_imap (pool, "sleep_ms", &opts, s_input_long, &next);
+    REQUIRE (it);
+    dp_result_t r;
+    int rc;
+    size_t count = 0;
+    while ((rc = dp_iter_next (it, &r, 2000)) == 1)
+        count++;
+    printf ("cancel inside a group: %zu results before the long item held the rest\n", count);
+    CHECK (rc == DP_TIMEOUT);
+    CHECK (count <= LONG_AT && count > 100);
+    int64_t start = tu_now_ms ();
+    CHECK (dp_iter_cancel (it) == 0);
+    while ((rc = dp_iter_next (it, &r, 5000)) == 1)
+        ;
+    CHECK (rc == 0);
+    dp_iter_destroy (&it);
+    dp_future_t *f = dp_submit (pool, "square", "9", 1, NULL);
+    REQUIRE (f);
+    CHECK (dp_future_wait (f, 10000) == 0);
+    int64_t took = tu_now_ms () - start;
+    printf ("cancel inside a group: next job answered %lld ms after the cancel\n", (long long) took);
+    CHECK (dp_future_done (f) && strcmp (dp_future_data (f, NULL), "81") == 0);
+    CHECK (took < 5000);
+    dp_future_destroy (&f);
+    dp_pool_close (&pool);
+}
+
 //  Callback job: output in order, progress, and no waiting from callbacks.
 typedef struct {
     input_t in;
@@ -283,5 +336,6 @@ main (void)
     s_test_no_worker (pool);
     s_test_ordered (pool);          //  still healthy
     dp_pool_close (&pool);
+    s_test_cancel_inside_group ();
     return tu_done ("test_api_iter");
 }

@@ -16,6 +16,7 @@
 #define DP_PROGRESS_H_INCLUDED
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define DP_PROGRESS_FD      3
@@ -27,11 +28,31 @@ typedef struct {
     _Atomic uint32_t item;          //  item index in it (DP_PROGRESS_NONE: between items)
     _Atomic uint32_t timeout_ms;    //  the chunk's task timeout (0: none)
     _Atomic int64_t  started_ns;    //  CLOCK_MONOTONIC when the item started
-    _Atomic uint64_t abort_chunk [4];   //  chunks the broker aborted lately
+    _Atomic uint64_t abort_chunk [4];   //  chunks the broker aborted lately: ids
+    _Atomic uint32_t abort_count [4];   //  abort_chunk .. abort_chunk + count - 1
     _Atomic int64_t  abort_ns [4];      //  when it asked, per entry
     _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
     _Atomic uint64_t items_done;    //  items run since the process started
 } dp_progress_t;
+
+//  An entry of an abort ring (ids first .. first + count - 1): written as
+//  count 0, first, count; read as first, count, first again, so a reader
+//  never pairs one entry's first with another's count.
+static inline void
+dp_abort_set (_Atomic uint64_t *first, _Atomic uint32_t *count, uint64_t id, uint32_t k)
+{
+    atomic_store (count, 0);
+    atomic_store (first, id);
+    atomic_store (count, k);
+}
+
+static inline bool
+dp_abort_has (_Atomic uint64_t *first, _Atomic uint32_t *count, uint64_t id)
+{
+    uint64_t from = atomic_load (first);
+    uint32_t n = atomic_load (count);
+    return atomic_load (first) == from && id - from < n;
+}
 
 //  The child's page, mapped on first use from $DPOOL_PROGRESS_FD; NULL when
 //  the process has no supervisor. Never fails otherwise.

@@ -593,7 +593,7 @@ static bool
 s_aborted_since (dp_progress_t *p, uint64_t chunk, int64_t now_ns)
 {
     for (int i = 0; i < 4; i++)
-        if (atomic_load (&p->abort_chunk [i]) == chunk
+        if (dp_abort_has (&p->abort_chunk [i], &p->abort_count [i], chunk)
         &&  now_ns - atomic_load (&p->abort_ns [i]) > (int64_t) ABORT_GRACE_MS * 1000000)
             return true;
     return false;

@@ -90,7 +90,8 @@ typedef struct {
     unsigned seed;                  //  for backoff jitter
     s_work_t *free_works;
     dp_progress_t *progress;        //  shared with our supervisor, or NULL
-    atomic_uint_fast64_t abort_chunk [4];   //  chunks the broker aborted lately
+    _Atomic uint64_t abort_chunk [4];   //  chunks the broker aborted lately:
+    _Atomic uint32_t abort_count [4];   //  ids abort_chunk .. + count - 1
     unsigned abort_next;
     uint64_t node;                  //  node token ($DPOOL_NODE), 0 if none
     uint64_t items_done;            //  items answered (main thread)
@@ -203,7 +204,7 @@ static bool
 s_aborted (s_worker_t *self, uint64_t chunk)
 {
     for (int i = 0; i < 4; i++)
-        if (atomic_load_explicit (&self->abort_chunk [i], memory_order_relaxed) == chunk)
+        if (dp_abort_has (&self->abort_chunk [i], &self->abort_count [i], chunk))
             return true;
     return false;
 }
@@ -609,10 +610,14 @@ s_on_command (s_worker_t *self, dp_msg_t *msg)
             //  the executor stops between items; a supervisor kills us if
             //  an item of it runs on
             if (self->progress) {
-                atomic_store (&self->progress->abort_ns [self->abort_next % 4], (int64_t) s_now_ns ());
-                atomic_store (&self->progress->abort_chunk [self->abort_next % 4], msg->chunk);
+                unsigned at = self->abort_next % 4;
+                atomic_store (&self->progress->abort_ns [at], (int64_t) s_now_ns ());
+                dp_abort_set (&self->progress->abort_chunk [at], &self->progress->abort_count [at],
+                              msg->chunk, msg->k);
             }
-            atomic_store (&self->abort_chunk [self->abort_next++ % 4], msg->chunk);
+            dp_abort_set (&self->abort_chunk [self->abort_next % 4],
+                          &self->abort_count [self->abort_next % 4], msg->chunk, msg->k);
+            self->abort_next++;
             break;
         case DP_CMD_ERROR:
             s_log (self, 1, "ERROR from broker: %d %s", msg->code, msg->text);
