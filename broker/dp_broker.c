@@ -876,7 +876,8 @@ dp_broker_destroy (dp_broker_t **self_p)
     dp_broker_t *self = *self_p;
     if (!self)
         return;
-    zstr_send (self->pipe, "$TERM");
+    //  not blocking: a thread that failed to start has already closed its end
+    zmq_send (zsock_resolve (self->pipe), "$TERM", 5, ZMQ_DONTWAIT);
     pthread_join (self->thread, NULL);
     zsock_destroy (&self->pipe);
     free (self);

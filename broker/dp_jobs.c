@@ -363,7 +363,9 @@ s_run_length (job_t *self, chunk_t *chunk)
     for (link_t *l = chunk->order.next; l != &self->chunks; l = l->next) {
         chunk_t *next = link_entry (l, chunk_t, order);
         chunk_t *prev = link_entry (l->prev, chunk_t, order);
-        if (!next->done || n + next->n > DP_MAX_BATCH
+        //  contiguous items only: an unordered job's list has gaps where
+        //  chunks were delivered before their neighbours
+        if (!next->done || next->first != prev->first + prev->n || n + next->n > DP_MAX_BATCH
         ||  (next->out.block != prev->out.block && bytes + next->out.size > MERGE_BYTES))
             break;
         count++;

@@ -163,7 +163,8 @@ s_scenarios (const char *rig, dp_pool_t *pool)
     one.unordered = true;
     res = s_run (pool, "crash_if", POISON_N, s_poison_text, &one, &failed, &ms);
     CHECK (failed == 1);
-    CHECK (res && dp_results_count (res) == POISON_N);
+    s_check ("poison/1 unordered", res, POISON_N, POISON_AT, DP_ERR_DIED,
+             "worker died: SIGSEGV, 3 attempts", s_poison_text);
     dp_results_destroy (&res);
     CHECK (rig_square_ok (pool, 2000));
 
