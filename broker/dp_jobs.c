@@ -495,8 +495,10 @@ s_job_timeout (job_t *self)
 //  Dispatch
 
 //  First worker with credit left that has the task, or NULL; for a suspect
-//  chunk, a worker with nothing in flight. Workers are kept in `available`
-//  least-recently-used first.
+//  chunk, a worker with nothing in flight. A worker that frees credit goes
+//  to the front of `available` (new workers join at the back): work goes to
+//  the workers already running, whose caches are warm, and tiny chunks
+//  gather in big groups on a few workers rather than thin ones on all 200.
 static worker_t *
 s_find_worker (broker_t *broker, const char *task, bool alone)
 {
@@ -538,7 +540,12 @@ s_group_size (broker_t *broker, worker_t *worker, job_t *job)
     uint64_t chunk_ns = (uint64_t) job->median_us * 1000 * first->n;
     if (first->suspect || job->nsamples < 3 || chunk_ns > QUEUE_NS / 4)
         return 1;
+    //  a worker that has answered nothing yet has no measure of its own:
+    //  the job's stands in, so a fresh worker gets groups at once
     uint32_t limit = s_worker_limit (worker);
+    if (!worker->chunk_ns)
+        limit = 1 + QUEUE_NS / chunk_ns < worker->credit
+              ? (uint32_t) (1 + QUEUE_NS / chunk_ns) : worker->credit;
     uint64_t room = limit > worker->inflight_count ? limit - worker->inflight_count : 1;
     uint64_t most = limit / 2 < room ? limit / 2 : room;
     if (most > QUEUE_NS / 2 / chunk_ns)
@@ -678,7 +685,7 @@ s_unassign (broker_t *broker, chunk_t *chunk)
     worker->inflight_count--;
     if (link_empty (&worker->available) && !worker->gone
     &&  worker->inflight_count < s_worker_limit (worker))
-        link_insert_before (&broker->available, &worker->available);
+        link_insert_before (broker->available.next, &worker->available);
 }
 
 //  Leave a running chunk's current run to its worker as an orphan (aborted
