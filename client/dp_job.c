@@ -45,7 +45,7 @@
 #define PACK_CHUNKS         64      //  fixed-size chunks sent in one BATCH at most
 #define PACK_BYTES          65536   //  ... while the BATCH is smaller than this
 #define TAIL_SHARE          8       //  tail chunks: at most 1/8 of the items left
-#define CHUNK_TARGET_NS     2000000     //  2 ms of work per chunk
+#define CHUNK_TARGET_NS     5000000     //  5 ms of work per chunk
 #define BATCH_MAX_BYTES     (4u << 20)
 #define PROBE_BATCHES       16          //  single-item batches before a measure
 #define CLIENT_MAX_BYTES    (32ull << 20)   //  bytes a pool holds at most
