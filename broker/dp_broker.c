@@ -119,6 +119,7 @@ s_client_new (broker_t *self, zmq_msg_t *rid, const char *key, uint32_t hb)
     client->hb = hb ? hb : self->opts.heartbeat_ms;
     client->expiry_ms = self->now_ms + LIVENESS * client->hb;
     link_init (&client->jobs);
+    client->job_index = job_index_new ();
     zhashx_insert (self->clients, key, client);
     return client;
 }
@@ -133,6 +134,7 @@ s_client_destroy (broker_t *self, client_t **client_p)
         job_destroy (self, &job);
     }
     zhashx_delete (self->clients, client->key);
+    zhashx_destroy (&client->job_index);
     zmq_msg_close (&client->rid);
     free (client);
     *client_p = NULL;

@@ -94,6 +94,7 @@ struct client {
     uint64_t outstanding_bytes;
     uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
     link_t jobs;
+    zhashx_t *job_index;        //  job id -> job_t (job_index_new)
 };
 
 struct worker {
@@ -157,6 +158,7 @@ bool broker_any_worker_has (broker_t *self, const char *task);
 job_t *job_new (broker_t *broker, client_t *client, dp_msg_t *msg);
 void job_destroy (broker_t *broker, job_t **job_p);
 job_t *job_lookup (client_t *client, uint32_t id);
+zhashx_t *job_index_new (void);
 int job_add_batch (broker_t *broker, job_t *job, dp_msg_t *msg, char *err, size_t errlen);
 void job_end (broker_t *broker, job_t *job, uint64_t total);
 void jobs_dispatch (broker_t *broker);

@@ -109,6 +109,40 @@ s_chunk_failures (chunk_t *self)
 //  --------------------------------------------------------------------------
 //  Jobs
 
+//  A client's jobs by id: a hash keyed by the id itself (plus one: a key
+//  is never NULL), so thousands of one-item jobs cost O(1) per message.
+static size_t
+s_id_hash (const void *key)
+{
+    uint64_t x = (uintptr_t) key;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    return (size_t) (x ^ (x >> 33));
+}
+
+static int
+s_id_compare (const void *a, const void *b)
+{
+    return (uintptr_t) a < (uintptr_t) b ? -1 : (uintptr_t) a > (uintptr_t) b;
+}
+
+zhashx_t *
+job_index_new (void)
+{
+    zhashx_t *index = zhashx_new ();
+    zhashx_set_key_hasher (index, s_id_hash);
+    zhashx_set_key_comparator (index, s_id_compare);
+    zhashx_set_key_duplicator (index, NULL);
+    zhashx_set_key_destructor (index, NULL);
+    return index;
+}
+
+static void *
+s_id_key (uint32_t id)
+{
+    return (void *) ((uintptr_t) id + 1);
+}
+
 //  Create a job from a JOB message. Returns NULL if the id is taken.
 job_t *
 job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
@@ -129,6 +163,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     link_init (&self->pending);
     link_init (&self->ready);
     link_insert_before (&client->jobs, &self->by_client);
+    zhashx_insert (client->job_index, s_id_key (self->id), self);
     client->njobs++;
     return self;
 }
@@ -136,12 +171,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
 job_t *
 job_lookup (client_t *client, uint32_t id)
 {
-    for (link_t *l = client->jobs.next; l != &client->jobs; l = l->next) {
-        job_t *job = link_entry (l, job_t, by_client);
-        if (job->id == id)
-            return job;
-    }
-    return NULL;
+    return (job_t *) zhashx_lookup (client->job_index, s_id_key (id));
 }
 
 //  Orphaned chunks to abort, gathered so that the chunks of one CHUNK
@@ -231,6 +261,7 @@ job_destroy (broker_t *broker, job_t **job_p)
     self->client->outstanding -= self->next_first - self->answered;
     link_remove (&self->ready);
     link_remove (&self->by_client);
+    zhashx_delete (self->client->job_index, s_id_key (self->id));
     self->client->njobs--;
     free (self);
     *job_p = NULL;

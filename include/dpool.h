@@ -103,7 +103,10 @@ typedef struct {
 //  Options of one job; all zero is the default. Fields may be added at the
 //  end: initialise with `= { 0 }` or designated initialisers.
 typedef struct {
-    uint32_t chunksize;     //  items per chunk; 0: automatic
+    uint32_t chunksize;     //  items per chunk: the unit a worker runs, is
+                            //  timed, retried and blamed as; 0: automatic
+                            //  (~5 ms of work each, smaller at the tail).
+                            //  Small chunks still travel many per message
     uint32_t max_attempts;  //  per item, counted when it kills a worker; 0: 3
     bool unordered;         //  deliver results as they arrive
     bool has_input_fd;      //  lazy input: when input returns 2, also wait
