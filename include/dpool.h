@@ -89,7 +89,9 @@ typedef struct {
     const char *init_args;  //  embedded: arguments for the modules' initializers,
                             //  run once in each worker process (NULL: "")
     uint32_t max_tasks_per_child;   //  embedded: replace a worker process after
-                                    //  this many items (0: never)
+                                    //  this many items (0: never); it finishes
+                                    //  the CHUNK that reaches the count (one
+                                    //  chunk, or a group of ~0.5 ms of tiny ones)
     uint32_t mem_limit_mb;  //  embedded: address-space limit of each worker
                             //  process; an item that exhausts it fails
                             //  "out of memory" (0: none)

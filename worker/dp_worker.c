@@ -648,7 +648,7 @@ s_on_command (s_worker_t *self, dp_msg_t *msg)
 static int
 s_from_broker (s_worker_t *self)
 {
-    for (int i = 0; i < S_RECV_BURST && self->broker; i++) {
+    for (int i = 0; i < S_RECV_BURST && self->broker && !self->recycle; i++) {
         s_work_t *work = s_work_get (self);
         if (!work)
             return S_GO;                //  try again on the next wake-up
