@@ -235,21 +235,33 @@ if want w3; then
     isnum "$r" && W3_PY=$(awk -v r="$r" -v s="$W3_SIZE" 'BEGIN { printf "%.1f", r * s / 1e6 }')
 fi
 
-W4_DT="" W4_XT="" W4_PT="" W4_DE="" W4_XE="" W4_PE=""
+W4_DT="" W4_XT="" W4_PT="" W4_DE="" W4_XE="" W4_PE="" W4_DN="" W4_XN="" W4_XB=""
 if want w4; then
     say "W4: $W4_N shell jobs (true, echo {}): dpool run / xargs -P$WORKERS / parallel -j$WORKERS"
     seq 1 "$W4_N" > "$T/w4.in"
     okw4="[ \$(wc -l < $T/w4.out) = $W4_N ]"
     par="parallel --will-cite -j $WORKERS"
     [ $HAVE_PARALLEL = 1 ] || par="false"
-    read -r W4_DT W4_XT W4_PT <<< "$(rate_cmds "$W4_N" \
+    #   dpool run and parallel append the line to a command without {}
+    #   (`true 1`): so does xargs -n 1. With an argument, coreutils' true
+    #   sets up its locale (about a third of its run time here); xargs
+    #   -I{} true runs it bare, an info row
+    read -r W4_DT W4_XT W4_PT W4_XB <<< "$(rate_cmds "$W4_N" \
         "$B/dpool run -j $WORKERS -- true < $T/w4.in > /dev/null" true \
-        "xargs -P $WORKERS -I{} true < $T/w4.in" true \
-        "$par true < $T/w4.in" true)"
+        "xargs -P $WORKERS -n 1 true < $T/w4.in" true \
+        "$par true < $T/w4.in" true \
+        "xargs -P $WORKERS -I{} true < $T/w4.in" true)"
     read -r W4_DE W4_XE W4_PE <<< "$(rate_cmds "$W4_N" \
         "$B/dpool run -j $WORKERS -- echo {} < $T/w4.in > $T/w4.out" "$okw4" \
         "xargs -P $WORKERS -I{} echo {} < $T/w4.in > $T/w4.out" "$okw4" \
         "$par -k echo {} < $T/w4.in > $T/w4.out" "$okw4")"
+    #   a static no-op program: no dynamic loader per job, so what is left
+    #   is each runner's own per-job cost (info)
+    if cc -O2 -static -o "$T/nop" bench/nop.c 2>> "$LOG"; then
+        read -r W4_DN W4_XN <<< "$(rate_cmds "$W4_N" \
+            "$B/dpool run -j $WORKERS -- $T/nop < $T/w4.in > /dev/null" true \
+            "xargs -P $WORKERS -n 1 $T/nop < $T/w4.in" true)"
+    fi
 fi
 
 #   W5 and W6 both come from one run of N sequential one-item dp_map calls:
@@ -348,10 +360,12 @@ row "W1u same, vs the physical limit, items/s" "$W1U_API" "" "raw ZMQ pipelined 
 row "W2 $W2_N x spin_us $W2_US, automatic chunks, items/s" "$W2_DP" "" "serial C loop" "$W2_SER" "" ge 1.94
 row "W2 same, dpool vs Python, items/s" "$W2_DP" "" "Pool($WORKERS).map busy loop (${W2_PY_EFF:-n/a}x serial C)" "$W2_PY" "" info
 row "W3 $W3_N items x 64 KiB, task len, MB/s" "$W3_DP" "" "Pool($WORKERS).map(len)" "$W3_PY" "" ge 3
-row "W4 $W4_N jobs \`true\`, dpool run -j$WORKERS, jobs/s" "$W4_DT" "" "xargs -P$WORKERS" "$W4_XT" "" ge 1
+row "W4 $W4_N jobs \`true\`, dpool run -j$WORKERS, jobs/s" "$W4_DT" "" "xargs -P$WORKERS -n1 (same command lines)" "$W4_XT" "" ge 1
+row "W4 same, against xargs running \`true\` without the line (info), jobs/s" "$W4_DT" "" "xargs -P$WORKERS -I{} true" "$W4_XB" "" info
 row "W4 $W4_N jobs \`true\`, dpool run -j$WORKERS, jobs/s" "$W4_DT" "" "GNU parallel -j$WORKERS" "$W4_PT" "" ge 4
 row "W4 $W4_N jobs \`echo {}\`, dpool run -j$WORKERS, jobs/s" "$W4_DE" "" "xargs -P$WORKERS" "$W4_XE" "" ge 1
 row "W4 $W4_N jobs \`echo {}\`, dpool run -j$WORKERS, jobs/s" "$W4_DE" "" "GNU parallel -k -j$WORKERS" "$W4_PE" "" ge 4
+row "W4 $W4_N jobs of a static no-op program (the runner's own cost), jobs/s" "$W4_DN" "" "xargs -P$WORKERS" "$W4_XN" "" info
 row "$W5_LABEL" "$W5_DP" "" "Dask LocalCluster($WORKERS procs) map+gather" "$W5_DASK" "" ge 100
 row "W6 one-item dp_map round trip p50, µs" "$W6_P50" "" "raw ZMQ one-at-a-time p50" "$RAW_P50" "" le 1.5
 row "W6 one-item dp_map round trip p99, µs" "$W6_P99" "" "raw ZMQ one-at-a-time p99" "$RAW_P99" "" info
