@@ -5,6 +5,8 @@
 #include "dp_proto.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +79,105 @@ s_hello (void)
     dp_msg_init (&msg, 0);
     CHECK (s_recv (&msg) == DP_CMD_WELCOME);
     dp_msg_reset (&msg);
+}
+
+//  Run `dpool map -b clients --chunksize 1 echo` over the lines 0..n-1 in
+//  the background; its output goes to `out`. Returns its pid.
+static pid_t
+s_cli_echo (const char *clients, int n, const char *in, const char *out)
+{
+    FILE *f = fopen (in, "w");
+    REQUIRE (f);
+    for (int i = 0; i < n; i++)
+        fprintf (f, "%d\n", i);
+    fclose (f);
+    char *cargv [] = { (char *) tu_bin ("dpool"), "map", "-b", (char *) clients,
+                       "--chunksize", "1", "echo", NULL };
+    fflush (stdout);
+    pid_t cli = fork ();
+    if (cli == 0) {
+        if (!freopen (in, "r", stdin) || !freopen (out, "w", stdout))
+            _exit (126);
+        execv (cargv [0], cargv);
+        _exit (127);
+    }
+    return cli;
+}
+
+//  A worker that lies: it registers, takes a CHUNK, answers it first with
+//  ids it was never sent (dropped), then with the wrong number of items
+//  (the broker drops the worker). A client's job running meanwhile loses
+//  nothing: the broker's local worker runs every item, once.
+static void
+s_test_lying_worker (const char *clients, const char *workers)
+{
+    void *client_sock = s_sock;
+    s_sock = zmq_socket (s_ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (s_sock, ZMQ_LINGER, &linger, sizeof linger);
+    REQUIRE (zmq_connect (s_sock, workers) == 0);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_READY);
+    char *tasks [] = { "echo" };
+    msg.tasks = tasks;
+    msg.ntasks = 1;
+    msg.credit = 8;
+    msg.hb = 1000;
+    REQUIRE (dp_msg_send (&msg, s_sock, NULL) == 0);
+    msg.tasks = NULL;               //  not ours to free
+    msg.ntasks = 0;
+    dp_msg_reset (&msg);
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (&msg) == DP_CMD_WELCOME);
+
+    const int n = 5000;
+    char in [] = "/tmp/dpool-test-lying-in-XXXXXX", out [] = "/tmp/dpool-test-lying-out-XXXXXX";
+    close (mkstemp (in));
+    close (mkstemp (out));
+    pid_t cli = s_cli_echo (clients, n, in, out);
+    int cmd = s_recv (&msg);
+    CHECK (cmd == DP_CMD_CHUNK);
+    if (cmd == DP_CMD_CHUNK) {
+        printf ("lying worker: got CHUNK %llu, %u chunks, %u items\n",
+                (unsigned long long) msg.chunk, msg.k, msg.n);
+        uint64_t chunk = msg.chunk;
+        uint32_t k = msg.k, count = msg.n;
+        dp_batch_t batch;
+        dp_batch_init (&batch);
+        //  ids it does not hold: dropped, the worker stays
+        for (uint32_t i = 0; i < count; i++)
+            dp_batch_add (&batch, "lie", 3);
+        dp_msg_init (&msg, DP_CMD_RESULT);
+        msg.chunk = chunk + 1000000;
+        msg.k = k;
+        REQUIRE (dp_batch_attach (&batch, &msg, true) == 0);
+        s_send (&msg);
+        //  one item too many per chunk: a broken worker, dropped
+        for (uint32_t i = 0; i < count + k; i++)
+            dp_batch_add (&batch, "lie", 3);
+        dp_msg_init (&msg, DP_CMD_RESULT);
+        msg.chunk = chunk;
+        msg.k = k;
+        REQUIRE (dp_batch_attach (&batch, &msg, true) == 0);
+        s_send (&msg);
+        dp_batch_clear (&batch);
+    }
+    int status = tu_wait (cli, 30000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    FILE *f = fopen (out, "r");
+    int lines = 0, wrong = 0;
+    char line [64];
+    while (f && fgets (line, sizeof line, f))
+        wrong += atoi (line) != lines++ || strstr (line, "lie") != NULL;
+    if (f)
+        fclose (f);
+    printf ("lying worker: the job gave %d lines, %d wrong\n", lines, wrong);
+    CHECK (lines == n && wrong == 0);
+    unlink (in);
+    unlink (out);
+    dp_msg_reset (&msg);
+    zmq_close (s_sock);
+    s_sock = client_sock;
 }
 
 int
@@ -177,6 +278,7 @@ main (void)
     dp_msg_init (&msg, DP_CMD_BYE);
     s_send (&msg);
     dp_batch_clear (&batch);
+    s_test_lying_worker (clients, workers);
     zmq_close (s_sock);
     zmq_ctx_term (s_ctx);
 
