@@ -47,7 +47,7 @@
 #define TAIL_SHARE          8       //  tail chunks: at most 1/8 of the items left
 #define CHUNK_TARGET_NS     5000000     //  5 ms of work per chunk
 #define BATCH_MAX_BYTES     (4u << 20)
-#define PROBE_BATCHES       16          //  single-item batches before a measure
+#define PROBE_BATCHES       8           //  single-item batches before a measure
 #define CLIENT_MAX_BYTES    (32ull << 20)   //  bytes a pool holds at most
 #define SAMPLE_MS           250         //  progress samples, 8 kept
 #define NSAMPLES            8
