@@ -2,7 +2,8 @@
     dp_broker_internal - the broker's tables, shared by its three files
 
     dp_broker.c   event loop, sockets, peers (clients, workers), heartbeats
-    dp_jobs.c     jobs and chunks: queueing, dispatch, retries, reordering
+    dp_jobs.c     jobs and chunks: queueing, results, retries, reordering
+    dp_dispatch.c handing chunks to workers, speculation
     dp_spawn.c    supervisor of the local worker processes
     dp_span.c     payload blocks shared by chunks, and spans of them
 
@@ -154,20 +155,30 @@ void broker_worker_lost (broker_t *self, worker_t *worker, const char *why);
 void broker_worker_died (broker_t *self, worker_t *worker, const dp_death_t *death);
 bool broker_any_worker_has (broker_t *self, const char *task);
 
+#define QUEUE_NS    1000000         //  work to keep queued at a worker, ns
+#define GROUP_MAX   64              //  chunks in one CHUNK at most
+#define MERGE_BYTES 65536           //  small payloads copied into one message up to this
+
 //  dp_jobs.c
+chunk_t *chunk_new (job_t *job, uint64_t first, uint32_t n);
+void chunk_destroy (chunk_t **self_p);
+void job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front);
 job_t *job_new (broker_t *broker, client_t *client, dp_msg_t *msg);
 void job_destroy (broker_t *broker, job_t **job_p);
 job_t *job_lookup (client_t *client, uint32_t id);
 zhashx_t *job_index_new (void);
 int job_add_batch (broker_t *broker, job_t *job, dp_msg_t *msg, char *err, size_t errlen);
 void job_end (broker_t *broker, job_t *job, uint64_t total);
-void jobs_dispatch (broker_t *broker);
 void jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg);
 void jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason);
 void jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death);
 void jobs_check_noworker (broker_t *broker);
-void jobs_speculate (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
+
+//  dp_dispatch.c
+void jobs_dispatch (broker_t *broker);
+uint32_t worker_limit (worker_t *worker);
+void jobs_speculate (broker_t *broker);
 
 //  dp_span.c
 int span_take (span_t *whole, dp_msg_t *msg);

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    dp_jobs - jobs and chunks: queueing, dispatch, retries, reordering
+    dp_jobs - jobs and chunks: queueing, results, retries, reordering
 
     A job's items arrive in BATCHes; each batch becomes one chunk, or
     several of BATCH.csize items, each a contiguous range of item indices.
@@ -24,25 +24,19 @@
     Each job keeps two lists: `chunks` (every unanswered chunk in index
     order: the reorder buffer) and `pending` (chunks waiting for a worker).
     Jobs with pending chunks sit in the broker's `ready` ring, and dispatch
-    takes one chunk per job in turn: round-robin fair share between jobs.
-    Memory is bounded by the client's window (WELCOME.window items).
+    (dp_dispatch.c) takes one job's turn at a time: round-robin fair share
+    between jobs. Memory is bounded by the client's window (WELCOME.window items).
     =========================================================================
 */
 #include "dp_broker_internal.h"
 
-#include <signal.h>
 #include <string.h>
-
-#define SPECULATE_MIN_MS 100
-#define QUEUE_NS         1000000     //  work to keep queued at a worker
-#define GROUP_MAX        64          //  chunks in one CHUNK at most
-#define MERGE_BYTES      65536       //  answers of different RESULTs merged up to this
 
 //  --------------------------------------------------------------------------
 //  Chunks
 
-static chunk_t *
-s_chunk_new (job_t *job, uint64_t first, uint32_t n)
+chunk_t *
+chunk_new (job_t *job, uint64_t first, uint32_t n)
 {
     chunk_t *self = (chunk_t *) zmalloc (sizeof (chunk_t));
     self->job = job;
@@ -54,8 +48,8 @@ s_chunk_new (job_t *job, uint64_t first, uint32_t n)
 }
 
 //  Free a chunk; unlinks it from whatever lists it is on.
-static void
-s_chunk_destroy (chunk_t **self_p)
+void
+chunk_destroy (chunk_t **self_p)
 {
     chunk_t *self = *self_p;
     if (!self)
@@ -255,7 +249,7 @@ job_destroy (broker_t *broker, job_t **job_p)
             s_aborts_add (broker, &aborts, chunk);
         }
         else
-            s_chunk_destroy (&chunk);
+            chunk_destroy (&chunk);
     }
     s_aborts_flush (broker, &aborts);
     self->client->outstanding -= self->next_first - self->answered;
@@ -269,8 +263,8 @@ job_destroy (broker_t *broker, job_t **job_p)
 
 //  Queue a chunk for dispatch; at the front for retries (they are the
 //  oldest, and an ordered job waits for them).
-static void
-s_job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
+void
+job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
 {
     link_insert_before (front ? self->pending.next : &self->pending, &chunk->queue);
     if (link_empty (&self->ready))
@@ -301,7 +295,7 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
     size_t offset = 0;
     for (uint32_t from = 0; from < msg->n; from += csize) {
         uint32_t count = msg->n - from < csize ? msg->n - from : csize;
-        chunk_t *chunk = s_chunk_new (self, msg->first + from, count);
+        chunk_t *chunk = chunk_new (self, msg->first + from, count);
         if (count == msg->n)
             span_copy (&chunk->in, &whole);
         else {
@@ -311,7 +305,7 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
         }
         offset += chunk->in.size;
         link_insert_before (&self->chunks, &chunk->order);
-        s_job_queue (broker, self, chunk, false);
+        job_queue (broker, self, chunk, false);
     }
     span_release (&whole);
     self->next_first += msg->n;
@@ -377,7 +371,7 @@ s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
     self->client->outstanding -= n;
     for (size_t i = 0; i < count; i++) {
         c = link_entry (chunk->order.next, chunk_t, order);
-        s_chunk_destroy (&chunk);
+        chunk_destroy (&chunk);
         chunk = c;
     }
 }
@@ -465,7 +459,7 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
         s_drop_backup (broker, chunk);
         if (chunk->worker) {
             //  leave the running copy as an orphan, answer a twin here
-            chunk_t *twin = s_chunk_new (self, chunk->first, chunk->n);
+            chunk_t *twin = chunk_new (self, chunk->first, chunk->n);
             link_insert_before (&chunk->order, &twin->order);
             link_remove (&chunk->order);
             chunk->job = NULL;
@@ -508,198 +502,6 @@ s_job_sample (job_t *self, uint64_t ns, uint32_t n)
     }
 }
 
-//  The per-item timeout for the job's next chunk, in ms (0: none): the
-//  absolute one, or N% of the median item time once 3 are known (as GNU
-//  parallel's --timeout N%), at least 10 ms.
-static uint32_t
-s_job_timeout (job_t *self)
-{
-    if (self->timeout_ms)
-        return self->timeout_ms;
-    if (!self->tpct || self->nsamples < 3)
-        return 0;
-    uint64_t ms = (uint64_t) self->median_us * self->tpct / 100 / 1000;
-    return ms < 10 ? 10 : ms > UINT32_MAX ? UINT32_MAX : (uint32_t) ms;
-}
-
-//  --------------------------------------------------------------------------
-//  Dispatch
-
-//  First worker with credit left that has the task, or NULL; for a suspect
-//  chunk, a worker with nothing in flight. A worker that frees credit goes
-//  to the front of `available` (new workers join at the back): work goes to
-//  the workers already running, whose caches are warm, and tiny chunks
-//  gather in big groups on a few workers rather than thin ones on all 200.
-static worker_t *
-s_find_worker (broker_t *broker, const char *task, bool alone)
-{
-    for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
-        worker_t *worker = link_entry (l, worker_t, available);
-        if ((!alone || worker->inflight_count == 0) && zhashx_lookup (worker->tasks, task))
-            return worker;
-    }
-    return NULL;
-}
-
-//  How many chunks to keep in flight at a worker: enough queued work to
-//  cover a round trip (QUEUE_NS) however small its chunks are, but no more
-//  than two long chunks, so a long task never holds work others could run;
-//  never more than the worker's credit.
-static uint32_t
-s_worker_limit (worker_t *worker)
-{
-    uint64_t limit = worker->chunk_ns ? 1 + QUEUE_NS / worker->chunk_ns : 2;
-    limit = limit < 2 ? 2 : limit;
-    return limit < worker->credit ? (uint32_t) limit : worker->credit;
-}
-
-//  How many of the job's pending chunks, from the head of its queue, go
-//  to the worker in one CHUNK. Several only when the job's chunks are
-//  known to run in well under QUEUE_NS (from the median item time of the
-//  job, not the worker's history: a job's first items may be long where
-//  the last job's were short); the group then takes at most half of
-//  that. Only alike chunks (same item count, not suspects) whose
-//  items are small enough to copy; at most half the worker's limit, so
-//  it has the next CHUNK queued while it runs one; and within the job's
-//  turn if other jobs wait. A RESULT then answers the whole group, and
-//  the client gets it as one RESULTS: one message per hop for many tiny
-//  chunks, each still dispatched, timed, retried and blamed on its own.
-static uint32_t
-s_group_size (broker_t *broker, worker_t *worker, job_t *job)
-{
-    chunk_t *first = link_entry (job->pending.next, chunk_t, queue);
-    uint64_t chunk_ns = (uint64_t) job->median_us * 1000 * first->n;
-    if (first->suspect || job->nsamples < 3 || chunk_ns > QUEUE_NS / 4)
-        return 1;
-    //  a worker that has answered nothing yet has no measure of its own:
-    //  the job's stands in, so a fresh worker gets groups at once
-    uint32_t limit = s_worker_limit (worker);
-    if (!worker->chunk_ns)
-        limit = 1 + QUEUE_NS / chunk_ns < worker->credit
-              ? (uint32_t) (1 + QUEUE_NS / chunk_ns) : worker->credit;
-    uint64_t room = limit > worker->inflight_count ? limit - worker->inflight_count : 1;
-    uint64_t most = limit / 2 < room ? limit / 2 : room;
-    if (most > QUEUE_NS / 2 / chunk_ns)
-        most = QUEUE_NS / 2 / chunk_ns;
-    if (!link_empty (&broker->ready) && most > job->weight - job->turn)
-        most = job->weight - job->turn;
-    if (most > GROUP_MAX)
-        most = GROUP_MAX;
-    uint32_t count = 1;
-    size_t bytes = first->in.size;
-    for (link_t *l = first->queue.next; l != &job->pending && count < most; l = l->next) {
-        chunk_t *c = link_entry (l, chunk_t, queue);
-        if (c->suspect || c->n != first->n || bytes + c->in.size > MERGE_BYTES
-        ||  (uint64_t) first->n * (count + 1) > DP_MAX_BATCH)
-            break;
-        bytes += c->in.size;
-        count++;
-    }
-    return count;
-}
-
-//  Send `k` chunks, `first` and the ones after it in its queue, to a worker
-//  in one CHUNK (ids consecutive). Returns 0, or -1 if the worker is
-//  unreachable (the chunks are then back at the front of their job's queue).
-static int
-s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
-{
-    job_t *job = first->job;
-    chunk_t *chunks [GROUP_MAX];
-    span_t *spans [GROUP_MAX];
-    chunk_t *c = first;
-    for (uint32_t i = 0; i < k; i++) {
-        chunks [i] = c;
-        spans [i] = &c->in;
-        c = link_entry (c->queue.next, chunk_t, queue);
-    }
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_CHUNK);
-    msg.chunk = broker->next_chunk_id + 1;
-    msg.k = k;
-    msg.timeout = s_job_timeout (job);
-    memcpy (msg.task, job->task, sizeof msg.task);
-    if (span_gather (spans, k, &msg, false) != 0) {
-        zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
-        abort ();
-    }
-    for (uint32_t i = 0; i < k; i++)
-        link_remove (&chunks [i]->queue);
-    if (broker_send_worker (broker, worker, &msg) != 0) {
-        for (uint32_t i = k; i-- > 0; )
-            if (!chunks [i]->primary)
-                s_job_queue (broker, job, chunks [i], true);
-        return -1;
-    }
-    broker->next_chunk_id += k;
-    for (uint32_t i = 0; i < k; i++) {
-        c = chunks [i];
-        c->id = msg.chunk + i;
-        c->worker = worker;
-        c->dispatched_ms = broker->now_ms;
-        link_insert_before (&worker->inflight, &c->queue);
-    }
-    job->inflight += k;
-    worker->inflight_count += k;
-    if (worker->inflight_count >= s_worker_limit (worker) || first->suspect)
-        link_remove (&worker->available);
-    return 0;
-}
-
-//  Hand out pending chunks while there are workers with credit: one chunk
-//  per job in turn. Stops when a full turn of the ready ring dispatched
-//  nothing (the remaining jobs' tasks have no free worker).
-void
-jobs_dispatch (broker_t *broker)
-{
-    size_t idle_turns = 0;
-    while (!link_empty (&broker->ready) && !link_empty (&broker->available)) {
-        //  round-robin, but a job with fewer chunks running goes before
-        //  the next one: a small job that arrives beside a big one takes
-        //  the slots the big one frees until both run alike
-        job_t *job = link_entry (broker->ready.next, job_t, ready);
-        if (broker->ready.next->next != &broker->ready) {
-            job_t *second = link_entry (broker->ready.next->next, job_t, ready);
-            if (second->inflight < job->inflight)
-                job = second;
-        }
-        link_remove (&job->ready);
-        chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
-        worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
-        uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
-        if (worker) {
-            job->turn += k - 1;
-            if (s_dispatch (broker, worker, chunk, k) != 0) {
-                link_remove (&job->ready);
-                //  a local worker's death is known from its pidfd, with
-                //  its cause; a remote one has disconnected
-                worker->gone = true;
-                link_remove (&worker->available);
-                if (worker->slot < 0)
-                    broker_worker_lost (broker, worker, "disconnected");
-            }
-            idle_turns = 0;
-        }
-        else
-            idle_turns++;
-        if (!link_empty (&job->pending) && link_empty (&job->ready)) {
-            //  a job of weight w keeps its turn for w chunks
-            if (worker && ++job->turn < job->weight)
-                link_insert_before (broker->ready.next, &job->ready);
-            else {
-                job->turn = 0;
-                link_insert_before (&broker->ready, &job->ready);
-            }
-        }
-        //  count the ring once: a full turn without progress ends it
-        size_t ring = 0;
-        for (link_t *l = broker->ready.next; l != &broker->ready && ring <= idle_turns; l = l->next)
-            ring++;
-        if (idle_turns && idle_turns >= ring)
-            break;
-    }
-}
-
 //  --------------------------------------------------------------------------
 //  Results and failures
 
@@ -715,7 +517,7 @@ s_unassign (broker_t *broker, chunk_t *chunk)
         chunk->job->inflight--;
     worker->inflight_count--;
     if (link_empty (&worker->available) && !worker->gone
-    &&  worker->inflight_count < s_worker_limit (worker))
+    &&  worker->inflight_count < worker_limit (worker))
         link_insert_before (broker->available.next, &worker->available);
 }
 
@@ -724,7 +526,7 @@ s_unassign (broker_t *broker, chunk_t *chunk)
 static void
 s_orphan_running (broker_t *broker, chunk_t *chunk)
 {
-    chunk_t *ghost = s_chunk_new (NULL, chunk->first, chunk->n);
+    chunk_t *ghost = chunk_new (NULL, chunk->first, chunk->n);
     ghost->id = chunk->id;
     ghost->worker = chunk->worker;
     link_insert_before (&chunk->queue, &ghost->queue);
@@ -761,7 +563,7 @@ s_answered (broker_t *broker, chunk_t *chunk, span_t *out, uint64_t ns)
         //  a backup copy won the race: its answer goes to the primary
         chunk_t *twin = chunk;
         chunk = twin->primary;
-        s_chunk_destroy (&twin);
+        chunk_destroy (&twin);
         if (chunk->worker)
             s_orphan_running (broker, chunk);
     }
@@ -769,7 +571,7 @@ s_answered (broker_t *broker, chunk_t *chunk, span_t *out, uint64_t ns)
         s_drop_backup (broker, chunk);
     if (!job) {
         span_release (out);
-        s_chunk_destroy (&chunk);
+        chunk_destroy (&chunk);
         return NULL;
     }
     span_release (&chunk->out);
@@ -866,7 +668,7 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
 static chunk_t *
 s_carve (chunk_t *chunk, uint32_t from, uint32_t count, link_t *queue_at)
 {
-    chunk_t *part = s_chunk_new (chunk->job, chunk->first + from, count);
+    chunk_t *part = chunk_new (chunk->job, chunk->first + from, count);
     span_sub (&part->in, &chunk->in, from, count);
     link_insert_before (&chunk->order, &part->order);
     link_insert_before (queue_at, &part->queue);
@@ -883,7 +685,7 @@ s_split (broker_t *broker, chunk_t *chunk)
     uint32_t half = chunk->n / 2;
     s_carve (chunk, 0, half, queue_at)->suspect = true;
     s_carve (chunk, half, chunk->n - half, queue_at)->suspect = true;
-    s_chunk_destroy (&chunk);
+    chunk_destroy (&chunk);
     if (link_empty (&job->ready))
         link_insert_before (&broker->ready, &job->ready);
 }
@@ -905,7 +707,7 @@ s_blame (broker_t *broker, chunk_t *chunk, const char *reason)
     }
     else {
         chunk->suspect = true;
-        s_job_queue (broker, job, chunk, true);
+        job_queue (broker, job, chunk, true);
     }
 }
 
@@ -921,13 +723,13 @@ jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason)
         s_unassign (broker, chunk);
         s_drop_backup (broker, chunk);
         if (!chunk->job || chunk->primary)
-            s_chunk_destroy (&chunk);   //  an orphan, or a backup copy: its primary runs on
+            chunk_destroy (&chunk);   //  an orphan, or a backup copy: its primary runs on
         else
         if (reason && alone)
             s_blame (broker, chunk, reason);
         else {
             chunk->suspect |= reason != NULL;
-            s_job_queue (broker, chunk->job, chunk, true);
+            job_queue (broker, chunk->job, chunk, true);
         }
     }
 }
@@ -949,7 +751,7 @@ s_blame_item (broker_t *broker, chunk_t *chunk, const dp_death_t *death)
         if (k + 1 < chunk->n)
             s_carve (chunk, k + 1, chunk->n - k - 1, at);
         link_remove (&culprit->queue);
-        s_chunk_destroy (&chunk);
+        chunk_destroy (&chunk);
     }
     culprit->attempts++;
     if (link_empty (&job->ready) && !link_empty (&job->pending))
@@ -967,7 +769,7 @@ s_blame_item (broker_t *broker, chunk_t *chunk, const dp_death_t *death)
         s_job_deliver (broker, job);       //  may end the job
     }
     else
-        s_job_queue (broker, job, culprit, true);
+        job_queue (broker, job, culprit, true);
 }
 
 //  Give a supervised worker's chunks back, blaming exactly the item its
@@ -990,12 +792,12 @@ jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death)
         s_unassign (broker, chunk);
         s_drop_backup (broker, chunk);
         if (!chunk->job || chunk->primary)
-            s_chunk_destroy (&chunk);
+            chunk_destroy (&chunk);
         else
         if (guilty)
             culprit = chunk;
         else
-            s_job_queue (broker, chunk->job, chunk, true);
+            job_queue (broker, chunk->job, chunk, true);
     }
     if (culprit)
         s_blame_item (broker, culprit, death);
@@ -1028,92 +830,5 @@ jobs_check_noworker (broker_t *broker)
             }
         }
         client = (client_t *) zhashx_next (broker->clients);
-    }
-}
-
-//  --------------------------------------------------------------------------
-//  Speculation: backup copies of stragglers
-
-//  How long a chunk of this job may run before a backup copy is worth it:
-//  four times its expected time from the median item time, at least
-//  SPECULATE_MIN_MS; a second without any measure.
-static int64_t
-s_straggler_ms (job_t *job, chunk_t *chunk)
-{
-    if (job->nsamples < 3)
-        return 1000;
-    int64_t expect = (int64_t) job->median_us * chunk->n / 1000;
-    return expect * 4 > SPECULATE_MIN_MS ? expect * 4 : SPECULATE_MIN_MS;
-}
-
-//  Is the chunk a candidate for a backup copy?
-static bool
-s_speculable (broker_t *broker, chunk_t *c)
-{
-    job_t *job = c->job;
-    return job && !c->primary && !c->backup && job->ended && link_empty (&job->pending);
-}
-
-//  The chunk of a straggling worker most worth a backup copy: the last
-//  one queued on it (it starts only after the others), once the worker's
-//  running chunk has run past its straggler threshold. NULL if none.
-static chunk_t *
-s_straggler (broker_t *broker, worker_t *worker)
-{
-    if (link_empty (&worker->inflight))
-        return NULL;
-    chunk_t *head = link_entry (worker->inflight.next, chunk_t, queue);
-    if (!head->job || broker->now_ms - head->dispatched_ms <= s_straggler_ms (head->job, head))
-        return NULL;
-    for (link_t *l = worker->inflight.prev; l != &worker->inflight; l = l->prev) {
-        chunk_t *c = link_entry (l, chunk_t, queue);
-        if (s_speculable (broker, c))
-            return c;
-    }
-    return NULL;
-}
-
-//  Near the end of a job (all its items in, none waiting), idle workers run
-//  backup copies of the chunks held by straggling workers, as MapReduce's
-//  backup tasks: the first answer wins, the other run is aborted, and the
-//  client never sees two. Runs on the timer: O(workers x credit) per tick.
-void
-jobs_speculate (broker_t *broker)
-{
-    if (broker->opts.no_speculation)
-        return;
-    for (int round = 0; round < 16; round++) {
-        chunk_t *best = NULL;
-        int64_t best_age = 0;
-        worker_t *worker = (worker_t *) zhashx_first (broker->workers);
-        for (; worker; worker = (worker_t *) zhashx_next (broker->workers)) {
-            chunk_t *c = s_straggler (broker, worker);
-            chunk_t *head = c ? link_entry (worker->inflight.next, chunk_t, queue) : NULL;
-            if (c && broker->now_ms - head->dispatched_ms > best_age) {
-                best = c;
-                best_age = broker->now_ms - head->dispatched_ms;
-            }
-        }
-        if (!best)
-            return;
-        worker_t *idle = s_find_worker (broker, best->job->task, true);
-        if (!idle || idle == best->worker)
-            return;
-        chunk_t *twin = s_chunk_new (best->job, best->first, best->n);
-        span_copy (&twin->in, &best->in);
-        twin->primary = best;
-        best->backup = twin;
-        twin->suspect = true;       //  alone on its worker, like a suspect
-        if (s_dispatch (broker, idle, twin, 1) != 0) {
-            link_remove (&twin->queue);
-            s_chunk_destroy (&twin);
-            return;
-        }
-        if (broker->opts.verbose)
-            zsys_info ("dpool-broker: job %u: backup copy of items %llu..%llu on worker %s "
-                       "(worker %s straggling for %lld ms)", best->job->id,
-                       (unsigned long long) best->first,
-                       (unsigned long long) (best->first + best->n - 1), idle->key,
-                       best->worker->key, (long long) best_age);
     }
 }
