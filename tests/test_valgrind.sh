@@ -24,6 +24,9 @@ check() { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "
 
 seq 1 5000 | timeout 120 $VG "$BIN/dpool" map -j 2 -m "$MOD" square > "$T/out" 2> "$T/cli.err"; rc=$?
 check '[ $rc -eq 0 ] && [ "$(tail -n 1 "$T/out")" = 25000000 ]' "embedded map under valgrind rc=$rc: $(filter "$T/cli.err" | head -20)"
+# chunk size 1: chunks packed in BATCHes, grouped in CHUNKs, answers merged; unordered too
+seq 1 3000 | timeout 120 $VG "$BIN/dpool" map -j 2 -m "$MOD" --chunksize 1 -u --index square > "$T/out" 2> "$T/cli.err"; rc=$?
+check '[ $rc -eq 0 ] && [ "$(sort -n "$T/out" | tail -n 1)" = "$(printf "2999\t9000000")" ] && [ $(wc -l < "$T/out") -eq 3000 ]' "embedded map, chunk size 1, under valgrind rc=$rc: $(filter "$T/cli.err" | head -20)"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cp=$(port); wp=$(port)
