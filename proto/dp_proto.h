@@ -14,7 +14,8 @@
     payload frames: `lens` (n little-endian uint32 lengths) and `data` (the
     items concatenated). Result batches add a third frame `status` (n bytes,
     dp_status values). Payload frames are moved between sockets as zmq_msg_t,
-    never re-encoded, so a broker forwards batches without touching items.
+    never re-encoded, so a broker forwards batches without decoding items
+    (it copies only small ones, to pack several chunks in one message).
 
     The decoder validates everything and never asserts on peer input: it
     returns a negative DP_PROTO_E* code and a message describing the fault.
