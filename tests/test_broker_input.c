@@ -142,6 +142,7 @@ s_test_lying_worker (const char *clients, const char *workers)
                 (unsigned long long) msg.chunk, msg.k, msg.n);
         uint64_t chunk = msg.chunk;
         uint32_t k = msg.k, count = msg.n;
+        dp_msg_reset (&msg);            //  the CHUNK's frames
         dp_batch_t batch;
         dp_batch_init (&batch);
         //  ids it does not hold: dropped, the worker stays
