@@ -14,8 +14,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=$(cd "${DPOOL_BIN:-$HERE/../build/bin}" 2>/dev/null && pwd) || BIN=${DPOOL_BIN:-build/bin}
 LIB=$(cd "${DPOOL_LIB:-$HERE/../build/lib}" 2>/dev/null && pwd) || LIB=${DPOOL_LIB:-build/lib}
 MOD="$LIB/libdpool_testtasks.so"
-N=100000
-NAP_US=400          # per item: 100,000 x 0.4 ms on 6 workers, about 8 s calm
+N=${CHAOS_N:-100000}
+NAP_US=${CHAOS_NAP_US:-400}     # per item: 100,000 x 0.4 ms on 6 workers, about 8 s calm
+# CHAOS_CHUNKSIZE=1 with tiny items: chunks grouped many to a CHUNK, so a kill
+# lands inside groups (the tiny variant in tests/CMakeLists.txt)
+CHUNK_ARGS=()
+[ -n "${CHAOS_CHUNKSIZE:-}" ] && CHUNK_ARGS=(--chunksize "$CHAOS_CHUNKSIZE")
 KILL_EVERY=${CHAOS_KILL_EVERY:-0.2}   # seconds between kills
 T=$(mktemp -d)
 pids=()
@@ -101,7 +105,7 @@ echo "broker: $fd_before open fds before the chaos"
 # --- the job, and a random worker killed every 200 ms -------------------------------
 seq 0 $((N - 1)) | sed "s/^/$NAP_US:/" > "$T/in.txt"
 start=$(ms)
-"${IN_BROKER[@]}" "$BIN/dpool" map -b "$CEP" nap_echo \
+"${IN_BROKER[@]}" "$BIN/dpool" map -b "$CEP" "${CHUNK_ARGS[@]}" nap_echo \
     < "$T/in.txt" > "$T/out.txt" 2> "$T/err.txt" &
 client=$!
 pids+=("$client")
