@@ -73,8 +73,8 @@ struct job {
     bool noworker;              //  failed for want of a worker with the task
     uint32_t timeout_ms;        //  per item, absolute (0: none)
     uint32_t tpct;              //  per item, % of the median item time (0: none)
-    uint32_t weight;            //  chunks per turn in the fair share (>= 1)
-    uint32_t turn;              //  chunks dispatched in the current turn
+    uint32_t weight;            //  its share: weight x QUANTUM_NS of work a turn (>= 1)
+    int64_t deficit_ns;         //  work it may still dispatch in its turn (< 0: ahead)
     uint32_t inflight;          //  its chunks on workers now
     uint32_t samples [64];      //  recent per-item task times, µs (ring)
     uint32_t nsamples;
@@ -156,6 +156,7 @@ void broker_worker_died (broker_t *self, worker_t *worker, const dp_death_t *dea
 bool broker_any_worker_has (broker_t *self, const char *task);
 
 #define QUEUE_NS    1000000         //  work to keep queued at a worker, ns
+#define QUANTUM_NS  5000000         //  a job's work per turn of the fair share, ns
 #define GROUP_MAX   64              //  chunks in one CHUNK at most
 #define MERGE_BYTES 65536           //  small payloads copied into one message up to this
 

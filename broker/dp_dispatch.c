@@ -3,10 +3,10 @@
 
     Jobs with pending chunks sit in the broker's `ready` ring; workers with
     credit left in its `available` list. Dispatch takes one job's turn at a
-    time (round-robin fair share, weighted), gives the first free worker
-    that has the task the job's next chunk, or a group of its next chunks
-    when they are tiny (one CHUNK, PROTOCOL.md rule 6), and keeps about
-    QUEUE_NS of work queued at each worker. Near the end of a job, idle
+    time (deficit round-robin by measured work time, weighted), gives the
+    first free worker that has the task the job's next chunk, or a group
+    of its next chunks when they are tiny (one CHUNK, PROTOCOL.md rule 6),
+    and keeps about QUEUE_NS of work queued at each worker. Near the end of a job, idle
     workers run backup copies of the chunks that straggling workers hold.
     =========================================================================
 */
@@ -89,8 +89,8 @@ s_group_size (broker_t *broker, worker_t *worker, job_t *job)
     uint64_t most = limit / 2 < room ? limit / 2 : room;
     if (most > QUEUE_NS / 2 / chunk_ns)
         most = QUEUE_NS / 2 / chunk_ns;
-    if (!link_empty (&broker->ready) && most > job->weight - job->turn)
-        most = job->weight - job->turn;
+    if (!link_empty (&broker->ready) && most > (uint64_t) job->deficit_ns / chunk_ns + 1)
+        most = (uint64_t) job->deficit_ns / chunk_ns + 1;      //  within its turn
     if (most > GROUP_MAX)
         most = GROUP_MAX;
     uint32_t count = 1;
@@ -154,29 +154,56 @@ s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
     return 0;
 }
 
-//  Hand out pending chunks while there are workers with credit: one chunk
-//  per job in turn. Stops when a full turn of the ready ring dispatched
-//  nothing (the remaining jobs' tasks have no free worker).
+//  What a chunk of the job is expected to cost a worker: its items times
+//  the job's median item time; a job not measured yet pays a whole turn
+//  for each chunk (one chunk a turn, as a plain round-robin would give).
+static int64_t
+s_chunk_cost (job_t *job, chunk_t *chunk)
+{
+    if (job->nsamples < 3)
+        return QUANTUM_NS;
+    return (int64_t) job->median_us * 1000 * chunk->n;
+}
+
+#define DEBT_MAX    (100 * (int64_t) QUANTUM_NS)    //  most a job can run ahead
+
+//  Hand out pending chunks while there are workers with credit. Jobs share
+//  the workers by time, not by chunk (deficit round-robin): in its turn a
+//  job dispatches chunks worth up to weight x QUANTUM_NS of measured work,
+//  so a job of 50 ms items beside one of 1 ms items gets the same worker
+//  time, not fifty times as much; a long chunk puts its job behind by what
+//  it costs, paid back over the next turns. Stops when a full turn of the
+//  ready ring dispatched nothing (the remaining jobs' tasks have no free
+//  worker).
 void
 jobs_dispatch (broker_t *broker)
 {
     size_t idle_turns = 0;
     while (!link_empty (&broker->ready) && !link_empty (&broker->available)) {
-        //  round-robin, but a job with fewer chunks running goes before
-        //  the next one: a small job that arrives beside a big one takes
-        //  the slots the big one frees until both run alike
+        //  in turn, but a job with fewer chunks running (and share left)
+        //  goes before the next one: a small job that arrives beside a
+        //  big one takes the slots the big one frees until both run alike
         job_t *job = link_entry (broker->ready.next, job_t, ready);
         if (broker->ready.next->next != &broker->ready) {
             job_t *second = link_entry (broker->ready.next->next, job_t, ready);
-            if (second->inflight < job->inflight)
+            if (second->inflight < job->inflight && second->deficit_ns > 0)
                 job = second;
         }
         link_remove (&job->ready);
+        if (job->deficit_ns <= 0)           //  a new turn: a new share
+            job->deficit_ns += (int64_t) QUANTUM_NS * job->weight;
+        if (job->deficit_ns <= 0) {
+            //  still paying for a long chunk: the next job
+            link_insert_before (&broker->ready, &job->ready);
+            idle_turns = 0;                 //  progress: it gets there
+            continue;
+        }
         chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
         worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
         uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
         if (worker) {
-            job->turn += k - 1;
+            job->deficit_ns -= s_chunk_cost (job, chunk) * k;
+            job->deficit_ns = job->deficit_ns < -DEBT_MAX ? -DEBT_MAX : job->deficit_ns;
             if (s_dispatch (broker, worker, chunk, k) != 0) {
                 link_remove (&job->ready);
                 //  a local worker's death is known from its pidfd, with
@@ -191,13 +218,11 @@ jobs_dispatch (broker_t *broker)
         else
             idle_turns++;
         if (!link_empty (&job->pending) && link_empty (&job->ready)) {
-            //  a job of weight w keeps its turn for w chunks
-            if (worker && ++job->turn < job->weight)
+            //  it keeps its turn while it has share left
+            if (worker && job->deficit_ns > 0)
                 link_insert_before (broker->ready.next, &job->ready);
-            else {
-                job->turn = 0;
+            else
                 link_insert_before (&broker->ready, &job->ready);
-            }
         }
         //  count the ring once: a full turn without progress ends it
         size_t ring = 0;

@@ -24,8 +24,8 @@
     Each job keeps two lists: `chunks` (every unanswered chunk in index
     order: the reorder buffer) and `pending` (chunks waiting for a worker).
     Jobs with pending chunks sit in the broker's `ready` ring, and dispatch
-    (dp_dispatch.c) takes one job's turn at a time: round-robin fair share
-    between jobs. Memory is bounded by the client's window (WELCOME.window items).
+    (dp_dispatch.c) takes one job's turn at a time: a fair share between
+    jobs by measured work time. Memory is bounded by the client's window (WELCOME.window items).
     =========================================================================
 */
 #include "dp_broker_internal.h"
@@ -152,6 +152,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     self->timeout_ms = msg->timeout;
     self->tpct = msg->tpct;
     self->weight = msg->weight ? msg->weight : 1;
+    self->deficit_ns = (int64_t) QUANTUM_NS * self->weight;
     self->created_ms = broker->now_ms;
     link_init (&self->chunks);
     link_init (&self->pending);
@@ -262,13 +263,17 @@ job_destroy (broker_t *broker, job_t **job_p)
 }
 
 //  Queue a chunk for dispatch; at the front for retries (they are the
-//  oldest, and an ordered job waits for them).
+//  oldest, and an ordered job waits for them). A job that joins the ready
+//  ring brings at most one turn's share: waiting earns nothing.
 void
 job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
 {
     link_insert_before (front ? self->pending.next : &self->pending, &chunk->queue);
-    if (link_empty (&self->ready))
+    if (link_empty (&self->ready)) {
         link_insert_before (&broker->ready, &self->ready);
+        int64_t share = (int64_t) QUANTUM_NS * self->weight;
+        self->deficit_ns = self->deficit_ns < share ? self->deficit_ns : share;
+    }
 }
 
 //  Add a BATCH as new chunks of `csize` items (the whole batch if 0): the

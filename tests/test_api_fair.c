@@ -16,11 +16,12 @@
 #include <string.h>
 
 #define SMALL_N     100
+#define LONG_SMALL_N 600           //  the small job beside long items
 #define BIG_N       1000000
 #define BIG_ITEM    "200"           //  spin_us: 200 us of CPU per item
 #define MAX_RATIO   4.0     //  about 2 expected; margin for a loaded 2-core CI box
 
-static dp_item_t s_small [SMALL_N];
+static dp_item_t s_small [LONG_SMALL_N];
 static pid_t s_broker;
 
 //  A failed REQUIRE exits: take the broker process along.
@@ -31,12 +32,12 @@ s_kill_broker (void)
         kill (s_broker, SIGKILL);
 }
 
-//  The small job: SMALL_N sleep_ms 1 calls as one map_async. Returns ms.
+//  The small job: n sleep_ms 1 calls as one map_async. Returns ms.
 static int64_t
-s_small_job (dp_pool_t *pool)
+s_small_n (dp_pool_t *pool, size_t n)
 {
     int64_t start = tu_now_ms ();
-    dp_future_t *f = dp_map_async (pool, "sleep_ms", s_small, SMALL_N, NULL);
+    dp_future_t *f = dp_map_async (pool, "sleep_ms", s_small, n, NULL);
     REQUIRE (f);
     if (dp_future_wait (f, 20000) != 0)
         fprintf (stderr, "the small job did not finish in 20 s: the pool is stuck "
@@ -46,6 +47,12 @@ s_small_job (dp_pool_t *pool)
     int64_t took = tu_now_ms () - start;
     dp_future_destroy (&f);
     return took;
+}
+
+static int64_t
+s_small_job (dp_pool_t *pool)
+{
+    return s_small_n (pool, SMALL_N);
 }
 
 //  Best of three runs (alone, the first warms the pool up; beside the big
@@ -65,6 +72,7 @@ s_small_best (dp_pool_t *pool)
 typedef struct {
     size_t next;
     atomic_size_t done;
+    const char *item;           //  spin_us argument (NULL: BIG_ITEM)
 } big_t;
 
 static int
@@ -74,8 +82,8 @@ s_big_input (void *arg, const void **data, size_t *len)
     if (big->next == BIG_N)
         return 0;
     big->next++;
-    *data = BIG_ITEM;
-    *len = strlen (BIG_ITEM);
+    *data = big->item ? big->item : BIG_ITEM;
+    *len = strlen ((const char *) *data);
     return 1;
 }
 
@@ -197,12 +205,78 @@ s_test_two_clients (void)
     s_broker = 0;
 }
 
+//  3. Beside a job of long items (50 ms each, one per chunk) the small
+//  job's 5 ms chunks get the same worker time, not one chunk per 50 ms
+//  chunk: the broker shares by measured time. (By chunk count, the ratio
+//  was about 10.)
+static void
+s_test_long_items (void)
+{
+    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
+    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1 };
+    dp_pool_t *pool = dp_pool_open (&opts);
+    REQUIRE (pool);
+    s_small_n (pool, LONG_SMALL_N);             //  warm up
+    int64_t alone = s_small_n (pool, LONG_SMALL_N);
+    big_t big = { .item = "50000" };
+    dp_job_t *job = dp_job_start (pool, "spin_us", NULL, s_big_input, s_big_output, &big);
+    REQUIRE (job);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (atomic_load (&big.done) < 8 && tu_now_ms () < deadline)
+        dp_pool_poll (pool, 50);
+    CHECK (atomic_load (&big.done) >= 8);
+    size_t before = atomic_load (&big.done);
+    int64_t shared = s_small_n (pool, LONG_SMALL_N);
+    size_t during = atomic_load (&big.done) - before;
+    CHECK (dp_job_cancel (job) == 0);
+    CHECK (dp_job_wait (job, 20000) >= 0);
+    dp_job_destroy (&job);
+    double ratio = s_report ("beside 50 ms items", alone, shared, during);
+    CHECK (ratio < MAX_RATIO);
+    CHECK (during > 0);
+    dp_pool_close (&pool);
+}
+
+//  4. Weights: two endless jobs of the same items, weights 3 and 1, share
+//  the workers about 3 to 1.
+static void
+s_test_weights (void)
+{
+    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
+    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1 };
+    dp_pool_t *pool = dp_pool_open (&opts);
+    REQUIRE (pool);
+    big_t heavy = { 0 }, light = { 0 };
+    dp_job_opts_t hopts = { .weight = 3 }, lopts = { .weight = 1 };
+    dp_job_t *h = dp_job_start (pool, "spin_us", &hopts, s_big_input, s_big_output, &heavy);
+    dp_job_t *l = dp_job_start (pool, "spin_us", &lopts, s_big_input, s_big_output, &light);
+    REQUIRE (h && l);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (atomic_load (&light.done) < 500 && tu_now_ms () < deadline)
+        dp_pool_poll (pool, 50);
+    size_t h0 = atomic_load (&heavy.done), l0 = atomic_load (&light.done);
+    int64_t until = tu_now_ms () + 1000;
+    while (tu_now_ms () < until)
+        dp_pool_poll (pool, 50);
+    size_t hd = atomic_load (&heavy.done) - h0, ld = atomic_load (&light.done) - l0;
+    double ratio = (double) hd / (double) (ld ? ld : 1);
+    printf ("weights 3 and 1: %zu and %zu items in 1 s: ratio %.2f\n", hd, ld, ratio);
+    CHECK (ratio > 2.0 && ratio < 4.5);
+    CHECK (dp_job_cancel (h) == 0 && dp_job_cancel (l) == 0);
+    CHECK (dp_job_wait (h, 20000) >= 0 && dp_job_wait (l, 20000) >= 0);
+    dp_job_destroy (&h);
+    dp_job_destroy (&l);
+    dp_pool_close (&pool);
+}
+
 int
 main (void)
 {
-    for (size_t i = 0; i < SMALL_N; i++)
+    for (size_t i = 0; i < LONG_SMALL_N; i++)
         s_small [i] = (dp_item_t) { "1", 1 };
     s_test_one_pool ();
     s_test_two_clients ();
+    s_test_long_items ();
+    s_test_weights ();
     return tu_done ("test_api_fair");
 }
