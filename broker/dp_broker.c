@@ -180,7 +180,11 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
             job_destroy (self, &job);
             return -1;
         }
-        return job_add_batch (self, job, msg, err, errlen);
+        if (job_add_batch (self, job, msg, err, errlen) != 0)
+            return -1;
+        if (msg->last)              //  the job's last batch: END with it
+            job_end (self, job, job->next_first);
+        return 0;
     }
     if (msg->cmd == DP_CMD_END) {
         if (job->ended || msg->total != job->next_first) {

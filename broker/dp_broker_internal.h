@@ -67,6 +67,7 @@ struct job {
     uint64_t next_first;        //  index the next BATCH must start at
     uint64_t total;             //  set by END
     bool ended;
+    bool done_sent;             //  the last RESULTS said done: no DONE
     uint64_t answered;          //  items sent back to the client
     uint64_t failed;
     int64_t created_ms;

@@ -325,12 +325,14 @@ s_job_finish_if_done (broker_t *broker, job_t **job_p)
     job_t *self = *job_p;
     if (!self->ended || self->answered < self->total)
         return;
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_DONE);
-    msg.job = self->id;
-    msg.ok = self->answered - self->failed;
-    msg.failed = self->failed;
-    broker_send_client (broker, self->client, &msg);
+    if (!self->done_sent) {
+        dp_msg_t msg;
+        dp_msg_init (&msg, DP_CMD_DONE);
+        msg.job = self->id;
+        msg.ok = self->answered - self->failed;
+        msg.failed = self->failed;
+        broker_send_client (broker, self->client, &msg);
+    }
     job_destroy (broker, job_p);
 }
 
@@ -370,6 +372,12 @@ s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
     if (spans != local)
         free (spans);
     uint32_t n = msg.n;
+    if (self->ended && self->answered + n == self->total) {
+        //  the job's last answers: they say it is done (no DONE follows)
+        msg.done = self->done_sent = true;
+        msg.failed = self->failed + failures;
+        msg.ok = self->total - msg.failed;
+    }
     broker_send_client (broker, self->client, &msg);
     self->answered += n;
     self->failed += failures;

@@ -363,6 +363,8 @@ s_send_batch (dp_job_t *self)
         msg.job = self->id;
         msg.first = self->sent;
         msg.csize = csize && self->batch.n > csize ? csize : 0;
+        //  the input's end goes with its last batch: no END message
+        msg.last = self->input_done && !self->end_sent && !self->cancel_sent;
         uint64_t bytes = self->batch.size;
         if (dp_batch_attach (&self->batch, &msg, false) != 0) {
             s_job_end (self, JOB_FAILED, DP_ERR_POOL, "out of memory", true);
@@ -374,6 +376,10 @@ s_send_batch (dp_job_t *self)
         s_fifo_push (self, msg.n, bytes);
         if (msg.n == 1 && self->ns_per_item <= 0)
             self->probes++;
+        if (msg.last) {
+            self->end_sent = true;
+            s_feed_remove (self);
+        }
         cpool_send (pool, &msg);
         sent = 1;
     }
@@ -443,8 +449,9 @@ s_sample (dp_job_t *self, int64_t now)
     self->nsamples++;
 }
 
-//  Hand a RESULTS message to the output callback, item by item.
-static void
+//  Hand a RESULTS message to the output callback, item by item. Returns 0,
+//  or -1 if the callback aborted the job (which may be gone then).
+static int
 s_deliver (dp_job_t *self, dp_msg_t *msg)
 {
     const uint8_t *data = dp_msg_data (msg);
@@ -458,12 +465,13 @@ s_deliver (dp_job_t *self, dp_msg_t *msg)
             self->consumed += i + 1;
             cjob_hold (self, -(int64_t) (i + 1), 0);
             s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "job aborted by its output", true);
-            return;
+            return -1;
         }
         offset += len;
     }
     self->consumed += msg->n;
     cjob_hold (self, -(int64_t) msg->n, 0);
+    return 0;
 }
 
 //  Keep a RESULTS message for an iterator (its frames move, no copy).
@@ -490,8 +498,10 @@ s_enqueue (dp_job_t *self, dp_msg_t *msg)
     cjob_hold (self, 0, (int64_t) zmq_msg_size (&batch->data));
 }
 
+static void s_on_done (dp_job_t *self);
+
 //  RESULTS for a job: checked against what was sent (never trust a peer),
-//  counted, then delivered or queued.
+//  counted, then delivered or queued; the job's last ones say it is done.
 static void
 s_on_results (dp_job_t *self, dp_msg_t *msg)
 {
@@ -510,10 +520,12 @@ s_on_results (dp_job_t *self, dp_msg_t *msg)
         self->ns_per_item = self->ns_per_item > 0 ? 0.7 * self->ns_per_item + 0.3 * per : per;
     }
     s_sample (self, zclock_mono ());
-    if (self->output)
-        s_deliver (self, msg);
-    else
+    if (self->output && s_deliver (self, msg) != 0)
+        return;
+    if (!self->output)
         s_enqueue (self, msg);
+    if (msg->done)
+        s_on_done (self);
 }
 
 static void

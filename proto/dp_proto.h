@@ -53,10 +53,10 @@ typedef enum {
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
     DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize,
                                 //         timeout, tpct, weight}
-    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize}  lens data
+    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize, last}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
-    DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns}  lens data status
+    DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns, done, ok, failed}  lens data status
     DP_CMD_DONE      = 0x08,    //  B->C  {job, ok, failed}
     //  both conversations
     DP_CMD_ERROR     = 0x09,    //  any   {code, text, job?}
@@ -131,6 +131,8 @@ typedef struct {
     uint32_t k;                 //  CHUNK, RESULT, ABORT: chunks carried, ids
                                 //  chunk .. chunk + k - 1 (>= 1); n / k items each
     bool     ordered;           //  JOB
+    bool     last;              //  BATCH: the job's last (no END follows)
+    bool     done;              //  RESULTS: the job's last (ok, failed; no DONE follows)
     bool     has_job;           //  ERROR: job field present
     char task [DP_MAX_NAME + 1];
     char host [DP_MAX_NAME + 1];    //  READY: host; HELLO: client name

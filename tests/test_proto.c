@@ -273,6 +273,9 @@ s_batch_trip (uint8_t cmd, uint32_t n)
     msg.job = 77; msg.first = 1ull << 35; msg.chunk = 1ull << 50; msg.ns = 123456789;
     msg.csize = 3;
     msg.k = n % 7 == 0 && n ? 7 : 1;
+    msg.last = msg.done = true;
+    msg.ok = 5;
+    msg.failed = 2;
     strcpy (msg.task, "t");
     REQUIRE (dp_batch_attach (&batch, &msg, results) == 0);
     CHECK (batch.n == 0 && batch.size == 0);
@@ -282,7 +285,11 @@ s_batch_trip (uint8_t cmd, uint32_t n)
     if (cmd == DP_CMD_BATCH || cmd == DP_CMD_RESULTS)
         CHECK (out.job == 77 && out.first == 1ull << 35);
     if (cmd == DP_CMD_BATCH)
-        CHECK (out.csize == 3);
+        CHECK (out.csize == 3 && out.last);
+    if (cmd == DP_CMD_RESULTS)
+        CHECK (out.done && out.ok == 5 && out.failed == 2);
+    if (cmd == DP_CMD_CHUNK || cmd == DP_CMD_RESULT)
+        CHECK (!out.last && !out.done);     //  keys these commands do not carry
     if (cmd == DP_CMD_CHUNK || cmd == DP_CMD_RESULT)
         CHECK (out.chunk == 1ull << 50 && out.k == msg.k);
     if (results)
