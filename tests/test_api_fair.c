@@ -4,9 +4,12 @@
       1. two jobs on one embedded pool (one client, one window);
       2. two clients (pools) against one dpool-broker process, the big job
          in a thread with its own pool.
+      3. beside a big job of long items (50 ms, one per chunk);
+    and 4. two endless jobs of weights 3 and 1 share the workers 3 to 1.
     Prints each ratio (best of three runs each way); the check is ratio < 4 (2 expected, margin for load).
-    Jobs share the workers one chunk per job in turn, so two jobs with
-    equally long chunks take half each: about 2 is the expected ratio. */
+    The broker shares the workers between jobs by measured work time, so
+    two jobs take half each however long their chunks: about 2 is the
+    expected ratio. */
 #include "testutil.h"
 #include "dpool.h"
 
@@ -104,23 +107,30 @@ s_report (const char *what, int64_t alone, int64_t shared, size_t big_done)
     return ratio;
 }
 
+//  Start the big job on the pool and wait until it has answered `warm`
+//  items (it runs then on every worker).
+static dp_job_t *
+s_big_start (dp_pool_t *pool, big_t *big, size_t warm)
+{
+    dp_job_t *job = dp_job_start (pool, "spin_us", NULL, s_big_input, s_big_output, big);
+    REQUIRE (job);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (atomic_load (&big->done) < warm && tu_now_ms () < deadline)
+        dp_pool_poll (pool, 50);
+    CHECK (atomic_load (&big->done) >= warm);
+    return job;
+}
+
 //  1. Two jobs on one pool: the pool's window is shared between them and
-//  the broker dispatches one chunk per job in turn.
+//  the broker shares the workers between them by time.
 static void
 s_test_one_pool (void)
 {
-    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
-    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1 };
-    dp_pool_t *pool = dp_pool_open (&opts);
+    dp_pool_t *pool = tu_pool_open (2);
     REQUIRE (pool);
     int64_t alone = s_small_best (pool);
     big_t big = { 0 };
-    dp_job_t *job = dp_job_start (pool, "spin_us", NULL, s_big_input, s_big_output, &big);
-    REQUIRE (job);
-    int64_t deadline = tu_now_ms () + 10000;
-    while (atomic_load (&big.done) < 2000 && tu_now_ms () < deadline)
-        dp_pool_poll (pool, 100);
-    CHECK (atomic_load (&big.done) >= 2000);
+    dp_job_t *job = s_big_start (pool, &big, 2000);
     size_t before = atomic_load (&big.done);
     int64_t shared = s_small_best (pool);
     size_t during = atomic_load (&big.done) - before;
@@ -212,19 +222,12 @@ s_test_two_clients (void)
 static void
 s_test_long_items (void)
 {
-    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
-    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1 };
-    dp_pool_t *pool = dp_pool_open (&opts);
+    dp_pool_t *pool = tu_pool_open (2);
     REQUIRE (pool);
     s_small_n (pool, LONG_SMALL_N);             //  warm up
     int64_t alone = s_small_n (pool, LONG_SMALL_N);
     big_t big = { .item = "50000" };
-    dp_job_t *job = dp_job_start (pool, "spin_us", NULL, s_big_input, s_big_output, &big);
-    REQUIRE (job);
-    int64_t deadline = tu_now_ms () + 10000;
-    while (atomic_load (&big.done) < 8 && tu_now_ms () < deadline)
-        dp_pool_poll (pool, 50);
-    CHECK (atomic_load (&big.done) >= 8);
+    dp_job_t *job = s_big_start (pool, &big, 8);
     size_t before = atomic_load (&big.done);
     int64_t shared = s_small_n (pool, LONG_SMALL_N);
     size_t during = atomic_load (&big.done) - before;
@@ -242,9 +245,7 @@ s_test_long_items (void)
 static void
 s_test_weights (void)
 {
-    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
-    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1 };
-    dp_pool_t *pool = dp_pool_open (&opts);
+    dp_pool_t *pool = tu_pool_open (2);
     REQUIRE (pool);
     big_t heavy = { 0 }, light = { 0 };
     dp_job_opts_t hopts = { .weight = 3 }, lopts = { .weight = 1 };
