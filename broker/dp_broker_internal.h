@@ -186,6 +186,7 @@ void jobs_speculate (broker_t *broker);
 int span_take (span_t *whole, dp_msg_t *msg);
 int span_from_batch (span_t *whole, dp_batch_t *batch, bool with_status);
 void span_sub (span_t *self, const span_t *of, uint32_t from, uint32_t count);
+void span_at (span_t *self, const span_t *whole, uint32_t item, size_t offset, uint32_t count);
 void span_copy (span_t *self, const span_t *of);
 void span_release (span_t *self);
 uint32_t span_len (const span_t *self, uint32_t i);

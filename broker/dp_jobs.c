@@ -303,11 +303,8 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
         chunk_t *chunk = chunk_new (self, msg->first + from, count);
         if (count == msg->n)
             span_copy (&chunk->in, &whole);
-        else {
-            //  sequential cut: each chunk's offset follows the last one
-            chunk->in = (span_t) { whole.block, from, count, offset, 0 };
-            span_sub (&chunk->in, &chunk->in, 0, count);
-        }
+        else
+            span_at (&chunk->in, &whole, from, offset, count);
         offset += chunk->in.size;
         link_insert_before (&self->chunks, &chunk->order);
         job_queue (broker, self, chunk, false);
@@ -644,8 +641,8 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     size_t offset = 0;
     uint32_t nfound = 0;
     for (uint32_t i = 0; i < k; i++) {
-        span_t out = { whole.block, i * per, per, offset, 0 };
-        span_sub (&out, &out, 0, per);
+        span_t out;
+        span_at (&out, &whole, i * per, offset, per);
         offset += out.size;
         if (!found [i])
             span_release (&out);

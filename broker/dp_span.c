@@ -90,6 +90,20 @@ span_sub (span_t *self, const span_t *of, uint32_t from, uint32_t count)
     of->block->refs++;
 }
 
+//  A new span of items [item, item + count) of `whole` (the block's items
+//  counted from whole's first) whose data start at byte `offset` of the
+//  block, known from the items before it: cutting a block into consecutive
+//  spans walks each length once.
+void
+span_at (span_t *self, const span_t *whole, uint32_t item, size_t offset, uint32_t count)
+{
+    span_t part = { whole->block, whole->item + item, count, offset, 0 };
+    for (uint32_t i = 0; i < count; i++)
+        part.size += span_len (&part, i);
+    *self = part;
+    whole->block->refs++;
+}
+
 //  Another reference to the same items.
 void
 span_copy (span_t *self, const span_t *of)
