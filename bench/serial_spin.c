@@ -2,7 +2,8 @@
     `spin_us` (parse the item, burn CPU for that many microseconds, format
     the answer) done ITEMS times in a loop, in one process, no pool.
 
-    serial_spin [-n ITEMS] [-r REPEATS] [US]     (defaults 2000 3 1000)
+    serial_spin [-n ITEMS] [-r REPEATS] [-c] [US]     (defaults 2000 3 1000)
+    -c spins on the thread's CPU time, as `spin_cpu_us` does.
     Prints the median items/s over REPEATS runs. */
 #include <errno.h>
 #include <getopt.h>
@@ -13,7 +14,9 @@
 #include "bench_util.h"
 
 
-//  The body of testtasks.c's s_spin_us, without the task plumbing.
+static clockid_t s_clock = CLOCK_MONOTONIC;
+
+//  The body of testtasks.c's s_spin, without the task plumbing.
 static int
 s_spin_us (const char *in, char *out, size_t outsize)
 {
@@ -23,9 +26,9 @@ s_spin_us (const char *in, char *out, size_t outsize)
     if (errno || end == in || us < 0)
         return -1;
     struct timespec start, now;
-    clock_gettime (CLOCK_MONOTONIC, &start);
+    clock_gettime (s_clock, &start);
     do
-        clock_gettime (CLOCK_MONOTONIC, &now);
+        clock_gettime (s_clock, &now);
     while ((now.tv_sec - start.tv_sec) * 1000000LL
            + (now.tv_nsec - start.tv_nsec) / 1000 < us);
     return snprintf (out, outsize, "%lld", us);
@@ -36,12 +39,13 @@ main (int argc, char *argv [])
 {
     long n = 2000;
     int repeats = 3, c;
-    while ((c = getopt (argc, argv, "n:r:h")) != -1) {
+    while ((c = getopt (argc, argv, "n:r:ch")) != -1) {
         switch (c) {
             case 'n': n = atol (optarg); break;
             case 'r': repeats = atoi (optarg); break;
+            case 'c': s_clock = CLOCK_THREAD_CPUTIME_ID; break;
             default:
-                fprintf (stderr, "usage: serial_spin [-n ITEMS] [-r REPEATS] [US]\n");
+                fprintf (stderr, "usage: serial_spin [-n ITEMS] [-r REPEATS] [-c] [US]\n");
                 return c == 'h' ? 0 : 64;
         }
     }

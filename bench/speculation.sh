@@ -4,8 +4,9 @@
 #   bash bench/speculation.sh [REPEATS]
 # Two local workers; worker A shares CPU 0 with two busy loops (it runs at
 # about 1/3 speed), worker B has CPU 1 to itself. The job: 100 items of
-# 10 ms (spin_us 10000) then 4 items of 200 ms (spin_us 200000), chunk size
-# 1. The broker runs once with --no-speculation and once by default.
+# 10 ms of CPU (spin_cpu_us 10000: a third of the speed makes it 30 ms) then
+# 4 items of 200 ms, chunk size 1. The broker runs once with
+# --no-speculation and once by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-3}
@@ -27,10 +28,10 @@ run_once() {    # $1: extra broker flag
     bpid=$!
     for i in $(seq 1 100); do [ "$(pgrep -P "$bpid" | wc -l)" -ge 2 ] && break; sleep 0.05; done
     local kids=($(pgrep -P "$bpid"))
-    taskset -p -c 0 "${kids[0]}" >/dev/null
-    taskset -p -c 1 "${kids[1]}" >/dev/null
+    taskset -a -p -c 0 "${kids[0]}" >/dev/null     #  -a: every thread (the executor runs the tasks)
+    taskset -a -p -c 1 "${kids[1]}" >/dev/null
     s=$(date +%s%N)
-    items | "$B/dpool" map -b "tcp://127.0.0.1:$cp" --chunksize 1 spin_us > /dev/null
+    items | "$B/dpool" map -b "tcp://127.0.0.1:$cp" --chunksize 1 spin_cpu_us > /dev/null
     e=$(date +%s%N)
     kill "$bpid"; wait "$bpid" 2>/dev/null || true
     echo $(( (e - s) / 1000000 ))

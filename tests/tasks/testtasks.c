@@ -5,7 +5,8 @@
         square      decimal integer -> its square, exact (__int128)
         sha256      lowercase hex SHA-256 digest of the item
         sleep_ms    sleeps N ms, returns N
-        spin_us     burns CPU for N microseconds, returns N
+        spin_us     burns CPU for N microseconds of wall time, returns N
+        spin_cpu_us burns N microseconds of CPU time (longer on a busy core)
         fail_if     fails with "item is fail" when the item is `fail`, else echo
         crash_if    kills its worker with SIGSEGV when the item is `crash`, else echo
         len         the item's length in decimal
@@ -176,21 +177,36 @@ s_sleep_ms (dp_task_t *task, const void *in, size_t len)
     return dp_task_printf (task, "%lld", ms);
 }
 
+//  Burn CPU until `clock` has advanced by the item's microseconds.
 static int
-s_spin_us (dp_task_t *task, const void *in, size_t len)
+s_spin (dp_task_t *task, const void *in, size_t len, clockid_t clock, const char *name)
 {
     long long us;
     if (s_parse (task, (const char *) in, len, &us))
         return -1;
     if (us < 0 || us > 3600000000LL)
-        return dp_task_fail (task, "spin_us: %lld is out of range (0 to 3600000000)", us);
+        return dp_task_fail (task, "%s: %lld is out of range (0 to 3600000000)", name, us);
     struct timespec start, now;
-    clock_gettime (CLOCK_MONOTONIC, &start);
+    clock_gettime (clock, &start);
     do
-        clock_gettime (CLOCK_MONOTONIC, &now);
+        clock_gettime (clock, &now);
     while ((now.tv_sec - start.tv_sec) * 1000000LL
            + (now.tv_nsec - start.tv_nsec) / 1000 < us);
     return dp_task_printf (task, "%lld", us);
+}
+
+//  N microseconds of wall time spent spinning (however much CPU it gets)
+static int
+s_spin_us (dp_task_t *task, const void *in, size_t len)
+{
+    return s_spin (task, in, len, CLOCK_MONOTONIC, "spin_us");
+}
+
+//  N microseconds of this thread's CPU time: slower in wall time on a busy core
+static int
+s_spin_cpu_us (dp_task_t *task, const void *in, size_t len)
+{
+    return s_spin (task, in, len, CLOCK_THREAD_CPUTIME_ID, "spin_cpu_us");
 }
 
 static bool
@@ -302,6 +318,7 @@ DP_MODULE_INIT (testtasks, s_init,
     DP_TASK ("sha256", s_sha256_task),
     DP_TASK ("sleep_ms", s_sleep_ms),
     DP_TASK ("spin_us", s_spin_us),
+    DP_TASK ("spin_cpu_us", s_spin_cpu_us),
     DP_TASK ("fail_if", s_fail_if),
     DP_TASK ("crash_if", s_crash_if),
     DP_TASK ("len", s_len),
