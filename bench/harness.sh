@@ -278,8 +278,20 @@ fi
 W5_DP="" W5_DASK="" W6_P50="" W6_P99=""
 W5_LABEL="W5 $W5_N single-item dp_submit, then wait all, items/s"
 if want w5 || want w6; then
-    say "W5/W6: $W5_N sequential one-item dp_map calls (rate, p50, p99)"
-    read -r W5_SEQ W6_P50 W6_P99 <<< "$(run "$B/bench_map -j $WORKERS -n $W5_N -1 -r $R square $MOD")"
+    say "W5/W6: $W5_N sequential one-item dp_map calls (rate, p50, p99), interleaved with raw ZMQ one at a time"
+    #   one repetition of each in turn, so that a change of load on a shared
+    #   machine hits dpool and its raw baseline alike (the raw figures
+    #   measured first are replaced by these)
+    : > "$T/w6.dp"; : > "$T/w6.raw"
+    for ((r = 1; r <= R; r++)); do
+        run "$B/raw_zmq -W $WORKERS -n $LAT_N -r 1 lat" >> "$T/w6.raw"
+        run "$B/bench_map -j $WORKERS -n $W5_N -1 -r 1 square $MOD" >> "$T/w6.dp"
+    done
+    W5_SEQ=$(awk '{ print $1 }' "$T/w6.dp" | median)
+    W6_P50=$(awk '{ print $2 }' "$T/w6.dp" | median)
+    W6_P99=$(awk '{ print $3 }' "$T/w6.dp" | median)
+    r=$(awk '{ print $1 }' "$T/w6.raw" | median)
+    isnum "$r" && RAW_P50=$r && RAW_P99=$(awk '{ print $2 }' "$T/w6.raw" | median)
     if want w5; then
         say "W5: $W5_N single-item submits (futures), then wait all"
         W5_DP=$(run "$B/bench_map -j $WORKERS -n $W5_N -F -r $R square $MOD")
