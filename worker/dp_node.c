@@ -14,6 +14,7 @@
     exponential backoff 1 s -> 32 s), like its workers do.
     =========================================================================
 */
+#include "dp_wake.h"
 #include "dp_worker.h"
 #include "dp_super.h"
 #include "dp_progress.h"
@@ -46,11 +47,13 @@ typedef struct {
 } s_node_t;
 
 static volatile sig_atomic_t s_stop;
+static int s_wake [2] = { -1, -1 };     //  dp_wake.h: the handler wakes the loop
 
 static void
 s_on_signal (int sig)
 {
     s_stop = sig;
+    dp_wake (s_wake);
 }
 
 static int64_t
@@ -258,6 +261,8 @@ s_loop (s_node_t *self)
     zmq_pollitem_t items [1 + 4096];
     while (!s_stop) {
         int count = 0;
+        items [count++] = (zmq_pollitem_t) { NULL, s_wake [0], ZMQ_POLLIN, 0 };
+        int at_broker = count;
         if (self->broker)
             items [count++] = (zmq_pollitem_t) { self->broker, 0, ZMQ_POLLIN, 0 };
         int first_child = count;
@@ -266,7 +271,7 @@ s_loop (s_node_t *self)
         int64_t wake = dp_super_next_event (self->super, now + 100);
         if (zmq_poll (items, count, wake > now ? (long) (wake - now) : 0) < 0 && errno != EINTR)
             break;
-        if (first_child == 1 && (items [0].revents & ZMQ_POLLIN))
+        if (first_child > at_broker && (items [at_broker].revents & ZMQ_POLLIN))
             s_from_broker (self);
         dp_super_handle (self->super, items + first_child, count - first_child);
         dp_super_tick (self->super);
@@ -288,6 +293,7 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
             self->token = ((uint64_t) getpid () << 32) ^ (uint64_t) s_now_ms ();
     if (random)
         fclose (random);
+    dp_wake_open (s_wake);
     struct sigaction action = { .sa_handler = s_on_signal };
     sigaction (SIGTERM, &action, NULL);
     sigaction (SIGINT, &action, NULL);

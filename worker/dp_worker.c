@@ -29,6 +29,7 @@
 #include "dp_worker.h"
 #include "dp_task_internal.h"
 #include "dp_progress.h"
+#include "dp_wake.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -793,12 +794,7 @@ static void
 s_signal_handler (int sig)
 {
     s_interrupted = sig;
-    int saved = errno;
-    if (s_wake [1] >= 0) {
-        ssize_t rc = write (s_wake [1], "", 1);     //  full: a wake-up is pending
-        (void) rc;
-    }
-    errno = saved;
+    dp_wake (s_wake);
 }
 
 //  SIGTERM/SIGINT set a flag (no SA_RESTART: blocking calls return EINTR);
@@ -807,8 +803,7 @@ s_signal_handler (int sig)
 static void
 s_signals_install (void)
 {
-    if (s_wake [0] < 0 && pipe2 (s_wake, O_NONBLOCK | O_CLOEXEC) != 0)
-        s_wake [0] = s_wake [1] = -1;   //  then polls wake within S_POLL_MAX_MS
+    dp_wake_open (s_wake);
     struct sigaction action;
     memset (&action, 0, sizeof action);
     action.sa_handler = s_signal_handler;
