@@ -20,6 +20,7 @@
 #include "dp_progress.h"
 #include "dp_proto.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -56,20 +57,12 @@ s_on_signal (int sig)
     dp_wake (s_wake);
 }
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 s_send (s_node_t *self, dp_msg_t *msg)
 {
     if (!self->broker)
         return -1;
-    self->last_sent = s_now_ms ();
+    self->last_sent = zclock_mono ();
     int rc = dp_msg_send (msg, self->broker, NULL);
     dp_msg_reset (msg);
     return rc;
@@ -120,7 +113,7 @@ s_connect (s_node_t *self)
         self->broker = NULL;
         return;
     }
-    self->last_recv = s_now_ms ();
+    self->last_recv = zclock_mono ();
     s_send_node (self);
 }
 
@@ -132,7 +125,7 @@ s_disconnect (s_node_t *self)
         zmq_close (self->broker);
     self->broker = NULL;
     uint32_t jitter = (uint32_t) rand_r (&self->seed) % (self->backoff / 4 + 1);
-    self->reconnect_at = s_now_ms () + self->backoff + jitter;
+    self->reconnect_at = zclock_mono () + self->backoff + jitter;
     self->backoff = self->backoff * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX : self->backoff * 2;
 }
 
@@ -146,7 +139,7 @@ s_from_broker (s_node_t *self)
         int rc = dp_msg_recv (&msg, self->broker, NULL, ZMQ_DONTWAIT, err, sizeof err);
         if (rc == DP_PROTO_ESOCKET)
             break;
-        self->last_recv = s_now_ms ();
+        self->last_recv = zclock_mono ();
         if (rc == 0 && msg.cmd == DP_CMD_WELCOME) {
             self->broker_hb = msg.hb ? msg.hb : self->hb_ms;
             self->backoff = S_BACKOFF_MIN;
@@ -165,7 +158,7 @@ s_from_broker (s_node_t *self)
 static void
 s_tick (s_node_t *self)
 {
-    int64_t now = s_now_ms ();
+    int64_t now = zclock_mono ();
     if (!self->broker) {
         if (now >= self->reconnect_at)
             s_connect (self);
@@ -267,7 +260,7 @@ s_loop (s_node_t *self)
             items [count++] = (zmq_pollitem_t) { self->broker, 0, ZMQ_POLLIN, 0 };
         int first_child = count;
         dp_super_poll_items (self->super, items, &count, (int) (sizeof items / sizeof items [0]));
-        int64_t now = s_now_ms ();
+        int64_t now = zclock_mono ();
         int64_t wake = dp_super_next_event (self->super, now + 100);
         if (zmq_poll (items, count, wake > now ? (long) (wake - now) : 0) < 0 && errno != EINTR)
             break;
@@ -285,12 +278,12 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
     s_node_t node = { .opts = opts, .backoff = S_BACKOFF_MIN };
     s_node_t *self = &node;
     self->hb_ms = self->broker_hb = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
-    self->seed = (unsigned) getpid () ^ (unsigned) s_now_ms ();
+    self->seed = (unsigned) getpid () ^ (unsigned) zclock_mono ();
     gethostname (self->host, sizeof self->host - 1);
     FILE *random = fopen ("/dev/urandom", "r");
     while (!self->token)
         if (!random || fread (&self->token, sizeof self->token, 1, random) != 1)
-            self->token = ((uint64_t) getpid () << 32) ^ (uint64_t) s_now_ms ();
+            self->token = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_mono ();
     if (random)
         fclose (random);
     dp_wake_open (s_wake);

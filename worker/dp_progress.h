@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define DP_PROGRESS_FD      3
 #define DP_PROGRESS_ENV     "DPOOL_PROGRESS_FD"
@@ -34,6 +35,16 @@ typedef struct {
     _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
     _Atomic uint64_t items_done;    //  items run since the process started
 } dp_progress_t;
+
+//  The clock of started_ns and abort_ns: the worker writes them, its
+//  supervisor compares them with its own now.
+static inline int64_t
+dp_progress_now_ns (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 //  An entry of an abort ring (ids first .. first + count - 1): written as
 //  count 0, first, count; read as first, count, first again, so a reader

@@ -12,6 +12,7 @@
 #include "dp_progress.h"
 #include "dp_proto.h"
 
+#include <czmq.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,22 +63,6 @@ struct dp_super {
     char **fs_env;              //  the extras alone (the server adds the rest)
     char fs_err [256];          //  why the last fork failed
 };
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 //  --------------------------------------------------------------------------
 //  Finding the worker program
@@ -285,7 +270,7 @@ s_start_forked (dp_super_t *self, s_child_t *child)
         if (self->fs_gone)
             snprintf (self->fs_err, sizeof self->fs_err, "the fork server is gone");
         fprintf (stderr, "dpool: cannot start a worker: %s\n", self->fs_err);
-        child->restart_at_ms = s_now_ms () + BACKOFF_MAX_MS;
+        child->restart_at_ms = zclock_mono () + BACKOFF_MAX_MS;
         return -1;
     }
     child->pid = pid;
@@ -497,7 +482,7 @@ s_reaped (dp_super_t *self, s_child_t *child, int status)
         close (child->pidfd);
     child->pidfd = -1;
     child->dead = true;
-    child->dead_ms = s_now_ms ();
+    child->dead_ms = zclock_mono ();
 }
 
 //  Reap a child whose pidfd fired.
@@ -583,7 +568,7 @@ s_report (dp_super_t *self, s_child_t *child)
     }
     else
         child->fast_failures = 0;
-    child->restart_at_ms = s_now_ms () + delay;
+    child->restart_at_ms = zclock_mono () + delay;
     if (child->restart_at_ms == 0)
         child->restart_at_ms = 1;
 }
@@ -629,8 +614,8 @@ s_watch (dp_super_t *self, s_child_t *child, int64_t now_ns)
 void
 dp_super_tick (dp_super_t *self)
 {
-    int64_t now = s_now_ms ();
-    int64_t now_ns = s_now_ns ();
+    int64_t now = zclock_mono ();
+    int64_t now_ns = dp_progress_now_ns ();
     if (self->fs)
         s_fs_drain (self);
     for (int i = 0; i < self->opts.children; i++) {
@@ -660,7 +645,7 @@ dp_super_next_event (dp_super_t *self, int64_t next)
         //  a running item with a timeout or an abort: watch it closely
         if (child->pid > 0 && child->progress && atomic_load (&child->progress->chunk)
         &&  (atomic_load (&child->progress->timeout_ms) || atomic_load (&child->progress->abort_ns [0]))) {
-            int64_t soon = s_now_ms () + 20;
+            int64_t soon = zclock_mono () + 20;
             if (soon < next)
                 next = soon;
         }
@@ -678,23 +663,23 @@ s_stop_forked (dp_super_t *self, int grace_ms)
         if (self->children [i].pid > 0 && !self->children [i].dead)
             s_signal (self, &self->children [i], SIGTERM);
     }
-    int64_t deadline = s_now_ms () + grace_ms;
+    int64_t deadline = zclock_mono () + grace_ms;
     for (int i = 0; i < self->opts.children; i++) {
         s_child_t *child = &self->children [i];
         if (child->pid <= 0 || child->dead)
             continue;
-        int64_t left = deadline - s_now_ms ();
+        int64_t left = deadline - zclock_mono ();
         struct pollfd pfd = { child->pidfd, POLLIN, 0 };
         if (child->pidfd < 0 || poll (&pfd, 1, left > 0 ? (int) left : 0) <= 0)
             s_signal (self, child, SIGKILL);
     }
     //  every status, or the server's end (it reaps all it has then)
-    deadline = s_now_ms () + grace_ms + 2000;
+    deadline = zclock_mono () + grace_ms + 2000;
     while (!self->fs_gone) {
         bool waiting = false;
         for (int i = 0; i < self->opts.children; i++)
             waiting |= self->children [i].pid > 0 && !self->children [i].dead;
-        int64_t left = deadline - s_now_ms ();
+        int64_t left = deadline - zclock_mono ();
         pid_t pid;
         int status;
         int rc = waiting && left > 0 ? dp_forkserver_wait (self->fs, &pid, &status, (int) left) : 0;
@@ -729,13 +714,13 @@ dp_super_stop (dp_super_t *self, int grace_ms)
         if (self->children [i].pid > 0 && !self->children [i].dead)
             kill (self->children [i].pid, SIGTERM);
     }
-    int64_t deadline = s_now_ms () + grace_ms;
+    int64_t deadline = zclock_mono () + grace_ms;
     for (int i = 0; i < self->opts.children; i++) {
         s_child_t *child = &self->children [i];
         if (child->pid <= 0)
             continue;
         if (!child->dead) {
-            int64_t left = deadline - s_now_ms ();
+            int64_t left = deadline - zclock_mono ();
             struct pollfd pfd = { child->pidfd, POLLIN, 0 };
             if (child->pidfd < 0 || poll (&pfd, 1, left > 0 ? (int) left : 0) <= 0)
                 kill (child->pid, SIGKILL);

@@ -132,9 +132,7 @@ s_now_ms (void)
 static uint64_t
 s_now_ns (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+    return (uint64_t) dp_progress_now_ns ();
 }
 
 //  Log a line to stderr when verbosity is at least `level` (0: always).
