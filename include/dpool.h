@@ -45,6 +45,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  DP_EXPORT marks the public functions: libdpool is built with hidden
+//  visibility (-fvisibility=hidden), so only these leave the library.
+#ifndef DP_EXPORT
+#   define DP_EXPORT __attribute__ ((visibility ("default")))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -127,13 +133,13 @@ typedef struct {
 //  Open a pool. With opts NULL or opts->endpoint NULL, uses $DPOOL_BROKER if
 //  set, else starts an embedded broker with local workers. Returns NULL on
 //  failure; dp_strerror_last() then says why.
-dp_pool_t *dp_pool_open (const dp_pool_opts_t *opts);
+DP_EXPORT dp_pool_t *dp_pool_open (const dp_pool_opts_t *opts);
 
 //  Close the pool (stops an embedded broker and its workers) and null the
 //  caller's pointer. Jobs still running fail with DP_ERR_POOL "pool closed"
 //  (their futures' on_done callbacks run here); iterators, futures and jobs
 //  of the pool must still be destroyed by their owner, before or after.
-void dp_pool_close (dp_pool_t **self_p);
+DP_EXPORT void dp_pool_close (dp_pool_t **self_p);
 
 //  Make progress on every job of the pool: send input the window allows,
 //  take results, run callbacks. Waits up to timeout_ms for a message from
@@ -141,17 +147,17 @@ void dp_pool_close (dp_pool_t **self_p);
 //  interval).
 //  Returns 0, or -1 if the pool failed (its jobs then failed with
 //  DP_ERR_POOL) or when called from inside a callback.
-int dp_pool_poll (dp_pool_t *self, int timeout_ms);
+DP_EXPORT int dp_pool_poll (dp_pool_t *self, int timeout_ms);
 
 //  Jobs of the pool not finished yet: open at the broker (at most 256 at
 //  once; more wait their turn in the pool, FIFO), or waiting to open.
-size_t dp_pool_jobs (const dp_pool_t *self);
+DP_EXPORT size_t dp_pool_jobs (const dp_pool_t *self);
 
 //  Reason for the last failure of a dpool call in this thread (never NULL).
-const char *dp_strerror_last (void);
+DP_EXPORT const char *dp_strerror_last (void);
 
 //  Name of a status ("ok", "task failed", ...).
-const char *dp_status_name (dp_status_t status);
+DP_EXPORT const char *dp_status_name (dp_status_t status);
 
 
 //  --------------------------------------------------------------------------
@@ -163,19 +169,19 @@ const char *dp_status_name (dp_status_t status);
 //  dp_results_first_failure for the first failed item, its kind and
 //  message. Returns -1 on a pool error (broker lost, unknown task with no
 //  worker at all, bad arguments): no results then.
-long dp_map (dp_pool_t *self, const char *task, const dp_item_t *items,
+DP_EXPORT long dp_map (dp_pool_t *self, const char *task, const dp_item_t *items,
              size_t n, const dp_job_opts_t *opts, dp_results_t **results);
 
-size_t dp_results_count (const dp_results_t *self);
-dp_status_t dp_results_status (const dp_results_t *self, size_t index);
+DP_EXPORT size_t dp_results_count (const dp_results_t *self);
+DP_EXPORT dp_status_t dp_results_status (const dp_results_t *self, size_t index);
 //  Result bytes of an item (for a failed item: its message). Always followed
 //  by a NUL byte. Valid until the results are destroyed.
-const void *dp_results_data (const dp_results_t *self, size_t index, size_t *len);
+DP_EXPORT const void *dp_results_data (const dp_results_t *self, size_t index, size_t *len);
 //  Index of the first failed item, or -1 if none; its message with *reason.
-long dp_results_first_failure (const dp_results_t *self, const char **reason);
+DP_EXPORT long dp_results_first_failure (const dp_results_t *self, const char **reason);
 //  Number of failed items (status other than DP_OK).
-size_t dp_results_failed (const dp_results_t *self);
-void dp_results_destroy (dp_results_t **self_p);
+DP_EXPORT size_t dp_results_failed (const dp_results_t *self);
+DP_EXPORT void dp_results_destroy (dp_results_t **self_p);
 
 
 //  --------------------------------------------------------------------------
@@ -195,26 +201,26 @@ typedef int (dp_output_fn) (void *arg, uint64_t index, dp_status_t status,
 
 //  Blocking streaming map. Returns the number of failed items, or -1 on a
 //  pool error, a cancel (opts->cancel) or an abort by a callback.
-long dp_map_stream (dp_pool_t *self, const char *task,
+DP_EXPORT long dp_map_stream (dp_pool_t *self, const char *task,
                     const dp_job_opts_t *opts, dp_input_fn *input,
                     dp_output_fn *output, void *arg);
 
 //  The same job, started without waiting: the callbacks run inside later
 //  pool calls (dp_job_wait, dp_pool_poll, or waits on other jobs). Returns
 //  NULL on a pool error (dp_strerror_last says why).
-dp_job_t *dp_job_start (dp_pool_t *pool, const char *task,
+DP_EXPORT dp_job_t *dp_job_start (dp_pool_t *pool, const char *task,
                         const dp_job_opts_t *opts, dp_input_fn *input,
                         dp_output_fn *output, void *arg);
 
 //  Wait up to timeout_ms (-1: no limit) for the job to finish. Returns what
 //  dp_map_stream returns (failed items >= 0, or -1 with dp_strerror_last
 //  set) once it has finished, or DP_TIMEOUT.
-long dp_job_wait (dp_job_t *job, int timeout_ms);
+DP_EXPORT long dp_job_wait (dp_job_t *job, int timeout_ms);
 
 //  Cancel the job: no more input is read or dispatched; items not yet run
 //  are answered DP_ERR_CANCELLED through the output callback, then the job
 //  finishes. Returns 0, or -1 if it had already finished.
-int dp_job_cancel (dp_job_t *job);
+DP_EXPORT int dp_job_cancel (dp_job_t *job);
 
 //  Progress of a job, filled by dp_job_progress, dp_iter_progress and
 //  dp_future_progress. Never fails on a valid handle (returns 0).
@@ -230,11 +236,11 @@ typedef struct {
     double eta_s;           //  seconds left at that rate; -1: unknown
 } dp_progress_t;
 
-int dp_job_progress (const dp_job_t *job, dp_progress_t *progress);
+DP_EXPORT int dp_job_progress (const dp_job_t *job, dp_progress_t *progress);
 
 //  Destroy the job handle and null the pointer; an unfinished job is
 //  cancelled first (its output callback is not called again).
-void dp_job_destroy (dp_job_t **job_p);
+DP_EXPORT void dp_job_destroy (dp_job_t **job_p);
 
 
 //  --------------------------------------------------------------------------
@@ -254,32 +260,32 @@ typedef struct {
 //  arrive (dp_imap_unordered). Results are buffered only up to the pool's
 //  window: the input is read as the caller takes results. Returns NULL on a
 //  pool error (dp_strerror_last says why).
-dp_iter_t *dp_imap (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts,
+DP_EXPORT dp_iter_t *dp_imap (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts,
                     dp_input_fn *input, void *arg);
-dp_iter_t *dp_imap_unordered (dp_pool_t *pool, const char *task,
+DP_EXPORT dp_iter_t *dp_imap_unordered (dp_pool_t *pool, const char *task,
                               const dp_job_opts_t *opts, dp_input_fn *input, void *arg);
 
 //  The same over an array of n items (not copied: they must stay valid
 //  until the iterator has ended or is destroyed).
-dp_iter_t *dp_imap_items (dp_pool_t *pool, const char *task, const dp_item_t *items,
+DP_EXPORT dp_iter_t *dp_imap_items (dp_pool_t *pool, const char *task, const dp_item_t *items,
                           size_t n, const dp_job_opts_t *opts);
 
 //  Next result, waiting up to timeout_ms (-1: no limit). Returns 1 with a
 //  result in *out, 0 at the end (every item was delivered), DP_TIMEOUT,
 //  or -1 if the job failed as a whole (broker lost, no worker has the
 //  task, input aborted; dp_strerror_last says why).
-int dp_iter_next (dp_iter_t *self, dp_result_t *out, int timeout_ms);
+DP_EXPORT int dp_iter_next (dp_iter_t *self, dp_result_t *out, int timeout_ms);
 
 //  Cancel: no more input is read or dispatched; dp_iter_next goes on
 //  with the results that come back, items not run as DP_ERR_CANCELLED,
 //  then 0. Returns 0, or -1 if the job had already finished.
-int dp_iter_cancel (dp_iter_t *self);
+DP_EXPORT int dp_iter_cancel (dp_iter_t *self);
 
-int dp_iter_progress (const dp_iter_t *self, dp_progress_t *progress);
+DP_EXPORT int dp_iter_progress (const dp_iter_t *self, dp_progress_t *progress);
 
 //  Destroy the iterator and null the pointer; an unfinished job is
 //  cancelled (the pool drops its remaining results).
-void dp_iter_destroy (dp_iter_t **self_p);
+DP_EXPORT void dp_iter_destroy (dp_iter_t **self_p);
 
 
 //  --------------------------------------------------------------------------
@@ -287,42 +293,42 @@ void dp_iter_destroy (dp_iter_t **self_p);
 
 //  Submit one call of `task` on the item (copied). Messages are pipelined:
 //  a submit does not wait for the broker. Returns NULL on a pool error.
-dp_future_t *dp_submit (dp_pool_t *pool, const char *task, const void *data,
+DP_EXPORT dp_future_t *dp_submit (dp_pool_t *pool, const char *task, const void *data,
                         size_t len, const dp_job_opts_t *opts);
 
 //  Submit a map of task over n items (not copied: they must stay valid
 //  until the future is done or destroyed). Returns NULL on a pool error.
-dp_future_t *dp_map_async (dp_pool_t *pool, const char *task,
+DP_EXPORT dp_future_t *dp_map_async (dp_pool_t *pool, const char *task,
                            const dp_item_t *items, size_t n, const dp_job_opts_t *opts);
 
 //  Wait up to timeout_ms (-1: no limit; 0: just look) for the future.
 //  Returns 0 when it is done (successfully or not: see dp_future_status),
 //  1 on timeout (or a signal interrupted the wait), -1 when called from
 //  inside a callback.
-int dp_future_wait (dp_future_t *self, int timeout_ms);
+DP_EXPORT int dp_future_wait (dp_future_t *self, int timeout_ms);
 
 //  Is the future done? Takes the results already arrived (no waiting).
-bool dp_future_done (dp_future_t *self);
+DP_EXPORT bool dp_future_done (dp_future_t *self);
 
 //  Once done: DP_OK when the call (every item of a map) succeeded; else the
 //  kind of failure: of the call, of a map's first failed item, or of the
 //  whole job (DP_ERR_NOWORKER, DP_ERR_POOL, DP_ERR_CANCELLED). DP_PENDING
 //  while not done.
-dp_status_t dp_future_status (const dp_future_t *self);
+DP_EXPORT dp_status_t dp_future_status (const dp_future_t *self);
 
 //  Once done: dp_submit's result bytes, or the failure's message (for a map:
 //  the first failure's message, "" if none). NUL-terminated, valid until
 //  the future is destroyed. "" while not done.
-const void *dp_future_data (const dp_future_t *self, size_t *len);
+DP_EXPORT const void *dp_future_data (const dp_future_t *self, size_t *len);
 
 //  Once done: the results, one per item (one for dp_submit), owned by the
 //  future. NULL while not done, or when the job failed as a whole.
-const dp_results_t *dp_future_results (const dp_future_t *self);
+DP_EXPORT const dp_results_t *dp_future_results (const dp_future_t *self);
 
 //  Cancel: the future is done at once with DP_ERR_CANCELLED for every item
 //  not answered yet (results already in are kept), and the broker stops
 //  dispatching its items. Returns 0, or -1 if it was already done.
-int dp_future_cancel (dp_future_t *self);
+DP_EXPORT int dp_future_cancel (dp_future_t *self);
 
 //  Call `fn (future, arg)` once when the future is done. It runs inside the
 //  pool call that completes the future: a wait on any job of the pool
@@ -331,12 +337,12 @@ int dp_future_cancel (dp_future_t *self);
 //  dp_future_on_done returns, if the future is already done. The callback
 //  may destroy the future. A second call replaces the callback. Returns 0.
 typedef void (dp_future_fn) (dp_future_t *future, void *arg);
-int dp_future_on_done (dp_future_t *self, dp_future_fn *fn, void *arg);
+DP_EXPORT int dp_future_on_done (dp_future_t *self, dp_future_fn *fn, void *arg);
 
-int dp_future_progress (const dp_future_t *self, dp_progress_t *progress);
+DP_EXPORT int dp_future_progress (const dp_future_t *self, dp_progress_t *progress);
 
 //  Destroy the future and null the pointer; one not done is cancelled.
-void dp_future_destroy (dp_future_t **self_p);
+DP_EXPORT void dp_future_destroy (dp_future_t **self_p);
 
 
 //  --------------------------------------------------------------------------
@@ -370,17 +376,17 @@ void dp_future_destroy (dp_future_t **self_p);
 //  Register a task of this program under `name` (1 to 128 bytes; not
 //  "exec"). Returns 0, or -1 (bad or duplicate name, server already
 //  started; dp_strerror_last says why).
-int dp_register_task (const char *name, dp_task_fn *fn);
+DP_EXPORT int dp_register_task (const char *name, dp_task_fn *fn);
 
 //  Start the fork server. Call it once, at the top of main, after the
 //  dp_register_task calls and before any thread or pool exists. Returns 0
 //  (also when it runs already), or -1 (threads already run; fork failed).
-int dp_forkserver_start (void);
+DP_EXPORT int dp_forkserver_start (void);
 
 //  Stop the fork server now (it stops by itself when the program exits),
 //  after the pools that use it are closed: it kills and reaps any worker
 //  still running, and is reaped here. Optional.
-void dp_forkserver_stop (void);
+DP_EXPORT void dp_forkserver_stop (void);
 
 #ifdef __cplusplus
 }

@@ -70,6 +70,12 @@
 
 #include "dpool.h"
 
+//  DP_EXPORT marks the public functions: libdpool is built with hidden
+//  visibility (-fvisibility=hidden), so only these leave the library.
+#ifndef DP_EXPORT
+#   define DP_EXPORT __attribute__ ((visibility ("default")))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -82,35 +88,35 @@ struct dp_task;                     //  dpool_task.h's dp_task_t
 typedef struct dp_pack dp_pack_t;
 
 //  An empty buffer; NULL if out of memory.
-dp_pack_t *dp_pack_new (void);
-void dp_pack_destroy (dp_pack_t **self_p);
+DP_EXPORT dp_pack_t *dp_pack_new (void);
+DP_EXPORT void dp_pack_destroy (dp_pack_t **self_p);
 
 //  Empty the buffer (keeps its memory).
-void dp_pack_reset (dp_pack_t *self);
+DP_EXPORT void dp_pack_reset (dp_pack_t *self);
 
 //  The packed bytes so far: valid until the next call on the buffer.
-const void *dp_pack_data (const dp_pack_t *self, size_t *len);
+DP_EXPORT const void *dp_pack_data (const dp_pack_t *self, size_t *len);
 
 //  Append one value. Each returns 0, or -1 if out of memory (the buffer is
 //  then unusable until dp_pack_reset).
-int dp_pack_nil (dp_pack_t *self);
-int dp_pack_bool (dp_pack_t *self, bool value);
-int dp_pack_int (dp_pack_t *self, int64_t value);
-int dp_pack_uint (dp_pack_t *self, uint64_t value);
-int dp_pack_double (dp_pack_t *self, double value);
-int dp_pack_str (dp_pack_t *self, const char *text);      //  NULL: nil
-int dp_pack_strn (dp_pack_t *self, const char *text, size_t len);
-int dp_pack_bin (dp_pack_t *self, const void *data, size_t len);
+DP_EXPORT int dp_pack_nil (dp_pack_t *self);
+DP_EXPORT int dp_pack_bool (dp_pack_t *self, bool value);
+DP_EXPORT int dp_pack_int (dp_pack_t *self, int64_t value);
+DP_EXPORT int dp_pack_uint (dp_pack_t *self, uint64_t value);
+DP_EXPORT int dp_pack_double (dp_pack_t *self, double value);
+DP_EXPORT int dp_pack_str (dp_pack_t *self, const char *text);      //  NULL: nil
+DP_EXPORT int dp_pack_strn (dp_pack_t *self, const char *text, size_t len);
+DP_EXPORT int dp_pack_bin (dp_pack_t *self, const void *data, size_t len);
 //  Start an array of `count` values, or a map of `count` key/value pairs:
 //  the next values appended are its elements.
-int dp_pack_array (dp_pack_t *self, uint32_t count);
-int dp_pack_map (dp_pack_t *self, uint32_t count);
+DP_EXPORT int dp_pack_array (dp_pack_t *self, uint32_t count);
+DP_EXPORT int dp_pack_map (dp_pack_t *self, uint32_t count);
 
 //  Append the values of a format (see the table above). Returns 0, or -1
 //  on a bad format (unbalanced brackets, an unknown letter, an odd map) or
 //  out of memory.
-int dp_pack_format (dp_pack_t *self, const char *format, ...);
-int dp_pack_vformat (dp_pack_t *self, const char *format, va_list args);
+DP_EXPORT int dp_pack_format (dp_pack_t *self, const char *format, ...);
+DP_EXPORT int dp_pack_vformat (dp_pack_t *self, const char *format, va_list args);
 
 //  --------------------------------------------------------------------------
 //  Reading msgpack values
@@ -122,44 +128,44 @@ typedef struct {
     char error [160];
 } dp_unpack_t;
 
-void dp_unpack_init (dp_unpack_t *self, const void *data, size_t len);
+DP_EXPORT void dp_unpack_init (dp_unpack_t *self, const void *data, size_t len);
 
 //  Read the next value. Each returns 0, or -1 when the next value is not
 //  of that type, is out of range, or is cut off; the first error sticks
 //  (later reads fail) and dp_unpack_error says what and where.
-int dp_unpack_nil (dp_unpack_t *self);
-int dp_unpack_bool (dp_unpack_t *self, bool *value);
-int dp_unpack_int (dp_unpack_t *self, int64_t *value);
-int dp_unpack_uint (dp_unpack_t *self, uint64_t *value);
-int dp_unpack_double (dp_unpack_t *self, double *value);
-int dp_unpack_str (dp_unpack_t *self, const char **text, size_t *len);
-int dp_unpack_bin (dp_unpack_t *self, const void **data, size_t *len);
-int dp_unpack_array (dp_unpack_t *self, uint32_t *count);
-int dp_unpack_map (dp_unpack_t *self, uint32_t *count);
-int dp_unpack_skip (dp_unpack_t *self);
+DP_EXPORT int dp_unpack_nil (dp_unpack_t *self);
+DP_EXPORT int dp_unpack_bool (dp_unpack_t *self, bool *value);
+DP_EXPORT int dp_unpack_int (dp_unpack_t *self, int64_t *value);
+DP_EXPORT int dp_unpack_uint (dp_unpack_t *self, uint64_t *value);
+DP_EXPORT int dp_unpack_double (dp_unpack_t *self, double *value);
+DP_EXPORT int dp_unpack_str (dp_unpack_t *self, const char **text, size_t *len);
+DP_EXPORT int dp_unpack_bin (dp_unpack_t *self, const void **data, size_t *len);
+DP_EXPORT int dp_unpack_array (dp_unpack_t *self, uint32_t *count);
+DP_EXPORT int dp_unpack_map (dp_unpack_t *self, uint32_t *count);
+DP_EXPORT int dp_unpack_skip (dp_unpack_t *self);
 
 //  Read values by format, then require the end of the data. Returns 0 or
 //  -1 (error set; some outputs may have been written).
-int dp_unpack_format (dp_unpack_t *self, const char *format, ...);
-int dp_unpack_vformat (dp_unpack_t *self, const char *format, va_list args);
+DP_EXPORT int dp_unpack_format (dp_unpack_t *self, const char *format, ...);
+DP_EXPORT int dp_unpack_vformat (dp_unpack_t *self, const char *format, va_list args);
 
 //  A starmap item: an array whose elements match `format`, and nothing
 //  after it. dp_unpack_args (&u, "is", ...) is dp_unpack_format (&u,
 //  "[is]", ...).
-int dp_unpack_args (dp_unpack_t *self, const char *format, ...);
+DP_EXPORT int dp_unpack_args (dp_unpack_t *self, const char *format, ...);
 
 //  Any bytes left? What went wrong ("" if nothing)?
-bool dp_unpack_done (const dp_unpack_t *self);
-const char *dp_unpack_error (const dp_unpack_t *self);
+DP_EXPORT bool dp_unpack_done (const dp_unpack_t *self);
+DP_EXPORT const char *dp_unpack_error (const dp_unpack_t *self);
 
 //  --------------------------------------------------------------------------
 //  Tasks: answer a packed result
 
 //  Reply with the values of a format (dp_task_reply of the packed bytes).
 //  Returns 0, or -1 (the item fails: bad format or out of memory).
-int dp_pack_reply (struct dp_task *task, const char *format, ...);
+DP_EXPORT int dp_pack_reply (struct dp_task *task, const char *format, ...);
 //  Reply with the bytes of a buffer.
-int dp_pack_reply_with (struct dp_task *task, const dp_pack_t *pack);
+DP_EXPORT int dp_pack_reply_with (struct dp_task *task, const dp_pack_t *pack);
 
 //  --------------------------------------------------------------------------
 //  Clients: starmap
@@ -167,24 +173,24 @@ int dp_pack_reply_with (struct dp_task *task, const dp_pack_t *pack);
 typedef struct dp_args dp_args_t;
 
 //  A list of items, each a packed tuple.
-dp_args_t *dp_args_new (void);
-void dp_args_destroy (dp_args_t **self_p);
+DP_EXPORT dp_args_t *dp_args_new (void);
+DP_EXPORT void dp_args_destroy (dp_args_t **self_p);
 
 //  Add one item: the array of the values of the format (no brackets
 //  needed: dp_args_add (a, "is", 3, "x") adds [3, "x"]). Returns 0 or -1.
-int dp_args_add (dp_args_t *self, const char *format, ...);
+DP_EXPORT int dp_args_add (dp_args_t *self, const char *format, ...);
 
 //  Add one item: a buffer's bytes as they are. Returns 0 or -1.
-int dp_args_add_pack (dp_args_t *self, const dp_pack_t *pack);
+DP_EXPORT int dp_args_add_pack (dp_args_t *self, const dp_pack_t *pack);
 
-size_t dp_args_count (const dp_args_t *self);
+DP_EXPORT size_t dp_args_count (const dp_args_t *self);
 
 //  The items, for dp_map, dp_imap_items or dp_map_async: valid until the
 //  next dp_args_add or dp_args_destroy.
-const dp_item_t *dp_args_items (dp_args_t *self);
+DP_EXPORT const dp_item_t *dp_args_items (dp_args_t *self);
 
 //  dp_map over the items of args: each call of the task gets one tuple.
-long dp_starmap (dp_pool_t *pool, const char *task, dp_args_t *args,
+DP_EXPORT long dp_starmap (dp_pool_t *pool, const char *task, dp_args_t *args,
                  const dp_job_opts_t *opts, dp_results_t **results);
 
 #ifdef __cplusplus

@@ -36,6 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  DP_EXPORT marks the public functions: libdpool is built with hidden
+//  visibility (-fvisibility=hidden), so only these leave the library.
+#ifndef DP_EXPORT
+#   define DP_EXPORT __attribute__ ((visibility ("default")))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -67,20 +73,20 @@ typedef struct {
 
 //  Set the item's result to a copy of `len` bytes. Returns 0, or -1 if out
 //  of memory (return it: the item fails with "out of memory").
-int dp_task_reply (dp_task_t *task, const void *data, size_t len);
+DP_EXPORT int dp_task_reply (dp_task_t *task, const void *data, size_t len);
 
 //  Reserve `len` bytes for the result and return a pointer to write them
 //  (no copy), or NULL when out of memory. Call dp_task_reply_size to shrink
 //  the result if fewer bytes were written.
-void *dp_task_reserve (dp_task_t *task, size_t len);
-void dp_task_reply_size (dp_task_t *task, size_t len);
+DP_EXPORT void *dp_task_reserve (dp_task_t *task, size_t len);
+DP_EXPORT void dp_task_reply_size (dp_task_t *task, size_t len);
 
 //  printf into the result. Returns 0 or -1.
-int dp_task_printf (dp_task_t *task, const char *format, ...)
+DP_EXPORT int dp_task_printf (dp_task_t *task, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 //  Fail the item with a message. Returns -1, so `return dp_task_fail (...)`.
-int dp_task_fail (dp_task_t *task, const char *format, ...)
+DP_EXPORT int dp_task_fail (dp_task_t *task, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 //  Declare one task of a module table.
@@ -89,10 +95,17 @@ int dp_task_fail (dp_task_t *task, const char *format, ...)
 //  Export the module table `dp_module` with the given tasks.
 #define DP_MODULE(modname, ...) DP_MODULE_INIT (modname, NULL, __VA_ARGS__)
 
-//  The same, with an initializer run once per worker process.
+//  The same, with an initializer run once per worker process. In C++ the
+//  table gets C linkage (a namespace-scope const would be internal), so a
+//  module may be written in a .cpp file.
+#ifdef __cplusplus
+#   define DP_MODULE_LINKAGE_ extern "C"
+#else
+#   define DP_MODULE_LINKAGE_
+#endif
 #define DP_MODULE_INIT(modname, initfn, ...) \
     static const dp_task_def_t dp_module_tasks_ [] = { __VA_ARGS__ }; \
-    __attribute__ ((visibility ("default"))) const dp_module_t dp_module = { \
+    DP_MODULE_LINKAGE_ DP_EXPORT const dp_module_t dp_module = { \
         DP_TASK_ABI, #modname, dp_module_tasks_, \
         sizeof (dp_module_tasks_) / sizeof (dp_module_tasks_ [0]), (initfn) }
 

@@ -20,6 +20,10 @@
     =========================================================================
 */
 #include "dp_forkserver.h"
+//  dpool.h declares the public calls below (DP_EXPORT) but cannot be
+//  included here: its dp_progress_t clashes with dp_progress.h's (the
+//  restructuring of issue 10 gives them one name each); the definitions
+//  carry the marker themselves.
 #include "dp_progress.h"
 #include "dp_task_internal.h"
 #include "dp_worker.h"
@@ -631,7 +635,7 @@ s_server_main (int main_fd, pid_t parent)
 //  --------------------------------------------------------------------------
 //  Public calls (include/dpool.h)
 
-int
+DP_EXPORT int
 dp_register_task (const char *name, dp_task_fn *fn)
 {
     if (!name || !*name || strlen (name) > DP_MAX_NAME || !fn) {
@@ -691,7 +695,7 @@ s_threads (void)
     return count;
 }
 
-int
+DP_EXPORT int
 dp_forkserver_start (void)
 {
     if (s_main_fd >= 0)
@@ -727,7 +731,7 @@ dp_forkserver_start (void)
     return 0;
 }
 
-void
+DP_EXPORT void
 dp_forkserver_stop (void)
 {
     pthread_mutex_lock (&s_lock);
