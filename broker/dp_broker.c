@@ -454,13 +454,28 @@ s_tick (broker_t *self)
     zlistx_t *dead = zlistx_new ();
     for (client_t *c = (client_t *) zhashx_first (self->clients); c;
          c = (client_t *) zhashx_next (self->clients)) {
-        if (self->now_ms > c->expiry_ms)
-            zlistx_add_end (dead, c);
+        if (self->now_ms > c->expiry_ms) {
+            //  A silent client is dead only if its connection is gone: a
+            //  program computing between pool calls, reading a long input
+            //  line, or sending a large item over a slow link says nothing
+            //  for a while, but its ZeroMQ I/O thread still answers the
+            //  ZMTP PINGs, so its pipe lives. A dead or stopped host's
+            //  connection is closed by those heartbeats, and ROUTER_MANDATORY
+            //  then refuses this send (an inproc pipe lives as long as its
+            //  socket). See PROTOCOL.md, client liveness.
+            dp_msg_t msg;
+            dp_msg_init (&msg, DP_CMD_HEARTBEAT);
+            c->last_send_ms = self->now_ms;
+            if (s_send (self, self->frontend, &c->rid, &msg) != 0 && errno == EHOSTUNREACH)
+                zlistx_add_end (dead, c);
+            else
+                c->expiry_ms = self->now_ms + LIVENESS * c->hb;
+        }
         else
             s_heartbeat (self, self->frontend, &c->rid, &c->last_send_ms, self->opts.heartbeat_ms);
     }
     for (client_t *c = (client_t *) zlistx_first (dead); c; c = (client_t *) zlistx_next (dead)) {
-        s_log (self, "client %s silent: its jobs are cancelled", c->key);
+        s_log (self, "client %s gone: its jobs are cancelled", c->key);
         s_client_destroy (self, &c);
     }
     zlistx_purge (dead);

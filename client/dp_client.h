@@ -112,6 +112,7 @@ struct dp_pool {
     bool interrupted;           //  the last wait was cut by a signal
     int pumping;                //  > 0 inside the pump (callbacks run)
     bool closing;               //  BYE follows: no CANCEL per job
+    bool welcomed;              //  a broker answered HELLO once
     dp_msg_t msg;
     //  jobs
     dp_job_t **table;           //  open jobs by id: open addressing

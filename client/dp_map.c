@@ -175,7 +175,7 @@ dp_results_failed (const dp_results_t *self)
 void
 dp_results_destroy (dp_results_t **self_p)
 {
-    dp_results_t *self = *self_p;
+    dp_results_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
     free (self->offset);

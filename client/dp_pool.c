@@ -175,6 +175,7 @@ s_handshake (dp_pool_t *self)
             if (self->batch_max > DP_MAX_BATCH)
                 self->batch_max = DP_MAX_BATCH;
             self->broken [0] = 0;
+            self->welcomed = true;
             self->inflight = 0;     //  a new session: the broker holds nothing of ours
             return 0;
         }
@@ -194,6 +195,47 @@ cpool_ready_for_job (dp_pool_t *self)
 
 //  --------------------------------------------------------------------------
 //  Pools
+
+//  Is `endpoint` one a broker can have: tcp://HOST:PORT (PORT 1..65535),
+//  ipc://PATH or inproc://NAME? libzmq refuses the others too, but only
+//  after a socket exists; this says why in words. Returns 0, or -1 with
+//  the reason in `why`.
+static int
+s_check_endpoint (const char *endpoint, char *why, size_t size)
+{
+    const char *sep = strstr (endpoint, "://");
+    if (!sep) {
+        snprintf (why, size, "not an endpoint (expected tcp://HOST:PORT, ipc://PATH or inproc://NAME)");
+        return -1;
+    }
+    size_t scheme = (size_t) (sep - endpoint);
+    const char *rest = sep + 3;
+    if ((scheme == 3 && memcmp (endpoint, "ipc", 3) == 0)
+    ||  (scheme == 6 && memcmp (endpoint, "inproc", 6) == 0)) {
+        if (*rest)
+            return 0;
+        snprintf (why, size, "no %s after '://'", scheme == 3 ? "path" : "name");
+        return -1;
+    }
+    if (!(scheme == 3 && memcmp (endpoint, "tcp", 3) == 0)) {
+        snprintf (why, size, "unknown transport '%.*s' (expected tcp, ipc or inproc)",
+                  (int) (scheme > 16 ? 16 : scheme), endpoint);
+        return -1;
+    }
+    const char *colon = strrchr (rest, ':');
+    if (!colon || colon == rest || (rest [0] == '[' && colon [-1] != ']')) {
+        snprintf (why, size, "no port (expected tcp://HOST:PORT)");
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long port = strtol (colon + 1, &end, 10);
+    if (colon [1] < '0' || colon [1] > '9' || *end || errno || port < 1 || port > 65535) {
+        snprintf (why, size, "bad port '%s' (expected 1 to 65535)", colon + 1);
+        return -1;
+    }
+    return 0;
+}
 
 static int
 s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
@@ -239,8 +281,16 @@ dp_pool_open (const dp_pool_opts_t *opts)
     link_init (&self->feed);
     link_init (&self->waiting);
     const char *endpoint = opts && opts->endpoint ? opts->endpoint : getenv ("DPOOL_BROKER");
-    if (endpoint && *endpoint)
+    if (endpoint && *endpoint) {
+        const char *from = opts && opts->endpoint ? "endpoint" : "$DPOOL_BROKER";
+        char why [128];
+        if (s_check_endpoint (endpoint, why, sizeof why) != 0) {
+            client_set_error ("bad broker %s '%s': %s", from, endpoint, why);
+            dp_pool_close (&self);
+            return NULL;
+        }
         snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    }
     else
     if (s_open_embedded (self, opts) != 0) {
         dp_pool_close (&self);
@@ -272,7 +322,7 @@ dp_pool_open (const dp_pool_opts_t *opts)
 void
 dp_pool_close (dp_pool_t **self_p)
 {
-    dp_pool_t *self = *self_p;
+    dp_pool_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
     //  open jobs fail (their owners' hooks run); the owners keep their
@@ -285,7 +335,9 @@ dp_pool_close (dp_pool_t **self_p)
         link_remove (&job->all);
         job->pool = NULL;
     }
-    if (self->sock && !self->broken [0])
+    //  BYE only to a broker that welcomed us: a DEALER with no connection
+    //  (a refused endpoint) would block on the send for good
+    if (self->sock && self->welcomed && !self->broken [0])
         cpool_send_simple (self, DP_CMD_BYE, 0);
     zsock_destroy (&self->sock);
     dp_broker_destroy (&self->broker);

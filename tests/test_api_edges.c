@@ -1,0 +1,152 @@
+/*  Sharp edges of the public API (issue 10): malformed endpoints fail at
+    once with a clear error; every destructor takes NULL and a pointer to
+    NULL; a program that stays away from its pool for many heartbeat
+    intervals (computing) keeps its jobs, on an embedded pool and on a
+    standalone broker over TCP. */
+#include "testutil.h"
+#include "dpool.h"
+#include "dpool_pack.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+//  Each malformed endpoint, given in the options or in $DPOOL_BROKER,
+//  makes dp_pool_open return NULL within a second, naming the endpoint.
+static void
+s_test_endpoints (void)
+{
+    const char *bad [] = { "not-an-endpoint", "tcp://127.0.0.1", "foo://bar", "127.0.0.1:5555",
+                           "tcp://127.0.0.1:0", "tcp://127.0.0.1:99999", "tcp://:5555",
+                           "ipc://", "tcp://127.0.0.1:55x" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        for (int env = 0; env < 2; env++) {
+            dp_pool_opts_t opts = { .endpoint = env ? NULL : bad [i] };
+            if (env)
+                setenv ("DPOOL_BROKER", bad [i], 1);
+            int64_t start = tu_now_ms ();
+            dp_pool_t *pool = dp_pool_open (&opts);
+            int64_t took = tu_now_ms () - start;
+            unsetenv ("DPOOL_BROKER");
+            const char *why = dp_strerror_last ();
+            if (pool || took > 1000 || !strstr (why, bad [i])
+            ||  (env && !strstr (why, "DPOOL_BROKER"))) {
+                fprintf (stderr, "endpoint '%s' (%s): pool %p after %lld ms: %s\n", bad [i],
+                         env ? "$DPOOL_BROKER" : "opts", (void *) pool, (long long) took, why);
+                tu_failures++;
+            }
+            dp_pool_close (&pool);
+        }
+    printf ("malformed endpoints: refused at once (e.g. '%s')\n", dp_strerror_last ());
+}
+
+//  Every _destroy / _close takes NULL and a pointer to NULL.
+static void
+s_test_null (void)
+{
+    dp_pool_close (NULL);
+    dp_results_destroy (NULL);
+    dp_job_destroy (NULL);
+    dp_iter_destroy (NULL);
+    dp_future_destroy (NULL);
+    dp_pack_destroy (NULL);
+    dp_args_destroy (NULL);
+    dp_pool_t *pool = NULL;
+    dp_results_t *results = NULL;
+    dp_job_t *job = NULL;
+    dp_iter_t *iter = NULL;
+    dp_future_t *future = NULL;
+    dp_pack_t *pack = NULL;
+    dp_args_t *args = NULL;
+    dp_pool_close (&pool);
+    dp_results_destroy (&results);
+    dp_job_destroy (&job);
+    dp_iter_destroy (&iter);
+    dp_future_destroy (&future);
+    dp_pack_destroy (&pack);
+    dp_args_destroy (&args);
+    CHECK (!pool && !results && !job && !iter && !future && !pack && !args);
+    printf ("NULL destructors: fine\n");
+}
+
+//  The program computes for `ms` without calling the pool (this busy loop
+//  is the scenario under test, not a wait for a condition).
+static void
+s_compute (int ms)
+{
+    volatile uint64_t x = 0;
+    for (int64_t end = tu_now_ms () + ms; tu_now_ms () < end; )
+        for (int i = 0; i < 100000; i++)
+            x += (uint64_t) i;
+}
+
+//  Submit work, stay away from the pool for 30 heartbeat intervals, then
+//  collect: every result is there. Then the pool still takes new jobs.
+static void
+s_test_idle (dp_pool_t *pool, const char *what)
+{
+    dp_future_t *one = dp_submit (pool, "square", "12", 2, NULL);
+    tu_items_t items;
+    tu_items_numbers (&items, 100, 0);
+    dp_future_t *many = dp_map_async (pool, "square", (dp_item_t *) items.items, 100, NULL);
+    REQUIRE (one && many);
+    s_compute (3000);
+    CHECK (dp_future_wait (one, 10000) == 0);
+    CHECK (dp_future_wait (many, 10000) == 0);
+    size_t len;
+    const char *r = (const char *) dp_future_data (one, &len);
+    if (dp_future_status (one) != DP_OK || strcmp (r, "144") != 0) {
+        fprintf (stderr, "%s: submit after idle: %s '%s'\n", what,
+                 dp_status_name (dp_future_status (one)), r);
+        tu_failures++;
+    }
+    CHECK (dp_future_status (many) == DP_OK);
+    const dp_results_t *res = dp_future_results (many);
+    CHECK (res && dp_results_count (res) == 100 && dp_results_failed (res) == 0);
+    if (res)
+        CHECK (strcmp ((const char *) dp_results_data (res, 99, NULL), "9801") == 0);
+    dp_future_destroy (&one);
+    dp_future_destroy (&many);
+    //  idle with no job at all, then a new job
+    s_compute (1000);
+    dp_results_t *out = NULL;
+    CHECK (dp_map (pool, "square", (dp_item_t *) items.items, 100, NULL, &out) == 0);
+    dp_results_destroy (&out);
+    tu_items_free (&items);
+    printf ("%s: jobs kept across 3 s of computing at a 100 ms heartbeat\n", what);
+}
+
+int
+main (void)
+{
+    alarm (100);                    //  a hang is a failure, not a stuck ctest
+    s_test_endpoints ();
+    s_test_null ();
+
+    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
+    dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1,
+                            .heartbeat_ms = 100 };
+    dp_pool_t *pool = dp_pool_open (&opts);
+    REQUIRE (pool);
+    s_test_idle (pool, "embedded pool");
+    dp_pool_close (&pool);
+
+    char clients [64], workers [64];
+    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
+    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
+    char *bargv [] = { (char *) tu_bin ("dpool-broker"), "--clients", clients, "--workers", workers,
+                       "-j", "2", "-m", (char *) modules [0], "--heartbeat", "100", NULL };
+    pid_t broker = tu_spawn (bargv, NULL, NULL);
+    REQUIRE (broker > 0);
+    dp_pool_opts_t ropts = { .endpoint = clients, .heartbeat_ms = 100 };
+    int64_t deadline = tu_now_ms () + 10000;
+    while (!pool && tu_now_ms () < deadline)
+        pool = dp_pool_open (&ropts);   //  the broker may still be starting
+    REQUIRE (pool);
+    s_test_idle (pool, "standalone broker");
+    dp_pool_close (&pool);
+    kill (broker, SIGTERM);
+    CHECK (tu_wait (broker, 5000) != -1);
+    return tu_done ("test_api_edges");
+}
