@@ -1,6 +1,7 @@
 /*  =========================================================================
     example_tasks - an example dpool task module (libdpool_example.so)
 
+        square      decimal integer n -> n * n (fails on overflow)
         collatz     decimal n >= 1 -> steps of the Collatz sequence to reach 1
         wordcount   text -> number of words (runs of non-blank bytes)
         pow         msgpack [base, exp] (integers, exp >= 0) -> base^exp (msgpack int)
@@ -27,6 +28,21 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+//  n * n for a decimal integer; fails on anything else or on overflow.
+
+static int
+square (dp_task_t *task, const void *in, size_t len)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll ((const char *) in, &end, 10);
+    if (len == 0 || errno || *end)
+        return dp_task_fail (task, "square: '%.40s' is not an integer", (const char *) in);
+    if (n > 3037000499LL || n < -3037000499LL)
+        return dp_task_fail (task, "square: %lld * %lld overflows", n, n);
+    return dp_task_printf (task, "%lld", n * n);
+}
 
 //  Steps of the Collatz sequence from n down to 1.
 
@@ -108,6 +124,7 @@ weighted (dp_task_t *task, const void *in, size_t len)
 }
 
 DP_MODULE (example,
+    DP_TASK ("square", square),
     DP_TASK ("collatz", collatz),
     DP_TASK ("wordcount", wordcount),
     DP_TASK ("pow", power),

@@ -30,5 +30,39 @@ check '[ $? -eq 0 ] && grep -q "collatz(3) = 7" out.txt' "installed example runs
 # the installed CLI finds its worker and a module by path
 printf '1\n2\n' | timeout 60 "$T/prefix/bin/dpool" map -j 1 -m "$T/libdpool_example.so" collatz > out.txt
 check '[ "$(cat out.txt)" = "$(printf "0\n1")" ]' "installed dpool map"
+
+# find_package (dpool): a consumer project built by CMake against the
+# install, a program and a module of its own; the program finds the
+# installed example module by name (no DPOOL_MODULE_PATH)
+unset DPOOL_MODULE_PATH DPOOL_BROKER
+mkdir -p "$T/consumer"
+cp "$SRC/examples/example_map.c" "$SRC/examples/example_tasks.c" "$T/consumer/"
+cat > "$T/consumer/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required (VERSION 3.18)
+project (consumer C)
+find_package (dpool 0.1 REQUIRED)
+add_executable (consumer_map example_map.c)
+target_link_libraries (consumer_map PRIVATE dpool::dpool)
+dpool_add_module (dpool_consumer example_tasks.c)
+CMAKE
+cmake -S "$T/consumer" -B "$T/consumer/build" -DCMAKE_PREFIX_PATH="$T/prefix" > "$T/cmake.log" 2>&1 \
+    && cmake --build "$T/consumer/build" >> "$T/cmake.log" 2>&1
+check '[ $? -eq 0 ]' "find_package consumer builds: $(tail -5 "$T/cmake.log")"
+check '[ -f "$T/prefix/lib/libdpool_example.so" ] || [ -n "$(find "$T/prefix" -name libdpool_example.so)" ]' "example module installed"
+timeout 60 "$T/consumer/build/consumer_map" 10 > out.txt 2> err.txt
+check '[ $? -eq 0 ] && grep -q "collatz(3) = 7" out.txt' "find_package program runs: $(cat err.txt)"
+printf '3\n4\n' | timeout 60 "$T/prefix/bin/dpool" map -j 1 -m "$T/consumer/build/libdpool_consumer.so" square > out.txt
+check '[ "$(cat out.txt)" = "$(printf "9\n16")" ]' "find_package module runs: $(cat out.txt)"
+
+# the README's quick start and its C program, on the installed tree
+seq 1 2000 | timeout 60 "$T/prefix/bin/dpool" map -m example square > out.txt
+check 'seq 1 2000 | awk "{ print \$1 * \$1 }" | cmp -s - out.txt' "README quick start (dpool map -m example square)"
+awk '/^## The C API in ten lines/ { on = 1 } on && /^```c/ { inc = 1; next } inc && /^```/ { exit } inc' \
+    "$SRC/README.md" > readme.c
+cc readme.c -o readme_prog $(pkg-config --cflags --libs dpool) 2> err.txt
+check '[ $? -eq 0 ]' "README's C program builds: $(head -3 err.txt)"
+timeout 60 ./readme_prog > out.txt 2> err.txt
+check 'grep -qx "ok: 9" out.txt && grep -qx "ok: 16" out.txt && grep -q "^task failed: " out.txt' \
+    "README's C program runs: $(cat out.txt err.txt)"
 echo "test_install: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -185,21 +186,35 @@ s_open_in_dir (const char *dir, const char *name, void **handle, char *err, size
     return 1;
 }
 
-//  Directory holding libdpool.so (the object this code lives in), into buf.
-//  Returns 0 or -1.
+//  Directory holding libdpool.so (the object this code lives in), into buf:
+//  for our own programs, which link the library's objects statically (the
+//  code is in the executable), the library directory beside their bin
+//  directory. Returns 0 or -1.
 
 static int
 s_libdpool_dir (char *buf, size_t size)
 {
     Dl_info info;
-    if (!dladdr ((void *) dp_registry_new, &info) || !info.dli_fname)
+    struct link_map *map = NULL;
+    if (!dladdr1 ((void *) dp_registry_new, &info, (void **) &map, RTLD_DL_LINKMAP)
+    ||  !info.dli_fname)
         return -1;
-    const char *slash = strrchr (info.dli_fname, '/');
-    if (!slash || (size_t) (slash - info.dli_fname) >= size)
+    char exe [PATH_MAX];
+    const char *file = info.dli_fname;
+    bool in_program = map && map->l_name && map->l_name [0] == 0;
+    if (in_program) {
+        ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0)
+            return -1;
+        exe [n] = 0;
+        file = exe;
+    }
+    const char *slash = strrchr (file, '/');
+    if (!slash || (size_t) (slash - file) >= size)
         return -1;
-    memcpy (buf, info.dli_fname, slash - info.dli_fname);
-    buf [slash - info.dli_fname] = 0;
-    return 0;
+    int n = snprintf (buf, size, "%.*s%s", (int) (slash - file), file,
+                      in_program ? "/" DPOOL_BIN_TO_LIB : "");
+    return n > 0 && (size_t) n < size ? 0 : -1;
 }
 
 //  Resolve a module name through $DPOOL_MODULE_PATH, the directory of
