@@ -18,6 +18,7 @@
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_cpus.h"
 
 #include <pthread.h>
 
@@ -845,7 +846,7 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
         self->opts.max_attempts = 3;
     if (!self->opts.task_wait_ms)
         self->opts.task_wait_ms = 3000;
-    self->nlocal = opts->local_workers < 0 ? (int) sysconf (_SC_NPROCESSORS_ONLN) : opts->local_workers;
+    self->nlocal = opts->local_workers < 0 ? dp_cpu_count () : opts->local_workers;
     if (self->nlocal > 1000)
         self->nlocal = 1000;
     self->local = (worker_t **) zmalloc (sizeof (worker_t *) * (self->nlocal + 1));

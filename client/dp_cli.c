@@ -481,7 +481,8 @@ s_usage (FILE *out)
         "Options:\n"
         "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else an\n"
         "                       embedded pool with local workers)\n"
-        "  -j, --jobs N         embedded pool: worker processes (default: CPUs)\n"
+        "  -j, --jobs N         embedded pool: worker processes (default or 0: one per\n"
+        "                       usable CPU: affinity mask and cgroup quota, as nproc)\n"
         "  -m, --module MODULE  embedded pool: task module (path, or NAME for\n"
         "                       libdpool_NAME.so); repeatable\n"
         "  -0, --null           items are separated by NUL bytes, not newlines\n"
@@ -590,7 +591,7 @@ main (int argc, char *argv [])
     while ((c = getopt_long (argc, argv, "+b:j:m:0uhV", longopts, NULL)) != -1) {
         switch (c) {
             case 'b': popts.endpoint = optarg; break;
-            case 'j': popts.workers = (int) s_number (optarg, "worker count", 1, 1000); break;
+            case 'j': popts.workers = (int) s_number (optarg, "worker count", 0, 1000); break;
             case 'm':
                 if (popts.nmodules == MAX_MODULES) {
                     fprintf (stderr, "%s: more than %d modules\n", "dpool", MAX_MODULES);

@@ -87,7 +87,8 @@ typedef enum {
 
 typedef struct {
     const char *endpoint;   //  broker endpoint; NULL: $DPOOL_BROKER, else embedded
-    int workers;            //  embedded: local worker processes; <= 0: one per CPU
+    int workers;            //  embedded: local worker processes; <= 0: one per
+                            //  usable CPU (affinity mask, cgroup quota: as nproc)
     const char *const *modules;    //  embedded: task modules (paths or names)
     size_t nmodules;
     int timeout_ms;         //  broker silence before an error (0: 3000)

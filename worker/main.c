@@ -6,6 +6,7 @@
     =========================================================================
 */
 #include "dp_worker.h"
+#include "dp_cpus.h"
 #include "dpool.h"
 
 #include <errno.h>
@@ -45,6 +46,7 @@ s_usage (FILE *out)
         "                          the node); the node reports their deaths and what\n"
         "                          they were running to the broker, and kills an item\n"
         "                          that outlives its job's timeout\n"
+        "                          (0: one per usable CPU, as nproc counts them)\n"
         "      --max-tasks-per-child N  a worker process exits after N items and is\n"
         "                          replaced (with -j, or under a broker)\n"
         "      --mem-limit MB      limit each worker process's address space\n"
@@ -136,9 +138,9 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
                 modules [opts->nmodules++] = optarg;
                 break;
             case 'j':
-                if (s_number (optarg, 1, 4096, &jobs))
-                    return s_bad_usage ("bad --jobs value '%s' (1-4096)", optarg);
-                *node_jobs = (int) jobs;
+                if (s_number (optarg, 0, 4096, &jobs))
+                    return s_bad_usage ("bad --jobs value '%s' (0-4096)", optarg);
+                *node_jobs = jobs ? (int) jobs : dp_cpu_count ();
                 break;
             case OPT_INIT:
                 opts->init_args = optarg;

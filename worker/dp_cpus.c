@@ -1,0 +1,144 @@
+/*  =========================================================================
+    dp_cpus - how many CPUs this process may use, as nproc counts them
+    =========================================================================
+*/
+#include "dp_cpus.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Quota of one cgroup directory in CPUs, rounded up; 0: none (or no
+//  such file). v2: cpu.max "QUOTA PERIOD" or "max PERIOD"; v1:
+//  cpu.cfs_quota_us (-1: none) over cpu.cfs_period_us.
+static int
+s_dir_quota (const char *dir, int v2)
+{
+    char path [PATH_MAX + 32];      //  dir is at most PATH_MAX
+    long long quota = -1, period = 0;
+    if (v2) {
+        snprintf (path, sizeof path, "%s/cpu.max", dir);
+        FILE *file = fopen (path, "r");
+        if (!file)
+            return 0;
+        char word [32] = "";
+        if (fscanf (file, "%31s %lld", word, &period) != 2 || strcmp (word, "max") == 0)
+            quota = -1;
+        else
+            quota = strtoll (word, NULL, 10);
+        fclose (file);
+    }
+    else {
+        snprintf (path, sizeof path, "%s/cpu.cfs_quota_us", dir);
+        FILE *file = fopen (path, "r");
+        if (!file)
+            return 0;
+        if (fscanf (file, "%lld", &quota) != 1)
+            quota = -1;
+        fclose (file);
+        snprintf (path, sizeof path, "%s/cpu.cfs_period_us", dir);
+        file = fopen (path, "r");
+        if (!file)
+            return 0;
+        if (fscanf (file, "%lld", &period) != 1)
+            period = 0;
+        fclose (file);
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long long cpus = (quota + period - 1) / period;
+    return cpus > INT_MAX ? INT_MAX : (int) cpus;
+}
+
+//  Smallest quota of `cgroup` (a path below `mount`) and its ancestors.
+static int
+s_path_quota (const char *mount, const char *cgroup, int v2)
+{
+    char dir [PATH_MAX];
+    int n = snprintf (dir, sizeof dir, "%s%s", mount, strcmp (cgroup, "/") == 0 ? "" : cgroup);
+    if (n <= 0 || (size_t) n >= sizeof dir)
+        return 0;
+    size_t floor = strlen (mount);
+    int best = 0;
+    while (true) {
+        int quota = s_dir_quota (dir, v2);
+        if (quota > 0 && (best == 0 || quota < best))
+            best = quota;
+        char *slash = strrchr (dir, '/');
+        if (!slash || (size_t) (slash - dir) < floor)
+            break;
+        *slash = 0;
+    }
+    return best;
+}
+
+int
+dp_cpu_quota (const char *root, const char *proc_cgroup)
+{
+    FILE *file = fopen (proc_cgroup, "r");
+    if (!file)
+        return 0;
+    char line [PATH_MAX + 64];
+    int best = 0;
+    while (fgets (line, sizeof line, file)) {
+        line [strcspn (line, "\n")] = 0;
+        //  "ID:CONTROLLERS:PATH"; v2 is "0::PATH"
+        char *c1 = strchr (line, ':');
+        char *c2 = c1 ? strchr (c1 + 1, ':') : NULL;
+        if (!c2 || c2 [1] != '/')
+            continue;
+        *c2 = 0;
+        const char *controllers = c1 + 1, *path = c2 + 1;
+        char mount [PATH_MAX];
+        int quota = 0;
+        if (*controllers == 0) {
+            //  v2: unified at the root, or under root/unified (hybrid)
+            snprintf (mount, sizeof mount, "%s", root);
+            quota = s_path_quota (mount, path, 1);
+            if (quota == 0) {
+                snprintf (mount, sizeof mount, "%s/unified", root);
+                quota = s_path_quota (mount, path, 1);
+            }
+        }
+        else {
+            //  v1: the hierarchy holding the cpu controller
+            bool cpu = false;
+            char list [256];
+            snprintf (list, sizeof list, "%s", controllers);
+            for (char *save = NULL, *tok = strtok_r (list, ",", &save); tok;
+                 tok = strtok_r (NULL, ",", &save))
+                cpu = cpu || strcmp (tok, "cpu") == 0;
+            if (!cpu)
+                continue;
+            snprintf (mount, sizeof mount, "%s/%s", root, controllers);
+            quota = s_path_quota (mount, path, 0);
+            if (quota == 0) {
+                snprintf (mount, sizeof mount, "%s/cpu", root);
+                quota = s_path_quota (mount, path, 0);
+            }
+        }
+        if (quota > 0 && (best == 0 || quota < best))
+            best = quota;
+    }
+    fclose (file);
+    return best;
+}
+
+int
+dp_cpu_count (void)
+{
+    int cpus = 0;
+    cpu_set_t set;
+    if (sched_getaffinity (0, sizeof set, &set) == 0)
+        cpus = CPU_COUNT (&set);
+    if (cpus <= 0)
+        cpus = (int) sysconf (_SC_NPROCESSORS_ONLN);
+    int quota = dp_cpu_quota ("/sys/fs/cgroup", "/proc/self/cgroup");
+    if (quota > 0 && quota < cpus)
+        cpus = quota;
+    return cpus > 0 ? cpus : 1;
+}
