@@ -80,6 +80,8 @@ struct job {
     uint32_t samples [64];      //  recent per-item task times, µs (ring)
     uint32_t nsamples;
     uint32_t median_us;         //  of samples, refreshed every 8 new ones
+    bool no_spec;               //  JOB.spec OFF: never a backup copy
+    uint64_t backups;           //  backup copies run (told in RESULTS, DONE)
     link_t chunks;              //  chunks not yet sent back, index order
     link_t pending;             //  chunks waiting for a worker
     link_t ready;               //  in broker->ready while pending is not empty
@@ -118,6 +120,7 @@ struct worker {
     uint32_t slots;
     char host [DP_MAX_NAME + 1];
     uint64_t chunks_done;
+    int64_t last_result_ms;     //  its last RESULT: its head chunk ran from then on
     bool gone;                  //  known dead, loss not yet handled: no dispatch
 };
 

@@ -238,14 +238,27 @@ jobs_dispatch (broker_t *broker)
 
 //  How long a chunk of this job may run before a backup copy is worth it:
 //  four times its expected time from the median item time, at least
-//  SPECULATE_MIN_MS; a second without any measure.
+//  SPECULATE_MIN_MS. Without 3 measured items there is nothing to compare
+//  with, so no chunk is a straggler (-1).
 static int64_t
 s_straggler_ms (job_t *job, chunk_t *chunk)
 {
     if (job->nsamples < 3)
-        return 1000;
+        return -1;
     int64_t expect = (int64_t) job->median_us * chunk->n / 1000;
     return expect * 4 > SPECULATE_MIN_MS ? expect * 4 : SPECULATE_MIN_MS;
+}
+
+//  How long the worker's head chunk has been running: since it was sent,
+//  or since the worker's last RESULT if that came later (until then it
+//  waited in the worker's queue behind the chunk answered, and a queued
+//  chunk is not a slow one).
+static int64_t
+s_running_ms (broker_t *broker, worker_t *worker, chunk_t *head)
+{
+    int64_t since = head->dispatched_ms > worker->last_result_ms
+                  ? head->dispatched_ms : worker->last_result_ms;
+    return broker->now_ms - since;
 }
 
 //  Is the chunk a candidate for a backup copy?
@@ -253,7 +266,8 @@ static bool
 s_speculable (broker_t *broker, chunk_t *c)
 {
     job_t *job = c->job;
-    return job && !c->primary && !c->backup && job->ended && link_empty (&job->pending);
+    return job && !job->no_spec && !c->primary && !c->backup && job->ended
+        && link_empty (&job->pending);
 }
 
 //  The chunk of a straggling worker most worth a backup copy: the last
@@ -265,7 +279,10 @@ s_straggler (broker_t *broker, worker_t *worker)
     if (link_empty (&worker->inflight))
         return NULL;
     chunk_t *head = link_entry (worker->inflight.next, chunk_t, queue);
-    if (!head->job || broker->now_ms - head->dispatched_ms <= s_straggler_ms (head->job, head))
+    if (!head->job)
+        return NULL;
+    int64_t limit = s_straggler_ms (head->job, head);
+    if (limit < 0 || s_running_ms (broker, worker, head) <= limit)
         return NULL;
     for (link_t *l = worker->inflight.prev; l != &worker->inflight; l = l->prev) {
         chunk_t *c = link_entry (l, chunk_t, queue);
@@ -291,9 +308,10 @@ jobs_speculate (broker_t *broker)
         for (; worker; worker = (worker_t *) zhashx_next (broker->workers)) {
             chunk_t *c = s_straggler (broker, worker);
             chunk_t *head = c ? link_entry (worker->inflight.next, chunk_t, queue) : NULL;
-            if (c && broker->now_ms - head->dispatched_ms > best_age) {
+            int64_t age = head ? s_running_ms (broker, worker, head) : 0;
+            if (c && age > best_age) {
                 best = c;
-                best_age = broker->now_ms - head->dispatched_ms;
+                best_age = age;
             }
         }
         if (!best)
@@ -311,6 +329,7 @@ jobs_speculate (broker_t *broker)
             chunk_destroy (&twin);
             return;
         }
+        best->job->backups++;
         if (broker->opts.verbose)
             zsys_info ("dpool-broker: job %u: backup copy of items %llu..%llu on worker %s "
                        "(worker %s straggling for %lld ms)", best->job->id,

@@ -152,6 +152,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     self->timeout_ms = msg->timeout;
     self->tpct = msg->tpct;
     self->weight = msg->weight ? msg->weight : 1;
+    self->no_spec = msg->spec == DP_SPEC_OFF;
     self->deficit_ns = (int64_t) QUANTUM_NS * self->weight;
     self->created_ms = broker->now_ms;
     link_init (&self->chunks);
@@ -328,6 +329,7 @@ s_job_finish_if_done (broker_t *broker, job_t **job_p)
         msg.job = self->id;
         msg.ok = self->answered - self->failed;
         msg.failed = self->failed;
+        msg.backups = self->backups;
         broker_send_client (broker, self->client, &msg);
     }
     job_destroy (broker, job_p);
@@ -362,6 +364,7 @@ s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
     msg.job = self->id;
     msg.first = chunk->first;
     msg.ns = ns;
+    msg.backups = self->backups;
     if (span_gather (spans, count, &msg, true) != 0) {
         zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
         abort ();
@@ -638,6 +641,7 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     uint64_t ns = msg->ns / k;
     worker->chunk_ns = worker->chunk_ns ? (worker->chunk_ns * 7 + ns) / 8 : ns + 1;
     worker->chunks_done += k;
+    worker->last_result_ms = broker->now_ms;
     size_t offset = 0;
     uint32_t nfound = 0;
     for (uint32_t i = 0; i < k; i++) {

@@ -67,6 +67,7 @@ struct dp_job {
     rbatch_t *head, *tail;
     //  counters
     uint64_t sent, answered, consumed, failed;
+    uint64_t backups;           //  backup copies the broker ran (RESULTS, DONE)
     uint64_t held_items;        //  sent, not yet answered and taken
     uint64_t held_bytes;        //  input bytes in flight + results queued
     uint64_t bytes_out;         //  input bytes in flight

@@ -563,12 +563,18 @@ cjob_on_message (dp_pool_t *pool, dp_msg_t *msg)
     dp_job_t *job;
     switch (msg->cmd) {
         case DP_CMD_RESULTS:
-            if ((job = cpool_table_lookup (pool, msg->job)))
+            if ((job = cpool_table_lookup (pool, msg->job))) {
+                if (msg->backups > job->backups)
+                    job->backups = msg->backups;
                 s_on_results (job, msg);
+            }
             break;
         case DP_CMD_DONE:
-            if ((job = cpool_table_lookup (pool, msg->job)))
+            if ((job = cpool_table_lookup (pool, msg->job))) {
+                if (msg->backups > job->backups)
+                    job->backups = msg->backups;
                 s_on_done (job);
+            }
             break;
         case DP_CMD_ERROR:
             s_on_error (pool, msg);
@@ -626,6 +632,12 @@ s_job_open (dp_job_t *self)
     msg.timeout = self->opts.timeout_ms;
     msg.tpct = self->opts.timeout_pct;
     msg.weight = self->opts.weight;
+    //  backup copies run an item twice: not for commands with side effects
+    //  (the built-in exec) unless the caller asks
+    uint32_t spec = self->opts.speculate;
+    if (spec == DP_SPECULATE_AUTO)
+        spec = strcmp (self->task, "exec") == 0 ? DP_SPECULATE_OFF : DP_SPECULATE_ON;
+    msg.spec = spec == DP_SPECULATE_OFF ? DP_SPEC_OFF : DP_SPEC_ON;
     if (cpool_send (pool, &msg) != 0) {
         client_set_error ("cannot send to the broker: %s", zmq_strerror (errno));
         return -1;
@@ -733,6 +745,7 @@ void
 cjob_progress (const dp_job_t *self, dp_progress_t *progress)
 {
     memset (progress, 0, sizeof *progress);
+    progress->backups = self->backups;
     int64_t now = self->state == JOB_DONE || self->state == JOB_FAILED
                 ? self->ended_ms : zclock_mono ();
     progress->sent = self->sent;

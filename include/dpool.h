@@ -129,7 +129,20 @@ typedef struct {
                             //  3 items are timed (GNU parallel's --timeout N%)
     uint32_t weight;        //  share of the workers and of the pool's window
                             //  against the other jobs; 0: 1
+    uint32_t speculate;     //  backup copies: near the end of the job, an idle
+                            //  worker may run a copy of a chunk held by a
+                            //  straggling worker (one whose running chunk took
+                            //  over 4x the job's median item time, at least
+                            //  100 ms); the first answer wins, so the item may
+                            //  run twice. DP_SPECULATE_AUTO (0): on, except for
+                            //  the built-in "exec" task (commands may have side
+                            //  effects); DP_SPECULATE_ON; DP_SPECULATE_OFF: no
+                            //  item of the job ever runs twice
 } dp_job_opts_t;
+
+#define DP_SPECULATE_AUTO   0
+#define DP_SPECULATE_ON     1
+#define DP_SPECULATE_OFF    2
 
 //  Open a pool. With opts NULL or opts->endpoint NULL, uses $DPOOL_BROKER if
 //  set, else starts an embedded broker with local workers. Returns NULL on
@@ -235,6 +248,8 @@ typedef struct {
     double elapsed_s;       //  since the job started
     double rate;            //  items answered per second, recently
     double eta_s;           //  seconds left at that rate; -1: unknown
+    uint64_t backups;       //  backup copies of straggling chunks the broker
+                            //  ran for the job (see dp_job_opts_t.speculate)
 } dp_progress_t;
 
 DP_EXPORT int dp_job_progress (const dp_job_t *job, dp_progress_t *progress);

@@ -47,6 +47,7 @@ typedef enum {
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
     K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE, K_CSIZE, K_K, K_LAST, K_DONE,
+    K_SPEC, K_BACKUPS,
     K_COUNT
 } s_key_id_t;
 
@@ -74,18 +75,19 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (text, T_STR),      S_KEY (tasks, T_TASKS),
     S_KEY (timeout, T_U32),   S_KEY (tpct, T_U32),     S_KEY (weight, T_U32),
     S_KEY (item, T_U32),      S_KEY (node, T_U64),     S_KEY (csize, T_U32),
-    S_KEY (k, T_U32),         S_KEY (last, T_BOOL),    S_KEY (done, T_BOOL)
+    S_KEY (k, T_U32),         S_KEY (last, T_BOOL),    S_KEY (done, T_BOOL),
+    S_KEY (spec, T_U32),      S_KEY (backups, T_U64)
 };
 
-#define B(k) (1u << (k))
+#define B(k) (1ull << (k))
 
 //  Per command: name, payload frames, keys it carries, keys it requires.
 //  Keys a command does not carry are ignored when received.
 typedef struct {
     const char *name;
     uint8_t payload;
-    uint32_t keys;
-    uint32_t required;
+    uint64_t keys;
+    uint64_t required;
 } s_cmd_t;
 
 static const s_cmd_t s_cmds [] = {
@@ -95,16 +97,16 @@ static const s_cmd_t s_cmds [] = {
         B (K_HB) | B (K_WINDOW) | B (K_WBYTES) | B (K_BATCH) },
     [DP_CMD_JOB]       = { "JOB", 0,
         B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE)
-        | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT),
+        | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT) | B (K_SPEC),
         B (K_JOB) | B (K_TASK) },
     [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST),
                                        B (K_JOB) | B (K_FIRST) | B (K_N) },
     [DP_CMD_END]       = { "END", 0, B (K_JOB) | B (K_TOTAL), B (K_JOB) | B (K_TOTAL) },
     [DP_CMD_CANCEL]    = { "CANCEL", 0, B (K_JOB), B (K_JOB) },
     [DP_CMD_RESULTS]   = { "RESULTS", 3, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_NS)
-                                         | B (K_DONE) | B (K_OK) | B (K_FAILED),
+                                         | B (K_DONE) | B (K_OK) | B (K_FAILED) | B (K_BACKUPS),
                                          B (K_JOB) | B (K_FIRST) | B (K_N) },
-    [DP_CMD_DONE]      = { "DONE", 0, B (K_JOB) | B (K_OK) | B (K_FAILED),
+    [DP_CMD_DONE]      = { "DONE", 0, B (K_JOB) | B (K_OK) | B (K_FAILED) | B (K_BACKUPS),
                                       B (K_JOB) | B (K_OK) | B (K_FAILED) },
     [DP_CMD_ERROR]     = { "ERROR", 0, B (K_CODE) | B (K_TEXT) | B (K_JOB), B (K_CODE) },
     [DP_CMD_HEARTBEAT] = { "HEARTBEAT", 0, 0, 0 },
@@ -335,10 +337,10 @@ s_zone_get (void)
 //  The entry among `keys` (a mask) for a wire name, or NULL. Only the few
 //  keys the command carries are compared.
 static const s_key_t *
-s_key_find (uint32_t keys, const char *name, uint32_t len, int *id)
+s_key_find (uint64_t keys, const char *name, uint32_t len, int *id)
 {
     while (keys) {
-        int k = __builtin_ctz (keys);
+        int k = __builtin_ctzll (keys);
         keys &= keys - 1;
         if (s_keys [k].len == len && memcmp (s_keys [k].name, name, len) == 0) {
             *id = k;
@@ -464,7 +466,7 @@ static int
 s_get_fields (dp_msg_t *self, const s_cmd_t *info, const msgpack_object_map *map,
               char *err, size_t errlen)
 {
-    uint32_t seen = 0;
+    uint64_t seen = 0;
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *k = &map->ptr [i].key;
         if (k->type != MSGPACK_OBJECT_STR)
@@ -480,7 +482,7 @@ s_get_fields (dp_msg_t *self, const s_cmd_t *info, const msgpack_object_map *map
         if (rc)
             return rc;
     }
-    uint32_t missing = info->required & ~seen;
+    uint64_t missing = info->required & ~seen;
     for (int k = 0; missing && k < K_COUNT; k++)
         if (missing & B (k))
             return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: missing '%s'", info->name, s_keys [k].name);
@@ -745,7 +747,7 @@ s_pack_field (msgpack_packer *pk, const s_key_t *key, const dp_msg_t *self)
 //  Check the members a command will encode: strings terminated and within
 //  their limits, task names present, n within DP_MAX_BATCH.
 static int
-s_check_fields (const dp_msg_t *self, const s_cmd_t *info, uint32_t keys)
+s_check_fields (const dp_msg_t *self, const s_cmd_t *info, uint64_t keys)
 {
     for (int k = 0; k < K_COUNT; k++) {
         if (!(keys & B (k)) || s_keys [k].type != T_STR)
@@ -826,7 +828,7 @@ dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes)
     const s_cmd_t *info = s_cmd_info (self->cmd);
     if (!info)
         return DP_PROTO_ECMD;
-    uint32_t keys = info->keys;
+    uint64_t keys = info->keys;
     if (self->cmd == DP_CMD_ERROR && !self->has_job)
         keys &= ~B (K_JOB);
     int rc = s_check_fields (self, info, keys);
@@ -840,7 +842,7 @@ dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes)
     header.overflow = false;
     msgpack_packer pk;
     msgpack_packer_init (&pk, &header, s_hbuf_write);
-    msgpack_pack_map (&pk, (size_t) __builtin_popcount (keys));
+    msgpack_pack_map (&pk, (size_t) __builtin_popcountll (keys));
     for (int k = 0; k < K_COUNT; k++)
         if (keys & B (k))
             s_pack_field (&pk, &s_keys [k], self);

@@ -52,12 +52,12 @@ typedef enum {
     DP_CMD_HELLO     = 0x01,    //  C->B  {hb, host (client name)}
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
     DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize,
-                                //         timeout, tpct, weight}
+                                //         timeout, tpct, weight, spec}
     DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize, last}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
-    DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns, done, ok, failed}  lens data status
-    DP_CMD_DONE      = 0x08,    //  B->C  {job, ok, failed}
+    DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns, done, ok, failed, backups}  lens data status
+    DP_CMD_DONE      = 0x08,    //  B->C  {job, ok, failed, backups}
     //  both conversations
     DP_CMD_ERROR     = 0x09,    //  any   {code, text, job?}
     DP_CMD_HEARTBEAT = 0x0A,    //  any   {}
@@ -70,6 +70,14 @@ typedef enum {
     DP_CMD_DEATH     = 0x14,    //  N->B  {pid, chunk, item, code, text}
     DP_CMD_ABORT     = 0x15,    //  B->W  {chunk, k}
 } dp_cmd_t;
+
+//  JOB.spec: may the broker run backup copies of the job's straggling
+//  chunks (speculation)?
+enum {
+    DP_SPEC_DEFAULT = 0,        //  the broker's setting (on unless --no-speculation)
+    DP_SPEC_ON      = 1,        //  yes, unless the broker never speculates
+    DP_SPEC_OFF     = 2         //  never: no item of the job runs twice
+};
 
 //  Per-item status, one byte each in a `status` frame. Also the public
 //  dp_status_t values (include/dpool.h repeats them).
@@ -125,6 +133,8 @@ typedef struct {
     uint32_t timeout;           //  JOB, CHUNK: task timeout in ms (0: none)
     uint32_t tpct;              //  JOB: timeout as % of the median task time
     uint32_t weight;            //  JOB: fair-share weight (0: 1)
+    uint32_t spec;              //  JOB: backup copies of stragglers: DP_SPEC_*
+    uint64_t backups;           //  RESULTS, DONE: backup copies run for the job so far
     uint32_t item;              //  DEATH: item running in the chunk (UINT32_MAX: none)
     uint64_t node;              //  NODE, READY: node token (0: not on a node)
     uint32_t csize;             //  BATCH: items per chunk (0: the whole batch)
