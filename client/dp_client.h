@@ -73,6 +73,7 @@ struct dp_job {
     uint64_t bytes_out;         //  input bytes in flight
     job_state_t state;
     bool input_done, input_later, end_sent, cancel_sent;
+    bool cancel_flagged;        //  cancelled through opts.cancel: ends failed
     dp_status_t error_status;   //  JOB_FAILED: why, as an item status
     char error [DP_MAX_TEXT + 64];
     //  chunk sizing from measured task time

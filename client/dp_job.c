@@ -534,6 +534,9 @@ s_on_done (dp_job_t *self)
     if (self->answered != self->sent || (!self->end_sent && !self->cancel_sent))
         s_job_end (self, JOB_FAILED, DP_ERR_POOL, "the broker ended the job early", false);
     else
+    if (self->cancel_flagged)       //  every sent item answered; the job says why it ended
+        s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "job cancelled", false);
+    else
         s_job_end (self, JOB_DONE, DP_OK, "", false);
 }
 

@@ -450,8 +450,10 @@ cpool_fail_all (dp_pool_t *self, dp_status_t status, const char *text)
     }
 }
 
-//  Cancel flags set by the caller (dp_job_opts_t.cancel): such a job ends
-//  at once, as dp_map_stream always did.
+//  Cancel flags set by the caller (dp_job_opts_t.cancel): such a job is
+//  cancelled as by dp_job_cancel: no more input, and the broker answers
+//  every item already sent (those not run as DP_ERR_CANCELLED), so the
+//  output callback sees each sent item exactly once before the job ends.
 static void
 s_check_cancel_flags (dp_pool_t *self)
 {
@@ -461,9 +463,9 @@ s_check_cancel_flags (dp_pool_t *self)
     while (l != &self->open) {
         dp_job_t *job = link_entry (l, dp_job_t, open);
         l = l->next;
-        if (job->opts.cancel && *job->opts.cancel) {
-            cjob_fail (job, DP_ERR_CANCELLED, "job cancelled");
-            l = self->open.next;    //  hooks may have changed the list
+        if (job->opts.cancel && *job->opts.cancel && !job->cancel_sent) {
+            job->cancel_flagged = true;
+            cjob_cancel (job);
         }
     }
 }

@@ -121,6 +121,10 @@ typedef struct {
     bool has_input_fd;      //  lazy input: when input returns 2, also wait
     int input_fd;           //  for this fd to become readable
     volatile int *cancel;   //  if set, the job is cancelled once *cancel != 0
+                            //  (seen at the next pool call), as by
+                            //  dp_job_cancel: every item already sent is still
+                            //  answered once (DP_ERR_CANCELLED if it did not
+                            //  run), then the job ends failed ("job cancelled")
     uint32_t timeout_ms;    //  per-item task timeout: the process running an
                             //  item that outlives it is killed and the item
                             //  fails DP_ERR_TIMEOUT; 0: none

@@ -117,6 +117,78 @@ s_test_idle (dp_pool_t *pool, const char *what)
     printf ("%s: jobs kept across 3 s of computing at a 100 ms heartbeat\n", what);
 }
 
+//  A streaming job cancelled after `at` outputs, by its flag or by
+//  dp_job_cancel from the output callback: every item sent is answered
+//  exactly once (results or DP_ERR_CANCELLED), then the job ends.
+#define CANCEL_N 200000
+typedef struct {
+    uint64_t next;
+    char text [32];
+    uint8_t seen [CANCEL_N];
+    uint64_t outputs, dupes, cancelled;
+    volatile int flag;
+    bool use_flag;
+    dp_job_t *job;
+} cancel_t;
+
+static int
+s_cancel_input (void *arg, const void **data, size_t *len)
+{
+    cancel_t *c = (cancel_t *) arg;
+    if (c->next == CANCEL_N)
+        return 0;
+    *len = (size_t) snprintf (c->text, sizeof c->text, "%llu", (unsigned long long) c->next++);
+    *data = c->text;
+    return 1;
+}
+
+static int
+s_cancel_output (void *arg, uint64_t index, dp_status_t status, const void *data, size_t len)
+{
+    cancel_t *c = (cancel_t *) arg;
+    if (index >= CANCEL_N || c->seen [index]++)
+        c->dupes++;
+    c->outputs++;
+    c->cancelled += status == DP_ERR_CANCELLED;
+    if (c->outputs == 1000) {
+        if (c->use_flag)
+            c->flag = 1;
+        else
+            dp_job_cancel (c->job);
+    }
+    return 0;
+}
+
+static void
+s_test_cancel (dp_pool_t *pool, bool use_flag)
+{
+    cancel_t *c = (cancel_t *) calloc (1, sizeof (cancel_t));
+    REQUIRE (c);
+    c->use_flag = use_flag;
+    dp_job_opts_t opts = { .cancel = use_flag ? &c->flag : NULL };
+    c->job = dp_job_start (pool, "square", &opts, s_cancel_input, s_cancel_output, c);
+    REQUIRE (c->job);
+    long rc = dp_job_wait (c->job, 30000);
+    dp_progress_t progress;
+    dp_job_progress (c->job, &progress);
+    uint64_t missing = 0;
+    for (uint64_t i = 0; i < progress.sent; i++)
+        missing += !c->seen [i];
+    printf ("%s: %llu sent, %llu outputs (%llu cancelled), %llu missing, %llu twice; rc %ld\n",
+            use_flag ? "opts.cancel" : "dp_job_cancel", (unsigned long long) progress.sent,
+            (unsigned long long) c->outputs, (unsigned long long) c->cancelled,
+            (unsigned long long) missing, (unsigned long long) c->dupes, rc);
+    CHECK (progress.sent > 1000 && progress.sent < CANCEL_N);
+    CHECK (c->outputs == progress.sent && missing == 0 && c->dupes == 0);
+    CHECK (progress.done == progress.sent);
+    if (use_flag)
+        CHECK (rc == -1 && strstr (dp_strerror_last (), "cancel"));
+    else
+        CHECK (rc >= 0);
+    dp_job_destroy (&c->job);
+    free (c);
+}
+
 int
 main (void)
 {
@@ -130,6 +202,8 @@ main (void)
     dp_pool_t *pool = dp_pool_open (&opts);
     REQUIRE (pool);
     s_test_idle (pool, "embedded pool");
+    s_test_cancel (pool, true);
+    s_test_cancel (pool, false);
     dp_pool_close (&pool);
 
     char clients [64], workers [64];
