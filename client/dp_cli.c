@@ -480,7 +480,8 @@ s_usage (FILE *out)
         "\n"
         "Options:\n"
         "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else an\n"
-        "                       embedded pool with local workers)\n"
+        "                       embedded pool with local workers; with -j or -m the\n"
+        "                       pool is embedded even when $DPOOL_BROKER is set)\n"
         "  -j, --jobs N         embedded pool: worker processes (default or 0: one per\n"
         "                       usable CPU: affinity mask and cgroup quota, as nproc)\n"
         "  -m, --module MODULE  embedded pool: task module (path, or NAME for\n"
@@ -591,7 +592,8 @@ main (int argc, char *argv [])
     while ((c = getopt_long (argc, argv, "+b:j:m:0uhV", longopts, NULL)) != -1) {
         switch (c) {
             case 'b': popts.endpoint = optarg; break;
-            case 'j': popts.workers = (int) s_number (optarg, "worker count", 0, 1000); break;
+            case 'j': popts.workers = (int) s_number (optarg, "worker count", 0, 1000);
+                      popts.mode = DP_POOL_EMBEDDED; break;
             case 'm':
                 if (popts.nmodules == MAX_MODULES) {
                     fprintf (stderr, "%s: more than %d modules\n", "dpool", MAX_MODULES);
@@ -622,6 +624,10 @@ main (int argc, char *argv [])
         }
     }
     popts.modules = modules;
+    if (popts.nmodules)
+        popts.mode = DP_POOL_EMBEDDED;  //  -m / -j: never sent to $DPOOL_BROKER
+    if (popts.endpoint)
+        popts.mode = DP_POOL_REMOTE;    //  -b: the broker named
     cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 },
                   .out = { .run = run, .index = index,
                            .progress = progress < 0 ? isatty (2) : progress,

@@ -268,6 +268,37 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     return 0;
 }
 
+//  Which broker: sets *endpoint to the remote one, or NULL for an
+//  embedded pool (see dp_pool_opts_t.mode). Returns 0, or -1 (error set).
+static int
+s_choose_endpoint (const dp_pool_opts_t *opts, const char **endpoint)
+{
+    int mode = opts ? opts->mode : DP_POOL_AUTO;
+    const char *given = opts && opts->endpoint && *opts->endpoint ? opts->endpoint : NULL;
+    const char *env = getenv ("DPOOL_BROKER");
+    if (env && !*env)
+        env = NULL;
+    bool embedded_asked = opts && (opts->workers > 0 || opts->nmodules > 0);
+    *endpoint = NULL;
+    switch (mode) {
+        case DP_POOL_EMBEDDED:
+            return 0;
+        case DP_POOL_REMOTE:
+            *endpoint = given ? given : env;
+            if (!*endpoint) {
+                client_set_error ("a remote pool was asked for (DP_POOL_REMOTE) but there is "
+                                  "no endpoint and $DPOOL_BROKER is not set");
+                return -1;
+            }
+            return 0;
+        case DP_POOL_AUTO:
+            *endpoint = given ? given : embedded_asked ? NULL : env;
+            return 0;
+    }
+    client_set_error ("bad pool mode %d (DP_POOL_AUTO, DP_POOL_EMBEDDED or DP_POOL_REMOTE)", mode);
+    return -1;
+}
+
 dp_pool_t *
 dp_pool_open (const dp_pool_opts_t *opts)
 {
@@ -280,8 +311,12 @@ dp_pool_open (const dp_pool_opts_t *opts)
     link_init (&self->open);
     link_init (&self->feed);
     link_init (&self->waiting);
-    const char *endpoint = opts && opts->endpoint ? opts->endpoint : getenv ("DPOOL_BROKER");
-    if (endpoint && *endpoint) {
+    const char *endpoint = NULL;
+    if (s_choose_endpoint (opts, &endpoint) != 0) {
+        dp_pool_close (&self);
+        return NULL;
+    }
+    if (endpoint) {
         const char *from = opts && opts->endpoint ? "endpoint" : "$DPOOL_BROKER";
         char why [128];
         if (s_check_endpoint (endpoint, why, sizeof why) != 0) {

@@ -102,7 +102,19 @@ typedef struct {
     uint32_t mem_limit_mb;  //  embedded: address-space limit of each worker
                             //  process; an item that exhausts it fails
                             //  "out of memory" (0: none)
+    int mode;               //  which pool: DP_POOL_AUTO (0): `endpoint` if
+                            //  set; else embedded when workers > 0 or modules
+                            //  are given (never silently sent to
+                            //  $DPOOL_BROKER); else $DPOOL_BROKER if set; else
+                            //  embedded. DP_POOL_EMBEDDED: always embedded
+                            //  (endpoint and $DPOOL_BROKER ignored).
+                            //  DP_POOL_REMOTE: `endpoint`, else $DPOOL_BROKER,
+                            //  else dp_pool_open fails
 } dp_pool_opts_t;
+
+#define DP_POOL_AUTO        0
+#define DP_POOL_EMBEDDED    1
+#define DP_POOL_REMOTE      2
 
 typedef struct {
     const void *data;
@@ -148,9 +160,10 @@ typedef struct {
 #define DP_SPECULATE_ON     1
 #define DP_SPECULATE_OFF    2
 
-//  Open a pool. With opts NULL or opts->endpoint NULL, uses $DPOOL_BROKER if
-//  set, else starts an embedded broker with local workers. Returns NULL on
-//  failure; dp_strerror_last() then says why.
+//  Open a pool: a remote one (opts->endpoint, or $DPOOL_BROKER) or an
+//  embedded broker with local workers, as opts->mode says (opts NULL: all
+//  defaults, so $DPOOL_BROKER if set, else embedded). A malformed endpoint
+//  fails at once. Returns NULL on failure; dp_strerror_last() says why.
 DP_EXPORT dp_pool_t *dp_pool_open (const dp_pool_opts_t *opts);
 
 //  Close the pool (stops an embedded broker and its workers) and null the

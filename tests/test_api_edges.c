@@ -189,12 +189,55 @@ s_test_cancel (dp_pool_t *pool, bool use_flag)
     free (c);
 }
 
+//  Which pool: an explicitly embedded one (modules or workers given) is
+//  never sent to $DPOOL_BROKER; DP_POOL_EMBEDDED / DP_POOL_REMOTE force.
+static void
+s_test_mode (void)
+{
+    setenv ("DPOOL_BROKER", "tcp://127.0.0.1:1", 1);     //  nobody there
+    const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
+    dp_pool_opts_t opts = { .modules = modules, .nmodules = 1, .workers = 1, .timeout_ms = 500 };
+    dp_item_t items [1] = { { "7", 1 } };
+    dp_results_t *res = NULL;
+    dp_pool_t *pool = dp_pool_open (&opts);
+    CHECK (pool && dp_map (pool, "square", items, 1, NULL, &res) == 0);
+    CHECK (res && strcmp ((const char *) dp_results_data (res, 0, NULL), "49") == 0);
+    dp_results_destroy (&res);
+    dp_pool_close (&pool);
+    //  forced remote: $DPOOL_BROKER, which does not answer
+    opts.mode = DP_POOL_REMOTE;
+    pool = dp_pool_open (&opts);
+    CHECK (!pool && strstr (dp_strerror_last (), "tcp://127.0.0.1:1"));
+    dp_pool_close (&pool);
+    //  no modules, no workers: $DPOOL_BROKER (auto)
+    dp_pool_opts_t plain = { .timeout_ms = 500 };
+    pool = dp_pool_open (&plain);
+    CHECK (!pool && strstr (dp_strerror_last (), "tcp://127.0.0.1:1"));
+    //  forced embedded, even with an endpoint given
+    plain.mode = DP_POOL_EMBEDDED;
+    plain.endpoint = "tcp://127.0.0.1:1";
+    plain.modules = modules;
+    plain.nmodules = 1;
+    pool = dp_pool_open (&plain);
+    CHECK (pool && dp_map (pool, "square", items, 1, NULL, &res) == 0);
+    dp_results_destroy (&res);
+    dp_pool_close (&pool);
+    unsetenv ("DPOOL_BROKER");
+    //  forced remote with nothing to connect to; a bad mode
+    opts.mode = DP_POOL_REMOTE;
+    CHECK (!dp_pool_open (&opts) && strstr (dp_strerror_last (), "DPOOL_BROKER"));
+    opts.mode = 7;
+    CHECK (!dp_pool_open (&opts) && strstr (dp_strerror_last (), "mode"));
+    printf ("pool mode: explicit embedded ignores $DPOOL_BROKER; both forced modes work\n");
+}
+
 int
 main (void)
 {
     alarm (100);                    //  a hang is a failure, not a stuck ctest
     s_test_endpoints ();
     s_test_null ();
+    s_test_mode ();
 
     const char *modules [] = { tu_lib ("libdpool_testtasks.so") };
     dp_pool_opts_t opts = { .workers = 2, .modules = modules, .nmodules = 1,
