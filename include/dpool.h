@@ -23,14 +23,13 @@
 
     Several jobs may run at once on one pool — iterators (dp_imap), futures
     (dp_submit, dp_map_async), callback jobs (dp_job_start) and blocking
-    maps — and share the broker's window fairly. There is no background
-    thread: a pool makes progress (sends input, takes results, runs
-    callbacks, heartbeats) only inside the calls that wait on it: dp_map,
-    dp_map_stream, dp_starmap, dp_iter_next, dp_future_wait, dp_future_done,
-    dp_job_wait and dp_pool_poll. A program that leaves a pool alone for
-    longer than 3 x heartbeat_ms (default 3 s) while jobs are open loses
-    them (the broker takes the client for dead): call dp_pool_poll now and
-    then, or open the pool with a larger heartbeat_ms.
+    maps — and share the broker's window fairly. A pool makes progress
+    (sends input, takes results, runs callbacks) only inside the calls
+    that wait on it: dp_map, dp_map_stream, dp_starmap, dp_iter_next,
+    dp_future_wait, dp_future_done, dp_job_wait and dp_pool_poll. Its
+    session stays alive in between: libzmq's I/O thread answers the
+    broker's ZMTP heartbeats, so a program may compute for minutes between
+    calls and keep its jobs (their results wait in the socket).
 
     Callbacks (input, output, dp_future_on_done) run inside those calls.
     From a callback you may start jobs, submit, cancel, read progress and
