@@ -72,9 +72,20 @@ s_send (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
 {
     int rc = dp_msg_send (msg, socket, rid);
     int saved = errno;
+    if (rc == 0) {
+        self->stats.msgs_out++;
+        self->stats.bytes_out += msg->bytes;
+    }
     dp_msg_reset (msg);
     errno = saved;
     return rc == 0 ? 0 : -1;
+}
+
+//  Send to a peer known only by its routing id (a STATUS from anyone).
+int
+broker_send_to (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
+{
+    return s_send (self, socket, rid, msg);
 }
 
 int
@@ -213,8 +224,15 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         if (client)     //  same peer, new session: its old jobs are gone
             s_client_destroy (self, &client);
         client = s_client_new (self, rid, key, msg->hb);
+        snprintf (client->name, sizeof client->name, "%s", msg->host);
         s_log (self, "client %s (%s) connected", key, msg->host);
         s_client_welcome (self, client);
+        return;
+    }
+    if (msg->cmd == DP_CMD_STATUS) {    //  anyone may ask; no session needed
+        if (client)
+            client->expiry_ms = self->now_ms + LIVENESS * client->hb;
+        metrics_status (self, rid);
         return;
     }
     if (!client) {
@@ -251,6 +269,7 @@ static void
 s_worker_destroy (broker_t *self, worker_t **worker_p)
 {
     worker_t *worker = *worker_p;
+    metrics_worker_gone (self, worker);
     link_remove (&worker->available);
     zhashx_destroy (&worker->tasks);
     zmq_msg_close (&worker->rid);
@@ -264,6 +283,8 @@ void
 broker_worker_lost (broker_t *self, worker_t *worker, const char *why)
 {
     s_log (self, "worker %s (pid %d) lost: %s", worker->key, worker->pid, why ? why : "bye");
+    if (why)
+        self->stats.peers_dropped++;
     if (worker->slot >= 0 && self->local [worker->slot] == worker)
         self->local [worker->slot] = NULL;
     jobs_requeue_worker (self, worker, why);
@@ -280,6 +301,8 @@ broker_worker_died (broker_t *self, worker_t *worker, const dp_death_t *death)
            death->reason, (unsigned long long) death->chunk, (int) death->item);
     if (worker->slot >= 0 && self->local [worker->slot] == worker)
         self->local [worker->slot] = NULL;
+    if (worker->node && worker->node == self->local_token)
+        self->stats.local_restarts++;
     jobs_requeue_exact (self, worker, death);
     zhashx_delete (self->workers, worker->key);
     s_worker_destroy (self, &worker);
@@ -351,6 +374,7 @@ s_node_death (broker_t *self, worker_t *node, dp_msg_t *msg)
         worker = (worker_t *) zhashx_next (self->workers);
     if (!worker)
         return;
+    node->restarts++;
     dp_death_t death = { .slot = -1, .pid = (pid_t) msg->pid, .chunk = msg->chunk,
                          .item = msg->item, .code = DP_ST_DIED };
     if (msg->code == DP_ST_TIMEOUT || msg->code == DP_ST_CANCELLED)
@@ -379,6 +403,7 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
     worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
     switch (msg->cmd) {
         case DP_CMD_RESULT:
+            metrics_result (self, worker, msg);
             jobs_result (self, worker, msg);
             break;
         case DP_CMD_DEATH:
@@ -417,6 +442,8 @@ s_drain (broker_t *self, void *socket, bool frontend, int max)
         int rc = dp_msg_recv (&self->msg, socket, &rid, ZMQ_DONTWAIT, err, sizeof err);
         if (rc == DP_PROTO_ESOCKET && (errno == EAGAIN || errno == EINTR || errno == ETERM))
             break;
+        self->stats.msgs_in++;
+        self->stats.bytes_in += self->msg.bytes;
         if (rc != 0) {
             self->dropped++;
             zsys_warning ("dpool-broker: dropped a malformed message from a %s: %s",
@@ -477,6 +504,7 @@ s_tick (broker_t *self)
     }
     for (client_t *c = (client_t *) zlistx_first (dead); c; c = (client_t *) zlistx_next (dead)) {
         s_log (self, "client %s gone: its jobs are cancelled", c->key);
+        self->stats.peers_dropped++;
         s_client_destroy (self, &c);
     }
     zlistx_purge (dead);
@@ -492,6 +520,7 @@ s_tick (broker_t *self)
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
     jobs_speculate (self);
+    metrics_publish (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -596,13 +625,17 @@ s_setup (broker_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "cannot monitor sockets: %s", zmq_strerror (errno));
         return -1;
     }
-    if (s_bind (self->frontend_sock, self->inproc, err, errlen)
-    ||  (self->opts.clients && s_bind (self->frontend_sock, self->opts.clients, err, errlen))
-    ||  (self->opts.workers && s_bind (self->backend_sock, self->opts.workers, err, errlen)))
+    const char *tmp = getenv ("TMPDIR");
+    s_remove_stale_ipc (tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp");
+    if (s_bind (self->frontend_sock, self->inproc, err, errlen))
         return -1;
+    for (int which = 0; which < 2; which++) {
+        const char *endpoint = which ? self->opts.workers : self->opts.clients;
+        if (endpoint && s_bind (which ? self->backend_sock : self->frontend_sock, endpoint, err, errlen))
+            return -1;
+        self->bound [which] = endpoint != NULL;
+    }
     if (self->nlocal > 0) {
-        const char *tmp = getenv ("TMPDIR");
-        s_remove_stale_ipc (tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp");
         snprintf (self->ipc_path, sizeof self->ipc_path, "%s/dpool-%d-%lx.ipc",
                   tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp", (int) getpid (),
                   (unsigned long) ((uintptr_t) self & 0xffffff));
@@ -645,6 +678,12 @@ s_teardown (broker_t *self)
     zsock_destroy (&self->backend_sock);
     if (self->ipc_path [0])
         unlink (self->ipc_path);
+    //  and the ipc files of the endpoints we bound (libzmq leaves them)
+    for (int which = 0; which < 2; which++) {
+        const char *endpoint = which ? self->opts.workers : self->opts.clients;
+        if (self->bound [which] && strncmp (endpoint, "ipc://", 6) == 0 && endpoint [6] != '@')
+            unlink (endpoint + 6);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -672,6 +711,7 @@ s_probe (broker_t *self, int which)
         if (which == 0) {
             client_t *client = (client_t *) peer;
             s_log (self, "client %s disconnected: its jobs are cancelled", client->key);
+            self->stats.peers_dropped++;
             s_client_destroy (self, &client);
         }
         else {
@@ -791,6 +831,7 @@ s_actor (zsock_t *pipe, void *args)
     broker_t *self = (broker_t *) args;
     self->pipe = pipe;
     self->now_ms = zclock_mono ();
+    self->stats.started_ms = self->now_ms;
     char err [512] = "";
     int rc = s_setup (self, err, sizeof err);
     zstr_send (pipe, rc == 0 ? "OK" : err);

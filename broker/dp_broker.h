@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include "dp_super.h"
 
+//  Receives the broker's Prometheus metrics text, rendered on the broker's
+//  thread every tick; `text` is malloc'd and passes to the callee.
+typedef void (dp_metrics_fn) (void *arg, char *text, size_t size);
+
 typedef struct {
     const char *clients;            //  client endpoint to bind, or NULL
     const char *workers;            //  worker endpoint to bind, or NULL
@@ -32,6 +36,9 @@ typedef struct {
     const char *init_args;          //  local workers' module initializer arguments
     bool forkserver;                //  local workers are forked by the fork server
                                     //  (dp_forkserver_start), with the host's tasks
+    dp_metrics_fn *metrics_fn;      //  given Prometheus text every tick, or NULL
+    void *metrics_arg;              //  its first argument
+    uint16_t metrics_port;          //  where it serves them, for status reports
     int verbose;
 } dp_broker_opts_t;
 

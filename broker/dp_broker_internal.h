@@ -6,6 +6,7 @@
     dp_dispatch.c handing chunks to workers, speculation
     dp_spawn.c    supervisor of the local worker processes
     dp_span.c     payload blocks shared by chunks, and spans of them
+    dp_metrics.c  status reports and Prometheus metrics
 
     Everything here is owned by the one broker thread: no locks.
     =========================================================================
@@ -99,6 +100,7 @@ struct client {
     uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
     link_t jobs;
     zhashx_t *job_index;        //  job id -> job_t (job_index_new)
+    char name [DP_MAX_NAME + 1];    //  HELLO.host, for status
 };
 
 struct worker {
@@ -121,6 +123,9 @@ struct worker {
     char host [DP_MAX_NAME + 1];
     uint64_t chunks_done;
     int64_t last_result_ms;     //  its last RESULT: its head chunk ran from then on
+    uint64_t items_done;        //  items it answered (a node: of its workers gone)
+    uint64_t items_failed;      //  of them, not OK
+    uint32_t restarts;          //  a node: its workers that died (DEATH)
     bool gone;                  //  known dead, loss not yet handled: no dispatch
 };
 
@@ -136,6 +141,7 @@ struct broker {
     char inproc [64];
     char ipc [160];             //  local workers' endpoint, or ""
     char ipc_path [128];
+    bool bound [2];             //  opts.clients, opts.workers were bound (ipc files to remove)
     char worker_program [4096];
     zhashx_t *clients;          //  key -> client_t
     zhashx_t *workers;          //  key -> worker_t
@@ -150,6 +156,14 @@ struct broker {
     bool terminated;
     uint64_t dropped;           //  malformed messages dropped
     dp_msg_t msg;               //  scratch message for receiving
+    struct {                    //  counters for status and metrics (dp_metrics.c)
+        uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+        uint64_t peers_dropped;
+        uint64_t items_done, items_failed;
+        uint64_t local_done, local_failed;  //  of local workers that are gone
+        uint32_t local_restarts;
+        int64_t started_ms;
+    } stats;
 };
 
 //  dp_broker.c: sending to peers (messages are consumed)
@@ -158,6 +172,7 @@ int broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void broker_worker_lost (broker_t *self, worker_t *worker, const char *why);
 void broker_worker_died (broker_t *self, worker_t *worker, const dp_death_t *death);
 bool broker_any_worker_has (broker_t *self, const char *task);
+int broker_send_to (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg);
 
 #define QUEUE_NS    1000000         //  work to keep queued at a worker, ns
 #define QUANTUM_NS  5000000         //  a job's work per turn of the fair share, ns
@@ -195,6 +210,12 @@ void span_release (span_t *self);
 uint32_t span_len (const span_t *self, uint32_t i);
 uint8_t span_status (const span_t *self, uint32_t i);
 int span_gather (span_t *const *spans, size_t count, dp_msg_t *msg, bool with_status);
+
+//  dp_metrics.c: status replies, counters, Prometheus metrics
+void metrics_publish (broker_t *self);
+void metrics_status (broker_t *self, zmq_msg_t *rid);
+void metrics_result (broker_t *self, worker_t *worker, dp_msg_t *msg);
+void metrics_worker_gone (broker_t *self, worker_t *worker);
 
 //  dp_spawn.c
 int spawn_start (broker_t *self, char *err, size_t errlen);

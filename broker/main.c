@@ -6,6 +6,7 @@
     =========================================================================
 */
 #include "dp_broker.h"
+#include "dp_http.h"
 #include "dpool.h"
 
 #include <getopt.h>
@@ -42,6 +43,10 @@ s_usage (FILE *out)
         "                         each local worker process\n"
         "      --no-speculation   never run backup copies of straggling chunks near\n"
         "                         the end of a job (default: idle workers race them)\n"
+        "      --metrics ADDR:PORT  serve Prometheus metrics over HTTP at\n"
+        "                         http://ADDR:PORT/metrics (port 0: any free port,\n"
+        "                         logged at start); ADDR must be loopback\n"
+        "      --metrics-public   allow a non-loopback --metrics address\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -77,6 +82,8 @@ main (int argc, char *argv [])
         { "max-tasks-per-child", required_argument, NULL, 'X' },
         { "no-speculation", no_argument, NULL, 'S' },
         { "init", required_argument, NULL, 'I' },
+        { "metrics", required_argument, NULL, 'P' },
+        { "metrics-public", no_argument, NULL, 'U' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -86,6 +93,8 @@ main (int argc, char *argv [])
         .clients = "tcp://127.0.0.1:5555", .workers = "tcp://127.0.0.1:5556", .local_workers = -1
     };
     const char *modules [MAX_MODULES];
+    const char *metrics = NULL;
+    bool metrics_public = false;
     int c;
     while ((c = getopt_long (argc, argv, "c:w:j:m:vhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -106,6 +115,8 @@ main (int argc, char *argv [])
             case 'X': opts.max_tasks = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
             case 'S': opts.no_speculation = true; break;
             case 'I': opts.init_args = optarg; break;
+            case 'P': metrics = optarg; break;
+            case 'U': metrics_public = true; break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
@@ -125,15 +136,30 @@ main (int argc, char *argv [])
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
     zsys_handler_set (NULL);
     char inproc [64], err [512];
+    dp_http_t *http = NULL;
+    if (metrics) {
+        http = dp_http_new (metrics, metrics_public, err, sizeof err);
+        if (!http) {
+            fprintf (stderr, "dpool-broker: %s\n", err);
+            return 1;
+        }
+        opts.metrics_fn = dp_http_publish;
+        opts.metrics_arg = http;
+        opts.metrics_port = dp_http_port (http);
+    }
     dp_broker_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
     if (!broker) {
         fprintf (stderr, "dpool-broker: %s\n", err);
+        dp_http_destroy (&http);
         return 1;
     }
+    if (http)
+        zsys_info ("dpool-broker: metrics on %s", dp_http_url (http));
     if (opts.verbose)
         zsys_info ("dpool-broker: clients on %s, workers on %s", opts.clients, opts.workers);
     int sig = 0;
     sigwait (&signals, &sig);
     dp_broker_destroy (&broker);
+    dp_http_destroy (&http);        //  after the broker: it publishes to it
     return 0;
 }

@@ -21,6 +21,7 @@
     =========================================================================
 */
 #include "dpool.h"
+#include "dp_status.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -470,6 +471,7 @@ s_usage (FILE *out)
     fprintf (out,
         "Usage: dpool map [OPTION]... TASK\n"
         "       dpool run [OPTION]... -- COMMAND [ARG]...\n"
+        "       dpool status [-b EP] [--json]\n"
         "Parallel map over the lines of standard input, multiprocessing.Pool style.\n"
         "\n"
         "  map TASK      apply TASK (from a task module) to every input line; results\n"
@@ -477,6 +479,8 @@ s_usage (FILE *out)
         "  run COMMAND   run COMMAND per input line, {} replaced by the line (appended\n"
         "                if there is no {}); each job's stdout is printed in input order.\n"
         "                Commands without shell syntax run without a shell.\n"
+        "  status        show a broker's nodes, workers, jobs and counters\n"
+        "                (dpool status --help)\n"
         "\n"
         "Options:\n"
         "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else an\n"
@@ -576,9 +580,11 @@ main (int argc, char *argv [])
         printf ("dpool %s\n", DPOOL_VERSION_STRING);
         return 0;
     }
+    if (!strcmp (argv [1], "status"))
+        return dp_status_main (argc - 1, argv + 1);
     bool run = !strcmp (argv [1], "run");
     if (!run && strcmp (argv [1], "map")) {
-        fprintf (stderr, "dpool: unknown command '%s' (map or run; see dpool --help)\n", argv [1]);
+        fprintf (stderr, "dpool: unknown command '%s' (map, run or status; see dpool --help)\n", argv [1]);
         return EXIT_USAGE;
     }
     dp_pool_opts_t popts = { 0 };

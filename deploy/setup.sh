@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc make cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev "$@")
+packages=(gcc make cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -109,6 +109,8 @@ static const s_cmd_t s_cmds [] = {
     [DP_CMD_DONE]      = { "DONE", 0, B (K_JOB) | B (K_OK) | B (K_FAILED) | B (K_BACKUPS),
                                       B (K_JOB) | B (K_OK) | B (K_FAILED) },
     [DP_CMD_ERROR]     = { "ERROR", 0, B (K_CODE) | B (K_TEXT) | B (K_JOB), B (K_CODE) },
+    [DP_CMD_STATUS]    = { "STATUS", 0, 0, 0 },
+    [DP_CMD_REPORT]    = { "REPORT", 1, 0, 0 },
     [DP_CMD_HEARTBEAT] = { "HEARTBEAT", 0, 0, 0 },
     [DP_CMD_BYE]       = { "BYE", 0, 0, 0 },
     [DP_CMD_READY]     = { "READY", 0,
@@ -578,12 +580,29 @@ s_status_max (const uint8_t *status, uint32_t n)
     return worst;
 }
 
+//  A REPORT body: at most DP_MAX_REPORT bytes, one msgpack map that passes
+//  the same raw validation as a header (lengths within the frame, nesting
+//  within DP_MAX_DEPTH, nothing after the map), so that dp_report_decode
+//  unpacks only what is there.
+static int
+s_check_body (const s_cmd_t *info, zmq_msg_t *frame, char *err, size_t errlen)
+{
+    size_t size = zmq_msg_size (frame);
+    if (size > DP_MAX_REPORT)
+        return s_fail (err, errlen, DP_PROTO_ELIMIT, "%s: body of %zu bytes exceeds %u",
+                       info->name, size, DP_MAX_REPORT);
+    int rc = s_mp_validate ((const uint8_t *) zmq_msg_data (frame), size, info->name, err, errlen);
+    return rc == DP_PROTO_EHEADER ? DP_PROTO_EPAYLOAD : rc;
+}
+
 //  Check lens / data / status frames against n: lens holds n uint32
 //  lengths summing to data's size; status holds n bytes <= DP_ST_MAX.
 static int
 s_check_payload (const dp_msg_t *self, const s_cmd_t *info, zmq_msg_t *payload,
                  char *err, size_t errlen)
 {
+    if (info->payload == 1)             //  REPORT: one msgpack body
+        return s_check_body (info, &payload [0], err, errlen);
     size_t lens_size = zmq_msg_size (&payload [0]);
     if (lens_size != 4 * (size_t) self->n)
         return s_fail (err, errlen, DP_PROTO_EPAYLOAD, "%s: lens frame is %zu bytes, n=%u needs %zu",
@@ -676,6 +695,8 @@ dp_msg_decode (dp_msg_t *self, zmq_msg_t *frames, size_t nframes,
     s_msg_clear (self);
     if (err && errlen)
         err [0] = 0;
+    for (size_t i = 0; i < nframes && i < DP_MAX_FRAMES; i++)
+        self->bytes += zmq_msg_size (&frames [i]);
     const s_cmd_t *info = NULL;
     int rc = s_decode_envelope (self, frames, nframes, &info, err, errlen);
     if (rc == 0)
@@ -784,6 +805,9 @@ s_check_frames (const dp_msg_t *self, const s_cmd_t *info)
     for (int i = 0; i < self->nframes; i++)
         if (zmq_msg_size ((zmq_msg_t *) &self->frame [i]) > DP_MAX_FRAME)
             return DP_PROTO_ELIMIT;
+    if (info->payload == 1
+    &&  zmq_msg_size ((zmq_msg_t *) &self->frame [0]) > DP_MAX_REPORT)
+        return DP_PROTO_ELIMIT;
     if (info->payload >= 2
     &&  zmq_msg_size ((zmq_msg_t *) &self->frame [0]) != 4 * (size_t) self->n)
         return DP_PROTO_EPAYLOAD;
@@ -856,6 +880,9 @@ dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes)
         zmq_msg_close (&self->frame [i]);
     }
     *nframes = 3 + (size_t) self->nframes;
+    self->bytes = 0;
+    for (size_t i = 0; i < *nframes; i++)
+        self->bytes += zmq_msg_size (&frames [i]);
     self->nframes = 0;
     return 0;
 }

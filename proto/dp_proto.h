@@ -46,6 +46,7 @@ extern "C" {
 #define DP_MAX_TEXT         1024        //  error message length
 #define DP_MAX_TASKS        256         //  task names in one READY
 #define DP_MAX_PAYLOAD      3           //  payload frames in one message
+#define DP_MAX_REPORT       (2u << 20)  //  bytes in a REPORT body (dp_report.h)
 
 typedef enum {
     //  client <-> broker
@@ -58,6 +59,8 @@ typedef enum {
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
     DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns, done, ok, failed, backups}  lens data status
     DP_CMD_DONE      = 0x08,    //  B->C  {job, ok, failed, backups}
+    DP_CMD_STATUS    = 0x0C,    //  C->B  {}  (no session needed)
+    DP_CMD_REPORT    = 0x0D,    //  B->C  {}  body (msgpack map, dp_report.h)
     //  both conversations
     DP_CMD_ERROR     = 0x09,    //  any   {code, text, job?}
     DP_CMD_HEARTBEAT = 0x0A,    //  any   {}
@@ -140,6 +143,8 @@ typedef struct {
     uint32_t csize;             //  BATCH: items per chunk (0: the whole batch)
     uint32_t k;                 //  CHUNK, RESULT, ABORT: chunks carried, ids
                                 //  chunk .. chunk + k - 1 (>= 1); n / k items each
+    uint64_t bytes;             //  wire size, all frames but the routing id: set
+                                //  by dp_msg_decode (even on failure) and encode
     bool     ordered;           //  JOB
     bool     last;              //  BATCH: the job's last (no END follows)
     bool     done;              //  RESULTS: the job's last (ok, failed; no DONE follows)

@@ -37,7 +37,7 @@ if ! command -v docker-compose > /dev/null 2>&1 || ! "$PY" -c 'import yaml' 2> /
     if [ "$(id -u)" -ne 0 ]; then
         echo "test_compose: SKIP: docker-compose (Debian package) is not installed and this is" \
              "not root to install it: apt-get install --no-install-recommends docker-compose"
-        exit 0
+        exit 77
     fi
     echo "test_compose: installing docker-compose (apt-get, no recommends)" >&2
     apt_install docker-compose python3-yaml || { echo "FAIL: apt-get install docker-compose: $(tail -3 "$T/apt.log")" >&2; exit 1; }
@@ -176,14 +176,14 @@ froms=$(awk -F'\t' 'toupper($3) ~ /^FROM / { print $3 }' "$T/df.txt")
 check '[ "$(echo "$froms" | wc -l)" -eq 2 ] && ! grep -qv "^FROM debian:bookworm-slim" <<< "$froms"' "two stages on debian:bookworm-slim: $froms"
 check 'grep -q "^FROM debian:bookworm-slim AS build$" <<< "$froms"' "a build stage named build"
 brun=$(inst 0 RUN)
-for p in gcc make cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev; do
+for p in gcc make cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libmicrohttpd-dev; do
     check 'grep -qw -- "$p" <<< "$brun"' "build stage installs $p"
 done
 check 'grep -q "cmake --install" <<< "$brun"' "build stage runs cmake --install"
 rrun=$(inst "$last" RUN)
 runtime_pkgs=$(grep -o 'apt-get install [^&]*' <<< "$rrun" | tr ' ' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' |
                grep -vE '^(apt-get|install)$' | sort | tr '\n' ' ')
-check '[ "$runtime_pkgs" = "libczmq4 libmsgpackc2 libzmq5 " ]' "runtime stage installs only the runtime libraries: $runtime_pkgs"
+check '[ "$runtime_pkgs" = "libczmq4 libmicrohttpd12 libmsgpackc2 libzmq5 " ]' "runtime stage installs only the runtime libraries: $runtime_pkgs"
 check '! grep -Eq -- "-dev\b|\b(gcc|cmake|make)\b" <<< "$rrun"' "no build tools in the runtime stage"
 check 'inst "$last" COPY | grep -q "^COPY --from=build /opt/dpool /opt/dpool$"' "runtime copies the install from the build stage"
 user=$(inst "$last" USER | tail -1 | awk '{ print $2 }')

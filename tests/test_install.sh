@@ -6,7 +6,7 @@ set -u
 BUILD=$(dirname "${DPOOL_BIN:-build/bin}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 if ldd "${DPOOL_BIN:-build/bin}/dpool" | grep -q libasan; then
-    echo "test_install: SKIP (a sanitizer build: outside programs do not link its runtime)"; exit 0
+    echo "test_install: SKIP (a sanitizer build: outside programs do not link its runtime)"; exit 77
 fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -64,5 +64,24 @@ check '[ $? -eq 0 ]' "README's C program builds: $(head -3 err.txt)"
 timeout 60 ./readme_prog > out.txt 2> err.txt
 check 'grep -qx "ok: 9" out.txt && grep -qx "ok: 16" out.txt && grep -q "^task failed: " out.txt' \
     "README's C program runs: $(cat out.txt err.txt)"
+# manual pages: installed where man finds them, and they render without warnings
+for page in man1/dpool.1 man1/dpool-broker.1 man1/dpool-worker.1 man3/libdpool.3; do
+    f="$T/prefix/share/man/$page"
+    check '[ -f "$f" ]' "manual page $page installed"
+    name=$(basename "$page" | sed 's/\.[0-9]$//')
+    if command -v man > /dev/null 2>&1; then
+        MANWIDTH=80 LC_ALL=C.UTF-8 man --warnings -l "$f" > "$T/page.txt" 2> "$T/page.err"
+        check '[ $? -eq 0 ] && [ ! -s "$T/page.err" ] && grep -q "^NAME" "$T/page.txt" && grep -qi "^ *$name " "$T/page.txt"' \
+              "man -l $page renders: $(head -3 "$T/page.err")"
+    elif command -v groff > /dev/null 2>&1; then
+        groff -man -ww -Tutf8 "$f" > "$T/page.txt" 2> "$T/page.err"
+        check '[ $? -eq 0 ] && [ ! -s "$T/page.err" ] && grep -q "NAME" "$T/page.txt"' "groff renders $page"
+    else
+        echo "test_install: neither man nor groff: $page not rendered" >&2
+    fi
+done
+MANPATH="$T/prefix/share/man" man -w dpool-broker > "$T/where.txt" 2>&1
+check 'grep -q "$T/prefix/share/man/man1/dpool-broker.1" "$T/where.txt" || ! command -v man > /dev/null' \
+      "man finds dpool-broker(1) under the prefix: $(cat "$T/where.txt")"
 echo "test_install: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -8,7 +8,7 @@
 #     had already given to c) are dropped: the output has no duplicate;
 #   - once the cable is back, b's node and workers re-register (the same
 #     processes, not restarted) and a second job runs on both nodes.
-# Needs root and `ip netns`: without them it prints SKIP and exits 0.
+# Needs root and `ip netns`: without them it prints SKIP and exits 77 (skipped).
 # shellcheck disable=SC2016  # check() evals its single-quoted condition
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +32,7 @@ wait_until () {
 
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null 2>&1 || ! ip netns list >/dev/null 2>&1; then
     echo "SKIP: test_multihost needs root and 'ip netns' (network namespaces)"
-    exit 0
+    exit 77
 fi
 # shellcheck source=tests/netns.sh
 source "$HERE/netns.sh"

@@ -3,6 +3,7 @@
     and must not crash or leak (run under ASan/UBSan).
 */
 #include "dp_proto.h"
+#include "dp_report.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -1019,6 +1020,200 @@ test_fuzz (void)
             free (seeds [s].data [i]);
 }
 
+//  ---------------------------------------------------------------------
+//  STATUS and REPORT (the report body: dp_report.c)
+
+//  A REPORT message whose body frame is the given bytes; returns the codes
+//  of dp_msg_decode and (when that passes) dp_report_decode.
+static int
+s_report_body (const void *body, size_t size, int *decode_rc)
+{
+    uint8_t cmd = DP_CMD_REPORT;
+    static const uint8_t empty [] = { 0x80 };
+    part_t parts [4] = {{ s_sig, 4 }, { &cmd, 1 }, { empty, 1 }, { body, size }};
+    dp_msg_t msg;
+    char err [256];
+    int rc = s_decode_parts (&msg, parts, 4, err, sizeof err);
+    *decode_rc = rc;
+    if (rc)
+        return rc;
+    dp_report_t report;
+    rc = dp_report_decode (&report, &msg, err, sizeof err);
+    CHECK (rc != 0 || report.nnodes <= DP_REPORT_MAX_ROWS);
+    dp_report_clear (&report);
+    dp_msg_reset (&msg);
+    return rc;
+}
+
+static void
+test_report_roundtrip (void)
+{
+    //  STATUS: no keys, no payload
+    dp_msg_t msg, out;
+    dp_msg_init (&msg, DP_CMD_STATUS);
+    CHECK (s_round_trip (&msg, &out) == 0 && out.cmd == DP_CMD_STATUS && out.nframes == 0);
+    dp_msg_reset (&out);
+    CHECK (strcmp (dp_cmd_name (DP_CMD_STATUS), "STATUS") == 0);
+    CHECK (strcmp (dp_cmd_name (DP_CMD_REPORT), "REPORT") == 0);
+
+    dp_report_t report;
+    dp_report_init (&report);
+    strcpy (report.broker.host, "head \"1\"");
+    report.broker.pid = 4242;
+    report.broker.msgs_in = 1ull << 40;
+    report.broker.bad_messages = 7;
+    report.broker.metrics_port = 9100;
+    dp_report_node_t *node = dp_report_add_node (&report);
+    REQUIRE (node);
+    strcpy (node->host, "head");
+    node->local = true;
+    node->slots = 4;
+    node->restarts = 2;
+    node = dp_report_add_node (&report);
+    REQUIRE (node);
+    strcpy (node->host, "n2");
+    node->done = 99;
+    for (int i = 0; i < 3; i++) {
+        dp_report_worker_t *w = dp_report_add_worker (&report);
+        REQUIRE (w);
+        snprintf (w->host, sizeof w->host, "w%d", i);
+        w->pid = (uint32_t) (100 + i);
+        w->node = i - 1;
+        w->inflight = (uint32_t) i;
+        w->done = 1000u * (uint32_t) i;
+    }
+    dp_report_job_t *job = dp_report_add_job (&report);
+    REQUIRE (job);
+    strcpy (job->client, "cli");
+    strcpy (job->task, "square");
+    job->job = 3;
+    job->total = job->sent = 10000;
+    job->ended = true;
+    job->done = 2500;
+    job->age_ms = 1234;
+
+    dp_msg_init (&msg, DP_CMD_REPORT);
+    REQUIRE (dp_report_encode (&report, &msg) == 0);
+    CHECK (s_round_trip (&msg, &out) == 0 && out.cmd == DP_CMD_REPORT && out.nframes == 1);
+    dp_report_t back;
+    char err [256];
+    CHECK (dp_report_decode (&back, &out, err, sizeof err) == 0);
+    dp_msg_reset (&out);
+    CHECK (strcmp (back.broker.host, "head \"1\"") == 0 && back.broker.pid == 4242);
+    CHECK (back.broker.msgs_in == 1ull << 40 && back.broker.bad_messages == 7);
+    CHECK (back.broker.metrics_port == 9100);
+    CHECK (back.nnodes == 2 && back.nodes [0].local && back.nodes [0].slots == 4);
+    CHECK (back.nodes [0].restarts == 2 && !back.nodes [1].local && back.nodes [1].done == 99);
+    CHECK (back.nworkers == 3 && back.workers [0].node == -1 && back.workers [2].node == 1);
+    CHECK (back.workers [2].inflight == 2 && back.workers [2].done == 2000);
+    CHECK (strcmp (back.workers [1].host, "w1") == 0 && back.workers [1].pid == 101);
+    CHECK (back.njobs == 1 && back.jobs [0].job == 3 && back.jobs [0].ended);
+    CHECK (strcmp (back.jobs [0].task, "square") == 0 && back.jobs [0].done == 2500);
+    CHECK (back.jobs [0].total == 10000 && back.jobs [0].age_ms == 1234 && !back.truncated);
+    dp_report_clear (&back);
+
+    //  rows are bounded: the 4097th is refused and the report says so
+    dp_report_clear (&report);
+    for (int i = 0; i < DP_REPORT_MAX_ROWS; i++)
+        REQUIRE (dp_report_add_job (&report));
+    CHECK (dp_report_add_job (&report) == NULL && report.truncated);
+    dp_msg_init (&msg, DP_CMD_REPORT);
+    REQUIRE (dp_report_encode (&report, &msg) == 0);
+    CHECK (s_round_trip (&msg, &out) == 0);
+    CHECK (dp_report_decode (&back, &out, err, sizeof err) == 0);
+    CHECK (back.njobs == DP_REPORT_MAX_ROWS && back.truncated);
+    dp_report_clear (&back);
+    dp_msg_reset (&out);
+    dp_report_clear (&report);
+}
+
+static void
+test_report_reject (void)
+{
+    char err [256];
+    int drc;
+    //  frames: STATUS carries nothing, REPORT exactly one body
+    static const uint8_t empty [] = { 0x80 };
+    part_t body = { empty, 1 };
+    CHECK (s_decode_cmd (DP_CMD_STATUS, empty, 1, &body, 1, err, sizeof err) == DP_PROTO_EFRAMES);
+    CHECK (s_decode_cmd (DP_CMD_REPORT, empty, 1, NULL, 0, err, sizeof err) == DP_PROTO_ETRUNC);
+    CHECK (s_decode_cmd (DP_CMD_REPORT, empty, 1, &body, 1, err, sizeof err) == 0);
+
+    //  raw validation of the body, before anything is unpacked
+    static const uint8_t not_map [] = { 0x91, 0x01 };
+    CHECK (s_report_body (not_map, sizeof not_map, &drc) == DP_PROTO_EPAYLOAD);
+    static const uint8_t huge [] = { 0x81, 0xa5, 'n', 'o', 'd', 'e', 's', 0xdd, 0xff, 0xff, 0xff, 0xff };
+    CHECK (s_report_body (huge, sizeof huge, &drc) == DP_PROTO_EPAYLOAD && drc == DP_PROTO_EPAYLOAD);
+    static const uint8_t deep [] = { 0x81, 0xa1, 'a', 0x91, 0x91, 0x91, 0x90 };
+    CHECK (s_report_body (deep, sizeof deep, &drc) == DP_PROTO_ELIMIT);
+    static const uint8_t trailing [] = { 0x80, 0x00 };
+    CHECK (s_report_body (trailing, sizeof trailing, &drc) == DP_PROTO_EPAYLOAD);
+    CHECK (s_report_body ("", 0, &drc) == DP_PROTO_EPAYLOAD);
+    size_t big = DP_MAX_REPORT + 1;
+    uint8_t *large = (uint8_t *) calloc (1, big);
+    REQUIRE (large);
+    large [0] = 0x80;
+    CHECK (s_report_body (large, big, &drc) == DP_PROTO_ELIMIT);
+    free (large);
+
+    //  values: checked by dp_report_decode after a clean walk
+    h_map (1); h_key ("broker"); msgpack_pack_map (&s_pk, 1); h_s ("pid", "12");
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD && drc == 0);
+    h_map (1); h_key ("broker"); msgpack_pack_map (&s_pk, 1); h_key ("pid"); msgpack_pack_int64 (&s_pk, -1);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    h_map (1); h_key ("broker"); msgpack_pack_map (&s_pk, 2); h_u ("pid", 1); h_u ("pid", 2);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    h_map (2); h_key ("jobs"); msgpack_pack_array (&s_pk, 0); h_key ("jobs"); msgpack_pack_array (&s_pk, 0);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    char name [DP_MAX_NAME + 2];
+    memset (name, 'x', sizeof name - 1);
+    name [sizeof name - 1] = 0;
+    h_map (1); h_key ("broker"); msgpack_pack_map (&s_pk, 1); h_s ("host", name);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    h_map (1); h_key ("broker"); msgpack_pack_map (&s_pk, 1); h_key ("host");
+    msgpack_pack_str_with_body (&s_pk, "a\0b", 3);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    //  a worker that names a node the report does not have
+    h_map (2); h_key ("nodes"); msgpack_pack_array (&s_pk, 1); msgpack_pack_map (&s_pk, 0);
+    h_key ("workers"); msgpack_pack_array (&s_pk, 1); msgpack_pack_map (&s_pk, 1);
+    h_u ("node", 1);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    h_map (1); h_key ("workers"); msgpack_pack_array (&s_pk, 1); msgpack_pack_map (&s_pk, 1);
+    h_key ("node"); msgpack_pack_int32 (&s_pk, -2);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    //  rows: not maps, too many
+    h_map (1); h_key ("jobs"); msgpack_pack_array (&s_pk, 1); msgpack_pack_uint32 (&s_pk, 1);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    h_map (1); h_key ("jobs"); msgpack_pack_array (&s_pk, DP_REPORT_MAX_ROWS + 1);
+    for (int i = 0; i <= DP_REPORT_MAX_ROWS; i++)
+        msgpack_pack_map (&s_pk, 0);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_ELIMIT && drc == 0);
+    //  keys it does not know are ignored, whatever their type
+    h_map (3); h_key ("future"); msgpack_pack_nil (&s_pk);
+    h_key ("broker"); msgpack_pack_map (&s_pk, 2); h_u ("pid", 5); h_key ("x"); msgpack_pack_double (&s_pk, 1.5);
+    h_key ("truncated"); msgpack_pack_true (&s_pk);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == 0);
+    h_map (1); h_key ("truncated"); msgpack_pack_uint32 (&s_pk, 1);
+    CHECK (s_report_body (s_sb.data, s_sb.size, &drc) == DP_PROTO_EPAYLOAD);
+    //  a message that is not a REPORT
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_STATUS);
+    dp_report_t report;
+    CHECK (dp_report_decode (&report, &msg, err, sizeof err) == DP_PROTO_EPAYLOAD);
+    //  a fuzz of the body: random bytes after a map byte never crash
+    uint32_t seed = 12345;
+    uint8_t junk [64];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 1 + (size_t) (round % 63);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            junk [i] = (uint8_t) (seed >> 16);
+        }
+        junk [0] = (uint8_t) (0x80 | (junk [0] & 0x0f));
+        s_report_body (junk, n, &drc);
+    }
+}
+
 
 int
 main (void)
@@ -1042,6 +1237,8 @@ main (void)
     test_thread ();
     test_sockets ();
     test_fuzz ();
+    test_report_roundtrip ();
+    test_report_reject ();
 
     msgpack_sbuffer_destroy (&s_sb);
     return tu_done ("test_proto");

@@ -8,10 +8,10 @@ BIN=${DPOOL_BIN:-build/bin}
 LIB=${DPOOL_LIB:-build/lib}
 MOD="$LIB/libdpool_testtasks.so"
 if ! command -v valgrind > /dev/null; then
-    echo "test_valgrind: SKIP (valgrind not installed)"; exit 0
+    echo "test_valgrind: SKIP (valgrind not installed)"; exit 77
 fi
 if ldd "$BIN/dpool" | grep -q libasan; then
-    echo "test_valgrind: SKIP (a sanitizer build: valgrind cannot run it)"; exit 0
+    echo "test_valgrind: SKIP (a sanitizer build: valgrind cannot run it)"; exit 77
 fi
 T=$(mktemp -d)
 bpid=""
