@@ -129,6 +129,9 @@ struct dp_pool {
 
 //  dp_pool.c
 void client_set_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+//  Were tasks registered with dp_register_task? (dp_host.c)
+bool client_has_host_tasks (void);
 int cpool_send (dp_pool_t *self, dp_msg_t *msg);
 int cpool_send_simple (dp_pool_t *self, uint8_t cmd, uint32_t job);
 int cpool_ready_for_job (dp_pool_t *self);

@@ -9,11 +9,11 @@
     count against the bytes actually left (each element takes at least one
     byte), and never allocates; skipping nested values is iterative, so
     deep nesting cannot exhaust the stack. Linked into libdpool, so task
-    modules (which link libdpool) and client programs share it.
+    modules (which link libdpool) and client programs share it; a task's
+    packed reply (dp_pack_reply) is the task runtime's (worker/dp_task_pack.c).
     =========================================================================
 */
 #include "dpool_pack.h"
-#include "dpool_task.h"
 
 #include <msgpack.h>
 #include <limits.h>
@@ -663,39 +663,6 @@ dp_unpack_args (dp_unpack_t *self, const char *format, ...)
     va_start (args, format);
     int rc = dp_unpack_vformat (self, wrapped, args);
     va_end (args);
-    return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  Task replies
-
-int
-dp_pack_reply_with (struct dp_task *task, const dp_pack_t *pack)
-{
-    size_t len;
-    const void *data = dp_pack_data (pack, &len);
-    if (!pack || pack->failed)
-        return dp_task_fail (task, "dp_pack_reply: out of memory");
-    return dp_task_reply (task, data, len);
-}
-
-int
-dp_pack_reply (struct dp_task *task, const char *format, ...)
-{
-    dp_pack_t pack;
-    msgpack_sbuffer_init (&pack.sbuf);
-    msgpack_packer_init (&pack.pk, &pack.sbuf, msgpack_sbuffer_write);
-    pack.failed = false;
-    va_list args;
-    va_start (args, format);
-    int rc = dp_pack_vformat (&pack, format, args);
-    va_end (args);
-    if (rc == 0)
-        rc = dp_pack_reply_with (task, &pack);
-    else
-        rc = dp_task_fail (task, "dp_pack_reply: bad format '%.40s' or out of memory",
-                           format ? format : "(null)");
-    msgpack_sbuffer_destroy (&pack.sbuf);
     return rc;
 }
 
