@@ -90,7 +90,7 @@ typedef struct {
     uint32_t backoff;
     unsigned seed;                  //  for backoff jitter
     s_work_t *free_works;
-    dp_progress_t *progress;        //  shared with our supervisor, or NULL
+    dp_progress_page_t *progress;   //  shared with our supervisor, or NULL
     _Atomic uint64_t abort_chunk [4];   //  chunks the broker aborted lately:
     _Atomic uint32_t abort_count [4];   //  ids abort_chunk .. + count - 1
     unsigned abort_next;
@@ -238,7 +238,7 @@ s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch
     if (dp_batch_reserve (batch, zmq_msg_size (&chunk->frame [1])))
         dp_batch_set_size (batch, 0);
     size_t offset = 0;
-    dp_progress_t *p = self->progress;
+    dp_progress_page_t *p = self->progress;
     if (p)
         atomic_store_explicit (&p->timeout_ms, chunk->timeout, memory_order_relaxed);
     uint32_t per = chunk->n / chunk->k;
@@ -952,7 +952,7 @@ static size_t s_probe_size;
 static void
 s_crash_handler (int sig)
 {
-    dp_progress_t *p = dp_progress_child ();
+    dp_progress_page_t *p = dp_progress_child ();
     void *probe = mmap (NULL, s_probe_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (probe == MAP_FAILED) {
         if (p)
