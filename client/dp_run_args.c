@@ -505,6 +505,8 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_ETA: o->eta = true; break;
         case O_PROGRESS: o->progress = true; break;
         case O_ENV:
+            if (!strcmp (val, "_"))
+                return run_usage_error ("option --env _ (all variables) is not supported");
             if (o->nenv == RUN_MAX_ENV)
                 return run_usage_error ("more than %d --env", RUN_MAX_ENV);
             o->env [o->nenv++] = val;
