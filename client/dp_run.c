@@ -56,6 +56,7 @@ typedef struct {
     char *tag;
     char *input;                //  --pipe block, kept only for --retries
     size_t input_len;
+    char *results;              //  --results: the job's directory
     int attempts;
     bool done;
     bool failed;
@@ -400,6 +401,72 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
     return 0;
 }
 
+//  --results DIR: DIR/1/ARG1/2/ARG2... as GNU parallel names it (a '/' in
+//  an argument is written \_, a '\' \\; header names replace numbers)
+static char *
+s_results_dir (const char *dir, const run_job_t *job)
+{
+    run_str_t path = { 0 };
+    run_str_adds (&path, dir);
+    for (size_t i = 0; i < job->nargs; i++) {
+        char num [24];
+        snprintf (num, sizeof num, "%zu", i + 1);
+        run_str_adds (&path, "/");
+        if (job->names && i < job->names->n)
+            run_str_add (&path, job->names->v [i], job->names->len [i]);
+        else
+            run_str_adds (&path, num);
+        if (job->arg_lens [i])
+            run_str_adds (&path, "/");
+        for (size_t k = 0; k < job->arg_lens [i]; k++) {
+            char c = job->args [i][k];
+            run_str_adds (&path, c == '/' ? "\\_" : c == '\\' ? "\\\\" : (char []) { c, 0 });
+        }
+    }
+    return path.p;
+}
+
+//  mkdir -p
+static int
+s_mkdirs (char *path)
+{
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir (path, 0777) != 0 && errno != EEXIST) {
+                *p = '/';
+                return -1;
+            }
+            *p = '/';
+        }
+    return mkdir (path, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int
+s_write_file (const char *dir, const char *name, const void *data, size_t len)
+{
+    char path [4096];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen (path, "w");
+    if (!f)
+        return -1;
+    size_t n = fwrite (data, 1, len, f);
+    return fclose (f) == 0 && n == len ? 0 : -1;
+}
+
+//  Write a finished job's seq, stdout and stderr under its --results dir
+static void
+s_results_write (s_ent_t *e)
+{
+    char seq [24];
+    int n = snprintf (seq, sizeof seq, "%llu", (unsigned long long) e->seq);
+    if (s_mkdirs (e->results) != 0
+    ||  s_write_file (e->results, "seq", seq, (size_t) n) != 0
+    ||  s_write_file (e->results, "stdout", e->reply.out, e->reply.out_size) != 0
+    ||  s_write_file (e->results, "stderr", e->reply.err, e->reply.err_size) != 0)
+        fprintf (stderr, "dpool run: --results %s: %s\n", e->results, strerror (errno));
+}
+
 //  Is this job done already (--resume)? Consumes one count of its command.
 static bool
 s_resumed (s_run_t *self, uint64_t seq, const char *cmd)
@@ -482,6 +549,8 @@ s_input (void *arg, const void **data, size_t *len)
             e->input = (char *) s_alloc (NULL, job.stdin_len);
             memcpy (e->input, job.stdin_data, job.stdin_len);
         }
+        if (self->o->results)
+            e->results = s_results_dir (self->o->results, &job);
         self->started++;
         if (s_encode (self, pos, job.stdin_data, job.stdin_len) != 0)
             return -1;
@@ -524,6 +593,7 @@ s_ent_free (s_ent_t *e)
     free (e->tag);
     free (e->input);
     free (e->message);
+    free (e->results);
     dp_exec_reply_destroy (&e->reply);
     memset (e, 0, sizeof *e);
 }
@@ -536,7 +606,7 @@ s_print_ready (s_run_t *self, bool all_done)
         s_ent_t *e = s_ent (self, self->head);
         if (!e->done && !all_done)
             break;
-        if (e->done && !self->stdout_broken) {
+        if (e->done && !self->stdout_broken && !e->results) {
             s_progress_clear (self);
             s_write_tagged (stdout, e->tag, e->reply.out, e->reply.out_size);
             if (e->reply.err_size || e->message) {
@@ -639,6 +709,8 @@ s_result (s_run_t *self, const dp_result_t *r)
         self->succeeded++;
     self->runtime_sum += e->reply.runtime;
     s_joblog_line (self, e);
+    if (e->results)
+        s_results_write (e);
     s_halt_check (self, e);
     if (self->input_ended && self->in_flight == 0)
         s_wake (self);

@@ -126,6 +126,10 @@ typedef struct {
     const char *tag;            //  --tag / --tagstring text (NULL: none)
     const char *stdin_data;     //  --pipe block
     size_t stdin_len;
+    char **args;                //  the job's arguments (for --results)
+    const size_t *arg_lens;
+    size_t nargs;
+    const run_strv_t *names;    //  --header column names, or empty
 } run_job_t;
 
 //  Check the template (unsupported replacement strings are refused: 255

@@ -81,6 +81,7 @@ static const s_opt_t s_options [] = {
     { "resume-failed|resumefailed", O_RESUMEF, false },
     { "retry-failed|retryfailed", O_RETRYF, false },
     { "resume-by", O_RESUMEBY, true },
+    { "results|result|res", O_RESULTS, true },
     { "pipe|spreadstdin", O_PIPE, false },
     { "block|block-size|blocksize", O_BLOCK, true },
     { "recstart", O_RECSTART, true },
@@ -110,7 +111,7 @@ static const s_opt_t s_options [] = {
 //  GNU parallel options that dpool run does not implement (all names)
 static const char *s_refused =
     "|D|debug|v|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
-    "|results|result|res|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens|plus"
+    "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens|plus"
     "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap|max-line-length-allowed"
     "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
     "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
@@ -488,6 +489,15 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
                 return run_usage_error ("invalid value '%s' for --resume-by (seq or content)", val);
             o->resume_by_content = !strcmp (val, "content");
             break;
+        case O_RESULTS: {
+            size_t len = strlen (val);
+            if (strchr (val, '{') || (len > 4 && (!strcmp (val + len - 4, ".csv")
+                || !strcmp (val + len - 4, ".tsv") || !strcmp (val + len - 5, ".json"))))
+                return run_usage_error ("option --results: only a directory name "
+                                        "(no replacement strings, .csv, .tsv, .json) is supported");
+            o->results = val;
+            break;
+        }
         case O_PIPE: o->pipe = true; break;
         case O_BLOCK:
             if ((o->block_size = s_size (val)) == 0)

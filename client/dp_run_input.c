@@ -1092,6 +1092,10 @@ run_gen_next (run_gen_t *self, run_job_t *job)
     s_expand (&self->cmd, &self->tpl, (const char **) self->args.v, self->args.len, nargs,
               self->seq, slot, o->multi == 'X', !o->pipe, false);
     job->seq = self->seq;
+    job->args = self->args.v;
+    job->arg_lens = self->args.len;
+    job->nargs = nargs;
+    job->names = &self->names;
     job->cmd = self->cmd.p;
     job->cmd_len = self->cmd.len;
     if (o->tagstring || o->tag) {
