@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -737,8 +738,8 @@ s_dry_run (s_run_t *self)
         run_job_t job;
         int rc;
         while ((rc = run_gen_next (self->gen, &job)) == 2) {
-            struct timespec ts = { 0, 1000000 };
-            nanosleep (&ts, NULL);          //  stdin not ready: no pool to wait on
+            struct pollfd in = { .fd = 0, .events = POLLIN };
+            poll (&in, 1, -1);              //  stdin has no whole record yet
         }
         if (rc < 0)
             return RUN_EXIT_ERROR;
