@@ -27,6 +27,7 @@
 #include "dp_exec_msg.h"
 
 #include <czmq.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -111,7 +112,33 @@ typedef struct {
     bool bar_shown;
     bool stdout_broken;
     uint64_t skipped;
+    //  commands run without a shell (s_plain_argv)
+    char *plain_name;
+    bool plain_ok;
+    char *plain_text;
+    char *plain_words [1024];
 } s_run_t;
+
+//  Is `name` an executable program in $PATH (or a path to one)?
+static bool
+s_in_path (const char *name)
+{
+    if (strchr (name, '/'))
+        return access (name, X_OK) == 0;
+    const char *path = getenv ("PATH");
+    if (!path)
+        return false;
+    char *copy = strdup (path), *save = NULL;
+    bool found = false;
+    for (char *dir = strtok_r (copy, ":", &save); dir && !found; dir = strtok_r (NULL, ":", &save)) {
+        char full [4096];
+        snprintf (full, sizeof full, "%s/%s", *dir ? dir : ".", name);
+        struct stat st;
+        found = stat (full, &st) == 0 && S_ISREG (st.st_mode) && access (full, X_OK) == 0;
+    }
+    free (copy);
+    return found;
+}
 
 static int64_t
 s_now_ms (void)
@@ -372,14 +399,71 @@ s_ring_push (s_run_t *self)
     return e;
 }
 
+//  A command line of plain words only (no quotes, no shell syntax) whose
+//  program is found in $PATH, is neither a shell builtin or keyword nor an
+//  exported function: it runs the same without a shell, and faster. `echo`
+//  (builtin and /bin/echo agree on plain words without a leading '-'),
+//  `true` and `false` qualify. Returns the words (in `words`, a copy) or
+//  NULL when a shell is needed.
+static char **
+s_plain_argv (s_run_t *self, const char *cmd, size_t len)
+{
+    static const char *builtins =
+        "|alias|bg|bind|break|builtin|caller|cd|command|compgen|complete|compopt|continue"
+        "|declare|dirs|disown|enable|eval|exec|exit|export|fc|fg|getopts|hash|help|history"
+        "|jobs|kill|let|local|logout|mapfile|popd|printf|pushd|pwd|read|readarray|readonly"
+        "|return|set|shift|shopt|source|suspend|test|times|trap|type|typeset|ulimit|umask"
+        "|unalias|unset|wait|if|then|else|elif|fi|for|while|until|do|done|case|esac|function"
+        "|select|time|coproc|[|[[|]]|{|}|!|.|:|";
+    if (len == 0 || len > 4096)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) cmd [i]) && !strchr ("_./+,@%^:- ", cmd [i]))
+            return NULL;
+    if (cmd [0] == ' ')
+        return NULL;
+    size_t first = strcspn (cmd, " ");
+    char name [256];
+    if (first >= sizeof name)
+        return NULL;
+    memcpy (name, cmd, first);
+    name [first] = 0;
+    char key [260];
+    snprintf (key, sizeof key, "|%s|", name);
+    if (strstr (builtins, key))
+        return NULL;
+    if (!strcmp (name, "echo") && strstr (cmd, " -"))
+        return NULL;
+    //  the program: looked up once per name
+    if (!self->plain_name || strcmp (self->plain_name, name)) {
+        free (self->plain_name);
+        self->plain_name = strdup (name);
+        char fn [300];
+        snprintf (fn, sizeof fn, "BASH_FUNC_%s%%%%", name);
+        self->plain_ok = !getenv (fn) && s_in_path (name);
+    }
+    if (!self->plain_ok)
+        return NULL;
+    free (self->plain_text);
+    self->plain_text = strndup (cmd, len);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r (self->plain_text, " ", &save); w && n < 1023;
+         w = strtok_r (NULL, " ", &save))
+        self->plain_words [n++] = w;
+    self->plain_words [n] = NULL;
+    return self->plain_words;
+}
+
 //  Encode the exec item of ring entry `pos`
 static int
 s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
 {
     s_ent_t *e = s_ent (self, pos);
     run_opts_t *o = self->o;
+    char **argv = s_plain_argv (self, e->cmd, e->cmd_len);
     dp_exec_item_t item = {
-        .sh = e->cmd, .shell = self->shell, .cwd = self->cwd, .env = self->env,
+        .argv = argv, .sh = argv ? NULL : e->cmd, .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
         .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
         .slot = (e->seq - 1) % (uint64_t) o->jobslots + 1, .has_slot = true
@@ -510,6 +594,9 @@ s_input (void *arg, const void **data, size_t *len)
         *len = self->item.size;
         return 1;
     }
+    //  --halt: no more jobs out than slots, so that none starts after a halt
+    if (self->o->halt_when != HALT_NEVER && self->in_flight >= (size_t) self->o->jobslots)
+        return 2;
     while (!self->input_ended) {
         run_job_t job;
         int rc;
@@ -713,7 +800,7 @@ s_result (s_run_t *self, const dp_result_t *r)
     if (e->results)
         s_results_write (e);
     s_halt_check (self, e);
-    if (self->input_ended && self->in_flight == 0)
+    if ((self->input_ended && self->in_flight == 0) || self->o->halt_when != HALT_NEVER)
         s_wake (self);
 }
 
@@ -923,6 +1010,8 @@ run_main (int argc, char *argv [])
     free (self.env);
     free (self.shell);
     free (self.cwd);
+    free (self.plain_name);
+    free (self.plain_text);
     close (self.wake [0]);
     close (self.wake [1]);
     if (self.stdout_broken) {

@@ -776,7 +776,9 @@ run_gen_new (run_opts_t *o)
     int nsrc = o->nsources;
     bool stdin_only = nsrc == 0
         || (nsrc == 1 && o->sources [0].is_file && !strcmp (o->sources [0].path, "-"));
-    self->stream = stdin_only && !o->multi && !o->pipe;
+    //  (--halt reads it all first: its jobs are sent one slot at a time,
+    //  and the wait between them must not be on a readable stdin)
+    self->stream = stdin_only && !o->multi && !o->pipe && o->halt_when == HALT_NEVER;
     if (o->pipe || self->stream) {
         self->stdin_reader.fd = 0;
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
