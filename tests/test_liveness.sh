@@ -31,5 +31,37 @@ check '[ $rc -eq 1 ] && [ "$(cat "$T/out")" = 7 ] && [ "$(grep -c "timed out" "$
 check '[ $rc -eq 1 ] && [ "$(wc -l < "$T/out")" -eq 500 ] && [ "$(grep -c "item is fail" "$T/err")" -eq 20 ]' \
     "20 leading task failures rc=$rc"
 
+# A standalone broker (no local workers) and one remote worker over tcp
+start_broker() {   # extra broker options in "$@"; sets bpid cport wport
+    cport=$(freeport); wport=$(freeport)
+    "$BIN/dpool-broker" -j 0 -c "tcp://127.0.0.1:$cport" -w "tcp://127.0.0.1:$wport" -v "$@" > "$T/broker.log" 2>&1 &
+    bpid=$!; PIDS="$PIDS $bpid"
+}
+stop_pid() {       # SIGTERM, then wait for it (at most 5 s), then SIGKILL
+    kill -TERM "$1" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null
+}
+wait_ready() {     # wait until the broker log shows $1 workers ready
+    for i in $(seq 1 200); do
+        [ "$(grep -c " ready: " "$T/broker.log")" -ge "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# A remote worker that ran 3,000 quick items then gets a 5 s item: the
+# quick pace makes it run the long chunk on its main thread; it must keep
+# heartbeating (it was declared dead after 3 s and the item ran twice)
+start_broker
+"$BIN/dpool-worker" --connect "tcp://127.0.0.1:$wport" -m "$MOD" 2> "$T/worker.log" & wpid=$!; PIDS="$PIDS $wpid"
+wait_ready 1
+quick_then_long() { for i in $(seq 3000); do echo 0; done; sleep 0.5; echo 5000000; sleep 0.2; for i in $(seq 10); do echo 0; done; }
+quick_then_long > "$T/in"
+quick_then_long | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" spin_us > "$T/out" 2> "$T/err"; rc=$?
+check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "quick items then a 5 s item: rc=$rc $(cat "$T/err")"
+check '! grep -q "no heartbeat" "$T/broker.log"' "busy worker declared dead: $(grep lost "$T/broker.log")"
+stop_pid $wpid; stop_pid $bpid
+
 echo "test_liveness: $pass passed, $fail failed"
 [ $fail -eq 0 ]
