@@ -63,5 +63,27 @@ check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "quick items then a 5 s item: r
 check '! grep -q "no heartbeat" "$T/broker.log"' "busy worker declared dead: $(grep lost "$T/broker.log")"
 stop_pid $wpid; stop_pid $bpid
 
+# --task-timeout holds on a plain remote worker (dpool-worker --connect,
+# no -j): the 5 s item is killed after 1 s, the worker process replaced,
+# and the next job still runs
+start_broker
+"$BIN/dpool-worker" --connect "tcp://127.0.0.1:$wport" -m "$MOD" 2> "$T/worker.log" & wpid=$!; PIDS="$PIDS $wpid"
+wait_ready 1
+t0=$(date +%s%N)
+printf '5000\n10\n' | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" --task-timeout 1 sleep_ms > "$T/out" 2> "$T/err"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check '[ $rc -eq 1 ] && [ "$(cat "$T/out")" = 10 ] && grep -q "line 1): timed out after 1.0 s" "$T/err"' \
+    "plain worker timeout rc=$rc out=$(cat "$T/out") $(cat "$T/err")"
+check '[ $ms -lt 4000 ]' "plain worker timeout took $ms ms"
+seq 1 100 | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" square > "$T/out"; rc=$?
+check '[ $rc -eq 0 ] && [ "$(wc -l < "$T/out")" -eq 100 ]' "plain worker after a timeout rc=$rc"
+kids=$(pgrep -P $wpid)
+check '[ -n "$kids" ]' "a plain worker supervises a worker process"
+stop_pid $wpid; stop_pid $bpid
+for k in $kids; do
+    for i in $(seq 1 100); do kill -0 $k 2>/dev/null || break; sleep 0.05; done
+    check '! kill -0 $k 2>/dev/null' "worker process $k outlived its node"
+done
+
 echo "test_liveness: $pass passed, $fail failed"
 [ $fail -eq 0 ]
