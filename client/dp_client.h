@@ -77,7 +77,7 @@ struct dp_job {
     dp_status_t error_status;   //  JOB_FAILED: why, as an item status
     char error [DP_MAX_TEXT + 64];
     //  chunk sizing from measured task time
-    uint32_t probes;
+    uint32_t probes;            //  single-item batches unanswered before a measure
     double ns_per_item;
     //  input bytes in flight: a FIFO of batch sizes, popped as answered
     uint64_t *fifo_bytes;
