@@ -18,6 +18,7 @@
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_guard.h"
 #include "dp_cpus.h"
 
 #include <pthread.h>
@@ -326,9 +327,12 @@ static void
 s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
 {
     worker_t *old = (worker_t *) zhashx_lookup (self->workers, key);
+    uint32_t strikes = old ? old->strikes : 0;      //  a new READY clears no strike
     if (old)
         broker_worker_lost (self, old, NULL);
     worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
+    worker->strikes = strikes;
+    worker->benched = strikes >= GUARD_STRIKES;
     snprintf (worker->key, sizeof worker->key, "%s", key);
     zmq_msg_init (&worker->rid);
     zmq_msg_copy (&worker->rid, rid);
@@ -351,8 +355,10 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         worker->slot = -1;
     if (worker->slot >= 0)
         self->local [worker->slot] = worker;
+    if (!worker->is_node && worker->node == self->local_token && worker->slot < 0)
+        worker->node = 0;       //  claims our token but is none of ours
     zhashx_insert (self->workers, key, worker);
-    if (!worker->is_node)
+    if (!worker->is_node && !worker->benched)
         link_insert_before (&self->available, &worker->available);
     s_log (self, "%s %s ready: host %s pid %d, %u tasks, credit %u, slots %u%s",
            worker->is_node ? "node" : "worker", key, worker->host, worker->pid, msg->ntasks,
@@ -390,6 +396,12 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
 {
     char key [32], err [128];
     s_key (rid, key, sizeof key);
+    if (msg->cmd == DP_CMD_NODE && guard_node_check (self, key, msg, err, sizeof err) != 0) {
+        guard_log (self, "worker %s: %s", key, err);
+        s_send_error (self, self->backend, rid, DP_PROTO_EHEADER, NULL, err);
+        self->dropped++;
+        return;
+    }
     if (msg->cmd == DP_CMD_READY || msg->cmd == DP_CMD_NODE) {
         s_worker_ready (self, rid, key, msg);
         return;
@@ -416,7 +428,7 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
             broker_worker_lost (self, worker, NULL);
             break;
         case DP_CMD_ERROR:
-            zsys_warning ("dpool-broker: worker %s: error %d: %s", key, msg->code, msg->text);
+            guard_log (self, "worker %s: error %d: %s", key, msg->code, msg->text);
             break;
         default:
             snprintf (err, sizeof err, "unexpected %s from a worker", dp_cmd_name (msg->cmd));
@@ -446,8 +458,8 @@ s_drain (broker_t *self, void *socket, bool frontend, int max)
         self->stats.bytes_in += self->msg.bytes;
         if (rc != 0) {
             self->dropped++;
-            zsys_warning ("dpool-broker: dropped a malformed message from a %s: %s",
-                          frontend ? "client" : "worker", err);
+            guard_log (self, "dropped a malformed message from a %s: %s",
+                       frontend ? "client" : "worker", err);
             if (rc != DP_PROTO_ESIG && zmq_msg_size (&rid) > 0)
                 s_send_error (self, socket, &rid, rc, NULL, err);
             continue;
@@ -520,6 +532,7 @@ s_tick (broker_t *self)
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
     jobs_speculate (self);
+    guard_tick (self);
     metrics_publish (self);
 }
 
@@ -891,9 +904,7 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
     if (self->nlocal > 1000)
         self->nlocal = 1000;
     self->local = (worker_t **) zmalloc (sizeof (worker_t *) * (self->nlocal + 1));
-    while (!self->local_token)
-        self->local_token = ((uint64_t) randof (1 << 30) << 34) ^ ((uint64_t) getpid () << 16)
-                          ^ (uint64_t) zclock_usecs ();
+    self->local_token = guard_token ();
     self->clients = zhashx_new ();
     self->workers = zhashx_new ();
     link_init (&self->ready);

@@ -7,6 +7,7 @@
     dp_spawn.c    supervisor of the local worker processes
     dp_span.c     payload blocks shared by chunks, and spans of them
     dp_metrics.c  status reports and Prometheus metrics
+    dp_guard.c    what is enforced on untrusted peers: strikes, stalls, limits
 
     Everything here is owned by the one broker thread: no locks.
     =========================================================================
@@ -127,6 +128,9 @@ struct worker {
     uint64_t items_failed;      //  of them, not OK
     uint32_t restarts;          //  a node: its workers that died (DEATH)
     bool gone;                  //  known dead, loss not yet handled: no dispatch
+    uint32_t strikes;           //  protocol errors (dp_guard.c); quarantined at GUARD_STRIKES
+    bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
+    uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
 };
 
 struct broker {
@@ -156,6 +160,12 @@ struct broker {
     bool terminated;
     uint64_t dropped;           //  malformed messages dropped
     dp_msg_t msg;               //  scratch message for receiving
+    struct {                    //  dp_guard.c
+        int64_t log_second;     //  the second bad-input lines are counted in
+        uint32_t log_lines;     //  lines logged in it
+        uint64_t log_suppressed;    //  lines not logged since the last summary
+        uint64_t strikes, quarantined, benched;     //  counters
+    } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
         uint64_t peers_dropped;
@@ -199,6 +209,7 @@ void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *mes
 void jobs_dispatch (broker_t *broker);
 uint32_t worker_limit (worker_t *worker);
 void jobs_speculate (broker_t *broker);
+worker_t *jobs_backup (broker_t *broker, chunk_t *chunk, bool idle_only);
 
 //  dp_span.c
 int span_take (span_t *whole, dp_msg_t *msg);

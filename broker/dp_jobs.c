@@ -29,6 +29,7 @@
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_guard.h"
 
 #include <string.h>
 
@@ -604,7 +605,7 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
 {
     uint32_t k = msg->k, per = msg->n / msg->k;
     if (k > worker->inflight_count) {
-        broker->dropped++;
+        guard_unknown_result (broker, worker, msg);
         return;
     }
     chunk_t *local [GROUP_MAX];
@@ -626,22 +627,25 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
         zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
         abort ();
     }
+    if (found != local && (broken || !any))
+        free (found);
     if (broken) {
-        zsys_warning ("dpool-broker: worker %s answered chunks it does not hold as sent "
-                      "(%u items for %u chunks from %llu); dropping it", worker->key, msg->n,
-                      k, (unsigned long long) msg->chunk);
-        broker_worker_lost (broker, worker, "protocol error");
+        //  the worker's fault, not its items': they go back uncharged
+        char why [160];
+        snprintf (why, sizeof why, "%u items for %u chunks from %llu, not as sent",
+                  msg->n, k, (unsigned long long) msg->chunk);
+        guard_protocol_error (broker, worker, why);
+        return;
     }
-    if (!any || broken) {
-        broker->dropped += !any;
-        if (found != local)
-            free (found);
+    if (!any) {
+        guard_unknown_result (broker, worker, msg);
         return;
     }
     uint64_t ns = msg->ns / k;
     worker->chunk_ns = worker->chunk_ns ? (worker->chunk_ns * 7 + ns) / 8 : ns + 1;
     worker->chunks_done += k;
     worker->last_result_ms = broker->now_ms;
+    guard_answered (broker, worker);
     size_t offset = 0;
     uint32_t nfound = 0;
     for (uint32_t i = 0; i < k; i++) {
