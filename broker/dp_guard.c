@@ -8,10 +8,12 @@
 */
 #include "dp_guard.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 uint64_t
 guard_token (void)
@@ -180,10 +182,31 @@ s_stalled (broker_t *broker, worker_t *worker, chunk_t *chunk)
     return broker->now_ms - since > limit;
 }
 
+//  Open file descriptors of the process (from /proc), or -1.
+static int64_t
+s_open_fds (void)
+{
+    DIR *dir = opendir ("/proc/self/fd");
+    if (!dir)
+        return -1;
+    int64_t count = 0;
+    while (readdir (dir))
+        count++;
+    closedir (dir);
+    return count - 3;       //  ".", ".." and the directory's own fd
+}
+
 void
 guard_tick (broker_t *broker)
 {
     guard_log_flush (broker);
+    //  the event count can only drift up (an event missed): the fds open
+    //  are an upper bound, checked when it matters
+    if (broker->guard.conns > broker->guard.max_conns / 2 && broker->now_ms % 1000 < 100) {
+        int64_t fds = s_open_fds ();
+        if (fds >= 0 && fds < broker->guard.conns)
+            broker->guard.conns = fds;
+    }
     for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
          w = (worker_t *) zhashx_next (broker->workers)) {
         if (w->is_node || w->gone || link_empty (&w->inflight))
@@ -208,4 +231,92 @@ guard_tick (broker_t *broker)
                 break;      //  no worker free now: next tick
         }
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Clients that do not read
+
+void
+guard_blocked (broker_t *broker, client_t *client)
+{
+    client->blocked = true;
+    if (!broker->guard.blocked)
+        broker->guard.retry_ms = broker->now_ms + GUARD_RETRY_MS;
+    broker->guard.blocked = true;
+}
+
+void
+guard_retry (broker_t *broker, int64_t *wake)
+{
+    if (!broker->guard.blocked)
+        return;
+    if (broker->now_ms < broker->guard.retry_ms) {
+        if (broker->guard.retry_ms < *wake)
+            *wake = broker->guard.retry_ms;
+        return;
+    }
+    broker->guard.blocked = false;
+    for (client_t *c = (client_t *) zhashx_first (broker->clients); c;
+         c = (client_t *) zhashx_next (broker->clients)) {
+        if (!c->blocked)
+            continue;
+        c->blocked = false;
+        link_t *l = c->jobs.next;
+        while (l != &c->jobs && !c->blocked) {
+            job_t *job = link_entry (l, job_t, by_client);
+            l = l->next;
+            job_deliver (broker, job);      //  may end the job; a full pipe blocks again
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Connections and file descriptors
+
+void
+guard_budget (broker_t *broker, int reserve)
+{
+    struct rlimit limit;
+    int64_t fds = getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                ? (int64_t) limit.rlim_cur : 1 << 20;
+    if (reserve < 64)
+        reserve = 64;
+    if (reserve < fds / 8)
+        reserve = (int) (fds / 8);
+    broker->guard.max_conns = fds - reserve > 16 ? fds - reserve : 16;
+}
+
+void
+guard_connection (broker_t *broker, bool accepted, int fd)
+{
+    if (!accepted) {
+        broker->guard.conns -= broker->guard.conns > 0;
+        return;
+    }
+    broker->guard.conns++;
+    if (broker->guard.conns <= broker->guard.max_conns)
+        return;
+    //  over budget: shut the connection down (libzmq then closes it and
+    //  its fd). Only a connected TCP or ipc stream socket, never a
+    //  listener; an ipc one (local workers) only well over the budget
+    int domain = 0, listening = 1;
+    socklen_t size = sizeof domain;
+    if (getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0)
+        return;
+    size = sizeof listening;
+    if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || listening)
+        return;
+    if (domain == AF_UNIX && broker->guard.conns <= broker->guard.max_conns + 32)
+        return;
+    shutdown (fd, SHUT_RDWR);
+    broker->guard.refused++;
+    guard_log (broker, "%lld connections open, the budget is %lld (file descriptor limit): "
+               "a new connection refused", (long long) broker->guard.conns,
+               (long long) broker->guard.max_conns);
+}
+
+uint64_t
+dp_broker_raise_nofile (void)
+{
+    return guard_raise_nofile ();
 }

@@ -31,6 +31,9 @@
 #define GUARD_STALL_X       10      //  a chunk stalls after 10 x its expected time...
 #define GUARD_STALL_MIN_MS  2000    //  ...and at least this long
 #define GUARD_LOG_PER_S     10      //  bad-input log lines a second, then a count
+#define GUARD_CLIENT_SNDHWM 64      //  messages queued to a client that does not read
+#define GUARD_PEER_RCVHWM   1000    //  messages queued from one peer before TCP pushes back
+#define GUARD_RETRY_MS      5       //  a blocked client's answers are retried this often
 
 //  A random 64-bit token (getrandom), never 0.
 uint64_t guard_token (void);
@@ -68,6 +71,24 @@ void guard_answered (broker_t *broker, worker_t *worker);
 //  node token 0, the broker's own token, or a token another connection
 //  registered.
 int guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *err, size_t errlen);
+
+//  A RESULTS or DONE to the client found its pipe full (it reads nothing,
+//  or too slowly): its answers wait at the broker, retried shortly.
+void guard_blocked (broker_t *broker, client_t *client);
+
+//  Retry blocked clients' deliveries when due; the next time one is due,
+//  or INT64_MAX, in `wake` (lowered only).
+void guard_retry (broker_t *broker, int64_t *wake);
+
+//  A connection was accepted (fd) or closed, on either ROUTER. Over the
+//  connection budget (below the fd limit, so that libzmq never meets
+//  EMFILE, on which its ipc listener aborts) a new TCP connection is shut
+//  down at once; a peer retries later.
+void guard_connection (broker_t *broker, bool accepted, int fd);
+
+//  Set the connection budget from the fd limit now in force; `reserve`
+//  fds are kept for everything else (local workers, files).
+void guard_budget (broker_t *broker, int reserve);
 
 //  Timer: bench workers holding stalled chunks and give their chunks
 //  backup copies; summary of suppressed log lines.
