@@ -21,6 +21,7 @@
     =========================================================================
 */
 #include "dpool.h"
+#include "dp_records.h"
 #include "dp_status.h"
 
 #include <ctype.h>
@@ -56,11 +57,7 @@ s_on_signal (int sig)
 //  Lazy delimited input from a file descriptor
 
 typedef struct {
-    int fd;
-    char delim;
-    char *buf;
-    size_t cap, start, end;     //  unread bytes are buf [start, end)
-    bool eof;
+    dp_records_t records;       //  client/dp_records.c
     uint64_t items;
     //  `dpool run`: the command template
     char **argv;
@@ -71,58 +68,24 @@ typedef struct {
 } input_t;
 
 //  Next delimited record, or NULL when none is complete yet (*later set) or
-//  at the end of input. The record stays valid until the next call.
+//  at the end of input. The record stays valid until the next call. A read
+//  error ends the input (reported); running out of memory ends dpool.
 static const char *
 s_next_record (input_t *in, size_t *len, bool *later)
 {
     *later = false;
-    while (true) {
-        char *at = (char *) memchr (in->buf + in->start, in->delim, in->end - in->start);
-        if (at) {
-            const char *record = in->buf + in->start;
-            *len = (size_t) (at - record);
-            in->start += *len + 1;
-            return record;
+    const char *record;
+    int rc = dp_records_next (&in->records, &record, len);
+    if (rc == -1) {
+        if (errno == ENOMEM) {
+            fprintf (stderr, "dpool: out of memory reading input\n");
+            exit (EXIT_POOL_ERROR);
         }
-        if (in->eof) {
-            if (in->start == in->end)
-                return NULL;
-            //  a last record without its delimiter
-            const char *record = in->buf + in->start;
-            *len = in->end - in->start;
-            in->start = in->end;
-            return record;
-        }
-        if (in->start > 0) {
-            memmove (in->buf, in->buf + in->start, in->end - in->start);
-            in->end -= in->start;
-            in->start = 0;
-        }
-        if (in->end == in->cap) {
-            in->cap *= 2;
-            in->buf = (char *) realloc (in->buf, in->cap);
-            if (!in->buf) {
-                fprintf (stderr, "dpool: out of memory reading input\n");
-                exit (EXIT_POOL_ERROR);
-            }
-        }
-        ssize_t n = read (in->fd, in->buf + in->end, in->cap - in->end);
-        if (n > 0)
-            in->end += (size_t) n;
-        else
-        if (n == 0)
-            in->eof = true;
-        else
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            *later = true;
-            return NULL;
-        }
-        else
-        if (errno != EINTR) {
-            fprintf (stderr, "dpool: reading input: %s\n", strerror (errno));
-            in->eof = true;
-        }
+        fprintf (stderr, "dpool: reading input: %s\n", strerror (errno));
+        rc = dp_records_next (&in->records, &record, len);  //  what was read before
     }
+    *later = rc == 2;
+    return rc == 1 ? record : NULL;
 }
 
 static int
@@ -244,7 +207,7 @@ s_split_words (input_t *in)
 static void
 s_input_free (input_t *in)
 {
-    free (in->buf);
+    dp_records_destroy (&in->records);
     free (in->words);
     free (in->text);
 }
@@ -634,8 +597,7 @@ main (int argc, char *argv [])
         popts.mode = DP_POOL_EMBEDDED;  //  -m / -j: never sent to $DPOOL_BROKER
     if (popts.endpoint)
         popts.mode = DP_POOL_REMOTE;    //  -b: the broker named
-    cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 },
-                  .out = { .run = run, .index = index,
+    cli_t cli = { .out = { .run = run, .index = index,
                            .progress = progress < 0 ? isatty (2) : progress,
                            .stdout_tty = isatty (1) && isatty (2) } };
     input_t in = cli.in;
@@ -659,7 +621,10 @@ main (int argc, char *argv [])
         }
         task = argv [optind];
     }
-    in.buf = (char *) malloc (in.cap);
+    if (dp_records_init (&in.records, 0, delim)) {
+        fprintf (stderr, "dpool: out of memory\n");
+        return EXIT_POOL_ERROR;
+    }
     cli.in = in;
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
     jopts.has_input_fd = true;
