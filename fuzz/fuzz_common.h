@@ -27,6 +27,7 @@
 
 #define FUZZ_SEP        "\xfe\xff" "FR"
 #define FUZZ_SEP_LEN    4
+#define FUZZ_MSG_SEP    "\xfe\xff" "MS"  //  between messages (fuzz_broker)
 #define FUZZ_MAX_FRAMES 8           //  more than DP_MAX_FRAMES: EFRAMES is reached
 
 //  The commands of each conversation, for the targets that fuzz one: the

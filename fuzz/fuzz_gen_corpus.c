@@ -35,9 +35,10 @@ s_write (const char *target, const char *name, const void *data, size_t size)
     }
 }
 
-//  Encode msg; write it for `target` with the command byte `cmd_byte`.
-static void
-s_write_msg (const char *target, const char *name, dp_msg_t *msg, int cmd_byte)
+//  Encode msg into frames joined by FUZZ_SEP, frame 1 (the command) made
+//  `cmd_byte` unless that is -1. Returns a malloc'd buffer, its size in *size.
+static uint8_t *
+s_msg_bytes (const char *name, dp_msg_t *msg, int cmd_byte, size_t *size)
 {
     zmq_msg_t frames [3 + DP_MAX_PAYLOAD];
     size_t nframes;
@@ -46,10 +47,10 @@ s_write_msg (const char *target, const char *name, dp_msg_t *msg, int cmd_byte)
         fprintf (stderr, "fuzz_gen_corpus: %s: %s\n", name, dp_proto_strerror (rc));
         exit (1);
     }
-    size_t size = 0;
+    size_t total = 0;
     for (size_t i = 0; i < nframes; i++)
-        size += zmq_msg_size (&frames [i]) + FUZZ_SEP_LEN;
-    uint8_t *buf = (uint8_t *) malloc (size), *at = buf;
+        total += zmq_msg_size (&frames [i]) + FUZZ_SEP_LEN;
+    uint8_t *buf = (uint8_t *) malloc (total), *at = buf;
     for (size_t i = 0; i < nframes; i++) {
         if (i) {
             memcpy (at, FUZZ_SEP, FUZZ_SEP_LEN);
@@ -58,8 +59,9 @@ s_write_msg (const char *target, const char *name, dp_msg_t *msg, int cmd_byte)
         const uint8_t *data = (const uint8_t *) zmq_msg_data (&frames [i]);
         size_t len = zmq_msg_size (&frames [i]);
         for (size_t j = 0; j + FUZZ_SEP_LEN <= len; j++)
-            if (memcmp (data + j, FUZZ_SEP, FUZZ_SEP_LEN) == 0) {
-                fprintf (stderr, "fuzz_gen_corpus: %s holds the separator\n", name);
+            if (memcmp (data + j, FUZZ_SEP, FUZZ_SEP_LEN) == 0
+            ||  memcmp (data + j, FUZZ_MSG_SEP, FUZZ_SEP_LEN) == 0) {
+                fprintf (stderr, "fuzz_gen_corpus: %s holds a separator\n", name);
                 exit (1);
             }
         memcpy (at, data, len);
@@ -67,9 +69,19 @@ s_write_msg (const char *target, const char *name, dp_msg_t *msg, int cmd_byte)
             *at = (uint8_t) cmd_byte;
         at += len;
     }
-    s_write (target, name, buf, (size_t) (at - buf));
-    free (buf);
     fuzz_close (frames, nframes);
+    *size = (size_t) (at - buf);
+    return buf;
+}
+
+//  Encode msg; write it for `target` with the command byte `cmd_byte`.
+static void
+s_write_msg (const char *target, const char *name, dp_msg_t *msg, int cmd_byte)
+{
+    size_t size;
+    uint8_t *buf = s_msg_bytes (name, msg, cmd_byte, &size);
+    s_write (target, name, buf, size);
+    free (buf);
 }
 
 typedef struct {
@@ -327,6 +339,79 @@ s_records (void)
     s_write ("records", "grow", small, sizeof small - 1);
 }
 
+//  fuzz_broker: conversations. Each step: peer (0 client, 1 worker, 2
+//  node), command, variant, and a field patch to make the flow consistent.
+typedef struct {
+    int peer;
+    uint8_t cmd;
+    int v;
+    uint32_t job, n;
+    uint64_t chunk, total;
+} s_step_t;
+
+static void
+s_conversation (const char *name, const s_step_t *steps, size_t nsteps)
+{
+    static const uint8_t *lists [3] = { s_client, s_worker, s_node };
+    static const size_t sizes [3] = { sizeof s_client, sizeof s_worker, sizeof s_node };
+    uint8_t *out = NULL;
+    size_t size = 0;
+    for (size_t s = 0; s < nsteps; s++) {
+        const s_step_t *step = &steps [s];
+        int index = -1;
+        for (size_t i = 0; i < sizes [step->peer]; i++)
+            if (lists [step->peer][i] == step->cmd)
+                index = (int) i;
+        dp_msg_t msg;
+        s_example (&msg, step->cmd, step->v);
+        if (step->job)
+            msg.job = step->job;
+        if (step->chunk)
+            msg.chunk = step->chunk;
+        if (step->total)
+            msg.total = step->total;
+        size_t len;
+        uint8_t *bytes = s_msg_bytes (name, &msg, index, &len);
+        s_done (&msg);
+        out = (uint8_t *) realloc (out, size + len + 2 * FUZZ_SEP_LEN);
+        if (s) {
+            memcpy (out + size, FUZZ_MSG_SEP, FUZZ_SEP_LEN);
+            size += FUZZ_SEP_LEN;
+        }
+        out [size++] = (uint8_t) step->peer;
+        memcpy (out + size, bytes, len);
+        size += len;
+        free (bytes);
+    }
+    s_write ("broker", name, out, size);
+    free (out);
+}
+
+static void
+s_conversations (void)
+{
+    static const s_step_t job [] = {
+        { 0, DP_CMD_HELLO, 0, 0, 0, 0, 0 }, { 0, DP_CMD_JOB, 0, 1, 0, 0, 0 },
+        { 0, DP_CMD_BATCH, 0, 1, 0, 0, 0 }, { 0, DP_CMD_END, 0, 1, 0, 0, 3 } };
+    static const s_step_t worker [] = {
+        { 1, DP_CMD_READY, 1, 0, 0, 0, 0 }, { 1, DP_CMD_RESULT, 0, 0, 0, 1, 0 },
+        { 1, DP_CMD_HEARTBEAT, 0, 0, 0, 0, 0 } };
+    static const s_step_t node [] = {
+        { 2, DP_CMD_NODE, 0, 0, 0, 0, 0 }, { 2, DP_CMD_DEATH, 0, 0, 0, 1, 0 },
+        { 2, DP_CMD_BYE, 0, 0, 0, 0, 0 } };
+    static const s_step_t all [] = {
+        { 1, DP_CMD_READY, 1, 0, 0, 0, 0 }, { 2, DP_CMD_NODE, 0, 0, 0, 0, 0 },
+        { 0, DP_CMD_HELLO, 0, 0, 0, 0, 0 }, { 0, DP_CMD_JOB, 0, 2, 0, 0, 0 },
+        { 0, DP_CMD_BATCH, 1, 2, 0, 0, 0 }, { 1, DP_CMD_RESULT, 1, 0, 0, 1, 0 },
+        { 2, DP_CMD_DEATH, 0, 0, 0, 2, 0 }, { 0, DP_CMD_CANCEL, 0, 2, 0, 0, 0 },
+        { 0, DP_CMD_STATUS, 0, 0, 0, 0, 0 }, { 1, DP_CMD_BYE, 0, 0, 0, 0, 0 },
+        { 0, DP_CMD_BYE, 0, 0, 0, 0, 0 } };
+    s_conversation ("client-job", job, sizeof job / sizeof job [0]);
+    s_conversation ("worker", worker, sizeof worker / sizeof worker [0]);
+    s_conversation ("node", node, sizeof node / sizeof node [0]);
+    s_conversation ("all", all, sizeof all / sizeof all [0]);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -344,5 +429,6 @@ main (int argc, char *argv [])
     s_batches ();
     s_unpacks ();
     s_records ();
+    s_conversations ();
     return 0;
 }
