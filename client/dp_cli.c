@@ -20,6 +20,7 @@
     =========================================================================
 */
 #include "dpool.h"
+#include "dp_records.h"
 #include "dp_status.h"
 #include "dp_run.h"
 
@@ -56,67 +57,29 @@ s_on_signal (int sig)
 //  Lazy delimited input from a file descriptor
 
 typedef struct {
-    int fd;
-    char delim;
-    char *buf;
-    size_t cap, start, end;     //  unread bytes are buf [start, end)
-    bool eof;
+    dp_records_t records;       //  client/dp_records.c
     uint64_t items;
 } input_t;
 
 //  Next delimited record, or NULL when none is complete yet (*later set) or
-//  at the end of input. The record stays valid until the next call.
+//  at the end of input. The record stays valid until the next call. A read
+//  error ends the input (reported); running out of memory ends dpool.
 static const char *
 s_next_record (input_t *in, size_t *len, bool *later)
 {
     *later = false;
-    while (true) {
-        char *at = (char *) memchr (in->buf + in->start, in->delim, in->end - in->start);
-        if (at) {
-            const char *record = in->buf + in->start;
-            *len = (size_t) (at - record);
-            in->start += *len + 1;
-            return record;
+    const char *record;
+    int rc = dp_records_next (&in->records, &record, len);
+    if (rc == -1) {
+        if (errno == ENOMEM) {
+            fprintf (stderr, "dpool: out of memory reading input\n");
+            exit (EXIT_POOL_ERROR);
         }
-        if (in->eof) {
-            if (in->start == in->end)
-                return NULL;
-            //  a last record without its delimiter
-            const char *record = in->buf + in->start;
-            *len = in->end - in->start;
-            in->start = in->end;
-            return record;
-        }
-        if (in->start > 0) {
-            memmove (in->buf, in->buf + in->start, in->end - in->start);
-            in->end -= in->start;
-            in->start = 0;
-        }
-        if (in->end == in->cap) {
-            in->cap *= 2;
-            in->buf = (char *) realloc (in->buf, in->cap);
-            if (!in->buf) {
-                fprintf (stderr, "dpool: out of memory reading input\n");
-                exit (EXIT_POOL_ERROR);
-            }
-        }
-        ssize_t n = read (in->fd, in->buf + in->end, in->cap - in->end);
-        if (n > 0)
-            in->end += (size_t) n;
-        else
-        if (n == 0)
-            in->eof = true;
-        else
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            *later = true;
-            return NULL;
-        }
-        else
-        if (errno != EINTR) {
-            fprintf (stderr, "dpool: reading input: %s\n", strerror (errno));
-            in->eof = true;
-        }
+        fprintf (stderr, "dpool: reading input: %s\n", strerror (errno));
+        rc = dp_records_next (&in->records, &record, len);  //  what was read before
     }
+    *later = rc == 2;
+    return rc == 1 ? record : NULL;
 }
 
 static int
@@ -470,8 +433,7 @@ main (int argc, char *argv [])
         popts.mode = DP_POOL_EMBEDDED;  //  -m / -j: never sent to $DPOOL_BROKER
     if (popts.endpoint)
         popts.mode = DP_POOL_REMOTE;    //  -b: the broker named
-    cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 },
-                  .out = { .index = index,
+    cli_t cli = { .out = { .index = index,
                            .progress = progress < 0 ? isatty (2) : progress,
                            .stdout_tty = isatty (1) && isatty (2) } };
     input_t in = cli.in;
@@ -481,7 +443,10 @@ main (int argc, char *argv [])
         return EXIT_USAGE;
     }
     task = argv [optind];
-    in.buf = (char *) malloc (in.cap);
+    if (dp_records_init (&in.records, 0, delim)) {
+        fprintf (stderr, "dpool: out of memory\n");
+        return EXIT_POOL_ERROR;
+    }
     cli.in = in;
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
     jopts.has_input_fd = true;
@@ -494,7 +459,7 @@ main (int argc, char *argv [])
     if (!pool) {
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
-        free (cli.in.buf);
+        dp_records_destroy (&cli.in.records);
         return s_interrupted ? EXIT_INTERRUPTED : EXIT_POOL_ERROR;
     }
     dp_input_fn *input = s_map_input;
@@ -517,7 +482,7 @@ main (int argc, char *argv [])
             fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
         rc = -1;
     }
-    free (cli.in.buf);
+    dp_records_destroy (&cli.in.records);
     if (s_interrupted)
         return EXIT_INTERRUPTED;
     return rc < 0 ? EXIT_POOL_ERROR : cli.out.failed > 0 ? EXIT_FAILED_ITEMS : 0;
