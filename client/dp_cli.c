@@ -22,6 +22,7 @@
 */
 #include "dpool.h"
 #include "dp_status.h"
+#include "dp_exec_msg.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -249,44 +250,59 @@ s_input_free (input_t *in)
     free (in->text);
 }
 
+//  One exec item (dp_exec_msg.h) per input record: "sh" with the template
+//  words joined and {} quoted, or "argv" with {} replaced in each word.
 static int
 s_run_input (void *arg, const void **data, size_t *len)
 {
     input_t *in = (input_t *) arg;     //  the first member of cli_t
-    static str_t item;
+    static str_t text;
+    static msgpack_sbuffer item;
     size_t line_len;
     bool later;
     const char *line = s_next_record (in, &line_len, &later);
     if (!line)
         return later ? 2 : 0;
-    item.len = 0;
+    text.len = 0;
     bool found = false;
+    dp_exec_item_t exec = { 0 };
+    char *words [in->argc + 2];
     if (in->shell) {
-        s_str_add (&item, "s", 1);
         for (int i = 0; i < in->argc; i++) {
             if (i)
-                s_str_add (&item, " ", 1);
-            found |= s_substitute (&item, in->argv [i], line, line_len, true);
+                s_str_add (&text, " ", 1);
+            found |= s_substitute (&text, in->argv [i], line, line_len, true);
         }
         if (!found) {
-            s_str_add (&item, " ", 1);
-            s_substitute (&item, "{}", line, line_len, true);
+            s_str_add (&text, " ", 1);
+            s_substitute (&text, "{}", line, line_len, true);
         }
+        exec.sh = text.p;
     }
     else {
-        s_str_add (&item, "a", 1);
+        //  the words, NUL-separated in text, then pointed at
+        size_t at [in->argc + 1];
         for (int i = 0; i < in->argc; i++) {
-            if (i)
-                s_str_add (&item, "", 1);   //  the NUL separator
-            found |= s_substitute (&item, in->argv [i], line, line_len, false);
+            at [i] = text.len;
+            found |= s_substitute (&text, in->argv [i], line, line_len, false);
+            s_str_add (&text, "", 1);   //  the NUL separator
         }
-        if (!found) {
-            s_str_add (&item, "", 1);
-            s_str_add (&item, line, line_len);
-        }
+        at [in->argc] = text.len;
+        if (!found)
+            s_str_add (&text, line, line_len);
+        for (int i = 0; i <= in->argc; i++)
+            words [i] = text.p + at [i];
+        words [in->argc + !found] = NULL;
+        exec.argv = words;
     }
-    *data = item.p;
-    *len = item.len;
+    msgpack_sbuffer_clear (&item);
+    if (dp_exec_item_encode (&exec, &item)) {
+        fprintf (stderr, "dpool run: cannot encode the command of line %llu\n",
+                 (unsigned long long) in->items + 1);
+        exit (EXIT_POOL_ERROR);
+    }
+    *data = item.data;
+    *len = item.size;
     in->items++;
     return 1;
 }
@@ -405,21 +421,63 @@ s_write (output_t *out, uint64_t index, const char *data, size_t len, bool newli
         fputc_unlocked ('\n', stdout);
 }
 
+//  An exec reply: its stdout, its stderr on ours, and a failed command
+//  counted and reported as "exit status N", "killed by SIGX" or "timed out".
+static void
+s_exec_output (output_t *out, const dp_result_t *r)
+{
+    dp_exec_reply_t reply;
+    char err [256];
+    if (dp_exec_reply_decode (r->data, r->len, &reply, err, sizeof err)) {
+        out->failed++;
+        fprintf (stderr, "dpool: item %llu (line %llu): %s\n", (unsigned long long) r->index,
+                 (unsigned long long) r->index + 1, err);
+        return;
+    }
+    if (reply.out_size)
+        s_write (out, r->index, (const char *) reply.out, reply.out_size, false);
+    if (reply.err_size) {
+        fflush (stdout);
+        s_bar_clear (out);
+        fwrite (reply.err, 1, reply.err_size, stderr);
+    }
+    if (reply.status || reply.timedout) {
+        out->failed++;
+        fflush (stdout);
+        s_bar_clear (out);
+        const char *abbrev = reply.signal ? sigabbrev_np (reply.signal) : NULL;
+        if (reply.timedout)
+            fprintf (stderr, "dpool: item %llu (line %llu): timed out\n",
+                     (unsigned long long) r->index, (unsigned long long) r->index + 1);
+        else
+        if (reply.signal)
+            fprintf (stderr, "dpool: item %llu (line %llu): killed by SIG%s\n",
+                     (unsigned long long) r->index, (unsigned long long) r->index + 1,
+                     abbrev ? abbrev : "?");
+        else
+            fprintf (stderr, "dpool: item %llu (line %llu): exit status %d\n",
+                     (unsigned long long) r->index, (unsigned long long) r->index + 1,
+                     reply.status);
+    }
+    dp_exec_reply_destroy (&reply);
+}
+
 static void
 s_output (output_t *out, const dp_result_t *r)
 {
     if (out->stdout_tty)
         s_bar_clear (out);
+    if (r->status == DP_OK && out->run) {
+        s_exec_output (out, r);
+        return;
+    }
     if (r->status == DP_OK) {
-        if (r->len || !out->run)
-            s_write (out, r->index, (const char *) r->data, r->len, !out->run);
+        s_write (out, r->index, (const char *) r->data, r->len, true);
         return;
     }
     out->failed++;
     const char *text = (const char *) r->data;
     size_t text_len = strnlen (text, r->len);
-    if (out->run && r->status == DP_ERR_TASK && text_len < r->len)
-        s_write (out, r->index, text + text_len + 1, r->len - text_len - 1, false);
     fflush (stdout);
     s_bar_clear (out);
     //  the kind, unless the message already starts with it ("worker died: ...")
