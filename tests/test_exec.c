@@ -54,7 +54,11 @@ s_run_on (dp_pool_t *pool, const dp_exec_item_t *item, const dp_job_opts_t *opts
     memset (reply, 0, sizeof *reply);
     long rc = dp_map (pool, "exec", &it, 1, opts, &res);
     msgpack_sbuffer_destroy (&buf);
-    REQUIRE (rc >= 0);
+    if (rc < 0) {
+        //  the job failed as a whole (cancelled)
+        snprintf (why, whylen, "%s", dp_strerror_last ());
+        return -1;
+    }
     int status = dp_results_status (res, 0);
     size_t len;
     const void *data = dp_results_data (res, 0, &len);
@@ -344,6 +348,7 @@ typedef struct {
     dp_pool_t *pool;
     const char *sh;
     uint32_t timeout_ms;
+    volatile int *cancel;
     int status;
     char why [512];
 } s_job_t;
@@ -353,7 +358,8 @@ s_job_thread (void *arg)
 {
     s_job_t *job = (s_job_t *) arg;
     dp_exec_item_t item = { .sh = (char *) job->sh };
-    dp_job_opts_t opts = { .max_attempts = 1, .timeout_ms = job->timeout_ms };
+    dp_job_opts_t opts = { .max_attempts = 1, .timeout_ms = job->timeout_ms,
+                           .cancel = job->cancel };
     dp_exec_reply_t reply;
     job->status = s_run_on (job->pool, &item, &opts, &reply, job->why, sizeof job->why);
     dp_exec_reply_destroy (&reply);
@@ -405,6 +411,24 @@ test_no_orphans (void)
     left = s_wait_gone ("23.4567", 3000);
     CHECK (left == 0);
     printf ("job timeout (worker killed by its supervisor): %d of its command group left\n", left);
+
+    //  a cancelled job: the broker aborts the chunk, the supervisor kills
+    //  the worker whose item still runs
+    volatile int cancel = 0;
+    s_job_t cancelled = { .pool = pool, .sh = "sleep 21.0987 & sleep 21.0987", .cancel = &cancel };
+    REQUIRE (pthread_create (&thread, NULL, s_job_thread, &cancelled) == 0);
+    deadline = tu_now_ms () + 20000;
+    while (s_find ("21.0987", pids, 8) < 3 && tu_now_ms () < deadline)
+        s_nap (20);
+    CHECK (s_find ("21.0987", pids, 8) == 3);
+    cancel = 1;
+    int64_t asked = tu_now_ms ();
+    left = s_wait_gone ("21.0987", 3000);
+    CHECK (left == 0);
+    pthread_join (thread, NULL);
+    CHECK (cancelled.status != DP_OK);
+    printf ("job cancelled: command group gone in %lld ms (%d left), item: %s\n",
+            (long long) (tu_now_ms () - asked), left, cancelled.why);
     dp_pool_close (&pool);
 }
 
