@@ -65,6 +65,7 @@ static atomic_int s_child_pgid;
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static int s_guard = -1;
 static pid_t s_guard_owner;
+static pid_t s_guard_pid;
 
 
 //  --------------------------------------------------------------------------
@@ -134,6 +135,7 @@ s_guard_get (void)
             if (pid > 0) {
                 s_guard = sv [0];
                 s_guard_owner = getpid ();
+                s_guard_pid = pid;
             }
             else
                 close (sv [0]);
@@ -144,13 +146,32 @@ s_guard_get (void)
     return fd;
 }
 
-//  Tell the guard a group has ended (or started: pgid > 0).
-static void
+//  Tell the guard a group has started (pgid > 0) or ended. Returns 0, or
+//  -1 if the guard is gone.
+static int
 s_guard_send (int fd, int32_t msg)
 {
+    ssize_t rc = 0;
     if (fd >= 0)
-        while (send (fd, &msg, sizeof msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        while ((rc = send (fd, &msg, sizeof msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
             ;
+    return rc < 0 ? -1 : 0;
+}
+
+//  The worker side of s_guard_send: a guard found gone (killed by someone)
+//  is forgotten, and the next command forks a new one.
+static void
+s_guard_tell (int fd, int32_t msg)
+{
+    if (s_guard_send (fd, msg) == 0)
+        return;
+    pthread_mutex_lock (&s_lock);
+    if (s_guard == fd) {
+        close (s_guard);
+        s_guard = -1;
+        waitpid (s_guard_pid, NULL, WNOHANG);   //  its zombie
+    }
+    pthread_mutex_unlock (&s_lock);
 }
 
 
@@ -209,9 +230,12 @@ s_environ (const dp_exec_item_t *item, char extra [2][48])
     while (environ [nenv])
         nenv++;
     char **list = malloc ((nenv + nitem + 3) * sizeof *list);
-    if (!list)
+    char **add = malloc ((nitem + 2) * sizeof *add);
+    if (!list || !add) {
+        free (list);
+        free (add);
         return NULL;
-    char *add [nitem + 2];
+    }
     size_t nadd = 0;
     for (size_t i = 0; i < nitem; i++)
         add [nadd++] = item->env [i];
@@ -236,6 +260,7 @@ s_environ (const dp_exec_item_t *item, char extra [2][48])
     for (size_t j = 0; j < nadd; j++)
         list [n++] = add [j];
     list [n] = NULL;
+    free (add);
     return list;
 }
 
@@ -317,7 +342,7 @@ s_spawn (s_spawn_t *a, pid_t *pid)
     if (rc == 0 && a->error) {
         //  started, but execve failed: reap it
         rc = a->error;
-        s_guard_send (a->guard, -(int32_t) *pid);
+        s_guard_tell (a->guard, -(int32_t) *pid);
         while (waitpid (*pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
@@ -471,7 +496,8 @@ s_terminate (pid_t pgid, int step)
 static void
 s_run (s_run_t *r, double timeout)
 {
-    int64_t next_kill = timeout > 0 ? s_mono_ms () + (int64_t) (timeout * 1000) : -1;
+    //  over ~30 years is no timeout (and would overflow)
+    int64_t next_kill = timeout > 0 && timeout < 1e9 ? s_mono_ms () + (int64_t) (timeout * 1000) : -1;
     int step = 0;
     while (true) {
         if (r->exited && r->out < 0 && r->err < 0)
@@ -490,8 +516,10 @@ s_run (s_run_t *r, double timeout)
         if (r->exited)
             wait_ms = 0;                //  drain what is there, no more
         else {
-            if (next_kill >= 0)
-                wait_ms = (int) (next_kill > s_mono_ms () ? next_kill - s_mono_ms () : 0);
+            if (next_kill >= 0) {
+                int64_t left = next_kill - s_mono_ms ();
+                wait_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left;
+            }
             if (r->pidfd < 0 && (wait_ms < 0 || wait_ms > 10))
                 wait_ms = 10;
         }
@@ -685,7 +713,7 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     //  whatever it left in its group goes too; then the guard forgets the
     //  group, before the zombie is reaped and its id can be reused
     kill (-r.pid, SIGKILL);
-    s_guard_send (a.guard, -(int32_t) r.pid);
+    s_guard_tell (a.guard, -(int32_t) r.pid);
     int status = 0;
     while (waitpid (r.pid, &status, 0) < 0 && errno == EINTR)
         ;
