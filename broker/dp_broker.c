@@ -515,8 +515,14 @@ s_tick (broker_t *self)
         else
             s_heartbeat (self, self->backend, &w->rid, &w->last_send_ms, self->opts.heartbeat_ms);
     }
-    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead))
+    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead)) {
+        //  a local worker that stopped heartbeating (SIGSTOP, stuck) is
+        //  killed, so that its supervisor starts a new one in its slot
+        int slot = w->slot >= 0 && self->local [w->slot] == w ? w->slot : -1;
         broker_worker_lost (self, w, "no heartbeat");
+        if (slot >= 0)
+            spawn_kill_slot (self, slot, "no heartbeat");
+    }
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
     jobs_speculate (self);

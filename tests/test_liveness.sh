@@ -85,5 +85,25 @@ for k in $kids; do
     check '! kill -0 $k 2>/dev/null' "worker process $k outlived its node"
 done
 
+# A stopped (SIGSTOP) local worker of a broker is replaced once its
+# heartbeats stop: its items go elsewhere, the job is exact, a new worker
+# takes its slot, the stopped one is killed
+start_broker -j 2 -m "$MOD" --heartbeat 300
+wait_ready 2
+kids=$(pgrep -P $bpid); victim=${kids%% *}
+seq 1 400 | sed 's/.*/20/' > "$T/in"
+timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" sleep_ms < "$T/in" > "$T/out" 2> "$T/err" & mpid=$!; PIDS="$PIDS $mpid"
+for i in $(seq 1 200); do [ "$(wc -l < "$T/out")" -ge 20 ] && break; sleep 0.05; done
+kill -STOP $victim
+wait $mpid; rc=$?
+check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "job with a stopped worker rc=$rc $(cat "$T/err")"
+check 'grep -q "pid $victim) lost: no heartbeat" "$T/broker.log"' "stopped worker not lost: $(cat "$T/broker.log")"
+wait_ready 3
+check '[ "$(grep -c " ready: " "$T/broker.log")" -ge 3 ]' "stopped worker not replaced: $(cat "$T/broker.log")"
+for i in $(seq 1 100); do kill -0 $victim 2>/dev/null || break; sleep 0.05; done
+check '! kill -0 $victim 2>/dev/null' "stopped worker $victim not killed"
+kill -CONT $victim 2>/dev/null
+stop_pid $bpid
+
 echo "test_liveness: $pass passed, $fail failed"
 [ $fail -eq 0 ]
