@@ -241,6 +241,8 @@ void metrics_worker_gone (broker_t *self, worker_t *worker);
 int spawn_start (broker_t *self, char *err, size_t errlen);
 void spawn_stop (broker_t *self);
 int spawn_slot_by_pid (broker_t *self, pid_t pid);
+//  Kill a local worker that went silent (stopped, stuck): it is replaced.
+void spawn_kill_slot (broker_t *self, int slot, const char *reason);
 bool spawn_all_registered (broker_t *self);
 
 #endif
