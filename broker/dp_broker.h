@@ -14,7 +14,6 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "dp_super.h"
 
 //  Receives the broker's Prometheus metrics text, rendered on the broker's
 //  thread every tick; `text` is malloc'd and passes to the callee.

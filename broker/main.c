@@ -27,9 +27,10 @@ s_usage (FILE *out)
         "\n"
         "  -c, --clients EP       client endpoint to bind (default tcp://127.0.0.1:5555)\n"
         "  -w, --workers EP       worker endpoint to bind (default tcp://127.0.0.1:5556)\n"
-        "  -j, --jobs N           local worker processes (default: usable CPUs, from the\n"
-        "                         affinity mask and cgroup quota, as nproc counts them;\n"
-        "                         0: none, remote workers only)\n"
+        "  -j, --jobs N|none      local worker processes (default or 0: one per usable\n"
+        "                         CPU, from the affinity mask and cgroup quota, as\n"
+        "                         nproc counts them; none: no local workers, remote\n"
+        "                         workers only)\n"
         "  -m, --module MODULE    task module for the local workers (path, or NAME for\n"
         "                         libdpool_NAME.so in the library path); repeatable\n"
         "      --heartbeat MS     heartbeat interval (default 1000); a peer silent for\n"
@@ -111,7 +112,12 @@ main (int argc, char *argv [])
         switch (c) {
             case 'c': opts.clients = optarg; break;
             case 'w': opts.workers = optarg; break;
-            case 'j': opts.local_workers = (int) s_number (optarg, "worker count", 0, 1000); break;
+            case 'j':               //  0: one per CPU, as -j 0 everywhere
+                opts.local_workers = strcmp (optarg, "none") == 0
+                                   ? 0 : (int) s_number (optarg, "worker count (or none)", 0, 1000);
+                if (opts.local_workers == 0 && strcmp (optarg, "none") != 0)
+                    opts.local_workers = -1;
+                break;
             case 'm':
                 if (opts.nmodules == MAX_MODULES) {
                     fprintf (stderr, "dpool-broker: more than %d modules\n", MAX_MODULES);
