@@ -249,8 +249,8 @@ s_noread (int mib, int window_mb)
     int64_t deadline = tu_now_ms () + 120000;
     while (sent < mib && tu_now_ms () < deadline) {
         zmq_pollitem_t item = { sock, 0, ZMQ_POLLOUT, 0 };
-        if (zmq_poll (&item, 1, 1000) <= 0)
-            break;                  //  our own queue is full: TCP pushes back
+        if (zmq_poll (&item, 1, 10000) <= 0)
+            break;                  //  our own queue stays full: TCP pushes back
         if (s_batch (sock, job, first, 1, 1 << 20, ZMQ_DONTWAIT) != 0)
             break;
         first++;
