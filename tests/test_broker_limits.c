@@ -206,7 +206,7 @@ s_test_window (void)
 {
     char clients [64], workers [64];
     char *extra [] = { "--window-bytes", "4", "--window", "100", NULL };
-    pid_t broker = s_start_broker (clients, workers, "0", extra, 0);
+    pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
     dp_msg_t welcome;
     void *sock = s_client (clients, 0, &welcome);
     printf ("window: WELCOME window %u wbytes %llu batch %u\n", welcome.window,
@@ -281,7 +281,7 @@ s_test_caps (void)
 {
     char clients [64], workers [64];
     char *extra [] = { "--max-clients", "3", "--max-workers", "2", "--max-jobs", "2", NULL };
-    pid_t broker = s_start_broker (clients, workers, "0", extra, 0);
+    pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
     void *c [4];
     for (int i = 0; i < 3; i++)
         c [i] = s_client (clients, 0, NULL);
@@ -517,7 +517,7 @@ static void
 s_measure_multipart (int mib, int frames)
 {
     char clients [64], workers [64];
-    pid_t broker = s_start_broker (clients, workers, "0", NULL, 0);
+    pid_t broker = s_start_broker (clients, workers, "none", NULL, 0);
     void *sock = s_dealer (clients, 0);
     char *frame = (char *) malloc ((size_t) mib << 20);
     REQUIRE (frame);
