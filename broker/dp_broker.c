@@ -361,6 +361,7 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         broker_worker_lost (self, old, NULL);
     worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
     worker->strikes = strikes;
+    worker->id_base = self->next_chunk_id;
     worker->benched = strikes >= GUARD_STRIKES;
     snprintf (worker->key, sizeof worker->key, "%s", key);
     zmq_msg_init (&worker->rid);

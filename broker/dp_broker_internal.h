@@ -133,6 +133,7 @@ struct worker {
     uint32_t strikes;           //  protocol errors (dp_guard.c); quarantined at GUARD_STRIKES
     bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
     uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
+    uint64_t id_base;           //  the last chunk id issued before its session began
 };
 
 struct broker {
