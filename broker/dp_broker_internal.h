@@ -145,7 +145,7 @@ struct broker {
     char worker_program [4096];
     zhashx_t *clients;          //  key -> client_t
     zhashx_t *workers;          //  key -> worker_t
-    link_t ready;               //  jobs with pending chunks, round-robin
+    link_t ready;               //  jobs with pending chunks, deficit round-robin
     link_t available;           //  workers with credit left
     uint64_t next_chunk_id;
     dp_super_t *super;          //  local worker processes

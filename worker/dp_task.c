@@ -767,10 +767,7 @@ s_exec (dp_task_t *task, const void *in, size_t len)
 }
 
 //  Signal the running exec command's process group, if any (used when the
-//  worker stops). Not in a header yet: dp_worker.c declares it.
-
-void dp_task_kill_child (int sig);
-
+//  worker stops).
 void
 dp_task_kill_child (int sig)
 {

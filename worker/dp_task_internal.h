@@ -51,4 +51,8 @@ const char *dp_registry_name (dp_registry_t *self, size_t index);
 //  into a NUL-terminated scratch buffer when needed).
 uint8_t dp_task_run (dp_task_fn *fn, const void *in, size_t len, dp_batch_t *out);
 
+//  Signal the running exec command's process group, if any (used when the
+//  worker stops). Async-signal-safe.
+void dp_task_kill_child (int sig);
+
 #endif

@@ -58,9 +58,6 @@
 #define S_GO            (-1)        //  "keep running" (not an exit code)
 #define INLINE_MAX_NS   200000      //  chunks expected shorter run on the main thread
 
-//  Sends the running exec command a signal (dp_task.c).
-void dp_task_kill_child (int sig);
-
 //  One chunk on its way through the executor and back
 typedef struct s_work {
     dp_msg_t chunk;                 //  CHUNK as received
