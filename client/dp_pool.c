@@ -548,3 +548,68 @@ dp_pool_poll (dp_pool_t *self, int timeout_ms)
     }
     return 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Ending the pool's work: seal, join, terminate (Pool.close, .join,
+//  .terminate)
+
+int
+dp_pool_seal (dp_pool_t *self)
+{
+    if (!self) {
+        client_set_error ("invalid arguments");
+        return -1;
+    }
+    self->sealed = true;
+    return 0;
+}
+
+int
+dp_pool_join (dp_pool_t *self, int timeout_ms)
+{
+    if (!self) {
+        client_set_error ("invalid arguments");
+        return -1;
+    }
+    if (!cpool_check_caller (self))
+        return -1;
+    int64_t deadline = cpool_deadline (timeout_ms);
+    while (self->nopen + self->nwaiting > 0) {
+        if (cpool_pump (self, cpool_wait_left (deadline)) != 0) {
+            client_set_error ("%s", self->broken);
+            return -1;
+        }
+        if (self->nopen + self->nwaiting == 0)
+            break;
+        if ((deadline >= 0 && zclock_mono () >= deadline) || self->interrupted)
+            return DP_TIMEOUT;
+    }
+    return 0;
+}
+
+//  Waiting jobs end at once; open ones are cancelled at the broker, which
+//  answers what they sent at once (aborting what runs), so that outside a
+//  callback the answers are taken here within one round trip. A broker
+//  that stays silent fails them as any lost broker does (timeout_ms).
+int
+dp_pool_terminate (dp_pool_t *self)
+{
+    if (!self) {
+        client_set_error ("invalid arguments");
+        return -1;
+    }
+    self->sealed = true;
+    self->terminated = true;
+    while (!link_empty (&self->waiting))
+        cjob_terminate (link_entry (self->waiting.next, dp_job_t, open));
+    for (link_t *l = self->open.next; l != &self->open; l = l->next)
+        cjob_terminate (link_entry (l, dp_job_t, open));
+    if (self->pumping)
+        return 0;                   //  from a callback: the running pump ends them
+    int64_t deadline = zclock_mono () + 2 * (int64_t) self->timeout_ms;
+    while (self->nopen > 0 && !self->broken [0] && zclock_mono () < deadline)
+        cpool_pump (self, cpool_wait_left (deadline));
+    if (self->nopen > 0)
+        cpool_fail_all (self, DP_ERR_CANCELLED, "pool terminated");
+    return 0;
+}

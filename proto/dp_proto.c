@@ -182,21 +182,21 @@ s_get_le32 (const uint8_t *p)
 //  Returns 0, DP_PROTO_ELIMIT (nesting), or DP_PROTO_EHEADER (malformed,
 //  or a declared length longer than the bytes that remain).
 static int
-s_mp_skip (const uint8_t **pp, const uint8_t *end, int depth,
+s_mp_skip (const uint8_t **pp, const uint8_t *end, int depth, const char *what,
            char *err, size_t errlen)
 {
     if (*pp >= end)
-        return s_fail (err, errlen, DP_PROTO_EHEADER, "header: truncated msgpack");
+        return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: truncated msgpack", what);
     uint8_t b = **pp;
     dp_mp_head_t h;
     int rc = dp_mp_head (*pp, (size_t) (end - *pp), &h);
     if (rc == DP_MP_CUT)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: msgpack value 0x%02x exceeds the %zu bytes left",
-                       b, (size_t) (end - *pp));
+                       "%s: msgpack value 0x%02x exceeds the %zu bytes left",
+                       what, b, (size_t) (end - *pp));
     if (rc)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: bad msgpack byte 0x%02x", b);
+                       "%s: bad msgpack byte 0x%02x", what, b);
     *pp += 1;
     //  the rest of the head (a number's bytes) counts as body, as before
     uint64_t skip = h.head - 1 + h.len;
@@ -204,21 +204,21 @@ s_mp_skip (const uint8_t **pp, const uint8_t *end, int depth,
     uint64_t left = (uint64_t) (end - *pp);
     if (skip > left)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: length %llu exceeds the %llu bytes left",
+                       "%s: length %llu exceeds the %llu bytes left", what,
                        (unsigned long long) skip, (unsigned long long) left);
     *pp += skip;
     if (((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90 || (b >= 0xdc && b <= 0xdf))
     &&  depth + 1 > DP_MAX_DEPTH)
         return s_fail (err, errlen, DP_PROTO_ELIMIT,
-                       "header: nesting deeper than %d", DP_MAX_DEPTH);
+                       "%s: nesting deeper than %d", what, DP_MAX_DEPTH);
     //  Every element takes at least one byte, so a count beyond the bytes
     //  left is a lie: refuse it before looping over it.
     if (count > left)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: %llu elements declared, %llu bytes left",
+                       "%s: %llu elements declared, %llu bytes left", what,
                        (unsigned long long) count, (unsigned long long) left);
     for (uint64_t i = 0; i < count; i++) {
-        rc = s_mp_skip (pp, end, depth + 1, err, errlen);
+        rc = s_mp_skip (pp, end, depth + 1, what, err, errlen);
         if (rc)
             return rc;
     }
@@ -236,7 +236,7 @@ s_mp_validate (const uint8_t *data, size_t size, const char *cmd,
     if ((b & 0xf0) != 0x80 && b != 0xde && b != 0xdf)
         return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: header is not a map", cmd);
     const uint8_t *p = data;
-    int rc = s_mp_skip (&p, data + size, 0, err, errlen);
+    int rc = s_mp_skip (&p, data + size, 0, "header", err, errlen);
     if (rc)
         return rc;
     if (p != data + size)
@@ -244,6 +244,20 @@ s_mp_validate (const uint8_t *data, size_t size, const char *cmd,
                        "%s: %zu bytes of trailing garbage after header",
                        cmd, (size_t) (data + size - p));
     return 0;
+}
+
+int
+dp_proto_check_map (const void *data, size_t size, const char *what,
+                    char *err, size_t errlen)
+{
+    const uint8_t *p = (const uint8_t *) data;
+    if (size == 0 || ((p [0] & 0xf0) != 0x80 && p [0] != 0xde && p [0] != 0xdf))
+        return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: not a msgpack map", what);
+    int rc = s_mp_skip (&p, (const uint8_t *) data + size, 0, what, err, errlen);
+    if (rc == 0 && p != (const uint8_t *) data + size)
+        rc = s_fail (err, errlen, DP_PROTO_EHEADER, "%s: %zu bytes of trailing garbage",
+                     what, (size_t) ((const uint8_t *) data + size - p));
+    return rc;
 }
 
 
