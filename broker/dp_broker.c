@@ -69,10 +69,16 @@ s_log (broker_t *self, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  Sending
 
+int64_t
+broker_now (broker_t *self)
+{
+    return self->clock ? self->clock () : zclock_mono ();
+}
+
 static int
 s_send (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
 {
-    int rc = dp_msg_send (msg, socket, rid);
+    int rc = self->sender ? self->sender (self, socket, rid, msg) : dp_msg_send (msg, socket, rid);
     int saved = errno;
     if (rc == 0) {
         self->stats.msgs_out++;
@@ -838,7 +844,7 @@ static void
 s_loop (broker_t *self)
 {
     zmq_pollitem_t items [5 + 1024];
-    int64_t next_tick = zclock_mono () + TICK_MS;
+    int64_t next_tick = broker_now (self) + TICK_MS;
     while (!self->terminated) {
         items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
         items [1] = (zmq_pollitem_t) { self->frontend, 0, ZMQ_POLLIN, 0 };
@@ -853,10 +859,10 @@ s_loop (broker_t *self)
             if (self->reprobes [which] && self->reprobe_at [which] < wake)
                 wake = self->reprobe_at [which];
         guard_retry (self, &wake);
-        int64_t wait = wake - zclock_mono ();
+        int64_t wait = wake - broker_now (self);
         if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
             break;
-        self->now_ms = zclock_mono ();
+        self->now_ms = broker_now (self);
         if (items [0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (self->pipe);
             if (!command || streq (command, "$TERM"))
@@ -913,7 +919,7 @@ s_actor (zsock_t *pipe, void *args)
 {
     broker_t *self = (broker_t *) args;
     self->pipe = pipe;
-    self->now_ms = zclock_mono ();
+    self->now_ms = broker_now (self);
     self->stats.started_ms = self->now_ms;
     char err [512] = "";
     int rc = s_setup (self, err, sizeof err);
