@@ -261,9 +261,9 @@ s_parse_args (const s_parsed_t *req, dp_worker_opts_t *opts, const char **module
 }
 
 //  The CHECK child: the host tasks plus the modules must make one registry
-//  and the initializers must accept init_args. Returns an exit code.
+//  (the initializers run only in workers). Returns an exit code.
 static int
-s_check (const char *const *modules, size_t nmodules, const char *init_args)
+s_check (const char *const *modules, size_t nmodules)
 {
     dp_registry_t *registry = dp_registry_new ();
     char err [1024] = "out of memory";
@@ -273,8 +273,6 @@ s_check (const char *const *modules, size_t nmodules, const char *init_args)
                                    S_HOST_MODULE, err, sizeof err);
     for (size_t i = 0; rc == 0 && i < nmodules; i++)
         rc = dp_registry_load (registry, modules [i], err, sizeof err);
-    if (rc == 0 && init_args)
-        rc = dp_registry_init (registry, init_args, err, sizeof err);
     if (rc)
         fprintf (stderr, "dpool-worker: %s\n", err);
     dp_registry_destroy (&registry);
@@ -334,7 +332,7 @@ s_child_main (const s_parsed_t *req, int fd, const int *fds, size_t nfds, pid_t 
     int code = DP_WORKER_EXIT_USAGE;
     if (s_parse_args (req, &opts, modules) == 0) {
         if (req->type == S_CHECK)
-            code = s_check (modules, opts.nmodules, opts.init_args);
+            code = s_check (modules, opts.nmodules);
         else {
             opts.tasks = s_tasks;
             opts.ntasks = s_ntasks;
@@ -958,7 +956,7 @@ dp_forkserver_spawn (dp_forkserver_t *self, const char *const *args, size_t narg
 
 int
 dp_forkserver_check (dp_forkserver_t *self, const char *const *modules, size_t nmodules,
-                     const char *init_args, char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
     const char **args = calloc (2 * nmodules + 2, sizeof (char *));
     int fds [2];
@@ -968,10 +966,6 @@ dp_forkserver_check (dp_forkserver_t *self, const char *const *modules, size_t n
         return -1;
     }
     size_t n = 0;
-    if (init_args) {
-        args [n++] = "--init";
-        args [n++] = init_args;
-    }
     for (size_t i = 0; i < nmodules && n + 2 <= 2 * nmodules + 2; i++) {
         args [n++] = "-m";
         args [n++] = modules [i];
