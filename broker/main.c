@@ -48,6 +48,12 @@ s_usage (FILE *out)
         "                         http://ADDR:PORT/metrics (port 0: any free port,\n"
         "                         logged at start); ADDR must be loopback\n"
         "      --metrics-public   allow a non-loopback --metrics address\n"
+        "      --window N         items a client may have outstanding (default 131072)\n"
+        "      --window-bytes MB  item bytes a client may have outstanding (default 256);\n"
+        "                         a BATCH beyond either window ends its job (EWINDOW)\n"
+        "      --max-clients N    client sessions at once (default 1024); more: ELIMIT\n"
+        "      --max-workers N    worker and node sessions at once (default 4096)\n"
+        "      --max-jobs N       open jobs over all clients (default 16384)\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -85,6 +91,11 @@ main (int argc, char *argv [])
         { "init", required_argument, NULL, 'I' },
         { "metrics", required_argument, NULL, 'P' },
         { "metrics-public", no_argument, NULL, 'U' },
+        { "window", required_argument, NULL, 'W' },
+        { "window-bytes", required_argument, NULL, 'B' },
+        { "max-clients", required_argument, NULL, 'C' },
+        { "max-workers", required_argument, NULL, 'K' },
+        { "max-jobs", required_argument, NULL, 'J' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -123,6 +134,11 @@ main (int argc, char *argv [])
             case 'I': opts.init_args = optarg; break;
             case 'P': metrics = optarg; break;
             case 'U': metrics_public = true; break;
+            case 'W': opts.window = (uint32_t) s_number (optarg, "window", 1, 1 << 24); break;
+            case 'B': opts.wbytes = (uint64_t) s_number (optarg, "window bytes (MB)", 1, 1 << 20) << 20; break;
+            case 'C': opts.max_clients = (uint32_t) s_number (optarg, "client limit", 1, 1 << 20); break;
+            case 'K': opts.max_workers = (uint32_t) s_number (optarg, "worker limit", 1, 1 << 20); break;
+            case 'J': opts.max_jobs = (uint32_t) s_number (optarg, "job limit", 1, 1 << 24); break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
@@ -134,6 +150,7 @@ main (int argc, char *argv [])
         return 64;
     }
     opts.modules = modules;
+    dp_broker_raise_nofile ();      //  as many connections as the host allows
     //  signals are taken with sigwait here, not by CZMQ's handler
     sigset_t signals;
     sigemptyset (&signals);

@@ -82,7 +82,7 @@ struct dp_job {
     dp_status_t error_status;   //  JOB_FAILED: why, as an item status
     char error [DP_MAX_TEXT + 64];
     //  chunk sizing from measured task time
-    uint32_t probes;
+    uint32_t probes;            //  single-item batches unanswered before a measure
     double ns_per_item;
     //  input bytes in flight: a FIFO of batch sizes, popped as answered
     uint64_t *fifo_bytes;
@@ -136,6 +136,9 @@ struct dp_pool {
 
 //  dp_pool.c
 void client_set_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+//  Were tasks registered with dp_register_task? (dp_host.c)
+bool client_has_host_tasks (void);
 int cpool_send (dp_pool_t *self, dp_msg_t *msg);
 int cpool_send_simple (dp_pool_t *self, uint8_t cmd, uint32_t job);
 int cpool_ready_for_job (dp_pool_t *self);

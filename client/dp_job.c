@@ -244,7 +244,7 @@ s_can_send (dp_job_t *self)
     if (self->input_done || self->input_later || self->cancel_sent)
         return false;
     if (!self->opts.chunksize && self->ns_per_item <= 0 && self->probes >= PROBE_BATCHES)
-        return false;               //  wait for the first measure
+        return false;               //  wait for the first measure (or the probes' answers)
     if (pool->inflight >= pool->window)
         return false;
     //  tiny chunks: a few hundred in flight keep every worker fed; more
@@ -525,6 +525,12 @@ s_on_results (dp_job_t *self, dp_msg_t *msg)
         double per = (double) msg->ns / msg->n;
         self->ns_per_item = self->ns_per_item > 0 ? 0.7 * self->ns_per_item + 0.3 * per : per;
     }
+    else
+    if (self->ns_per_item <= 0)
+        //  answered without a timing (failed, timed out, worker died):
+        //  the probe is over all the same, so the next may go; else a job
+        //  whose first PROBE_BATCHES items fail would wait for good
+        self->probes = self->probes > msg->n ? self->probes - msg->n : 0;
     s_sample (self, zclock_mono ());
     if (self->output && s_deliver (self, msg) != 0)
         return;

@@ -249,7 +249,7 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     bopts.max_tasks = opts ? opts->max_tasks_per_child : 0;
     bopts.mem_limit_mb = opts ? opts->mem_limit_mb : 0;
     //  host tasks (dp_register_task): the workers come from the fork server
-    if (dp_forkserver_has_tasks () && !dp_forkserver_running ()) {
+    if (client_has_host_tasks () && !dp_forkserver_running ()) {
         client_set_error ("cannot start the embedded pool: tasks are registered with "
                           "dp_register_task but the fork server is not running: call "
                           "dp_forkserver_start () at the top of main, before any thread "

@@ -2,10 +2,13 @@
     dp_forkserver - worker processes forked from a copy of the host program
     (see dp_forkserver.h)
 
-    Three parts: the host tasks and the public calls (dp_register_task,
-    dp_forkserver_start / _stop), the server (one poll loop over its main
-    socket, the supervisors' channels and its children's pidfds), and the
-    supervisors' side of a channel.
+    Two parts: the server (one poll loop over its main socket, the
+    supervisors' channels and its children's pidfds), started by
+    dp_forkserver_launch, and the supervisors' side of a channel. What a
+    child runs once its process is set up is the launcher's hook: the
+    worker runtime's (worker/dp_host_tasks.c). The public calls
+    (dp_register_task, dp_forkserver_start / _stop) are the client's
+    (client/dp_host.c).
 
     Messages are single SOCK_SEQPACKET datagrams between parts of one
     program, still checked (size, counts, strings) before use: a request
@@ -20,15 +23,8 @@
     =========================================================================
 */
 #include "dp_forkserver.h"
-//  dpool.h declares the public calls below (DP_EXPORT) but cannot be
-//  included here: its dp_progress_t clashes with dp_progress.h's (the
-//  restructuring of issue 10 gives them one name each); the definitions
-//  carry the marker themselves.
 #include "dp_progress.h"
-#include "dp_task_internal.h"
-#include "dp_worker.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -45,11 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-//  The public calls' errors go where dp_strerror_last reads them
-//  (dp_pool.c; its header cannot come here: dpool.h and dp_progress.h
-//  both name a dp_progress_t).
-void client_set_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
 #define S_CONNECT       1u
 #define S_SPAWN         2u
 #define S_CHECK         3u
@@ -60,7 +51,6 @@ void client_set_error (const char *format, ...) __attribute__ ((format (printf, 
 #define S_MAX_STRINGS   512
 #define S_REPLY_MS      10000       //  a fork answers well within this
 #define S_STOP_GRACE_MS 1000        //  children's SIGTERM before SIGKILL
-#define S_HOST_MODULE   "(host program)"
 
 typedef struct {
     uint32_t type;
@@ -76,11 +66,10 @@ typedef struct {
 
 
 //  --------------------------------------------------------------------------
-//  Host tasks and the host's end of the server (set on the main thread at
-//  the top of main; read later by broker threads under s_lock)
+//  The host's end of the server (set on the main thread at the top of
+//  main; read later by broker threads under s_lock) and the child's hook
 
-static dp_task_def_t *s_tasks;
-static size_t s_ntasks, s_tasks_cap;
+static dp_forkserver_child_fn *s_child;
 static int s_main_fd = -1;
 static pid_t s_server_pid;
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -204,81 +193,6 @@ s_parse_request (const char *buf, size_t len, s_parsed_t *req)
     return at == len ? 0 : -1;
 }
 
-//  Parse the worker arguments a supervisor passes (the subset of
-//  dpool-worker's options that a local or supervised worker gets).
-//  Returns 0, or -1 with a message on stderr.
-static int
-s_parse_args (const s_parsed_t *req, dp_worker_opts_t *opts, const char **modules)
-{
-    for (size_t i = 0; i < req->nargs; i++) {
-        const char *arg = req->args [i];
-        const char *value = i + 1 < req->nargs ? req->args [i + 1] : NULL;
-        bool takes = true;
-        if (!strcmp (arg, "--connect") || !strcmp (arg, "-c"))
-            opts->endpoint = value;
-        else
-        if (!strcmp (arg, "--module") || !strcmp (arg, "-m")) {
-            if (value)
-                modules [opts->nmodules++] = value;
-        }
-        else
-        if (!strcmp (arg, "--init"))
-            opts->init_args = value;
-        else
-        if (!strcmp (arg, "--heartbeat"))
-            opts->heartbeat_ms = value ? (uint32_t) strtoul (value, NULL, 10) : 0;
-        else
-        if (!strcmp (arg, "--credit"))
-            opts->credit = value ? (uint32_t) strtoul (value, NULL, 10) : 0;
-        else
-        if (!strcmp (arg, "--mem-limit"))
-            opts->mem_limit_mb = value ? (uint32_t) strtoul (value, NULL, 10) : 0;
-        else
-        if (!strcmp (arg, "--max-tasks-per-child"))
-            opts->max_tasks = value ? (uint32_t) strtoul (value, NULL, 10) : 0;
-        else {
-            takes = false;
-            if (!strcmp (arg, "--local"))
-                opts->local = true;
-            else
-            if (!strcmp (arg, "--child"))
-                opts->supervised = true;
-            else
-            if (!strcmp (arg, "--verbose") || !strcmp (arg, "-v"))
-                opts->verbose++;
-            else {
-                fprintf (stderr, "dpool-worker: unknown option '%s' from the fork server\n", arg);
-                return -1;
-            }
-        }
-        if (takes && !value) {
-            fprintf (stderr, "dpool-worker: option '%s' needs a value\n", arg);
-            return -1;
-        }
-        i += takes;
-    }
-    return 0;
-}
-
-//  The CHECK child: the host tasks plus the modules must make one registry
-//  (the initializers run only in workers). Returns an exit code.
-static int
-s_check (const char *const *modules, size_t nmodules)
-{
-    dp_registry_t *registry = dp_registry_new ();
-    char err [1024] = "out of memory";
-    int rc = registry ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < s_ntasks; i++)
-        rc = dp_registry_add_task (registry, s_tasks [i].name, s_tasks [i].fn,
-                                   S_HOST_MODULE, err, sizeof err);
-    for (size_t i = 0; rc == 0 && i < nmodules; i++)
-        rc = dp_registry_load (registry, modules [i], err, sizeof err);
-    if (rc)
-        fprintf (stderr, "dpool-worker: %s\n", err);
-    dp_registry_destroy (&registry);
-    return rc ? DP_WORKER_EXIT_CONFIG : DP_WORKER_EXIT_OK;
-}
-
 //  Put `fd` at `target` (without close-on-exec), closing the original.
 static void
 s_move_fd (int fd, int target)
@@ -327,18 +241,7 @@ s_child_main (const s_parsed_t *req, int fd, const int *fds, size_t nfds, pid_t 
         unsetenv (DP_PROGRESS_ENV);
     for (size_t i = 0; i < req->nenv; i++)
         putenv ((char *) req->env [i]); //  the request buffer lives until exit
-    const char *modules [S_MAX_STRINGS];
-    dp_worker_opts_t opts = { .modules = modules };
-    int code = DP_WORKER_EXIT_USAGE;
-    if (s_parse_args (req, &opts, modules) == 0) {
-        if (req->type == S_CHECK)
-            code = s_check (modules, opts.nmodules);
-        else {
-            opts.tasks = s_tasks;
-            opts.ntasks = s_ntasks;
-            code = dp_worker_run (&opts);
-        }
-    }
+    int code = s_child (req->type == S_CHECK, req->args, req->nargs);
     fflush (stdout);
     fflush (stderr);
     _exit (code);
@@ -631,84 +534,19 @@ s_server_main (int main_fd, pid_t parent)
 
 
 //  --------------------------------------------------------------------------
-//  Public calls (include/dpool.h)
+//  The host's end
 
-DP_EXPORT int
-dp_register_task (const char *name, dp_task_fn *fn)
-{
-    if (!name || !*name || strlen (name) > DP_MAX_NAME || !fn) {
-        client_set_error ("dp_register_task: a task needs a function and a name of 1 to %d bytes",
-                          DP_MAX_NAME);
-        return -1;
-    }
-    if (s_main_fd >= 0) {
-        client_set_error ("dp_register_task ('%s'): the fork server is already running; "
-                          "register tasks before dp_forkserver_start", name);
-        return -1;
-    }
-    if (!strcmp (name, "exec")) {
-        client_set_error ("dp_register_task: 'exec' is a built-in task");
-        return -1;
-    }
-    for (size_t i = 0; i < s_ntasks; i++)
-        if (!strcmp (s_tasks [i].name, name)) {
-            client_set_error ("dp_register_task: task '%s' is already registered", name);
-            return -1;
-        }
-    if (s_ntasks + 1 >= DP_MAX_TASKS) {
-        client_set_error ("dp_register_task: more than %d tasks", DP_MAX_TASKS - 1);
-        return -1;
-    }
-    if (s_ntasks == s_tasks_cap) {
-        size_t cap = s_tasks_cap ? s_tasks_cap * 2 : 8;
-        dp_task_def_t *tasks = realloc (s_tasks, cap * sizeof *tasks);
-        if (!tasks) {
-            client_set_error ("dp_register_task: out of memory");
-            return -1;
-        }
-        s_tasks = tasks;
-        s_tasks_cap = cap;
-    }
-    char *copy = strdup (name);
-    if (!copy) {
-        client_set_error ("dp_register_task: out of memory");
-        return -1;
-    }
-    s_tasks [s_ntasks++] = (dp_task_def_t) { copy, fn };
-    return 0;
-}
-
-//  Threads of this process (from /proc/self/task), or -1 if unknown.
-static int
-s_threads (void)
-{
-    DIR *dir = opendir ("/proc/self/task");
-    if (!dir)
-        return -1;
-    int count = 0;
-    struct dirent *entry;
-    while ((entry = readdir (dir)))
-        count += entry->d_name [0] != '.';
-    closedir (dir);
-    return count;
-}
-
-DP_EXPORT int
-dp_forkserver_start (void)
+int
+dp_forkserver_launch (dp_forkserver_child_fn *child, char *err, size_t errlen)
 {
     if (s_main_fd >= 0)
         return 0;
-    int threads = s_threads ();
-    if (threads > 1) {
-        client_set_error ("dp_forkserver_start: the program already runs %d threads; "
-                          "call it at the top of main, before any thread or pool exists", threads);
-        return -1;
-    }
     int fds [2];
     if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-        client_set_error ("dp_forkserver_start: socketpair: %s", strerror (errno));
+        snprintf (err, errlen, "socketpair: %s", strerror (errno));
         return -1;
     }
+    s_child = child;
     fflush (NULL);                      //  no buffered output in two copies
     pid_t parent = getpid ();
     pid_t pid = fork ();
@@ -718,7 +556,7 @@ dp_forkserver_start (void)
     }
     close (fds [1]);
     if (pid < 0) {
-        client_set_error ("dp_forkserver_start: fork: %s", strerror (errno));
+        snprintf (err, errlen, "fork: %s", strerror (errno));
         close (fds [0]);
         return -1;
     }
@@ -729,8 +567,8 @@ dp_forkserver_start (void)
     return 0;
 }
 
-DP_EXPORT void
-dp_forkserver_stop (void)
+void
+dp_forkserver_halt (void)
 {
     pthread_mutex_lock (&s_lock);
     if (s_main_fd >= 0) {
@@ -742,12 +580,6 @@ dp_forkserver_stop (void)
     s_main_fd = -1;
     s_server_pid = 0;
     pthread_mutex_unlock (&s_lock);
-}
-
-bool
-dp_forkserver_has_tasks (void)
-{
-    return s_ntasks > 0;
 }
 
 bool

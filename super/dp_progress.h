@@ -36,7 +36,7 @@ typedef struct {
     _Atomic uint64_t items_done;    //  items run since the process started
     _Atomic uint32_t init_state;    //  the modules' initializers: DP_INIT_*
     char init_error [256];          //  DP_INIT_FAILED: why (written before)
-} dp_progress_t;
+} dp_progress_page_t;
 
 #define DP_INIT_PENDING     0       //  not run yet
 #define DP_INIT_DONE        1       //  ran and succeeded: the worker goes on
@@ -73,6 +73,6 @@ dp_abort_has (_Atomic uint64_t *first, _Atomic uint32_t *count, uint64_t id)
 
 //  The child's page, mapped on first use from $DPOOL_PROGRESS_FD; NULL when
 //  the process has no supervisor. Never fails otherwise.
-dp_progress_t *dp_progress_child (void);
+dp_progress_page_t *dp_progress_child (void);
 
 #endif
