@@ -5,7 +5,8 @@
         items are the lines of stdin (NUL-separated with -0); results go to
         stdout one per line, in input order (as they arrive with -u); a
         failed item's reason goes to stderr, the other results still come,
-        and the exit status is 1.
+        and the exit status is 1. --on-error empty|error-text keeps a line
+        in stdout for a failed item, so output lines match input lines.
     dpool run ...   GNU parallel's interface: dp_run.c, dp_run_args.c,
                     dp_run_input.c
     dpool status    dp_status.c
@@ -43,6 +44,7 @@
 #define EXIT_USAGE          64
 #define EXIT_INTERRUPTED    130
 #define PROGRESS_MS         200     //  progress bar redraw interval
+#define DP_LINE_MAX         4096    //  --on-error error-text: longest line
 
 static volatile int s_interrupted = 0;
 
@@ -98,7 +100,15 @@ s_map_input (void *arg, const void **data, size_t *len)
 //  --------------------------------------------------------------------------
 //  Output
 
+//  What `dpool map` prints on stdout for a failed item (--on-error)
+typedef enum {
+    ON_ERROR_SKIP,              //  nothing: its line is missing (the default)
+    ON_ERROR_EMPTY,             //  an empty line
+    ON_ERROR_TEXT               //  "dpool: KIND: MESSAGE" on one line
+} on_error_t;
+
 typedef struct {
+    on_error_t on_error;        //  a failed item's line on stdout
     bool index;                 //  prefix each output line with its index
     bool progress;              //  draw a progress bar on stderr
     bool bar_shown;             //  a bar is on the terminal line now
@@ -220,11 +230,25 @@ s_output (output_t *out, const dp_result_t *r)
     out->failed++;
     const char *text = (const char *) r->data;
     size_t text_len = strnlen (text, r->len);
-    fflush (stdout);
-    s_bar_clear (out);
     //  the kind, unless the message already starts with it ("worker died: ...")
     const char *kind = dp_status_name (r->status);
     bool named = strncmp (text, kind, strnlen (kind, 64)) == 0;
+    if (out->on_error == ON_ERROR_EMPTY)
+        s_write (out, r->index, "", 0, true);
+    else
+    if (out->on_error == ON_ERROR_TEXT) {
+        //  one line, whatever the message holds
+        char line [DP_LINE_MAX];
+        int len = snprintf (line, sizeof line, "dpool: %s%s%.*s", named ? "" : kind,
+                            named ? "" : ": ", (int) text_len, text);
+        len = len < 0 ? 0 : len >= (int) sizeof line ? (int) sizeof line - 1 : len;
+        for (int i = 0; i < len; i++)
+            if (line [i] == '\n' || line [i] == '\r' || line [i] == 0)
+                line [i] = ' ';
+        s_write (out, r->index, line, (size_t) len, true);
+    }
+    fflush (stdout);
+    s_bar_clear (out);
     fprintf (stderr, "dpool: item %llu (line %llu): %s%s%.*s\n", (unsigned long long) r->index,
              (unsigned long long) r->index + 1, named ? "" : kind, named ? "" : ": ",
              (int) text_len, text);
@@ -290,6 +314,11 @@ s_usage (FILE *out)
         "  -u, --unordered      print results as they arrive, not in input order\n"
         "      --index          prefix each output line with its item's 0-based\n"
         "                       index and a tab\n"
+        "      --on-error MODE  map: what stdout gets for a failed item (its reason\n"
+        "                       goes to stderr in every mode): skip (the default:\n"
+        "                       no line), empty (an empty line) or error-text (the\n"
+        "                       line \"dpool: KIND: MESSAGE\"); empty and error-text\n"
+        "                       keep output line N for input line N\n"
         "      --progress       draw a progress bar (rate, ETA) on stderr; the\n"
         "                       default when stderr is a terminal\n"
         "      --no-progress    no progress bar\n"
@@ -360,6 +389,7 @@ main (int argc, char *argv [])
         { "init", required_argument, NULL, 'G' },
         { "unordered", no_argument, NULL, 'u' },
         { "index", no_argument, NULL, 'I' },
+        { "on-error", required_argument, NULL, 'E' },
         { "progress", no_argument, NULL, 'P' },
         { "no-progress", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
@@ -392,6 +422,7 @@ main (int argc, char *argv [])
     char delim = '\n';
     int progress = -1;          //  -1: when stderr is a terminal
     bool unordered = false, index = false;
+    on_error_t on_error = ON_ERROR_SKIP;
     int c;
     optind = 2;
     while ((c = getopt_long (argc, argv, "+b:j:m:0uhV", longopts, NULL)) != -1) {
@@ -421,6 +452,20 @@ main (int argc, char *argv [])
             case 'G': popts.init_args = optarg; break;
             case 'u': unordered = true; break;
             case 'I': index = true; break;
+            case 'E':
+                if (!strcmp (optarg, "skip"))
+                    on_error = ON_ERROR_SKIP;
+                else
+                if (!strcmp (optarg, "empty"))
+                    on_error = ON_ERROR_EMPTY;
+                else
+                if (!strcmp (optarg, "error-text"))
+                    on_error = ON_ERROR_TEXT;
+                else {
+                    fprintf (stderr, "dpool: invalid --on-error '%s' (skip, empty or error-text)\n", optarg);
+                    return EXIT_USAGE;
+                }
+                break;
             case 'P': progress = 1; break;
             case 'N': progress = 0; break;
             case 'h': s_usage (stdout); return 0;
@@ -433,7 +478,7 @@ main (int argc, char *argv [])
         popts.mode = DP_POOL_EMBEDDED;  //  -m / -j: never sent to $DPOOL_BROKER
     if (popts.endpoint)
         popts.mode = DP_POOL_REMOTE;    //  -b: the broker named
-    cli_t cli = { .out = { .index = index,
+    cli_t cli = { .out = { .index = index, .on_error = on_error,
                            .progress = progress < 0 ? isatty (2) : progress,
                            .stdout_tty = isatty (1) && isatty (2) } };
     input_t in = cli.in;

@@ -13,6 +13,7 @@
     =========================================================================
 */
 #include "dp_run.h"
+#include "dp_cpus.h"
 #include "dpool.h"
 
 #include <ctype.h>
@@ -169,7 +170,8 @@ run_usage (FILE *out)
 "        is a command line.\n"
 "Arguments per job: -n, --max-args N  -N, --max-replace-args N  -m  -X  --xargs\n"
 "Running:\n"
-"  -j, --jobs N|N%%|+N|-N|0  job slots (default: one per usable CPU)\n"
+"  -j, --jobs N|N%%|+N|-N|0  job slots (default or 0: one per usable CPU:\n"
+"                       affinity mask and cgroup quota, as nproc)\n"
 "  -k, --keep-order     accepted: output is always in input order\n"
 "  -g, -u, --line-buffer  accepted: output is always grouped per job\n"
 "  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
@@ -220,15 +222,12 @@ s_find (const char *name, size_t len)
     return NULL;
 }
 
-//  Usable CPUs: the affinity mask, as nproc
+//  Usable CPUs: the affinity mask and the cgroup CPU quota, as nproc, by
+//  the helper every program's -j 0 and default use (dp_cpus.h)
 static int
 s_cpus (void)
 {
-    cpu_set_t set;
-    if (sched_getaffinity (0, sizeof set, &set) == 0 && CPU_COUNT (&set) > 0)
-        return CPU_COUNT (&set);
-    long n = sysconf (_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int) n : 1;
+    return dp_cpu_count ();
 }
 
 static int
@@ -250,7 +249,7 @@ s_jobslots (const char *arg)
         n = cpus + (int) v;
     else
     if (v == 0)
-        n = cpus * 4 > 256 ? 256 : cpus * 4;    //  0: "as many as possible"
+        n = cpus;           //  0: one per usable CPU, as -j 0 in every dpool program
     else
         n = (int) v;
     if (n < 1)

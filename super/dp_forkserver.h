@@ -75,10 +75,11 @@ int dp_forkserver_spawn (dp_forkserver_t *self, const char *const *args, size_t 
                          pid_t *pid, int *pidfd, char *err, size_t errlen);
 
 //  Check, in a forked child, that the host tasks and these modules make a
-//  valid registry and that the modules' initializers accept init_args (may
-//  be NULL). Returns 0, or -1 with the child's message in err.
+//  valid registry (the initializers are not run: they run only in the
+//  workers, see dp_super_wait_init). Returns 0, or -1 with the child's
+//  message in err.
 int dp_forkserver_check (dp_forkserver_t *self, const char *const *modules, size_t nmodules,
-                         const char *init_args, char *err, size_t errlen);
+                         char *err, size_t errlen);
 
 //  The descriptor to poll: readable when a status (or the server's end)
 //  is there.

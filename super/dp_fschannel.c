@@ -200,7 +200,7 @@ dp_forkserver_spawn (dp_forkserver_t *self, const char *const *args, size_t narg
 
 int
 dp_forkserver_check (dp_forkserver_t *self, const char *const *modules, size_t nmodules,
-                     const char *init_args, char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
     const char **args = calloc (2 * nmodules + 2, sizeof (char *));
     int fds [2];
@@ -210,10 +210,6 @@ dp_forkserver_check (dp_forkserver_t *self, const char *const *modules, size_t n
         return -1;
     }
     size_t n = 0;
-    if (init_args) {
-        args [n++] = "--init";
-        args [n++] = init_args;
-    }
     for (size_t i = 0; i < nmodules && n + 2 <= 2 * nmodules + 2; i++) {
         args [n++] = "-m";
         args [n++] = modules [i];

@@ -34,7 +34,13 @@ typedef struct {
     _Atomic int64_t  abort_ns [4];      //  when it asked, per entry
     _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
     _Atomic uint64_t items_done;    //  items run since the process started
+    _Atomic uint32_t init_state;    //  the modules' initializers: DP_INIT_*
+    char init_error [256];          //  DP_INIT_FAILED: why (written before)
 } dp_progress_page_t;
+
+#define DP_INIT_PENDING     0       //  not run yet
+#define DP_INIT_DONE        1       //  ran and succeeded: the worker goes on
+#define DP_INIT_FAILED      2       //  one failed: the worker exits
 
 //  The clock of started_ns and abort_ns: the worker writes them, its
 //  supervisor compares them with its own now.

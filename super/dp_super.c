@@ -152,7 +152,7 @@ s_spawnattr (posix_spawnattr_t *attr)
 
 int
 dp_super_check_modules (const char *program, const char *const *modules,
-                        size_t nmodules, const char *init_args, char *err, size_t errlen)
+                        size_t nmodules, char *err, size_t errlen)
 {
     if (nmodules == 0)
         return 0;
@@ -165,10 +165,6 @@ dp_super_check_modules (const char *program, const char *const *modules,
     int argc = 0;
     argv [argc++] = program;
     argv [argc++] = "--check";
-    if (init_args) {
-        argv [argc++] = "--init";
-        argv [argc++] = init_args;
-    }
     for (size_t i = 0; i < nmodules; i++) {
         argv [argc++] = "-m";
         argv [argc++] = modules [i];
@@ -399,6 +395,27 @@ dp_super_start (dp_super_t *self, char *err, size_t errlen)
             return -1;
         }
     return 0;
+}
+
+int
+dp_super_wait_init (dp_super_t *self, int timeout_ms, char *err, size_t errlen)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        for (int i = 0; i < self->opts.children; i++) {
+            dp_progress_page_t *page = self->children [i].progress;
+            uint32_t state = page ? atomic_load (&page->init_state) : DP_INIT_PENDING;
+            if (state == DP_INIT_DONE)
+                return 0;
+            if (state == DP_INIT_FAILED) {
+                snprintf (err, errlen, "%.*s", (int) sizeof page->init_error, page->init_error);
+                return -1;
+            }
+        }
+        if (zclock_mono () >= deadline)
+            return 0;
+        zclock_sleep (2);           //  children starting: a short start-up wait
+    }
 }
 
 int

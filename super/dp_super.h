@@ -98,9 +98,18 @@ void dp_super_kill (dp_super_t *self, int slot, const char *reason);
 //  Stop every child: SIGTERM, up to grace_ms, SIGKILL; all are reaped.
 void dp_super_stop (dp_super_t *self, int grace_ms);
 
-//  Run `program --check [--init ARGS] -m MODULE...` and wait: 0, or -1 with its message.
+//  Run `program --check -m MODULE...` and wait: 0, or -1 with its message.
+//  It loads the modules only: their initializers run in the workers alone.
 int dp_super_check_modules (const char *program, const char *const *modules,
-                            size_t nmodules, const char *init_args, char *err, size_t errlen);
+                            size_t nmodules, char *err, size_t errlen);
+
+//  Wait, up to timeout_ms, until the first child has run the modules'
+//  initializers (its progress page says so): 0 when one succeeded (or
+//  none has said anything by then: an initializer may take long), -1
+//  with its message in err when one failed. For start-up, before the
+//  owner's loop runs: a pool or node with a failing initializer fails at
+//  once, though no other process ran the initializer.
+int dp_super_wait_init (dp_super_t *self, int timeout_ms, char *err, size_t errlen);
 
 //  Find the dpool-worker program: $DPOOL_WORKER, then beside the running
 //  executable, then beside libdpool.so (../bin), then the install bindir,

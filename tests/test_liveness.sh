@@ -34,7 +34,7 @@ check '[ $rc -eq 1 ] && [ "$(wc -l < "$T/out")" -eq 500 ] && [ "$(grep -c "item 
 # A standalone broker (no local workers) and one remote worker over tcp
 start_broker() {   # extra broker options in "$@"; sets bpid cport wport
     cport=$(freeport); wport=$(freeport)
-    "$BIN/dpool-broker" -j 0 -c "tcp://127.0.0.1:$cport" -w "tcp://127.0.0.1:$wport" -v "$@" > "$T/broker.log" 2>&1 &
+    "$BIN/dpool-broker" -j none -c "tcp://127.0.0.1:$cport" -w "tcp://127.0.0.1:$wport" -v "$@" > "$T/broker.log" 2>&1 &
     bpid=$!; PIDS="$PIDS $bpid"
 }
 stop_pid() {       # SIGTERM, then wait for it (at most 5 s), then SIGKILL

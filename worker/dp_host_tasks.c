@@ -100,9 +100,9 @@ s_parse_args (const char *const *args, size_t nargs, dp_worker_opts_t *opts, con
 }
 
 //  The CHECK child: the host tasks plus the modules must make one registry
-//  and the initializers must accept init_args. Returns an exit code.
+//  (the initializers run only in workers). Returns an exit code.
 static int
-s_check (const char *const *modules, size_t nmodules, const char *init_args)
+s_check (const char *const *modules, size_t nmodules)
 {
     dp_registry_t *registry = dp_registry_new ();
     char err [1024] = "out of memory";
@@ -112,8 +112,6 @@ s_check (const char *const *modules, size_t nmodules, const char *init_args)
                                    S_HOST_MODULE, err, sizeof err);
     for (size_t i = 0; rc == 0 && i < nmodules; i++)
         rc = dp_registry_load (registry, modules [i], err, sizeof err);
-    if (rc == 0 && init_args)
-        rc = dp_registry_init (registry, init_args, err, sizeof err);
     if (rc)
         fprintf (stderr, "dpool-worker: %s\n", err);
     dp_registry_destroy (&registry);
@@ -130,7 +128,7 @@ dp_host_worker_main (bool check, const char *const *args, size_t nargs)
     if (s_parse_args (args, nargs, &opts, modules))
         return DP_WORKER_EXIT_USAGE;
     if (check)
-        return s_check (modules, opts.nmodules, opts.init_args);
+        return s_check (modules, opts.nmodules);
     opts.tasks = s_tasks;
     opts.ntasks = s_ntasks;
     return dp_worker_run (&opts);

@@ -34,6 +34,7 @@
 #define S_BACKOFF_MAX   32000
 #define S_LIVENESS      3
 #define S_STOP_GRACE_MS 2000
+#define INIT_WAIT_MS    10000   //  start-up waits this long for a worker's initializers
 
 typedef struct {
     const dp_worker_opts_t *opts;
@@ -232,7 +233,7 @@ s_start_workers (s_node_t *self, int jobs)
     }
     program [len] = 0;
     if (dp_super_check_modules (program, self->opts->modules, self->opts->nmodules,
-                                self->opts->init_args, err, sizeof err)) {
+                                err, sizeof err)) {
         fprintf (stderr, "%s\n", err);
         return DP_WORKER_EXIT_CONFIG;
     }
@@ -251,6 +252,10 @@ s_start_workers (s_node_t *self, int jobs)
     if (dp_super_start (self->super, err, sizeof err)) {
         fprintf (stderr, "dpool-worker: %s\n", err);
         return 1;
+    }
+    if (self->opts->init_args && dp_super_wait_init (self->super, INIT_WAIT_MS, err, sizeof err)) {
+        fprintf (stderr, "dpool-worker: %s\n", err);
+        return DP_WORKER_EXIT_CONFIG;
     }
     return 0;
 }

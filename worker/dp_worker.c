@@ -1003,17 +1003,11 @@ s_registry_load (const dp_task_def_t *tasks, size_t ntasks,
 }
 
 int
-dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args)
+dp_worker_check (const char *const *modules, size_t nmodules)
 {
     dp_registry_t *registry = s_registry_load (NULL, 0, modules, nmodules);
     if (!registry)
         return DP_WORKER_EXIT_CONFIG;
-    char why [1024];
-    if (init_args && dp_registry_init (registry, init_args, why, sizeof why)) {
-        fprintf (stderr, "dpool-worker: %s\n", why);
-        dp_registry_destroy (&registry);
-        return DP_WORKER_EXIT_CONFIG;
-    }
     for (size_t i = 0; i < dp_registry_count (registry); i++)
         printf ("%s\n", dp_registry_name (registry, i));
     fflush (stdout);
@@ -1098,16 +1092,25 @@ dp_worker_run (const dp_worker_opts_t *opts)
     self->backoff = S_BACKOFF_MIN;
     self->seed = (unsigned) getpid () ^ (unsigned) s_now_ns ();
     self->registry = s_registry_load (opts->tasks, opts->ntasks, opts->modules, opts->nmodules);
+    self->progress = dp_progress_child ();
+    //  the initializers run here, in a process that takes items, and
+    //  nowhere else; the page tells the supervisor how they went (it
+    //  waits for the first worker's at start-up)
     char why [1024];
     if (self->registry && dp_registry_init (self->registry, opts->init_args, why, sizeof why)) {
         fprintf (stderr, "dpool-worker: %s\n", why);
         dp_registry_destroy (&self->registry);
+        if (self->progress) {
+            snprintf (self->progress->init_error, sizeof self->progress->init_error, "%.255s", why);
+            atomic_store (&self->progress->init_state, DP_INIT_FAILED);
+        }
     }
     if (!self->registry) {
         free (self);
         return DP_WORKER_EXIT_CONFIG;
     }
-    self->progress = dp_progress_child ();
+    if (self->progress)
+        atomic_store (&self->progress->init_state, DP_INIT_DONE);
     const char *node = getenv ("DPOOL_NODE");
     self->node = node ? strtoull (node, NULL, 10) : 0;
     s_interrupted = 0;

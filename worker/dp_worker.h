@@ -45,9 +45,9 @@ int dp_worker_run (const dp_worker_opts_t *opts);
 //  program with --child) until SIGTERM/SIGINT. Returns an exit code.
 int dp_node_run (const dp_worker_opts_t *opts, int jobs);
 
-//  Load the modules, run their initializers (with init_args, may be NULL)
-//  and print the task names, one per line (for `--check`
-//  and the broker's start-up check). Returns DP_WORKER_EXIT_OK or _CONFIG.
-int dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args);
+//  Load the modules and print the task names, one per line (for `--check`
+//  and the start-up checks). The initializers are not run: they run only
+//  in the processes that take items. Returns DP_WORKER_EXIT_OK or _CONFIG.
+int dp_worker_check (const char *const *modules, size_t nmodules);
 
 #endif

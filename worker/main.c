@@ -201,7 +201,7 @@ main (int argc, char *argv [])
     if (code != S_GO)
         return code;
     if (check)
-        return dp_worker_check (opts.modules, opts.nmodules, opts.init_args);
+        return dp_worker_check (opts.modules, opts.nmodules);
     if (!opts.endpoint)
         return s_bad_usage ("--connect ENDPOINT is required");
     //  A plain remote worker is a node of one supervised worker process:

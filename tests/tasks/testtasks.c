@@ -300,6 +300,15 @@ s_init (const char *args)
 {
     s_init_calls++;
     snprintf (s_init_args, sizeof s_init_args, "%s", args);
+    //  "pidfile=PATH": append this process's pid to PATH (which processes
+    //  ran the initializer)
+    if (strncmp (args, "pidfile=", 8) == 0) {
+        FILE *file = fopen (args + 8, "a");
+        if (!file)
+            return 2;
+        fprintf (file, "%d\n", (int) getpid ());
+        fclose (file);
+    }
     return strcmp (args, "fail") == 0 ? 1 : 0;
 }
 
