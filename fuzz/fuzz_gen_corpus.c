@@ -12,6 +12,7 @@
 #include "fuzz_common.h"
 #include "dp_report.h"
 #include "dpool_pack.h"
+#include "dp_exec_msg.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -339,6 +340,38 @@ s_records (void)
     s_write ("records", "grow", small, sizeof small - 1);
 }
 
+//  fuzz_exec_msg: exec items (argv, sh with every field) and replies
+static void
+s_exec (void)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    char *argv [] = { "printf", "%s\\n", "a b", NULL };
+    dp_exec_item_t plain = { .argv = argv };
+    dp_exec_item_encode (&plain, &buf);
+    s_write ("exec_msg", "item-argv", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    char *env [] = { "A=1", "BASH_FUNC_f%%=() {  echo hi $1\n}", NULL };
+    dp_exec_item_t full = { .sh = "f {} | tr a-z A-Z", .shell = "/bin/bash", .cwd = "/tmp",
+                            .env = env, .input = (uint8_t *) "in\0put", .input_size = 6,
+                            .has_input = true, .timeout = 2.5, .seq = 7, .has_seq = true,
+                            .slot = 2, .has_slot = true };
+    dp_exec_item_encode (&full, &buf);
+    s_write ("exec_msg", "item-sh-full", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    dp_exec_reply_t reply = { .status = 143, .signal = 15, .timedout = true,
+                              .out = (uint8_t *) "out\n", .out_size = 4,
+                              .err = (uint8_t *) "err\n", .err_size = 4,
+                              .start = 1764640000.5, .runtime = 2.25, .host = "node-1" };
+    dp_exec_reply_encode (&reply, &buf);
+    s_write ("exec_msg", "reply", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    dp_exec_reply_t ok = { .host = "h" };
+    dp_exec_reply_encode (&ok, &buf);
+    s_write ("exec_msg", "reply-empty", buf.data, buf.size);
+    msgpack_sbuffer_destroy (&buf);
+}
+
 //  fuzz_broker: conversations. Each step: peer (0 client, 1 worker, 2
 //  node; 3: the fake worker's policy, v), command, variant, and a field
 //  patch to make the flow consistent.
@@ -458,5 +491,6 @@ main (int argc, char *argv [])
     s_unpacks ();
     s_records ();
     s_conversations ();
+    s_exec ();
     return 0;
 }

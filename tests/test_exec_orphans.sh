@@ -61,7 +61,7 @@ start_job() {
 }
 
 # --- 1. a worker node SIGKILLed --------------------------------------------
-"$BIN/dpool-broker" -c "ipc://$T/c1" -w "ipc://$T/w1" -j 0 2>/dev/null &
+"$BIN/dpool-broker" -c "ipc://$T/c1" -w "ipc://$T/w1" -j none 2>/dev/null &
 broker=$!; pids+=("$broker")
 "$BIN/dpool-worker" -c "ipc://$T/w1" -j 1 2>/dev/null &
 node=$!; pids+=("$node")

@@ -19,7 +19,10 @@
     kills the worker, so the guard ends its command too. The guard sits in
     a process group of its own and closes every other file descriptor, so
     that it neither takes the worker's group signals nor keeps its sockets
-    open.
+    open. Being a fork, it shares the worker's memory as it was then (copy
+    on write: pages the worker rewrites later are kept for the guard too),
+    which is why it is forked on the first command, while a worker that
+    runs commands is still small, and not later.
 
     The worker reads stdout and stderr with poll. Stdout streams straight
     into the reply (the map starts with "out" and a bin32 header patched
