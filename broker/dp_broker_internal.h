@@ -175,6 +175,7 @@ struct broker {
         uint32_t njobs;         //  open jobs, all clients
         bool blocked;           //  some client is blocked (client->blocked)
         int64_t retry_ms;       //  when to retry blocked deliveries
+        int64_t retry_ivl;      //  the next retry's wait (grows while blocked)
         int64_t conns;          //  connections open (accepted - disconnected)
         int64_t max_conns;      //  budget: the fd limit less a reserve
         uint64_t refused;       //  connections shut down over the budget

@@ -245,8 +245,13 @@ void
 guard_blocked (broker_t *broker, client_t *client)
 {
     client->blocked = true;
-    if (!broker->guard.blocked)
-        broker->guard.retry_ms = broker->now_ms + GUARD_RETRY_MS;
+    if (!broker->guard.blocked) {
+        //  5 ms, then longer while clients stay blocked (a retry walks
+        //  their jobs' chunks): up to 100 ms
+        int64_t ivl = broker->guard.retry_ivl ? broker->guard.retry_ivl : GUARD_RETRY_MS;
+        broker->guard.retry_ms = broker->now_ms + ivl;
+        broker->guard.retry_ivl = ivl * 2 < 100 ? ivl * 2 : 100;
+    }
     broker->guard.blocked = true;
 }
 
@@ -273,6 +278,8 @@ guard_retry (broker_t *broker, int64_t *wake)
             job_deliver (broker, job);      //  may end the job; a full pipe blocks again
         }
     }
+    if (!broker->guard.blocked)
+        broker->guard.retry_ivl = 0;        //  all delivered: back to quick retries
 }
 
 //  --------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 
 static void *s_ctx;
 static pid_t s_broker;
+static const char *s_broker_err;    //  the next broker's stderr, or NULL
 
 static void
 s_kill_broker (void)
@@ -55,6 +56,9 @@ s_start_broker (char *clients, char *workers, const char *jobs, char *const *ext
             struct rlimit limit = { (rlim_t) nofile, (rlim_t) nofile };
             setrlimit (RLIMIT_NOFILE, &limit);
         }
+        //  CZMQ logs to stdout
+        if (s_broker_err && (!freopen (s_broker_err, "w", stdout) || dup2 (1, 2) < 0))
+            _exit (126);
         execv (argv [0], argv);
         _exit (127);
     }
@@ -316,6 +320,68 @@ s_test_caps (void)
     s_stop_broker (broker);
 }
 
+//  A flood of malformed messages writes a bounded log: at most 10 lines a
+//  second plus a count.
+static void
+s_test_log (void)
+{
+    char clients [64], workers [64];
+    char err [] = "/tmp/dpool-limits-log-XXXXXX";
+    close (mkstemp (err));
+    s_broker_err = err;
+    pid_t broker = s_start_broker (clients, workers, "none", NULL, 0);
+    s_broker_err = NULL;
+    void *sock = s_client (clients, 0, NULL);
+    int64_t start = tu_now_ms ();
+    const int flood = 5000;
+    for (int i = 0; i < flood; i++) {
+        //  the right signature, an unknown command: ECMD, answered and logged
+        zmq_send (sock, "DPL\x01", 4, ZMQ_SNDMORE);
+        zmq_send (sock, "\x7f", 1, ZMQ_SNDMORE);
+        zmq_send (sock, "\x80", 1, 0);
+        if (i % 1000 == 0) {
+            dp_msg_t msg;
+            dp_msg_init (&msg, 0);
+            while (s_recv (sock, &msg, 1) != -1)
+                dp_msg_reset (&msg);
+        }
+    }
+    //  the broker has read them all when it answers a STATUS after them
+    //  (and when our queue has room for the answer: ERRORs to a client
+    //  whose queue is full are dropped)
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    while (s_recv (sock, &msg, 500) != -1)
+        dp_msg_reset (&msg);
+    dp_msg_init (&msg, DP_CMD_STATUS);
+    s_send (sock, &msg);
+    dp_msg_init (&msg, 0);
+    int64_t deadline = tu_now_ms () + 30000;
+    int cmd = -1;
+    while (cmd != DP_CMD_REPORT && tu_now_ms () < deadline)
+        if ((cmd = s_recv (sock, &msg, 1000)) != -1)
+            dp_msg_reset (&msg);
+    CHECK (cmd == DP_CMD_REPORT);
+    usleep (1200000);               //  the last second's summary
+    double seconds = (double) (tu_now_ms () - start) / 1000;
+    zmq_close (sock);
+    s_stop_broker (broker);
+    FILE *f = fopen (err, "r");
+    int lines = 0, summaries = 0;
+    char line [2048];
+    while (f && fgets (line, sizeof line, f)) {
+        lines++;
+        summaries += strstr (line, "bad-input warnings not logged") != NULL;
+    }
+    if (f)
+        fclose (f);
+    unlink (err);
+    printf ("log: %d malformed messages in %.1f s wrote %d log lines (%d summaries)\n",
+            flood, seconds, lines, summaries);
+    CHECK (summaries > 0);
+    CHECK (lines <= (int) (seconds + 2) * 11 + 5);
+}
+
 //  Run `dpool map -b clients square` over 0..n-1; true if exact.
 static bool
 s_real_job (const char *clients, int n)
@@ -563,6 +629,8 @@ main (int argc, char *argv [])
     }
     if (!*part || !strcmp (part, "caps"))
         s_test_caps ();
+    if (!*part || !strcmp (part, "log"))
+        s_test_log ();
     if (!*part || !strcmp (part, "fds"))
         s_test_fds (size ? size : 400);
     if (!strcmp (part, "bigitems"))

@@ -328,6 +328,20 @@ s_test_forged_death (const char *clients, const char *workers)
     dp_msg_init (&msg, 0);
     CHECK (s_recv (rogue, &msg, 5000) == DP_CMD_WELCOME);
     dp_msg_reset (&msg);
+    //  another connection cannot take that token over
+    void *thief = s_dealer (workers);
+    dp_msg_init (&msg, DP_CMD_NODE);
+    msg.node = 0x1234567887654321ull;
+    msg.slots = 1;
+    msg.hb = 1000;
+    s_send (thief, &msg);
+    dp_msg_init (&msg, 0);
+    cmd = s_recv (thief, &msg, 5000);
+    printf ("node token of another connection: %s %d %s\n", dp_cmd_name (cmd > 0 ? cmd : 0),
+            msg.code, msg.text);
+    CHECK (cmd == DP_CMD_ERROR && msg.code == DP_PROTO_EHEADER);
+    dp_msg_reset (&msg);
+    zmq_close (thief);
 
     const int n = 400;
     char in [] = "/tmp/dpool-trust-in-XXXXXX", out [] = "/tmp/dpool-trust-out-XXXXXX",
