@@ -133,6 +133,7 @@ struct worker {
     uint32_t strikes;           //  protocol errors (dp_guard.c); quarantined at GUARD_STRIKES
     bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
     uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
+    uint64_t id_base;           //  the last chunk id issued before its session began
 };
 
 struct broker {
@@ -247,6 +248,8 @@ void metrics_worker_gone (broker_t *self, worker_t *worker);
 int spawn_start (broker_t *self, char *err, size_t errlen);
 void spawn_stop (broker_t *self);
 int spawn_slot_by_pid (broker_t *self, pid_t pid);
+//  Kill a local worker that went silent (stopped, stuck): it is replaced.
+void spawn_kill_slot (broker_t *self, int slot, const char *reason);
 bool spawn_all_registered (broker_t *self);
 
 #endif

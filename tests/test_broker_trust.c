@@ -425,7 +425,7 @@ main (int argc, char *argv [])
     char clients [64], workers [64];
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
-    char *bargv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers, "-j", "0",
+    char *bargv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers, "-j", "none",
                        "--task-wait", "60000", NULL };
     atexit (s_kill_all);
     pid_t broker = s_start (bargv, NULL);

@@ -34,6 +34,7 @@
 */
 #include "dp_worker.h"
 #include "dp_task_internal.h"
+#include "dp_exec.h"
 #include "dp_progress.h"
 #include "dp_wake.h"
 
@@ -63,6 +64,7 @@
 #define S_FAULTS_PER_S  5           //  peer faults logged per second
 #define S_GO            (-1)        //  "keep running" (not an exit code)
 #define INLINE_MAX_NS   200000      //  chunks expected shorter run on the main thread
+
 
 //  One chunk on its way through the executor and back
 typedef struct s_work {
