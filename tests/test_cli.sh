@@ -63,9 +63,9 @@ check '[ $elapsed -lt 15000 ]' "errors took $elapsed ms"
 
 # run: 500 shell jobs, outputs in input order
 seq 1 500 > "$T/in"
-timeout 60 "$BIN/dpool" run -j 2 -- echo {} < "$T/in" > "$T/out"; rc=$?
+timeout 180 "$BIN/dpool" run -j 2 -- echo {} < "$T/in" > "$T/out"; rc=$?
 check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "run echo {} rc=$rc"
-timeout 60 "$BIN/dpool" run -j 2 -- 'echo "<{}>" | tr 1 x' < "$T/in" > "$T/out"; rc=$?
+timeout 180 "$BIN/dpool" run -j 2 -- 'echo "<{}>" | tr 1 x' < "$T/in" > "$T/out"; rc=$?
 sed 's/.*/<&>/; y/1/x/' "$T/in" > "$T/want"
 check '[ $rc -eq 0 ] && cmp -s "$T/want" "$T/out"' "run with shell syntax rc=$rc"
 printf "it's\n" | timeout 30 "$BIN/dpool" run -j 1 -- 'echo {} | cat' > "$T/out"

@@ -144,7 +144,7 @@ echo "b registered again $back_ms ms after the cable came back"
 check '[ "$(kids $nb)" = "$kb" ]' "the same worker processes of b: $(kids $nb) (were $kb)"
 #   a second job runs on both nodes: each item answers its worker's pid
 seq 1 200 > "$T/in2.txt"
-ns_exec a timeout 60 "$BIN/dpool" run -b "tcp://$A:5555" --chunksize 1 -- \
+ns_exec a timeout 60 "$BIN/dpool" run -b "tcp://$A:5555" -- \
     'sleep 0.02; echo {} $PPID' < "$T/in2.txt" > "$T/out2.txt" 2> "$T/err2.txt"; rc=$?
 check '[ $rc -eq 0 ]' "second job status $rc: $(head -5 "$T/err2.txt")"
 check '[ "$(cut -d" " -f1 "$T/out2.txt")" = "$(cat "$T/in2.txt")" ]' "second job's results in order"
