@@ -50,6 +50,32 @@ s_find_worker (broker_t *broker, const char *task, bool alone)
     return NULL;
 }
 
+//  The worker for a job's next chunk. A worker's queue depth comes from
+//  its history (worker_limit): one that just ran another job's tiny items
+//  would take a long queue of this job's chunks, which may be long ones,
+//  while other workers idle (4 items of 1 s on 2 workers took 4 s after a
+//  job of tiny items). So while the job's item time is not measured yet,
+//  its chunk goes to an idle worker first, else to one with fewer than 2
+//  chunks in flight (the depth of a worker with no measure), else waits
+//  for one; measured jobs and suspects keep the first-free-worker rule.
+static worker_t *
+s_worker_for (broker_t *broker, job_t *job, chunk_t *chunk)
+{
+    if (chunk->suspect || job->nsamples >= 3)
+        return s_find_worker (broker, job->task, chunk->suspect);
+    worker_t *shallow = NULL;
+    for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
+        worker_t *worker = link_entry (l, worker_t, available);
+        if (!zhashx_lookup (worker->tasks, job->task))
+            continue;
+        if (worker->inflight_count == 0)
+            return worker;
+        if (!shallow && worker->inflight_count < 2)
+            shallow = worker;
+    }
+    return shallow;
+}
+
 //  How many chunks to keep in flight at a worker: enough queued work to
 //  cover a round trip (QUEUE_NS) however small its chunks are, but no more
 //  than two long chunks, so a long task never holds work others could run;
@@ -201,7 +227,7 @@ jobs_dispatch (broker_t *broker)
             continue;
         }
         chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
-        worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
+        worker_t *worker = s_worker_for (broker, job, chunk);
         uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
         if (worker) {
             job->deficit_ns -= s_chunk_cost (job, chunk) * k;
