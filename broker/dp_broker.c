@@ -36,6 +36,7 @@
 #define CLIENT_WBYTES    (256ull << 20)     //  bytes in flight per client (default)
 #define CLIENT_BATCH     8192               //  items per BATCH
 #define CLIENT_MAX_JOBS  1024               //  open jobs per client (libdpool opens 256)
+#define CLIENT_ZMTP_MS   60000  //  ZMTP timeout on the frontend, at least (s_router)
 
 //  A peer's routing id as hex, the key of the peer tables.
 static void
@@ -68,10 +69,16 @@ s_log (broker_t *self, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  Sending
 
+int64_t
+broker_now (broker_t *self)
+{
+    return self->clock ? self->clock () : zclock_mono ();
+}
+
 static int
 s_send (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
 {
-    int rc = dp_msg_send (msg, socket, rid);
+    int rc = self->sender ? self->sender (self, socket, rid, msg) : dp_msg_send (msg, socket, rid);
     int saved = errno;
     if (rc == 0) {
         self->stats.msgs_out++;
@@ -360,6 +367,7 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         broker_worker_lost (self, old, NULL);
     worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
     worker->strikes = strikes;
+    worker->id_base = self->next_chunk_id;
     worker->benched = strikes >= GUARD_STRIKES;
     snprintf (worker->key, sizeof worker->key, "%s", key);
     zmq_msg_init (&worker->rid);
@@ -563,8 +571,14 @@ s_tick (broker_t *self)
         else
             s_heartbeat (self, self->backend, &w->rid, &w->last_send_ms, self->opts.heartbeat_ms);
     }
-    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead))
+    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead)) {
+        //  a local worker that stopped heartbeating (SIGSTOP, stuck) is
+        //  killed, so that its supervisor starts a new one in its slot
+        int slot = w->slot >= 0 && self->local [w->slot] == w ? w->slot : -1;
         broker_worker_lost (self, w, "no heartbeat");
+        if (slot >= 0)
+            spawn_kill_slot (self, slot, "no heartbeat");
+    }
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
     jobs_speculate (self);
@@ -587,16 +601,21 @@ s_tick (broker_t *self)
 //  - ZMTP heartbeats (PING/PONG) on TCP at the application heartbeat
 //    interval: a dead host or a cut link closes the connection even while
 //    the peer's application is busy; application heartbeats still decide
-//    liveness (any message counts, dead after 3 silent intervals);
+//    liveness (any message counts, dead after 3 silent intervals). A PONG
+//    (or any frame) cannot pass a frame being sent, and libzmq's timeout
+//    counts only whole frames: a client sending a 4 MiB batch or a large
+//    item over a slow link says nothing until it is through, so on the
+//    frontend the ZMTP timeout and TTL are at least CLIENT_ZMTP_MS;
 //  - MAXMSGSIZE: a frame over DP_MAX_FRAME drops the connection before it
 //    is ever buffered.
 static void *
-s_router (broker_t *self, zsock_t **sock_p)
+s_router (broker_t *self, zsock_t **sock_p, int zmtp_min_ms)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
         return NULL;
     int hb = (int) self->opts.heartbeat_ms;
+    int timeout = 3 * hb > zmtp_min_ms ? 3 * hb : zmtp_min_ms;
     zsock_set_sndhwm (sock, 0);
     zsock_set_rcvhwm (sock, GUARD_PEER_RCVHWM);
     zsock_set_linger (sock, 0);
@@ -604,8 +623,8 @@ s_router (broker_t *self, zsock_t **sock_p)
     zsock_set_router_handover (sock, 0);
     zsock_set_handshake_ivl (sock, 3000);
     zsock_set_heartbeat_ivl (sock, hb);
-    zsock_set_heartbeat_timeout (sock, 3 * hb);
-    zsock_set_heartbeat_ttl (sock, 3 * hb);
+    zsock_set_heartbeat_timeout (sock, timeout);
+    zsock_set_heartbeat_ttl (sock, timeout);
     zsock_set_maxmsgsize (sock, DP_MAX_FRAME);
     *sock_p = sock;
     return zsock_resolve (sock);
@@ -662,8 +681,8 @@ s_remove_stale_ipc (const char *dir)
 static int
 s_setup (broker_t *self, char *err, size_t errlen)
 {
-    self->frontend = s_router (self, &self->frontend_sock);
-    self->backend = s_router (self, &self->backend_sock);
+    self->frontend = s_router (self, &self->frontend_sock, CLIENT_ZMTP_MS);
+    self->backend = s_router (self, &self->backend_sock, 0);
     if (self->frontend) {
         //  a client that reads nothing fills this much, then its answers
         //  wait at the broker (a send never blocks: EAGAIN) and its window
@@ -825,7 +844,7 @@ static void
 s_loop (broker_t *self)
 {
     zmq_pollitem_t items [5 + 1024];
-    int64_t next_tick = zclock_mono () + TICK_MS;
+    int64_t next_tick = broker_now (self) + TICK_MS;
     while (!self->terminated) {
         items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
         items [1] = (zmq_pollitem_t) { self->frontend, 0, ZMQ_POLLIN, 0 };
@@ -840,10 +859,10 @@ s_loop (broker_t *self)
             if (self->reprobes [which] && self->reprobe_at [which] < wake)
                 wake = self->reprobe_at [which];
         guard_retry (self, &wake);
-        int64_t wait = wake - zclock_mono ();
+        int64_t wait = wake - broker_now (self);
         if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
             break;
-        self->now_ms = zclock_mono ();
+        self->now_ms = broker_now (self);
         if (items [0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (self->pipe);
             if (!command || streq (command, "$TERM"))
@@ -900,7 +919,7 @@ s_actor (zsock_t *pipe, void *args)
 {
     broker_t *self = (broker_t *) args;
     self->pipe = pipe;
-    self->now_ms = zclock_mono ();
+    self->now_ms = broker_now (self);
     self->stats.started_ms = self->now_ms;
     char err [512] = "";
     int rc = s_setup (self, err, sizeof err);

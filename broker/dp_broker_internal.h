@@ -133,6 +133,7 @@ struct worker {
     uint32_t strikes;           //  protocol errors (dp_guard.c); quarantined at GUARD_STRIKES
     bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
     uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
+    uint64_t id_base;           //  the last chunk id issued before its session began
 };
 
 struct broker {
@@ -151,14 +152,18 @@ struct broker {
     char worker_program [4096];
     zhashx_t *clients;          //  key -> client_t
     zhashx_t *workers;          //  key -> worker_t
-    link_t ready;               //  jobs with pending chunks, round-robin
+    link_t ready;               //  jobs with pending chunks, deficit round-robin
     link_t available;           //  workers with credit left
     uint64_t next_chunk_id;
     dp_super_t *super;          //  local worker processes
     worker_t **local;           //  per supervisor slot: its registered worker
     int nlocal;
     uint64_t local_token;       //  node token of the local workers
-    int64_t now_ms;
+    int64_t now_ms;             //  the one clock of scheduling: set from broker_now
+    int64_t (*clock) (void);    //  broker_now's source, NULL: zclock_mono (tests inject one)
+    //  where messages go instead of the sockets, NULL: the sockets (tests
+    //  inject one); it may read the message, which is reset after it
+    int (*sender) (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg);
     bool terminated;
     uint64_t dropped;           //  malformed messages dropped
     dp_msg_t msg;               //  scratch message for receiving
@@ -184,7 +189,9 @@ struct broker {
     } stats;
 };
 
-//  dp_broker.c: sending to peers (messages are consumed)
+//  dp_broker.c: the clock (monotonic ms), and sending to peers (messages
+//  are consumed)
+int64_t broker_now (broker_t *self);
 int broker_send_client (broker_t *self, client_t *client, dp_msg_t *msg);
 int broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void broker_worker_lost (broker_t *self, worker_t *worker, const char *why);
@@ -241,6 +248,8 @@ void metrics_worker_gone (broker_t *self, worker_t *worker);
 int spawn_start (broker_t *self, char *err, size_t errlen);
 void spawn_stop (broker_t *self);
 int spawn_slot_by_pid (broker_t *self, pid_t pid);
+//  Kill a local worker that went silent (stopped, stuck): it is replaced.
+void spawn_kill_slot (broker_t *self, int slot, const char *reason);
 bool spawn_all_registered (broker_t *self);
 
 #endif

@@ -90,8 +90,13 @@ guard_unknown_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
 {
     broker->dropped++;
     uint64_t last = msg->chunk + (msg->k ? msg->k : 1) - 1;
-    if (worker->id_lo && msg->chunk >= worker->id_lo && last <= worker->id_hi && last >= msg->chunk)
-        return;     //  a late answer to chunks it was sent: dropped, no fault
+    if (last < msg->chunk)
+        ;           //  wraps around: a lie
+    else
+    if (last <= worker->id_base
+    ||  (worker->id_lo && msg->chunk >= worker->id_lo && last <= worker->id_hi))
+        return;     //  a late answer to chunks it was sent (maybe in an earlier session of
+                    //  this connection): dropped, no fault
     char why [160];
     snprintf (why, sizeof why, "RESULT for chunks %llu..%llu it was never sent",
               (unsigned long long) msg->chunk, (unsigned long long) last);

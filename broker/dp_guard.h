@@ -55,8 +55,10 @@ void guard_log_flush (broker_t *broker);
 void guard_sent (worker_t *worker, uint64_t first, uint32_t k);
 
 //  A RESULT names ids the worker does not hold now. Late answers to chunks
-//  it was sent are normal (they were requeued or cancelled); ids it was
-//  never sent are a protocol error.
+//  it was sent are normal (they were requeued or cancelled), and so are
+//  ids issued before its session began (an earlier session of the same
+//  connection may have had them); ids issued since that it was never sent
+//  (another worker's) or not issued at all are a protocol error.
 void guard_unknown_result (broker_t *broker, worker_t *worker, dp_msg_t *msg);
 
 //  The worker broke the protocol (`why`): a strike; its chunks go back to

@@ -124,8 +124,7 @@ struct dp_pool {
     bool terminated;            //  dp_pool_terminate was called
     dp_msg_t msg;
     //  jobs
-    dp_job_t **table;           //  open jobs by id: open addressing
-    size_t table_cap, table_count;
+    zhashx_t *table;            //  open jobs by id (NULL until the first)
     link_t all, open, feed, waiting;
     size_t nopen, nfeed, nwaiting;
     size_t ncancel;             //  open jobs with a cancel flag to watch

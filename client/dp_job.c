@@ -208,9 +208,11 @@ s_chunk_size (dp_job_t *self)
         if (self->ns_per_item <= 0)
             n = 1;
         else {
-            //  rounded to the nearest: the broker's fair share is one chunk
-            //  per job in turn, so jobs get equal worker time only if their
-            //  chunks are equally long (1.9 items of 1 ms must be 2, not 1)
+            //  rounded to the nearest, so chunks are about CHUNK_TARGET_NS
+            //  long (1.9 items of 1 ms must be 2, not 1); the broker shares
+            //  its workers by measured work time (deficit round-robin,
+            //  dp_dispatch.c), but until a job is measured each of its
+            //  chunks pays a whole turn
             double want = CHUNK_TARGET_NS / self->ns_per_item + 0.5;
             n = want < 1 ? 1 : want > pool->batch_max ? pool->batch_max : (uint32_t) want;
         }

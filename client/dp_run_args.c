@@ -502,8 +502,21 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             if ((o->block_size = s_size (val)) == 0)
                 return run_usage_error ("invalid value '%s' for --block (a size: 1M, 500k)", val);
             break;
-        case O_RECSTART: o->recstart = val; break;
-        case O_RECEND: o->recend = val; break;
+        case O_RECSTART:
+        case O_RECEND: {
+            //  (kept for the whole run: freed at exit)
+            size_t len;
+            char *text = s_unescape (val, &len);
+            if (strlen (text) != len) {
+                free (text);
+                return run_usage_error ("option %s: a NUL byte is not supported", shown);
+            }
+            if (opt->id == O_RECSTART)
+                o->recstart = text;
+            else
+                o->recend = text;
+            break;
+        }
         case O_MAXLINES:
             if ((n = s_count (val, shown, 1)) < 0)
                 return RUN_EXIT_ERROR;

@@ -9,8 +9,11 @@
 
     Input: messages separated by FUZZ_MSG_SEP; a message's first byte
     picks the peer (and the command byte is an index into that peer's list,
-    fuzz_common.h), the rest is its frames separated by FUZZ_SEP. After the
-    messages, everything the broker sent is read and dropped, then a probe
+    fuzz_common.h), the rest is its frames separated by FUZZ_SEP; a first
+    byte of 3 (mod 4) is no message but sets how the fake worker answers
+    the CHUNKs it gets (s_answer: not, honestly, with one item too many,
+    with bad statuses). After the messages, what the broker sent is read
+    (CHUNKs answered, the rest dropped), then a probe
     socket asks STATUS: the broker must answer a REPORT that decodes within
     5 s, or the broker has hung (a crash anywhere aborts the process).
     Run it with -detect_leaks=0: the broker thread allocates while an
@@ -28,6 +31,7 @@
 static dp_broker_t *s_broker;
 static zsock_t *s_peer [3];         //  client, worker, node
 static zsock_t *s_probe;            //  asks STATUS after each input
+static uint8_t s_policy;            //  how the fake worker answers CHUNKs (s_answer)
 static char s_frontend [64], s_backend [64];
 static const uint8_t s_client [] = FUZZ_CMDS_CLIENT;
 static const uint8_t s_worker [] = FUZZ_CMDS_WORKER;
@@ -68,7 +72,11 @@ s_send (const uint8_t *data, size_t size)
 {
     if (size == 0)
         return;
-    int peer = data [0] % 3;
+    int peer = data [0] % 4;
+    if (peer == 3) {                    //  not a message: the worker's policy
+        s_policy = size > 1 ? data [1] : 0;
+        return;
+    }
     zmq_msg_t frames [FUZZ_MAX_FRAMES];
     size_t nframes = fuzz_split (data + 1, size - 1, frames, FUZZ_MAX_FRAMES);
     if (peer == 0) fuzz_pick_command (frames, nframes, s_client, sizeof s_client);
@@ -81,17 +89,54 @@ s_send (const uint8_t *data, size_t size)
     fuzz_close (frames, nframes);
 }
 
-//  Read and drop what the broker sent the peers.
+//  The fake worker's answer to a CHUNK, by policy (low 2 bits): 0 none,
+//  1 every item echoed OK, 2 one item too many, 3 statuses from the
+//  policy's other bits (some out of range: refused by the decoder).
+static void
+s_answer (dp_msg_t *chunk)
+{
+    int how = s_policy & 3;
+    if (how == 0)
+        return;
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    uint32_t n = chunk->n + (how == 2);
+    for (uint32_t i = 0, at = 0; i < n; i++) {
+        uint32_t len = i < chunk->n ? dp_msg_len (chunk, i) : 0;
+        size_t start = batch.size;
+        void *p = dp_batch_reserve (&batch, len);
+        if (len)
+            memcpy (p, dp_msg_data (chunk) + at, len);
+        at += len;
+        uint8_t status = how == 3 ? (uint8_t) ((s_policy >> 2) + i) % (DP_ST_MAX + 1) : DP_ST_OK;
+        dp_batch_commit (&batch, start, status);
+    }
+    dp_msg_t result;
+    dp_msg_init (&result, DP_CMD_RESULT);
+    result.chunk = chunk->chunk;
+    result.k = chunk->k;
+    result.ns = 1000;
+    if (dp_batch_attach (&batch, &result, true) == 0)
+        dp_msg_send (&result, zsock_resolve (s_peer [1]), NULL);     //  may be refused: fine
+    dp_msg_reset (&result);
+    dp_batch_clear (&batch);
+}
+
+//  Read what the broker sent the peers: CHUNKs to the worker are answered
+//  by policy, the rest dropped.
 static void
 s_drain (void)
 {
     for (int i = 0; i < 3; i++) {
         void *sock = zsock_resolve (s_peer [i]);
-        zmq_msg_t frame;
-        zmq_msg_init (&frame);
-        while (zmq_msg_recv (&frame, sock, ZMQ_DONTWAIT) >= 0)
-            ;
-        zmq_msg_close (&frame);
+        dp_msg_t msg;
+        int rc;
+        while ((rc = dp_msg_recv (&msg, sock, NULL, ZMQ_DONTWAIT, NULL, 0)) != DP_PROTO_ESOCKET) {
+            if (rc == 0 && i == 1 && msg.cmd == DP_CMD_CHUNK)
+                s_answer (&msg);
+            if (rc == 0)
+                dp_msg_reset (&msg);
+        }
     }
 }
 

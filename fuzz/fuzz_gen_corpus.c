@@ -340,7 +340,8 @@ s_records (void)
 }
 
 //  fuzz_broker: conversations. Each step: peer (0 client, 1 worker, 2
-//  node), command, variant, and a field patch to make the flow consistent.
+//  node; 3: the fake worker's policy, v), command, variant, and a field
+//  patch to make the flow consistent.
 typedef struct {
     int peer;
     uint8_t cmd;
@@ -358,6 +359,16 @@ s_conversation (const char *name, const s_step_t *steps, size_t nsteps)
     size_t size = 0;
     for (size_t s = 0; s < nsteps; s++) {
         const s_step_t *step = &steps [s];
+        if (step->peer == 3) {          //  the fake worker's policy: v
+            out = (uint8_t *) realloc (out, size + 2 + FUZZ_SEP_LEN);
+            if (s) {
+                memcpy (out + size, FUZZ_MSG_SEP, FUZZ_SEP_LEN);
+                size += FUZZ_SEP_LEN;
+            }
+            out [size++] = 3;
+            out [size++] = (uint8_t) step->v;
+            continue;
+        }
         int index = -1;
         for (size_t i = 0; i < sizes [step->peer]; i++)
             if (lists [step->peer][i] == step->cmd)
@@ -406,6 +417,23 @@ s_conversations (void)
         { 2, DP_CMD_DEATH, 0, 0, 0, 2, 0 }, { 0, DP_CMD_CANCEL, 0, 2, 0, 0, 0 },
         { 0, DP_CMD_STATUS, 0, 0, 0, 0, 0 }, { 1, DP_CMD_BYE, 0, 0, 0, 0, 0 },
         { 0, DP_CMD_BYE, 0, 0, 0, 0, 0 } };
+    //  a job the fake worker runs: answered honestly, with an extra item,
+    //  with failures
+    static const s_step_t answered [] = {
+        { 3, 0, 1, 0, 0, 0, 0 }, { 1, DP_CMD_READY, 1, 0, 0, 0, 0 },
+        { 0, DP_CMD_HELLO, 0, 0, 0, 0, 0 }, { 0, DP_CMD_JOB, 0, 5, 0, 0, 0 },
+        { 0, DP_CMD_BATCH, 1, 5, 0, 0, 0 }, { 0, DP_CMD_END, 0, 5, 0, 0, 8 } };
+    static const s_step_t extra [] = {
+        { 3, 0, 2, 0, 0, 0, 0 }, { 1, DP_CMD_READY, 1, 0, 0, 0, 0 },
+        { 0, DP_CMD_HELLO, 0, 0, 0, 0, 0 }, { 0, DP_CMD_JOB, 0, 6, 0, 0, 0 },
+        { 0, DP_CMD_BATCH, 0, 6, 0, 0, 0 }, { 0, DP_CMD_END, 0, 6, 0, 0, 3 } };
+    static const s_step_t failing [] = {
+        { 3, 0, 7, 0, 0, 0, 0 }, { 1, DP_CMD_READY, 1, 0, 0, 0, 0 },
+        { 0, DP_CMD_HELLO, 0, 0, 0, 0, 0 }, { 0, DP_CMD_JOB, 1, 7, 0, 0, 0 },
+        { 0, DP_CMD_BATCH, 1, 7, 0, 0, 0 }, { 0, DP_CMD_END, 0, 7, 0, 0, 8 } };
+    s_conversation ("answered", answered, sizeof answered / sizeof answered [0]);
+    s_conversation ("answered-extra", extra, sizeof extra / sizeof extra [0]);
+    s_conversation ("answered-failing", failing, sizeof failing / sizeof failing [0]);
     s_conversation ("client-job", job, sizeof job / sizeof job [0]);
     s_conversation ("worker", worker, sizeof worker / sizeof worker [0]);
     s_conversation ("node", node, sizeof node / sizeof node [0]);

@@ -2,9 +2,10 @@
     dp_forkserver - worker processes forked from a copy of the host program
     (see dp_forkserver.h)
 
-    Two parts: the server (one poll loop over its main socket, the
-    supervisors' channels and its children's pidfds), started by
-    dp_forkserver_launch, and the supervisors' side of a channel. What a
+    The server (one poll loop over its main socket, the supervisors'
+    channels and its children's pidfds), started by dp_forkserver_launch,
+    and the host's end of its main socket. The supervisors' side of a
+    channel is dp_fschannel.c; the wire between them dp_fs_wire.h. What a
     child runs once its process is set up is the launcher's hook: the
     worker runtime's (worker/dp_host_tasks.c). The public calls
     (dp_register_task, dp_forkserver_start / _stop) are the client's
@@ -23,6 +24,7 @@
     =========================================================================
 */
 #include "dp_forkserver.h"
+#include "dp_fs_wire.h"
 #include "dp_progress.h"
 
 #include <errno.h>
@@ -41,29 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_CONNECT       1u
-#define S_SPAWN         2u
-#define S_CHECK         3u
-#define S_FORKED        4u
-#define S_FAILED        5u
-#define S_STATUS        6u
-#define S_MAX_REQUEST   65536       //  a request: header, args, env
-#define S_MAX_STRINGS   512
-#define S_REPLY_MS      10000       //  a fork answers well within this
 #define S_STOP_GRACE_MS 1000        //  children's SIGTERM before SIGKILL
-
-typedef struct {
-    uint32_t type;
-    uint32_t nargs;                 //  then nargs + nenv NUL-terminated strings
-    uint32_t nenv;
-} s_request_t;
-
-typedef struct {
-    uint32_t type;
-    int32_t pid;
-    int32_t value;                  //  FAILED: errno; STATUS: wait status
-} s_report_t;
-
 
 //  --------------------------------------------------------------------------
 //  The host's end of the server (set on the main thread at the top of
@@ -79,8 +59,8 @@ static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 //  Datagrams with one optional descriptor
 
 //  Send one datagram, with fd (>= 0) attached. Returns 0 or -1 (errno).
-static int
-s_send (int sock, const void *data, size_t len, int fd)
+int
+dp_fs_send (int sock, const void *data, size_t len, int fd)
 {
     struct iovec iov = { (void *) data, len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -107,8 +87,8 @@ s_send (int sock, const void *data, size_t len, int fd)
 //  Receive one datagram into buf; *fd gets an attached descriptor (close-
 //  on-exec) or -1. Returns its size, 0 at the peer's end, -1 on error
 //  (EAGAIN with flags MSG_DONTWAIT), -2 for a datagram cut short (dropped).
-static ssize_t
-s_recv (int sock, void *buf, size_t cap, int *fd, int flags)
+ssize_t
+dp_fs_recv (int sock, void *buf, size_t cap, int *fd, int flags)
 {
     struct iovec iov = { buf, cap };
     union {
@@ -144,8 +124,8 @@ s_recv (int sock, void *buf, size_t cap, int *fd, int flags)
     return n;
 }
 
-static int64_t
-s_now_ms (void)
+int64_t
+dp_fs_now_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -158,9 +138,9 @@ s_now_ms (void)
 
 typedef struct {
     uint32_t type;
-    const char *args [S_MAX_STRINGS];
+    const char *args [DP_FS_MAX_STRINGS];
     size_t nargs;
-    const char *env [S_MAX_STRINGS];
+    const char *env [DP_FS_MAX_STRINGS];
     size_t nenv;
 } s_parsed_t;
 
@@ -168,12 +148,12 @@ typedef struct {
 static int
 s_parse_request (const char *buf, size_t len, s_parsed_t *req)
 {
-    s_request_t head;
+    dp_fs_request_t head;
     if (len < sizeof head)
         return -1;
     memcpy (&head, buf, sizeof head);
-    if ((head.type != S_SPAWN && head.type != S_CHECK)
-    ||  head.nargs >= S_MAX_STRINGS || head.nenv >= S_MAX_STRINGS)
+    if ((head.type != DP_FS_SPAWN && head.type != DP_FS_CHECK)
+    ||  head.nargs >= DP_FS_MAX_STRINGS || head.nenv >= DP_FS_MAX_STRINGS)
         return -1;
     req->type = head.type;
     req->nargs = head.nargs;
@@ -219,12 +199,12 @@ s_child_main (const s_parsed_t *req, int fd, const int *fds, size_t nfds, pid_t 
     sigset_t none;
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
-    int target = req->type == S_SPAWN ? DP_PROGRESS_FD : 2;
+    int target = req->type == DP_FS_SPAWN ? DP_PROGRESS_FD : 2;
     for (size_t i = 0; i < nfds; i++)
         if (fds [i] != fd && fds [i] != target)
             close (fds [i]);
     s_move_fd (fd, target);
-    if (req->type == S_SPAWN)
+    if (req->type == DP_FS_SPAWN)
         dup2 (2, 1);                    //  a worker's stdout is never the user's
     else {
         int null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -235,13 +215,13 @@ s_child_main (const s_parsed_t *req, int fd, const int *fds, size_t nfds, pid_t 
     snprintf (number, sizeof number, "%d", (int) server);
     setenv ("DPOOL_PARENT_PID", number, 1);
     snprintf (number, sizeof number, "%d", DP_PROGRESS_FD);
-    if (req->type == S_SPAWN)
+    if (req->type == DP_FS_SPAWN)
         setenv (DP_PROGRESS_ENV, number, 1);
     else
         unsetenv (DP_PROGRESS_ENV);
     for (size_t i = 0; i < req->nenv; i++)
         putenv ((char *) req->env [i]); //  the request buffer lives until exit
-    int code = s_child (req->type == S_CHECK, req->args, req->nargs);
+    int code = s_child (req->type == DP_FS_CHECK, req->args, req->nargs);
     fflush (stdout);
     fflush (stderr);
     _exit (code);
@@ -266,7 +246,7 @@ typedef struct {
     size_t nkids;
     int *fds;                       //  every descriptor of ours, for children
     struct pollfd *pfds;
-    char *buf;                      //  S_MAX_REQUEST bytes
+    char *buf;                      //  DP_FS_MAX_REQUEST bytes
 } s_server_t;
 
 static volatile sig_atomic_t s_server_stop;
@@ -290,8 +270,8 @@ s_report (int channel, uint32_t type, pid_t pid, int value, int fd)
 {
     if (channel < 0)
         return;
-    s_report_t report = { type, (int32_t) pid, (int32_t) value };
-    s_send (channel, &report, sizeof report, fd);
+    dp_fs_report_t report = { type, (int32_t) pid, (int32_t) value };
+    dp_fs_send (channel, &report, sizeof report, fd);
 }
 
 //  Every descriptor the server holds, into srv->fds. Returns how many.
@@ -324,13 +304,13 @@ s_server_fork (s_server_t *srv, int channel, size_t len, int fd)
     if (pfds)
         srv->pfds = pfds;
     if (s_parse_request (srv->buf, len, &req) || fd < 0) {
-        s_report (channel, S_FAILED, 0, EINVAL, -1);
+        s_report (channel, DP_FS_FAILED, 0, EINVAL, -1);
         if (fd >= 0)
             close (fd);
         return;
     }
     if (!kids || !fds || !pfds) {
-        s_report (channel, S_FAILED, 0, ENOMEM, -1);
+        s_report (channel, DP_FS_FAILED, 0, ENOMEM, -1);
         close (fd);
         return;
     }
@@ -341,7 +321,7 @@ s_server_fork (s_server_t *srv, int channel, size_t len, int fd)
     int err = errno;
     close (fd);
     if (pid < 0) {
-        s_report (channel, S_FAILED, 0, err, -1);
+        s_report (channel, DP_FS_FAILED, 0, err, -1);
         return;
     }
     //  opened before any wait, so it cannot name a recycled pid
@@ -349,7 +329,7 @@ s_server_fork (s_server_t *srv, int channel, size_t len, int fd)
     if (pidfd >= 0)
         fcntl (pidfd, F_SETFD, FD_CLOEXEC);
     srv->kids [srv->nkids++] = (s_kid_t) { pid, pidfd, channel };
-    s_report (channel, S_FORKED, pid, 0, pidfd);
+    s_report (channel, DP_FS_FORKED, pid, 0, pidfd);
 }
 
 //  A channel closed: its supervisor is gone, so are its children.
@@ -378,7 +358,7 @@ s_server_reap (s_server_t *srv, size_t index)
         return false;
     if (rc < 0)
         status = 0;                     //  not ours any more (cannot happen)
-    s_report (kid->channel, S_STATUS, kid->pid, status, -1);
+    s_report (kid->channel, DP_FS_STATUS, kid->pid, status, -1);
     if (kid->pidfd >= 0)
         close (kid->pidfd);
     srv->kids [index] = srv->kids [--srv->nkids];
@@ -390,10 +370,10 @@ static bool
 s_server_on_main (s_server_t *srv)
 {
     int fd;
-    ssize_t n = s_recv (srv->main_fd, srv->buf, S_MAX_REQUEST, &fd, MSG_DONTWAIT);
+    ssize_t n = dp_fs_recv (srv->main_fd, srv->buf, DP_FS_MAX_REQUEST, &fd, MSG_DONTWAIT);
     if (n == 0 || (n == -1 && errno != EAGAIN))
         return false;
-    s_request_t head;
+    dp_fs_request_t head;
     if (n >= (ssize_t) sizeof head && fd >= 0) {
         memcpy (&head, srv->buf, sizeof head);
         int *channels = s_grow (srv->channels, srv->nchannels, sizeof (int));
@@ -405,7 +385,7 @@ s_server_on_main (s_server_t *srv)
             srv->fds = fds;
         if (pfds)
             srv->pfds = pfds;
-        if (head.type == S_CONNECT && channels && fds && pfds) {
+        if (head.type == DP_FS_CONNECT && channels && fds && pfds) {
             srv->channels [srv->nchannels++] = fd;
             return true;
         }
@@ -420,14 +400,14 @@ static bool
 s_server_on_channel (s_server_t *srv, int channel)
 {
     int fd;
-    ssize_t n = s_recv (channel, srv->buf, S_MAX_REQUEST, &fd, MSG_DONTWAIT);
+    ssize_t n = dp_fs_recv (channel, srv->buf, DP_FS_MAX_REQUEST, &fd, MSG_DONTWAIT);
     if (n == 0 || (n == -1 && errno != EAGAIN))
         return false;
     if (n > 0)
         s_server_fork (srv, channel, (size_t) n, fd);
     else
     if (n == -2)
-        s_report (channel, S_FAILED, 0, EMSGSIZE, -1);
+        s_report (channel, DP_FS_FAILED, 0, EMSGSIZE, -1);
     return true;
 }
 
@@ -438,8 +418,8 @@ s_server_shutdown (s_server_t *srv)
 {
     for (size_t i = 0; i < srv->nkids; i++)
         kill (srv->kids [i].pid, SIGTERM);
-    int64_t deadline = s_now_ms () + S_STOP_GRACE_MS;
-    while (srv->nkids && s_now_ms () < deadline) {
+    int64_t deadline = dp_fs_now_ms () + S_STOP_GRACE_MS;
+    while (srv->nkids && dp_fs_now_ms () < deadline) {
         for (size_t i = 0; i < srv->nkids; )
             if (!s_server_reap (srv, i))
                 i++;
@@ -523,7 +503,7 @@ s_server_main (int main_fd, pid_t parent)
     }
     dup2 (2, 1);
     s_server_t srv = { .main_fd = main_fd, .parent = parent, .self = getpid () };
-    srv.buf = malloc (S_MAX_REQUEST);
+    srv.buf = malloc (DP_FS_MAX_REQUEST);
     srv.fds = malloc (sizeof (int));
     srv.pfds = malloc (sizeof (struct pollfd));
     if (srv.buf && srv.fds && srv.pfds)
@@ -591,292 +571,26 @@ dp_forkserver_running (void)
     return running;
 }
 
+//  Send CONNECT with a channel's end on the main socket, under the lock.
+//  Returns 0, -1 (errno), or -2 when the server is not running.
+int
+dp_fs_host_connect (int fd)
+{
+    dp_fs_request_t head = { DP_FS_CONNECT, 0, 0 };
+    pthread_mutex_lock (&s_lock);
+    int rc = s_main_fd < 0 ? -2 : dp_fs_send (s_main_fd, &head, sizeof head, fd);
+    int saved = errno;
+    pthread_mutex_unlock (&s_lock);
+    errno = saved;
+    return rc;
+}
+
 //  The server's end was seen: reap it if it has exited (no zombie left).
-static void
-s_server_lost (void)
+void
+dp_fs_host_lost (void)
 {
     pthread_mutex_lock (&s_lock);
     if (s_server_pid > 0 && waitpid (s_server_pid, NULL, WNOHANG) == s_server_pid)
         s_server_pid = 0;
     pthread_mutex_unlock (&s_lock);
-}
-
-
-//  --------------------------------------------------------------------------
-//  A supervisor's channel
-
-typedef struct {
-    pid_t pid;
-    int status;
-} s_status_t;
-
-struct dp_forkserver {
-    int fd;
-    bool gone;                      //  the server's end was seen
-    s_status_t *queue;              //  statuses read while waiting for a reply
-    size_t nqueue, queue_cap;
-};
-
-dp_forkserver_t *
-dp_forkserver_connect (char *err, size_t errlen)
-{
-    int fds [2];
-    if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-        snprintf (err, errlen, "fork server: socketpair: %s", strerror (errno));
-        return NULL;
-    }
-    s_request_t head = { S_CONNECT, 0, 0 };
-    pthread_mutex_lock (&s_lock);
-    int rc = s_main_fd < 0 ? -2 : s_send (s_main_fd, &head, sizeof head, fds [1]);
-    int saved = errno;
-    pthread_mutex_unlock (&s_lock);
-    close (fds [1]);
-    if (rc) {
-        close (fds [0]);
-        if (rc == -2)
-            snprintf (err, errlen, "the fork server is not running: call dp_forkserver_start () "
-                      "at the top of main, before any thread or pool exists");
-        else {
-            snprintf (err, errlen, "the fork server is gone (%s)", strerror (saved));
-            s_server_lost ();
-        }
-        return NULL;
-    }
-    dp_forkserver_t *self = calloc (1, sizeof *self);
-    if (!self) {
-        close (fds [0]);
-        snprintf (err, errlen, "out of memory");
-        return NULL;
-    }
-    self->fd = fds [0];
-    return self;
-}
-
-void
-dp_forkserver_disconnect (dp_forkserver_t **self_p)
-{
-    dp_forkserver_t *self = *self_p;
-    if (!self)
-        return;
-    close (self->fd);
-    free (self->queue);
-    free (self);
-    *self_p = NULL;
-}
-
-int
-dp_forkserver_fd (dp_forkserver_t *self)
-{
-    return self->fd;
-}
-
-//  Read one report, waiting up to timeout_ms (0: not at all). Returns 1
-//  with it (and *fd), 0 when none came, -1 when the server is gone.
-static int
-s_read_report (dp_forkserver_t *self, s_report_t *report, int *fd, int timeout_ms)
-{
-    *fd = -1;
-    if (self->gone)
-        return -1;
-    int64_t deadline = s_now_ms () + timeout_ms;
-    while (true) {
-        ssize_t n = s_recv (self->fd, report, sizeof *report, fd, MSG_DONTWAIT);
-        if (n == (ssize_t) sizeof *report)
-            return 1;
-        if (*fd >= 0)
-            close (*fd);
-        *fd = -1;
-        if (n == 0 || (n == -1 && errno != EAGAIN)) {
-            self->gone = true;
-            s_server_lost ();
-            return -1;
-        }
-        if (n != -1)
-            continue;                   //  a malformed datagram: dropped
-        int64_t left = deadline - s_now_ms ();
-        if (left <= 0)
-            return 0;
-        struct pollfd pfd = { self->fd, POLLIN, 0 };
-        poll (&pfd, 1, (int) left);
-    }
-}
-
-//  Keep a status for dp_forkserver_reaped.
-static void
-s_queue (dp_forkserver_t *self, const s_report_t *report)
-{
-    if (self->nqueue == self->queue_cap) {
-        size_t cap = self->queue_cap ? self->queue_cap * 2 : 8;
-        s_status_t *queue = realloc (self->queue, cap * sizeof *queue);
-        if (!queue)
-            return;                     //  lost: the child's pidfd still says it died
-        self->queue = queue;
-        self->queue_cap = cap;
-    }
-    self->queue [self->nqueue++] = (s_status_t) { report->pid, report->value };
-}
-
-//  Send a request and wait for its FORKED / FAILED. Returns 0 with the pid
-//  and pidfd, or -1 with err set.
-static int
-s_request (dp_forkserver_t *self, uint32_t type, const char *const *args, size_t nargs,
-           const char *const *env, size_t nenv, int fd, pid_t *pid, int *pidfd,
-           char *err, size_t errlen)
-{
-    size_t len = sizeof (s_request_t);
-    for (size_t i = 0; i < nargs; i++)
-        len += strlen (args [i]) + 1;
-    for (size_t i = 0; i < nenv; i++)
-        len += strlen (env [i]) + 1;
-    if (len > S_MAX_REQUEST || nargs >= S_MAX_STRINGS || nenv >= S_MAX_STRINGS) {
-        snprintf (err, errlen, "fork server: request too long");
-        return -1;
-    }
-    char *buf = malloc (len);
-    if (!buf) {
-        snprintf (err, errlen, "out of memory");
-        return -1;
-    }
-    s_request_t head = { type, (uint32_t) nargs, (uint32_t) nenv };
-    memcpy (buf, &head, sizeof head);
-    size_t at = sizeof head;
-    for (size_t i = 0; i < nargs + nenv; i++) {
-        const char *s = i < nargs ? args [i] : env [i - nargs];
-        memcpy (buf + at, s, strlen (s) + 1);
-        at += strlen (s) + 1;
-    }
-    int rc = self->gone ? -1 : s_send (self->fd, buf, len, fd);
-    free (buf);
-    int64_t deadline = s_now_ms () + S_REPLY_MS;
-    while (rc == 0) {
-        s_report_t report;
-        int got_fd;
-        int64_t left = deadline - s_now_ms ();
-        int got = left > 0 ? s_read_report (self, &report, &got_fd, (int) left) : 0;
-        if (got <= 0) {
-            snprintf (err, errlen, got < 0 ? "the fork server is gone"
-                                           : "the fork server does not answer");
-            return -1;
-        }
-        if (report.type == S_STATUS)
-            s_queue (self, &report);
-        else
-        if (report.type == S_FORKED) {
-            *pid = report.pid;
-            *pidfd = got_fd;
-            return 0;
-        }
-        else
-        if (report.type == S_FAILED) {
-            snprintf (err, errlen, "fork server: cannot fork: %s", strerror (report.value));
-            return -1;
-        }
-        if (got_fd >= 0)
-            close (got_fd);
-    }
-    snprintf (err, errlen, "the fork server is gone");
-    return -1;
-}
-
-int
-dp_forkserver_spawn (dp_forkserver_t *self, const char *const *args, size_t nargs,
-                     const char *const *env, size_t nenv, int memfd,
-                     pid_t *pid, int *pidfd, char *err, size_t errlen)
-{
-    return s_request (self, S_SPAWN, args, nargs, env, nenv, memfd, pid, pidfd, err, errlen);
-}
-
-int
-dp_forkserver_check (dp_forkserver_t *self, const char *const *modules, size_t nmodules,
-                     char *err, size_t errlen)
-{
-    const char **args = calloc (2 * nmodules + 2, sizeof (char *));
-    int fds [2];
-    if (!args || pipe2 (fds, O_CLOEXEC) != 0) {
-        snprintf (err, errlen, "fork server check: %s", strerror (errno));
-        free (args);
-        return -1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < nmodules && n + 2 <= 2 * nmodules + 2; i++) {
-        args [n++] = "-m";
-        args [n++] = modules [i];
-    }
-    pid_t pid;
-    int pidfd = -1;
-    int rc = s_request (self, S_CHECK, args, n, NULL, 0, fds [1], &pid, &pidfd, err, errlen);
-    free (args);
-    close (fds [1]);
-    char text [512] = "";
-    size_t have = 0;
-    ssize_t got;
-    while (rc == 0 && have < sizeof text - 1
-           && ((got = read (fds [0], text + have, sizeof text - 1 - have)) > 0
-               || (got < 0 && errno == EINTR)))
-        have += got > 0 ? (size_t) got : 0;
-    text [have] = 0;
-    close (fds [0]);
-    if (pidfd >= 0)
-        close (pidfd);
-    if (rc)
-        return -1;
-    //  its status: the others that come meanwhile stay queued
-    int status = -1;
-    int64_t deadline = s_now_ms () + S_REPLY_MS;
-    while (status == -1 && s_now_ms () < deadline) {
-        s_report_t report;
-        int fd;
-        int got_one = s_read_report (self, &report, &fd, (int) (deadline - s_now_ms ()));
-        if (fd >= 0)
-            close (fd);
-        if (got_one < 0)
-            break;
-        if (got_one > 0 && report.type == S_STATUS && report.pid == pid)
-            status = report.value;
-        else
-        if (got_one > 0 && report.type == S_STATUS)
-            s_queue (self, &report);
-    }
-    if (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
-        return 0;
-    char *nl = strchr (text, '\n');
-    if (nl)
-        *nl = 0;
-    snprintf (err, errlen, "%s", text [0] ? text : "module check failed");
-    return -1;
-}
-
-int
-dp_forkserver_reaped (dp_forkserver_t *self, pid_t *pid, int *status)
-{
-    if (self->nqueue) {
-        *pid = self->queue [0].pid;
-        *status = self->queue [0].status;
-        memmove (self->queue, self->queue + 1, --self->nqueue * sizeof *self->queue);
-        return 1;
-    }
-    return dp_forkserver_wait (self, pid, status, 0);
-}
-
-int
-dp_forkserver_wait (dp_forkserver_t *self, pid_t *pid, int *status, int timeout_ms)
-{
-    if (self->nqueue)
-        return dp_forkserver_reaped (self, pid, status);
-    int64_t deadline = s_now_ms () + timeout_ms;
-    while (true) {
-        s_report_t report;
-        int fd;
-        int64_t left = deadline - s_now_ms ();
-        int rc = s_read_report (self, &report, &fd, left > 0 ? (int) left : 0);
-        if (fd >= 0)
-            close (fd);
-        if (rc <= 0)
-            return rc;
-        if (report.type == S_STATUS) {
-            *pid = report.pid;
-            *status = report.value;
-            return 1;
-        }
-    }
 }

@@ -468,7 +468,7 @@ s_describe (dp_super_t *self, s_child_t *child, int status)
         snprintf (death->reason, sizeof death->reason, "%s", child->kill_reason);
         death->chunk = child->kill_chunk;
         death->item = child->kill_item;
-        death->aborted = strcmp (child->kill_reason, "aborted") == 0;
+        death->aborted = strcmp (child->kill_reason, "aborted") == 0 || !child->kill_chunk;
         death->code = death->aborted ? DP_ST_CANCELLED : DP_ST_TIMEOUT;
     }
     else
@@ -625,6 +625,20 @@ s_watch (dp_super_t *self, s_child_t *child, int64_t now_ns)
         return;
     child->kill_chunk = chunk;
     child->kill_item = item;
+    s_signal (self, child, SIGKILL);
+}
+
+void
+dp_super_kill (dp_super_t *self, int slot, const char *reason)
+{
+    if (slot < 0 || slot >= self->opts.children)
+        return;
+    s_child_t *child = &self->children [slot];
+    if (child->pid <= 0 || child->dead || child->kill_reason)
+        return;
+    child->kill_reason = reason;
+    child->kill_chunk = 0;
+    child->kill_item = DP_PROGRESS_NONE;
     s_signal (self, child, SIGKILL);
 }
 

@@ -3,13 +3,13 @@
 # own build folder ($DPOOL_FUZZ_BUILD_DIR, default build-fuzz at the top of
 # the tree; an existing one is re-used), then each target is run over its
 # committed seed corpus (fuzz/corpus/TARGET: every seed and regression
-# input must pass) and fuzzed for a few seconds. The committed corpus must
+# input must pass) and fuzzed for 3 seconds ($DPOOL_FUZZ_SECONDS). The committed corpus must
 # be what fuzz_gen_corpus writes from today's encoders. Skipped (77)
 # without clang and libFuzzer.
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${DPOOL_FUZZ_BUILD_DIR:-$SRC/build-fuzz}
-SECONDS_EACH=${DPOOL_FUZZ_SECONDS:-4}
+SECONDS_EACH=${DPOOL_FUZZ_SECONDS:-3}
 TARGETS="proto_client proto_worker proto_node proto_broker proto_any batch report unpack records broker"
 CC=${DPOOL_FUZZ_CC:-clang}
 if ! command -v "$CC" > /dev/null; then

@@ -85,5 +85,45 @@ for k in $kids; do
     check '! kill -0 $k 2>/dev/null' "worker process $k outlived its node"
 done
 
+# A stopped (SIGSTOP) local worker of a broker is replaced once its
+# heartbeats stop: its items go elsewhere, the job is exact, a new worker
+# takes its slot, the stopped one is killed
+start_broker -j 2 -m "$MOD" --heartbeat 300
+wait_ready 2
+kids=$(pgrep -P $bpid); victim=${kids%% *}
+seq 1 400 | sed 's/.*/20/' > "$T/in"
+timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" sleep_ms < "$T/in" > "$T/out" 2> "$T/err" & mpid=$!; PIDS="$PIDS $mpid"
+for i in $(seq 1 200); do [ "$(wc -l < "$T/out")" -ge 20 ] && break; sleep 0.05; done
+kill -STOP $victim
+wait $mpid; rc=$?
+check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "job with a stopped worker rc=$rc $(cat "$T/err")"
+check 'grep -q "pid $victim) lost: no heartbeat" "$T/broker.log"' "stopped worker not lost: $(cat "$T/broker.log")"
+wait_ready 3
+check '[ "$(grep -c " ready: " "$T/broker.log")" -ge 3 ]' "stopped worker not replaced: $(cat "$T/broker.log")"
+for i in $(seq 1 100); do kill -0 $victim 2>/dev/null || break; sleep 0.05; done
+check '! kill -0 $victim 2>/dev/null' "stopped worker $victim not killed"
+kill -CONT $victim 2>/dev/null
+stop_pid $bpid
+
+# A client keeps its session while it reads a long input line from a slow
+# writer (100 MiB, with a pause over the broker's 3 x 500 ms), then sends
+# it in one message
+start_broker -j 1 -m "$MOD" --heartbeat 500
+wait_ready 1
+{ echo short; head -c 62914560 /dev/zero | tr '\0' x; sleep 2; head -c 41943040 /dev/zero | tr '\0' x; echo; echo end; } \
+    | timeout 90 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" len > "$T/out" 2> "$T/err"; rc=$?
+check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = "$(printf "5\n104857600\n3")" ]' \
+    "100 MiB line from a slow writer rc=$rc $(cut -c1-20 "$T/out") $(cat "$T/err")"
+# ... and while it sends 1 MiB items over a 1 MB/s link (a frame takes
+# longer than 3 heartbeats to pass; ZMTP PONGs wait behind it)
+python3 "$(dirname "$0")/slowproxy.py" $cport 1000000 > "$T/pport" & ppid=$!; PIDS="$PIDS $ppid"
+for i in $(seq 1 100); do [ -s "$T/pport" ] && break; sleep 0.1; done
+python3 -c 'import sys; [sys.stdout.write("y" * (1 << 20) + "\n") for i in range(3)]' \
+    | timeout 90 "$BIN/dpool" map -b "tcp://127.0.0.1:$(cat "$T/pport")" len > "$T/out" 2> "$T/err"; rc=$?
+check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = "$(printf "1048576\n1048576\n1048576")" ]' \
+    "1 MiB items over a slow link rc=$rc $(cat "$T/err")"
+kill $ppid; wait $ppid 2>/dev/null
+stop_pid $bpid
+
 echo "test_liveness: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -5,7 +5,7 @@
 # refuses must exit 255 with one line on stderr (never different output).
 # Skipped (77) when GNU parallel is not installed and cannot be.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
+BIN=$(cd "${DPOOL_BIN:-build/bin}" && pwd)
 if ! command -v parallel > /dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
         DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -qq parallel > /dev/null 2>&1
@@ -21,26 +21,44 @@ printf 'f1\nf2\n' > args
 printf 'a\tb\n1\t2\n3\t4\n' > table.tsv
 printf 'x,y\n' > pair.csv
 same=0 refused=0 fail=0
-# t 'STDIN COMMAND' ARGS... : compare `STDIN | parallel -k ARGS` with `STDIN | dpool run ARGS`
+# t 'STDIN COMMAND' ARGS... : a case: `STDIN | parallel -k ARGS` against
+# `STDIN | dpool run ARGS`. Cases are written down first; GNU parallel (a
+# second or more each on a loaded machine) then runs them 4 at a time.
+mkdir cases
+n=0
 t() {
     local input=$1; shift
-    local prc drc
+    n=$((n + 1))
+    { printf 'input=%q\nargs=(' "$input"; printf '%q ' "$@"; printf ')\n'; } > "cases/$n"
+}
+# run_case N TOOL... : stdout, stderr and status of the case under TOOL
+run_case() {
+    local c=$1; shift
+    local input args
+    . "cases/$c"
     if [ -n "$input" ]; then
-        eval "$input" | timeout 60 parallel --will-cite -k "$@" > p.out 2> p.err; prc=$?
-        eval "$input" | timeout 60 "$BIN/dpool" run "$@" > d.out 2> d.err; drc=$?
+        eval "$input" | timeout 300 "$@" "${args[@]}" > "cases/$c.$2.out" 2> "cases/$c.$2.err"
+        echo "${PIPESTATUS[1]}" > "cases/$c.$2.rc"
     else
-        timeout 60 parallel --will-cite -k "$@" < /dev/null > p.out 2> p.err; prc=$?
-        timeout 60 "$BIN/dpool" run "$@" < /dev/null > d.out 2> d.err; drc=$?
+        timeout 300 "$@" "${args[@]}" < /dev/null > "cases/$c.$2.out" 2> "cases/$c.$2.err"
+        echo $? > "cases/$c.$2.rc"
     fi
-    if [ $drc -eq 255 ] && [ ! -s d.out ] && [ "$(wc -l < d.err)" -eq 1 ] && grep -q "Try --help" d.err; then
-        refused=$((refused + 1)); echo "refused: $* ($(cat d.err))"
-    elif [ $prc -eq $drc ] && cmp -s p.out d.out; then
+}
+compare() {
+    local c=$1 input args
+    . "cases/$c"
+    local prc drc
+    prc=$(cat "cases/$c.--will-cite.rc") drc=$(cat "cases/$c.run.rc")
+    if [ "$drc" -eq 255 ] && [ ! -s "cases/$c.run.out" ] && [ "$(wc -l < "cases/$c.run.err")" -eq 1 ] \
+       && grep -q "Try --help" "cases/$c.run.err"; then
+        refused=$((refused + 1)); echo "refused: ${args[*]} ($(cat "cases/$c.run.err"))"
+    elif [ "$prc" -eq "$drc" ] && cmp -s "cases/$c.--will-cite.out" "cases/$c.run.out"; then
         same=$((same + 1))
     else
         fail=$((fail + 1))
-        echo "FAIL: ${input:+$input | }dpool run $*: rc $drc (parallel $prc)" >&2
-        diff <(head -c 2000 p.out) <(head -c 2000 d.out) | head -10 >&2
-        head -c 500 d.err >&2
+        echo "FAIL: ${input:+$input | }dpool run ${args[*]}: rc $drc (parallel $prc)" >&2
+        diff <(head -c 2000 "cases/$c.--will-cite.out") <(head -c 2000 "cases/$c.run.out") | head -10 >&2
+        head -c 500 "cases/$c.run.err" >&2
     fi
 }
 # --- input sources
@@ -112,7 +130,7 @@ t '' 'echo {} | tr a-z A-Z' ::: abc
 t '' 'cd / && pwd' ::: a
 t '' 'exit {}' ::: 0 1 2
 t '' 'echo {}; exit {}' ::: 0 1 0 3
-t 'seq 150' 'exit 1'
+t 'seq 105' 'exit 1'
 t '' 'echo {} >&2; echo out' ::: a
 t 'seq 3' 'echo {}; echo {} >&2'
 t '' 'echo $PARALLEL_SEQ' ::: a b
@@ -138,5 +156,11 @@ t 'seq 20' --pipe --block 10 wc -l
 t 'seq 20' --pipe -N3 'echo {#}; cat'
 t 'printf ">a\nxx\n>b\nyy\n"' --pipe -N1 --recstart '>' 'echo J; cat'
 t 'seq 30' --pipe --block 20 --recend '0\n' 'echo B; cat'
+export -f run_case
+s0=$SECONDS
+seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'
+echo "GNU parallel: $((SECONDS - s0)) s"; s0=$SECONDS
+for c in $(seq 1 $n); do run_case $c "$BIN/dpool" run; compare $c; done
+echo "dpool run: $((SECONDS - s0)) s"
 echo "test_parallel: $same same as GNU parallel, $refused refused (255), $fail different"
 [ $fail -eq 0 ] && [ $same -ge 60 ]

@@ -34,6 +34,7 @@
 */
 #include "dp_worker.h"
 #include "dp_task_internal.h"
+#include "dp_exec.h"
 #include "dp_progress.h"
 #include "dp_wake.h"
 
@@ -64,8 +65,6 @@
 #define S_GO            (-1)        //  "keep running" (not an exit code)
 #define INLINE_MAX_NS   200000      //  chunks expected shorter run on the main thread
 
-//  Sends the running exec command a signal (dp_task.c).
-void dp_task_kill_child (int sig);
 
 //  One chunk on its way through the executor and back
 typedef struct s_work {
