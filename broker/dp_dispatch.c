@@ -4,7 +4,8 @@
     Jobs with pending chunks sit in the broker's `ready` ring; workers with
     credit left in its `available` list. Dispatch takes one job's turn at a
     time (deficit round-robin by measured work time, weighted), gives the
-    first free worker that has the task the job's next chunk, or a group
+    first free worker that has the task (an idle one first while the job's
+    item time is not measured yet) the job's next chunk, or a group
     of its next chunks when they are tiny (one CHUNK, PROTOCOL.md rule 6),
     and keeps about QUEUE_NS of work queued at each worker. Near the end of a job, idle
     workers run backup copies of the chunks that straggling workers hold.
