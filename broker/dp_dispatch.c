@@ -4,7 +4,8 @@
     Jobs with pending chunks sit in the broker's `ready` ring; workers with
     credit left in its `available` list. Dispatch takes one job's turn at a
     time (deficit round-robin by measured work time, weighted), gives the
-    first free worker that has the task the job's next chunk, or a group
+    first free worker that has the task (an idle one first while the job's
+    item time is not measured yet) the job's next chunk, or a group
     of its next chunks when they are tiny (one CHUNK, PROTOCOL.md rule 6),
     and keeps about QUEUE_NS of work queued at each worker. Near the end of a job, idle
     workers run backup copies of the chunks that straggling workers hold.
@@ -48,6 +49,32 @@ s_find_worker (broker_t *broker, const char *task, bool alone)
             return worker;
     }
     return NULL;
+}
+
+//  The worker for a job's next chunk. A worker's queue depth comes from
+//  its history (worker_limit): one that just ran another job's tiny items
+//  would take a long queue of this job's chunks, which may be long ones,
+//  while other workers idle (4 items of 1 s on 2 workers took 4 s after a
+//  job of tiny items). So while the job's item time is not measured yet,
+//  its chunk goes to an idle worker first, else to one with fewer than 2
+//  chunks in flight (the depth of a worker with no measure), else waits
+//  for one; measured jobs and suspects keep the first-free-worker rule.
+static worker_t *
+s_worker_for (broker_t *broker, job_t *job, chunk_t *chunk)
+{
+    if (chunk->suspect || job->nsamples >= 3)
+        return s_find_worker (broker, job->task, chunk->suspect);
+    worker_t *shallow = NULL;
+    for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
+        worker_t *worker = link_entry (l, worker_t, available);
+        if (!zhashx_lookup (worker->tasks, job->task))
+            continue;
+        if (worker->inflight_count == 0)
+            return worker;
+        if (!shallow && worker->inflight_count < 2)
+            shallow = worker;
+    }
+    return shallow;
 }
 
 //  How many chunks to keep in flight at a worker: enough queued work to
@@ -201,7 +228,7 @@ jobs_dispatch (broker_t *broker)
             continue;
         }
         chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
-        worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
+        worker_t *worker = s_worker_for (broker, job, chunk);
         uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
         if (worker) {
             job->deficit_ns -= s_chunk_cost (job, chunk) * k;

@@ -1,6 +1,7 @@
 /*  Pool parity (issue 10): dp_apply (Pool.apply), dp_pool_seal and
     dp_pool_join (Pool.close and .join), dp_pool_terminate (Pool.terminate),
-    on an embedded pool of two workers. */
+    on an embedded pool of two workers; and two workers run two long items
+    at once right after a job of tiny ones. */
 #include "testutil.h"
 #include "dpool.h"
 
@@ -285,6 +286,32 @@ s_test_terminate_inside (void)
     free (c);
 }
 
+//  N workers run N items at once, as Pool's processes do, even right after
+//  a job of tiny items (whose history once made one worker queue every
+//  long item while the other idled: 4 items of 600 ms took 2.4 s)
+static void
+s_test_fresh_job (void)
+{
+    dp_pool_t *pool = tu_pool_open (2);
+    REQUIRE (pool);
+    tu_items_t tiny;
+    tu_items_numbers (&tiny, 400, 0);
+    dp_job_opts_t one = { .chunksize = 1 };
+    dp_results_t *res = NULL;
+    CHECK (dp_map (pool, "square", (dp_item_t *) tiny.items, 400, &one, &res) == 0);
+    dp_results_destroy (&res);
+    tu_items_free (&tiny);
+    dp_item_t slow [4] = { { "600", 3 }, { "600", 3 }, { "600", 3 }, { "600", 3 } };
+    int64_t start = tu_now_ms ();
+    CHECK (dp_map (pool, "sleep_ms", slow, 4, &one, &res) == 0);
+    int64_t took = tu_now_ms () - start;
+    dp_results_destroy (&res);
+    printf ("4 items of 600 ms on 2 workers after a tiny job: %lld ms (2 rounds: 1200)\n",
+            (long long) took);
+    CHECK (took < 1900);
+    dp_pool_close (&pool);
+}
+
 int
 main (void)
 {
@@ -296,5 +323,6 @@ main (void)
     dp_pool_close (&pool);
     s_test_terminate ();
     s_test_terminate_inside ();
+    s_test_fresh_job ();
     return tu_done ("test_api_parity");
 }

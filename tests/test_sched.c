@@ -238,23 +238,25 @@ test_dispatch (void)
     CHECK (job->inflight == 4);
     for (size_t i = 0; i < s_nsent; i++)
         CHECK (s_sent [i].n == 10 && s_sent [i].k == 1);
-    //  the first free worker fills up first: w1 holds items 0..19, w2 20..39;
-    //  ordered, so w2's answer waits for the items before it
-    chunk_t *third = s_head (w2);
-    REQUIRE (third && third->first == 20);
+    //  the job's item time is not measured yet, so its chunks go to idle
+    //  workers first (a worker's history must not queue them all on it):
+    //  w1 holds items 0..9 and 20..29, w2 10..19 and 30..39; ordered, so
+    //  w2's answer waits for the items before it
+    chunk_t *second = s_head (w2);
+    REQUIRE (second && second->first == 10);
     size_t mark = s_nsent;
     s_tick (&b, 5);
-    s_answer (&b, w2, third, 5000000);
+    s_answer (&b, w2, second, 5000000);
     CHECK (s_count (DP_CMD_RESULTS, NULL, mark) == 0);
     chunk_t *first = s_head (w1);
     REQUIRE (first && first->first == 0);
     s_answer (&b, w1, first, 5000000);
     uint64_t failed;
     bool done;
-    CHECK (s_delivered (mark, &failed, &done, NULL, 0) == 10 && failed == 0 && !done);
-    chunk_t *second = s_head (w1);
-    REQUIRE (second && second->first == 10);
-    s_answer (&b, w1, second, 5000000);
+    CHECK (s_delivered (mark, &failed, &done, NULL, 0) == 20 && failed == 0 && !done);
+    chunk_t *third = s_head (w1);
+    REQUIRE (third && third->first == 20);
+    s_answer (&b, w1, third, 5000000);
     CHECK (s_delivered (mark, &failed, &done, NULL, 0) == 30 && failed == 0 && !done);
     //  freed credit is used again at once
     mark = s_nsent;
