@@ -14,7 +14,6 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "dp_super.h"
 
 //  Receives the broker's Prometheus metrics text, rendered on the broker's
 //  thread every tick; `text` is malloc'd and passes to the callee.
@@ -39,6 +38,11 @@ typedef struct {
     dp_metrics_fn *metrics_fn;      //  given Prometheus text every tick, or NULL
     void *metrics_arg;              //  its first argument
     uint16_t metrics_port;          //  where it serves them, for status reports
+    uint32_t window;                //  items a client may have outstanding; 0: 131072
+    uint64_t wbytes;                //  item bytes a client may have outstanding; 0: 256 MiB
+    uint32_t max_clients;           //  client sessions at once; 0: 1024
+    uint32_t max_workers;           //  worker and node sessions at once; 0: 4096
+    uint32_t max_jobs;              //  open jobs over all clients; 0: 16384
     int verbose;
 } dp_broker_opts_t;
 
@@ -49,6 +53,11 @@ typedef struct {
 typedef struct _dp_broker_t dp_broker_t;
 dp_broker_t *dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
                             char *err, size_t errlen);
+
+//  Raise the process's RLIMIT_NOFILE to its hard limit (dpool-broker does
+//  at start). Returns the limit now in force. The broker keeps its open
+//  connections below that limit less a reserve, refusing the rest.
+uint64_t dp_broker_raise_nofile (void);
 
 //  Stop the broker: BYE to workers and clients, local workers terminated
 //  and reaped, ipc files removed. Nulls the caller's pointer.

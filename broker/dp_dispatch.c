@@ -11,6 +11,7 @@
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_guard.h"
 
 #include <string.h>
 
@@ -140,6 +141,7 @@ s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
         return -1;
     }
     broker->next_chunk_id += k;
+    guard_sent (worker, msg.chunk, k);
     for (uint32_t i = 0; i < k; i++) {
         c = chunks [i];
         c->id = msg.chunk + i;
@@ -292,6 +294,30 @@ s_straggler (broker_t *broker, worker_t *worker)
     return NULL;
 }
 
+//  Run a backup copy of a chunk (in flight, with a job) on another worker
+//  that has credit for its task, an idle one if `idle_only`: the first
+//  answer of either copy wins, the other is aborted. Returns the worker it
+//  went to, or NULL (none free, or unreachable).
+worker_t *
+jobs_backup (broker_t *broker, chunk_t *chunk, bool idle_only)
+{
+    worker_t *to = s_find_worker (broker, chunk->job->task, idle_only);
+    if (!to || to == chunk->worker)
+        return NULL;
+    chunk_t *twin = chunk_new (chunk->job, chunk->first, chunk->n);
+    span_copy (&twin->in, &chunk->in);
+    twin->primary = chunk;
+    chunk->backup = twin;
+    twin->suspect = true;       //  alone on its worker, like a suspect
+    if (s_dispatch (broker, to, twin, 1) != 0) {
+        link_remove (&twin->queue);
+        chunk_destroy (&twin);
+        return NULL;
+    }
+    chunk->job->backups++;
+    return to;
+}
+
 //  Near the end of a job (all its items in, none waiting), idle workers run
 //  backup copies of the chunks held by straggling workers, as MapReduce's
 //  backup tasks: the first answer wins, the other run is aborted, and the
@@ -316,20 +342,9 @@ jobs_speculate (broker_t *broker)
         }
         if (!best)
             return;
-        worker_t *idle = s_find_worker (broker, best->job->task, true);
-        if (!idle || idle == best->worker)
+        worker_t *idle = jobs_backup (broker, best, true);
+        if (!idle)
             return;
-        chunk_t *twin = chunk_new (best->job, best->first, best->n);
-        span_copy (&twin->in, &best->in);
-        twin->primary = best;
-        best->backup = twin;
-        twin->suspect = true;       //  alone on its worker, like a suspect
-        if (s_dispatch (broker, idle, twin, 1) != 0) {
-            link_remove (&twin->queue);
-            chunk_destroy (&twin);
-            return;
-        }
-        best->job->backups++;
         if (broker->opts.verbose)
             zsys_info ("dpool-broker: job %u: backup copy of items %llu..%llu on worker %s "
                        "(worker %s straggling for %lld ms)", best->job->id,

@@ -30,7 +30,7 @@ s_on_death (void *owner, const dp_death_t *death)
     if (worker)
         broker_worker_died (self, worker, death);
     else
-    if (!death->clean && !self->terminated)
+    if (!death->clean && !death->aborted && !self->terminated)
         zsys_warning ("dpool-broker: local worker died before registering (%s)", death->reason);
 }
 
@@ -107,6 +107,13 @@ int
 spawn_slot_by_pid (broker_t *self, pid_t pid)
 {
     return self->super ? dp_super_slot (self->super, pid) : -1;
+}
+
+void
+spawn_kill_slot (broker_t *self, int slot, const char *reason)
+{
+    if (self->super)
+        dp_super_kill (self->super, slot, reason);
 }
 
 bool

@@ -27,9 +27,10 @@ s_usage (FILE *out)
         "\n"
         "  -c, --clients EP       client endpoint to bind (default tcp://127.0.0.1:5555)\n"
         "  -w, --workers EP       worker endpoint to bind (default tcp://127.0.0.1:5556)\n"
-        "  -j, --jobs N           local worker processes (default: usable CPUs, from the\n"
-        "                         affinity mask and cgroup quota, as nproc counts them;\n"
-        "                         0: none, remote workers only)\n"
+        "  -j, --jobs N|none      local worker processes (default or 0: one per usable\n"
+        "                         CPU, from the affinity mask and cgroup quota, as\n"
+        "                         nproc counts them; none: no local workers, remote\n"
+        "                         workers only)\n"
         "  -m, --module MODULE    task module for the local workers (path, or NAME for\n"
         "                         libdpool_NAME.so in the library path); repeatable\n"
         "      --heartbeat MS     heartbeat interval (default 1000); a peer silent for\n"
@@ -47,6 +48,12 @@ s_usage (FILE *out)
         "                         http://ADDR:PORT/metrics (port 0: any free port,\n"
         "                         logged at start); ADDR must be loopback\n"
         "      --metrics-public   allow a non-loopback --metrics address\n"
+        "      --window N         items a client may have outstanding (default 131072)\n"
+        "      --window-bytes MB  item bytes a client may have outstanding (default 256);\n"
+        "                         a BATCH beyond either window ends its job (EWINDOW)\n"
+        "      --max-clients N    client sessions at once (default 1024); more: ELIMIT\n"
+        "      --max-workers N    worker and node sessions at once (default 4096)\n"
+        "      --max-jobs N       open jobs over all clients (default 16384)\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -84,6 +91,11 @@ main (int argc, char *argv [])
         { "init", required_argument, NULL, 'I' },
         { "metrics", required_argument, NULL, 'P' },
         { "metrics-public", no_argument, NULL, 'U' },
+        { "window", required_argument, NULL, 'W' },
+        { "window-bytes", required_argument, NULL, 'B' },
+        { "max-clients", required_argument, NULL, 'C' },
+        { "max-workers", required_argument, NULL, 'K' },
+        { "max-jobs", required_argument, NULL, 'J' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -100,7 +112,12 @@ main (int argc, char *argv [])
         switch (c) {
             case 'c': opts.clients = optarg; break;
             case 'w': opts.workers = optarg; break;
-            case 'j': opts.local_workers = (int) s_number (optarg, "worker count", 0, 1000); break;
+            case 'j':               //  0: one per CPU, as -j 0 everywhere
+                opts.local_workers = strcmp (optarg, "none") == 0
+                                   ? 0 : (int) s_number (optarg, "worker count (or none)", 0, 1000);
+                if (opts.local_workers == 0 && strcmp (optarg, "none") != 0)
+                    opts.local_workers = -1;
+                break;
             case 'm':
                 if (opts.nmodules == MAX_MODULES) {
                     fprintf (stderr, "dpool-broker: more than %d modules\n", MAX_MODULES);
@@ -117,6 +134,11 @@ main (int argc, char *argv [])
             case 'I': opts.init_args = optarg; break;
             case 'P': metrics = optarg; break;
             case 'U': metrics_public = true; break;
+            case 'W': opts.window = (uint32_t) s_number (optarg, "window", 1, 1 << 24); break;
+            case 'B': opts.wbytes = (uint64_t) s_number (optarg, "window bytes (MB)", 1, 1 << 20) << 20; break;
+            case 'C': opts.max_clients = (uint32_t) s_number (optarg, "client limit", 1, 1 << 20); break;
+            case 'K': opts.max_workers = (uint32_t) s_number (optarg, "worker limit", 1, 1 << 20); break;
+            case 'J': opts.max_jobs = (uint32_t) s_number (optarg, "job limit", 1, 1 << 24); break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
@@ -128,6 +150,7 @@ main (int argc, char *argv [])
         return 64;
     }
     opts.modules = modules;
+    dp_broker_raise_nofile ();      //  as many connections as the host allows
     //  signals are taken with sigwait here, not by CZMQ's handler
     sigset_t signals;
     sigemptyset (&signals);

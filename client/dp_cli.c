@@ -1,15 +1,14 @@
 /*  =========================================================================
-    dpool - the command line: `dpool map` and `dpool run`
+    dpool - the command line: the dispatcher, and `dpool map`
 
     dpool map [-b EP] [-j N] [-m MODULE]... [-0] [-u] [--index] TASK
         items are the lines of stdin (NUL-separated with -0); results go to
         stdout one per line, in input order (as they arrive with -u); a
         failed item's reason goes to stderr, the other results still come,
         and the exit status is 1.
-    dpool run [-b EP] [-j N] [-0] -- COMMAND ARGS...
-        runs COMMAND once per input line with {} replaced by the line (the
-        line is appended when there is no {}), GNU parallel style, and
-        prints each job's stdout in input order.
+    dpool run ...   GNU parallel's interface: dp_run.c, dp_run_args.c,
+                    dp_run_input.c
+    dpool status    dp_status.c
 
     Input is read lazily from a non-blocking buffer and results are taken
     from an iterator (dp_imap): the pool reads input only while its window
@@ -23,6 +22,7 @@
 #include "dpool.h"
 #include "dp_records.h"
 #include "dp_status.h"
+#include "dp_run.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -59,12 +59,6 @@ s_on_signal (int sig)
 typedef struct {
     dp_records_t records;       //  client/dp_records.c
     uint64_t items;
-    //  `dpool run`: the command template
-    char **argv;
-    int argc;
-    bool shell;
-    char **words;               //  no-shell mode: argv split on blanks (owned)
-    char *text;                 //  the split words' storage (owned)
 } input_t;
 
 //  Next delimited record, or NULL when none is complete yet (*later set) or
@@ -102,163 +96,9 @@ s_map_input (void *arg, const void **data, size_t *len)
 }
 
 //  --------------------------------------------------------------------------
-//  `dpool run`: commands for the built-in exec task
-
-//  Does a template word need a shell (anything but plain words and {})?
-static bool
-s_needs_shell (const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (p [0] == '{' && p [1] == '}')
-            p++;
-        else
-        if (strchr ("|&;<>()$`\\\"'*?[]#~!{}\n", *p))
-            return true;
-    }
-    return false;
-}
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} str_t;
-
-static void
-s_str_add (str_t *s, const char *data, size_t len)
-{
-    if (s->len + len + 1 > s->cap) {
-        s->cap = (s->len + len + 1) * 2;
-        s->p = (char *) realloc (s->p, s->cap);
-        if (!s->p) {
-            fprintf (stderr, "dpool: out of memory\n");
-            exit (EXIT_POOL_ERROR);
-        }
-    }
-    memcpy (s->p + s->len, data, len);
-    s->len += len;
-    s->p [s->len] = 0;
-}
-
-//  Can the line stand in a shell command without quotes?
-static bool
-s_shell_safe (const char *line, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum ((unsigned char) line [i]) && !strchr ("_./:,+@^=-", line [i]))
-            return false;
-    return len > 0;
-}
-
-//  Append text with every {} replaced by `line` (quoted for the shell when
-//  `quote`). Returns whether a {} was found.
-static bool
-s_substitute (str_t *out, const char *text, const char *line, size_t len, bool quote)
-{
-    bool found = false;
-    const char *at;
-    while ((at = strstr (text, "{}"))) {
-        s_str_add (out, text, (size_t) (at - text));
-        if (quote && !s_shell_safe (line, len)) {
-            //  like GNU parallel, quote only a line that needs it
-            s_str_add (out, "'", 1);
-            for (size_t i = 0; i < len; i++)
-                if (line [i] == '\'')
-                    s_str_add (out, "'\\''", 4);
-                else
-                    s_str_add (out, line + i, 1);
-            s_str_add (out, "'", 1);
-        }
-        else
-            s_str_add (out, line, len);
-        text = at + 2;
-        found = true;
-    }
-    s_str_add (out, text, strlen (text));
-    return found;
-}
-
-//  No-shell mode: split the template's words on blanks ("echo {}" given as
-//  one argument is two words), so each becomes one argv entry.
-static void
-s_split_words (input_t *in)
-{
-    size_t size = 0;
-    for (int i = 0; i < in->argc; i++)
-        size += strlen (in->argv [i]) + 1;
-    in->text = (char *) malloc (size + 1);
-    in->words = (char **) calloc (size + 1, sizeof (char *));
-    if (!in->text || !in->words) {
-        fprintf (stderr, "dpool: out of memory\n");
-        exit (EXIT_POOL_ERROR);
-    }
-    int count = 0;
-    char *at = in->text;
-    for (int i = 0; i < in->argc; i++) {
-        strcpy (at, in->argv [i]);
-        char *save = NULL;
-        for (char *w = strtok_r (at, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
-            in->words [count++] = w;
-        at += strlen (in->argv [i]) + 1;
-    }
-    in->argv = in->words;
-    in->argc = count;
-}
-
-static void
-s_input_free (input_t *in)
-{
-    dp_records_destroy (&in->records);
-    free (in->words);
-    free (in->text);
-}
-
-static int
-s_run_input (void *arg, const void **data, size_t *len)
-{
-    input_t *in = (input_t *) arg;     //  the first member of cli_t
-    static str_t item;
-    size_t line_len;
-    bool later;
-    const char *line = s_next_record (in, &line_len, &later);
-    if (!line)
-        return later ? 2 : 0;
-    item.len = 0;
-    bool found = false;
-    if (in->shell) {
-        s_str_add (&item, "s", 1);
-        for (int i = 0; i < in->argc; i++) {
-            if (i)
-                s_str_add (&item, " ", 1);
-            found |= s_substitute (&item, in->argv [i], line, line_len, true);
-        }
-        if (!found) {
-            s_str_add (&item, " ", 1);
-            s_substitute (&item, "{}", line, line_len, true);
-        }
-    }
-    else {
-        s_str_add (&item, "a", 1);
-        for (int i = 0; i < in->argc; i++) {
-            if (i)
-                s_str_add (&item, "", 1);   //  the NUL separator
-            found |= s_substitute (&item, in->argv [i], line, line_len, false);
-        }
-        if (!found) {
-            s_str_add (&item, "", 1);
-            s_str_add (&item, line, line_len);
-        }
-    }
-    *data = item.p;
-    *len = item.len;
-    in->items++;
-    return 1;
-}
-
-//  --------------------------------------------------------------------------
 //  Output
 
 typedef struct {
-    bool run;                   //  exec results: stdout after the message
     bool index;                 //  prefix each output line with its index
     bool progress;              //  draw a progress bar on stderr
     bool bar_shown;             //  a bar is on the terminal line now
@@ -374,15 +214,12 @@ s_output (output_t *out, const dp_result_t *r)
     if (out->stdout_tty)
         s_bar_clear (out);
     if (r->status == DP_OK) {
-        if (r->len || !out->run)
-            s_write (out, r->index, (const char *) r->data, r->len, !out->run);
+        s_write (out, r->index, (const char *) r->data, r->len, true);
         return;
     }
     out->failed++;
     const char *text = (const char *) r->data;
     size_t text_len = strnlen (text, r->len);
-    if (out->run && r->status == DP_ERR_TASK && text_len < r->len)
-        s_write (out, r->index, text + text_len + 1, r->len - text_len - 1, false);
     fflush (stdout);
     s_bar_clear (out);
     //  the kind, unless the message already starts with it ("worker died: ...")
@@ -433,19 +270,15 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "Usage: dpool map [OPTION]... TASK\n"
-        "       dpool run [OPTION]... -- COMMAND [ARG]...\n"
-        "       dpool status [-b EP] [--json]\n"
-        "Parallel map over the lines of standard input, multiprocessing.Pool style.\n"
+        "       dpool run [OPTION]... [COMMAND [ARG]...] [::: ARGS]...  (dpool run --help)\n"
+        "       dpool status [-b EP] [--json]                        (dpool status --help)\n"
         "\n"
         "  map TASK      apply TASK (from a task module) to every input line; results\n"
         "                go to stdout one per line, in input order\n"
-        "  run COMMAND   run COMMAND per input line, {} replaced by the line (appended\n"
-        "                if there is no {}); each job's stdout is printed in input order.\n"
-        "                Commands without shell syntax run without a shell.\n"
+        "  run COMMAND   GNU parallel's interface: run COMMAND per input\n"
         "  status        show a broker's nodes, workers, jobs and counters\n"
-        "                (dpool status --help)\n"
         "\n"
-        "Options:\n"
+        "Options of dpool map:\n"
         "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else an\n"
         "                       embedded pool with local workers; with -j or -m the\n"
         "                       pool is embedded even when $DPOOL_BROKER is set)\n"
@@ -468,7 +301,8 @@ s_usage (FILE *out)
         "      --mem-limit MB   embedded pool: each worker's address-space limit\n"
         "      --max-tasks-per-child N  embedded pool: replace a worker after N items\n"
         "      --init ARGS      embedded pool: arguments for the modules' initializers\n"
-        "      --timeout MS     broker silence before giving up (default 3000)\n"
+        "      --broker-timeout MS  broker silence before giving up (default 3000;\n"
+        "                       --timeout is an old name of it)\n"
         "  -h, --help           show this help and exit\n"
         "  -V, --version        show the version and exit\n"
         "\n"
@@ -519,6 +353,7 @@ main (int argc, char *argv [])
         { "chunksize", required_argument, NULL, 'C' },
         { "max-attempts", required_argument, NULL, 'A' },
         { "timeout", required_argument, NULL, 'T' },
+        { "broker-timeout", required_argument, NULL, 'T' },
         { "task-timeout", required_argument, NULL, 'K' },
         { "mem-limit", required_argument, NULL, 'M' },
         { "max-tasks-per-child", required_argument, NULL, 'X' },
@@ -545,8 +380,9 @@ main (int argc, char *argv [])
     }
     if (!strcmp (argv [1], "status"))
         return dp_status_main (argc - 1, argv + 1);
-    bool run = !strcmp (argv [1], "run");
-    if (!run && strcmp (argv [1], "map")) {
+    if (!strcmp (argv [1], "run"))
+        return run_main (argc - 1, argv + 1);
+    if (strcmp (argv [1], "map")) {
         fprintf (stderr, "dpool: unknown command '%s' (map, run or status; see dpool --help)\n", argv [1]);
         return EXIT_USAGE;
     }
@@ -597,30 +433,16 @@ main (int argc, char *argv [])
         popts.mode = DP_POOL_EMBEDDED;  //  -m / -j: never sent to $DPOOL_BROKER
     if (popts.endpoint)
         popts.mode = DP_POOL_REMOTE;    //  -b: the broker named
-    cli_t cli = { .out = { .run = run, .index = index,
+    cli_t cli = { .out = { .index = index,
                            .progress = progress < 0 ? isatty (2) : progress,
                            .stdout_tty = isatty (1) && isatty (2) } };
     input_t in = cli.in;
-    const char *task = "exec";
-    if (run) {
-        in.argv = argv + optind;
-        in.argc = argc - optind;
-        if (in.argc < 1) {
-            fprintf (stderr, "dpool run: no command given (dpool run -- COMMAND ARGS...)\n");
-            return EXIT_USAGE;
-        }
-        for (int i = 0; i < in.argc; i++)
-            in.shell |= s_needs_shell (in.argv [i]);
-        if (!in.shell)
-            s_split_words (&in);
+    const char *task;
+    if (argc - optind != 1) {
+        fprintf (stderr, "dpool map: expected one TASK name (see dpool --help)\n");
+        return EXIT_USAGE;
     }
-    else {
-        if (argc - optind != 1) {
-            fprintf (stderr, "dpool map: expected one TASK name (see dpool --help)\n");
-            return EXIT_USAGE;
-        }
-        task = argv [optind];
-    }
+    task = argv [optind];
     if (dp_records_init (&in.records, 0, delim)) {
         fprintf (stderr, "dpool: out of memory\n");
         return EXIT_POOL_ERROR;
@@ -637,10 +459,10 @@ main (int argc, char *argv [])
     if (!pool) {
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
-        s_input_free (&cli.in);
+        dp_records_destroy (&cli.in.records);
         return s_interrupted ? EXIT_INTERRUPTED : EXIT_POOL_ERROR;
     }
-    dp_input_fn *input = run ? s_run_input : s_map_input;
+    dp_input_fn *input = s_map_input;
     dp_iter_t *it = unordered ? dp_imap_unordered (pool, task, &jopts, input, &cli)
                               : dp_imap (pool, task, &jopts, input, &cli);
     int rc = -1;
@@ -660,7 +482,7 @@ main (int argc, char *argv [])
             fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
         rc = -1;
     }
-    s_input_free (&cli.in);
+    dp_records_destroy (&cli.in.records);
     if (s_interrupted)
         return EXIT_INTERRUPTED;
     return rc < 0 ? EXIT_POOL_ERROR : cli.out.failed > 0 ? EXIT_FAILED_ITEMS : 0;

@@ -189,6 +189,14 @@ int dp_msg_send (dp_msg_t *self, void *socket, const zmq_msg_t *routing_id);
 int dp_msg_decode (dp_msg_t *self, zmq_msg_t *frames, size_t nframes,
                    char *err, size_t errlen);
 
+//  Check that `data` holds exactly one msgpack map, well formed (no length
+//  beyond the bytes, nesting at most DP_MAX_DEPTH), nothing after it, so
+//  that msgpack_unpack may then decode it without allocating beyond its
+//  size. Returns 0 or DP_PROTO_EHEADER / DP_PROTO_ELIMIT with a reason
+//  starting with `what` in err. For bodies other codecs decode (dp_exec_msg).
+int dp_proto_check_map (const void *data, size_t size, const char *what,
+                        char *err, size_t errlen);
+
 //  Encode a message into raw frames (signature, command, header, payload
 //  moved). `frames` must hold 3 + DP_MAX_PAYLOAD entries; *nframes is set.
 //  Returns 0, or DP_PROTO_ELIMIT when a field is over a limit (other codes:

@@ -71,6 +71,8 @@ s_send (s_node_t *self, dp_msg_t *msg)
 static void
 s_send_node (s_node_t *self)
 {
+    if (!self->super)
+        return;                     //  announced once the workers start
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_NODE);
     msg.node = self->token;
@@ -98,7 +100,9 @@ s_on_death (void *owner, const dp_death_t *death)
     s_send (self, &msg);
 }
 
-static void
+//  Returns 0, or -1 if the endpoint is refused (bad syntax, unknown
+//  transport); the caller tries again after a backoff.
+static int
 s_connect (s_node_t *self)
 {
     self->broker = zmq_socket (self->ctx, ZMQ_DEALER);
@@ -111,10 +115,11 @@ s_connect (s_node_t *self)
                  zmq_strerror (errno));
         zmq_close (self->broker);
         self->broker = NULL;
-        return;
+        return -1;
     }
     self->last_recv = zclock_mono ();
     s_send_node (self);
+    return 0;
 }
 
 //  The broker is silent: drop the socket, try again after a backoff.
@@ -160,8 +165,8 @@ s_tick (s_node_t *self)
 {
     int64_t now = zclock_mono ();
     if (!self->broker) {
-        if (now >= self->reconnect_at)
-            s_connect (self);
+        if (now >= self->reconnect_at && s_connect (self))
+            s_disconnect (self);
         return;
     }
     if (now - self->last_recv > (int64_t) S_LIVENESS * self->broker_hb)
@@ -178,7 +183,7 @@ s_tick (s_node_t *self)
 static const char **
 s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
 {
-    const char **args = (const char **) calloc (2 * opts->nmodules + 16, sizeof (char *));
+    const char **args = (const char **) calloc (2 * opts->nmodules + 20, sizeof (char *));
     size_t at = 0;
     args [at++] = "--connect";
     args [at++] = opts->endpoint;
@@ -205,6 +210,8 @@ s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
         args [at++] = "--init";
         args [at++] = opts->init_args;
     }
+    for (int i = 0; i < opts->verbose && i < 3; i++)
+        args [at++] = "-v";
     for (size_t i = 0; i < opts->nmodules; i++) {
         args [at++] = "-m";
         args [at++] = opts->modules [i];
@@ -290,10 +297,13 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
     struct sigaction action = { .sa_handler = s_on_signal };
     sigaction (SIGTERM, &action, NULL);
     sigaction (SIGINT, &action, NULL);
-    int code = s_start_workers (self, jobs);
+    //  A bad endpoint is a usage error, found before any worker starts
+    self->ctx = zmq_ctx_new ();
+    int code = !self->ctx ? 1 : s_connect (self) ? DP_WORKER_EXIT_USAGE : 0;
+    if (code == 0)
+        code = s_start_workers (self, jobs);
     if (code == 0) {
-        self->ctx = zmq_ctx_new ();
-        s_connect (self);
+        s_send_node (self);
         if (self->opts->verbose)
             fprintf (stderr, "dpool-worker: node of %d workers for %s\n", jobs, opts->endpoint);
         s_loop (self);
@@ -301,12 +311,13 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
     if (self->super)
         dp_super_stop (self->super, S_STOP_GRACE_MS);
     dp_super_destroy (&self->super);
-    if (self->broker) {
+    if (self->broker && code == 0) {
         dp_msg_t bye;
         dp_msg_init (&bye, DP_CMD_BYE);
         s_send (self, &bye);
-        zmq_close (self->broker);
     }
+    if (self->broker)
+        zmq_close (self->broker);
     if (self->ctx)
         zmq_ctx_term (self->ctx);
     return code;

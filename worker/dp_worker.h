@@ -20,7 +20,7 @@ typedef struct {
     const char *endpoint;           //  broker backend endpoint (required)
     const char *const *modules;     //  task modules to load
     size_t nmodules;
-    uint32_t credit;                //  chunks in flight (0: 2)
+    uint32_t credit;                //  chunks in flight (0: 64)
     uint32_t heartbeat_ms;          //  (0: 1000)
     bool local;                     //  started by a broker: die with it, exit on BYE
     bool supervised;                //  started by a node: die with it, reconnect

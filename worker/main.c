@@ -46,9 +46,10 @@ s_usage (FILE *out)
         "                          the node); the node reports their deaths and what\n"
         "                          they were running to the broker, and kills an item\n"
         "                          that outlives its job's timeout\n"
-        "                          (0: one per usable CPU, as nproc counts them)\n"
+        "                          (0: one per usable CPU, as nproc counts them;\n"
+        "                          default: a node of 1 worker process)\n"
         "      --max-tasks-per-child N  a worker process exits after N items and is\n"
-        "                          replaced (with -j, or under a broker)\n"
+        "                          replaced\n"
         "      --mem-limit MB      limit each worker process's address space\n"
         "                          (RLIMIT_AS); an item that exhausts it is reported\n"
         "                          \"out of memory\"\n"
@@ -203,6 +204,12 @@ main (int argc, char *argv [])
         return dp_worker_check (opts.modules, opts.nmodules, opts.init_args);
     if (!opts.endpoint)
         return s_bad_usage ("--connect ENDPOINT is required");
+    //  A plain remote worker is a node of one supervised worker process:
+    //  only a supervisor can kill an item that outlives its job's
+    //  timeout (and replace the process), report the death of the one
+    //  that crashed, recycle after --max-tasks-per-child
+    if (node_jobs == 0 && !opts.local && !opts.supervised)
+        node_jobs = 1;
     if (node_jobs > 0)
         return dp_node_run (&opts, node_jobs);
     return dp_worker_run (&opts);

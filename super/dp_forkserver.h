@@ -5,13 +5,15 @@
     reach a worker started with posix_spawn: a fresh dpool-worker does not
     hold the host's code. A plain fork of the host is not safe either once
     it runs threads or holds a ZeroMQ context. So, as the `forkserver` of
-    Python's multiprocessing, dp_forkserver_start forks one small
-    single-threaded server at the top of main, before any thread exists;
+    Python's multiprocessing, dp_forkserver_start (client/dp_host.c) calls
+    dp_forkserver_launch, which forks one small single-threaded server at
+    the top of main, before any thread exists;
     later, a supervisor (dp_super, for an embedded broker's local workers)
     asks it to fork each worker. A child of the server is a fork of a
-    process that has no thread and no ZeroMQ context: it builds a task
-    registry from the host tasks (plus the modules asked for) and runs the
-    normal worker loop (dp_worker_run, local).
+    process that has no thread and no ZeroMQ context: once its process is
+    set up it runs the launcher's hook (dp_host_worker_main, which builds a
+    task registry from the host tasks plus the modules asked for and runs
+    the normal worker loop). Supervision does not know what a worker is.
 
     The server reaps its children and reports each one's wait status to the
     supervisor that asked for it, so deaths are named ("SIGSEGV") although
@@ -21,7 +23,7 @@
     several threads never share a socket.
 
     The server exits when the host closes its main socket (exit, or
-    dp_forkserver_stop), when the host dies (PR_SET_PDEATHSIG, getppid),
+    dp_forkserver_halt), when the host dies (PR_SET_PDEATHSIG, getppid),
     and kills and reaps the children of a channel that closes.
     =========================================================================
 */
@@ -38,8 +40,21 @@
 
 typedef struct dp_forkserver dp_forkserver_t;
 
-//  Were tasks registered with dp_register_task? Is the server running?
-bool dp_forkserver_has_tasks (void);
+//  What a child of the server runs, its process set up (signals, the
+//  progress page or check pipe, environment): `args` are dpool-worker
+//  arguments; `check` asks only for the module check. Returns the child's
+//  exit code.
+typedef int (dp_forkserver_child_fn) (bool check, const char *const *args, size_t nargs);
+
+//  Fork the server; its children run `child`. The caller made sure that no
+//  other thread runs. Returns 0 (also when it already runs), or -1 with the
+//  reason in err.
+int dp_forkserver_launch (dp_forkserver_child_fn *child, char *err, size_t errlen);
+
+//  Close the host's end and reap the server (which stops its children).
+void dp_forkserver_halt (void);
+
+//  Is the server running?
 bool dp_forkserver_running (void);
 
 //  Open a channel of one supervisor to the server. Returns it, or NULL

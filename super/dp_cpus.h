@@ -1,8 +1,9 @@
 /*  =========================================================================
     dp_cpus - how many CPUs this process may use, as nproc counts them
 
-    The default number of worker processes everywhere (dpool-broker,
-    dpool map/run, dpool-worker -j 0, an embedded pool): the CPUs of the
+    The default number of worker processes everywhere, and what -j 0 means
+    in every program (dpool-broker, dpool map/run, dpool-worker, an
+    embedded pool's workers = 0): the CPUs of the
     affinity mask (taskset, Slurm, cpusets), capped by the cgroup CPU
     quota (docker --cpus, Kubernetes limits: cgroup v2 cpu.max or v1
     cpu.cfs_quota_us / cpu.cfs_period_us, rounded up). Never less than 1.

@@ -39,7 +39,7 @@ extern char **environ;
 typedef struct {
     pid_t pid;                  //  0: not running
     int pidfd;
-    dp_progress_t *progress;    //  shared page
+    dp_progress_page_t *progress;   //  shared page
     int memfd;
     int64_t restart_at_ms;      //  0: none scheduled
     int fast_failures;          //  deaths before running any item
@@ -233,7 +233,7 @@ static int
 s_progress_new (s_child_t *child)
 {
     if (child->progress) {
-        memset (child->progress, 0, sizeof (dp_progress_t));
+        memset (child->progress, 0, sizeof (dp_progress_page_t));
         atomic_store (&child->progress->item, DP_PROGRESS_NONE);
         return 0;
     }
@@ -242,13 +242,13 @@ s_progress_new (s_child_t *child)
     child->memfd = fd >= 0 ? fcntl (fd, F_DUPFD_CLOEXEC, 10) : -1;
     if (fd >= 0)
         close (fd);
-    if (child->memfd < 0 || ftruncate (child->memfd, sizeof (dp_progress_t)) != 0)
+    if (child->memfd < 0 || ftruncate (child->memfd, sizeof (dp_progress_page_t)) != 0)
         return -1;
-    void *page = mmap (NULL, sizeof (dp_progress_t), PROT_READ | PROT_WRITE, MAP_SHARED,
+    void *page = mmap (NULL, sizeof (dp_progress_page_t), PROT_READ | PROT_WRITE, MAP_SHARED,
                        child->memfd, 0);
     if (page == MAP_FAILED)
         return -1;
-    child->progress = (dp_progress_t *) page;
+    child->progress = (dp_progress_page_t *) page;
     atomic_store (&child->progress->item, DP_PROGRESS_NONE);
     return 0;
 }
@@ -367,7 +367,7 @@ dp_super_destroy (dp_super_t **self_p)
     for (int i = 0; i < self->opts.children; i++) {
         s_child_t *child = &self->children [i];
         if (child->progress)
-            munmap (child->progress, sizeof (dp_progress_t));
+            munmap (child->progress, sizeof (dp_progress_page_t));
         if (child->memfd >= 0)
             close (child->memfd);
     }
@@ -451,7 +451,7 @@ s_describe (dp_super_t *self, s_child_t *child, int status)
         snprintf (death->reason, sizeof death->reason, "%s", child->kill_reason);
         death->chunk = child->kill_chunk;
         death->item = child->kill_item;
-        death->aborted = strcmp (child->kill_reason, "aborted") == 0;
+        death->aborted = strcmp (child->kill_reason, "aborted") == 0 || !child->kill_chunk;
         death->code = death->aborted ? DP_ST_CANCELLED : DP_ST_TIMEOUT;
     }
     else
@@ -575,7 +575,7 @@ s_report (dp_super_t *self, s_child_t *child)
 
 //  Was this chunk aborted more than ABORT_GRACE_MS ago?
 static bool
-s_aborted_since (dp_progress_t *p, uint64_t chunk, int64_t now_ns)
+s_aborted_since (dp_progress_page_t *p, uint64_t chunk, int64_t now_ns)
 {
     for (int i = 0; i < 4; i++)
         if (dp_abort_has (&p->abort_chunk [i], &p->abort_count [i], chunk)
@@ -589,7 +589,7 @@ s_aborted_since (dp_progress_t *p, uint64_t chunk, int64_t now_ns)
 static void
 s_watch (dp_super_t *self, s_child_t *child, int64_t now_ns)
 {
-    dp_progress_t *p = child->progress;
+    dp_progress_page_t *p = child->progress;
     uint64_t chunk = atomic_load (&p->chunk);
     uint32_t item = atomic_load (&p->item);
     if (!chunk || item == DP_PROGRESS_NONE || child->kill_reason)
@@ -608,6 +608,20 @@ s_watch (dp_super_t *self, s_child_t *child, int64_t now_ns)
         return;
     child->kill_chunk = chunk;
     child->kill_item = item;
+    s_signal (self, child, SIGKILL);
+}
+
+void
+dp_super_kill (dp_super_t *self, int slot, const char *reason)
+{
+    if (slot < 0 || slot >= self->opts.children)
+        return;
+    s_child_t *child = &self->children [slot];
+    if (child->pid <= 0 || child->dead || child->kill_reason)
+        return;
+    child->kill_reason = reason;
+    child->kill_chunk = 0;
+    child->kill_item = DP_PROGRESS_NONE;
     s_signal (self, child, SIGKILL);
 }
 
@@ -738,10 +752,10 @@ dp_super_stop (dp_super_t *self, int grace_ms)
 //  --------------------------------------------------------------------------
 //  Child side
 
-dp_progress_t *
+dp_progress_page_t *
 dp_progress_child (void)
 {
-    static dp_progress_t *page = NULL;
+    static dp_progress_page_t *page = NULL;
     static bool looked = false;
     if (looked)
         return page;
@@ -750,8 +764,8 @@ dp_progress_child (void)
     if (!fd || !*fd)
         return NULL;
     int number = (int) strtol (fd, NULL, 10);
-    void *p = mmap (NULL, sizeof (dp_progress_t), PROT_READ | PROT_WRITE, MAP_SHARED, number, 0);
-    page = p == MAP_FAILED ? NULL : (dp_progress_t *) p;
+    void *p = mmap (NULL, sizeof (dp_progress_page_t), PROT_READ | PROT_WRITE, MAP_SHARED, number, 0);
+    page = p == MAP_FAILED ? NULL : (dp_progress_page_t *) p;
     //  the mapping stays; the fd must not leak into the commands tasks run
     if (page)
         fcntl (number, F_SETFD, FD_CLOEXEC);

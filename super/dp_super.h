@@ -41,7 +41,8 @@ typedef struct {
     uint64_t chunk;         //  chunk it was running (0: none)
     uint32_t item;          //  item in that chunk (DP_PROGRESS_NONE: none)
     bool clean;             //  exited 0 (recycled, told to stop): blames no one
-    bool aborted;           //  killed because its chunk was aborted: blames no one
+    bool aborted;           //  killed because its chunk was aborted, or by
+                            //  dp_super_kill: blames no one
 } dp_death_t;
 
 //  Called for each death, after the grace period.
@@ -88,6 +89,11 @@ int dp_super_size (dp_super_t *self);
 
 //  Is the slot's child running (started, not yet reported dead)?
 bool dp_super_running (dp_super_t *self, int slot);
+
+//  Kill the slot's child (SIGKILL: it works on a stopped process too) for
+//  a reason its owner found, e.g. "no heartbeat": it is reaped, reported
+//  blaming no one (death.chunk 0, death.aborted) and restarted as usual.
+void dp_super_kill (dp_super_t *self, int slot, const char *reason);
 
 //  Stop every child: SIGTERM, up to grace_ms, SIGKILL; all are reaped.
 void dp_super_stop (dp_super_t *self, int grace_ms);

@@ -34,7 +34,7 @@ typedef struct {
     _Atomic int64_t  abort_ns [4];      //  when it asked, per entry
     _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
     _Atomic uint64_t items_done;    //  items run since the process started
-} dp_progress_t;
+} dp_progress_page_t;
 
 //  The clock of started_ns and abort_ns: the worker writes them, its
 //  supervisor compares them with its own now.
@@ -67,6 +67,6 @@ dp_abort_has (_Atomic uint64_t *first, _Atomic uint32_t *count, uint64_t id)
 
 //  The child's page, mapped on first use from $DPOOL_PROGRESS_FD; NULL when
 //  the process has no supervisor. Never fails otherwise.
-dp_progress_t *dp_progress_child (void);
+dp_progress_page_t *dp_progress_child (void);
 
 #endif
