@@ -68,6 +68,13 @@ check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = "$(printf "1\n4")" ]' "good option
 printf '1\n' | timeout 60 "$BIN/dpool" map -j 1 -m "$MOD" --task-timeout 300% square > "$T/out"; rc=$?
 check '[ $rc -eq 0 ]' "--task-timeout 300% rc=$rc"
 
+# One line over the item size limit (128 MiB) fails alone, with its
+# reason; the items around it are answered (the whole job was aborted)
+{ echo a; head -c 135266304 /dev/zero | tr '\0' x; echo; echo bb; } \
+    | timeout 120 "$BIN/dpool" map -j 1 -m "$MOD" len > "$T/out" 2> "$T/err"; rc=$?
+check '[ $rc -eq 1 ] && [ "$(cat "$T/out")" = "$(printf "1\n2")" ] && grep -q "item 1 (line 2): .*135266304 bytes is over the size limit of 128 MiB" "$T/err"' \
+    "line over the size limit rc=$rc out=$(cat "$T/out") $(cat "$T/err")"
+
 # A standalone broker (no local workers) and one remote worker over tcp
 start_broker() {   # extra broker options in "$@"; sets bpid cport wport
     cport=$(freeport); wport=$(freeport)
