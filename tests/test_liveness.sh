@@ -75,6 +75,28 @@ check '[ $rc -eq 0 ]' "--task-timeout 300% rc=$rc"
 check '[ $rc -eq 1 ] && [ "$(cat "$T/out")" = "$(printf "1\n2")" ] && grep -q "item 1 (line 2): .*135266304 bytes is over the size limit of 128 MiB" "$T/err"' \
     "line over the size limit rc=$rc out=$(cat "$T/out") $(cat "$T/err")"
 
+# A random mix of crashes, failures, timeouts and results, while workers
+# are killed from outside: every item answered exactly once, each with its
+# own result or reason (tests/mixcheck.py)
+python3 -c '
+import random, sys
+r = random.Random(int(sys.argv[1]))
+for i in range(300):
+    x = r.random()
+    print("crash" if x < .04 else "fail" if x < .08 else "30000000:%d" % i if x < .12
+          else "%d:%d" % (r.choice([0, 100, 2000, 20000]), i))' "${MIX_SEED:-$RANDOM}" > "$T/mix"
+timeout 150 "$BIN/dpool" map -j 3 -m "$MOD" --index --task-timeout 0.4 mixed < "$T/mix" > "$T/out" 2> "$T/err" & mpid=$!; PIDS="$PIDS $mpid"
+kills=0
+for k in $(seq 1 8); do
+    sleep 0.3
+    victim=$(pgrep -P "$(pgrep -P $mpid -x dpool)" -x dpool-worker | shuf -n 1)
+    [ -n "$victim" ] && kill -KILL $victim 2>/dev/null && kills=$((kills + 1))
+done
+wait $mpid; rc=$?
+check '[ $kills -gt 0 ]' "no worker killed"
+check '[ $rc -eq 1 ] && python3 "$(dirname "$0")/mixcheck.py" "$T/mix" "$T/out" "$T/err" > "$T/why"' \
+    "mix of deaths and timeouts rc=$rc: $(head -c 1500 "$T/why") (input $T/mix)"
+
 # A standalone broker (no local workers) and one remote worker over tcp
 start_broker() {   # extra broker options in "$@"; sets bpid cport wport
     cport=$(freeport); wport=$(freeport)
