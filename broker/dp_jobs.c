@@ -282,8 +282,11 @@ job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
     }
 }
 
+static void s_job_deliver (broker_t *broker, job_t *self);
+
 //  Add a BATCH as new chunks of `csize` items (the whole batch if 0): the
-//  chunks share the batch's frames. Returns 0, or -1 with a reason in err.
+//  chunks share the batch's frames; a `big` BATCH (an item over the size
+//  limit, not sent) is failed at once. Returns 0, or -1 with a reason in err.
 int
 job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t errlen)
 {
@@ -301,6 +304,28 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
     if (span_take (&whole, msg) != 0) {
         snprintf (err, errlen, "job %u: out of memory", self->id);
         return -1;
+    }
+    if (msg->big) {
+        //  an item over the size limit, never sent: it fails alone, the
+        //  rest of the job goes on (its data frame must be empty)
+        if (msg->n != 1 || whole.size != 0) {
+            span_release (&whole);
+            snprintf (err, errlen, "job %u: BATCH big with n=%u and %zu bytes, expected 1 and 0",
+                      self->id, msg->n, whole.size);
+            return -1;
+        }
+        chunk_t *chunk = chunk_new (self, msg->first, 1);
+        span_copy (&chunk->in, &whole);
+        span_release (&whole);
+        link_insert_before (&self->chunks, &chunk->order);
+        char message [128];
+        snprintf (message, sizeof message, "item of %llu bytes is over the size limit of %u MiB",
+                  (unsigned long long) msg->big, DP_MAX_FRAME / 2 >> 20);
+        s_chunk_fail (chunk, DP_ST_TASK, message);
+        self->next_first += 1;
+        self->client->outstanding += 1;
+        s_job_deliver (broker, self);
+        return 0;
     }
     uint32_t csize = msg->csize && msg->csize < msg->n ? msg->csize : msg->n;
     size_t offset = 0;

@@ -7,6 +7,7 @@
 */
 #include "dp_broker.h"
 #include "dp_http.h"
+#include "dp_opt.h"
 #include "dpool.h"
 
 #include <getopt.h>
@@ -65,13 +66,12 @@ s_usage (FILE *out)
 static long
 s_number (const char *arg, const char *what, long min, long max)
 {
-    char *end;
-    long value = strtol (arg, &end, 10);
-    if (*arg == 0 || *end != 0 || value < min || value > max) {
-        fprintf (stderr, "dpool-broker: invalid %s '%s' (%ld..%ld)\n", what, arg, min, max);
+    uint64_t value;
+    if (dp_opt_uint (arg, (uint64_t) min, (uint64_t) max, &value)) {
+        fprintf (stderr, "dpool-broker: invalid %s '%s' (a whole number, %ld..%ld)\n", what, arg, min, max);
         exit (64);
     }
-    return value;
+    return (long) value;
 }
 
 int
@@ -132,7 +132,18 @@ main (int argc, char *argv [])
             case 'X': opts.max_tasks = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
             case 'S': opts.no_speculation = true; break;
             case 'I': opts.init_args = optarg; break;
-            case 'P': metrics = optarg; break;
+            case 'P': {
+                //  the port is checked here (a usage error); the address
+                //  when it is resolved
+                const char *colon = strrchr (optarg, ':');
+                uint64_t port;
+                if (!colon || dp_opt_uint (colon + 1, 0, 65535, &port)) {
+                    fprintf (stderr, "dpool-broker: invalid --metrics '%s' (ADDR:PORT, port 0..65535)\n", optarg);
+                    return 64;
+                }
+                metrics = optarg;
+                break;
+            }
             case 'U': metrics_public = true; break;
             case 'W': opts.window = (uint32_t) s_number (optarg, "window", 1, 1 << 24); break;
             case 'B': opts.wbytes = (uint64_t) s_number (optarg, "window bytes (MB)", 1, 1 << 20) << 20; break;

@@ -24,6 +24,7 @@
 #include "dp_records.h"
 #include "dp_status.h"
 #include "dp_run.h"
+#include "dp_opt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,35 +342,40 @@ s_usage (FILE *out)
         "130 interrupted (Ctrl-C: the job is cancelled).\n");
 }
 
-//  --task-timeout: seconds ("2.5") or a percentage of the median ("300%").
-//  Returns 0 or -1.
+//  --task-timeout: seconds ("2.5", 0.001 to 1000000) or a percentage of
+//  the median ("300%", 1% to 1000000%). Returns 0 or -1.
 static int
 s_task_timeout (const char *arg, dp_job_opts_t *opts)
 {
-    char *end;
-    double value = strtod (arg, &end);
-    if (end == arg || value <= 0 || value > 1e6)
+    char number [64];
+    size_t len = strlen (arg);
+    bool pct = len > 0 && arg [len - 1] == '%';
+    if (pct) {
+        if (len - 1 >= sizeof number)
+            return -1;
+        memcpy (number, arg, len - 1);
+        number [len - 1] = 0;
+    }
+    double value;
+    if (dp_opt_decimal (pct ? number : arg, pct ? 1 : 0.001, 1e6, &value))
         return -1;
-    if (*end == '%' && end [1] == 0)
+    if (pct)
         opts->timeout_pct = (uint32_t) value;
     else
-    if (*end == 0)
-        opts->timeout_ms = (uint32_t) (value * 1000 + 0.5) ? (uint32_t) (value * 1000 + 0.5) : 1;
-    else
-        return -1;
+        opts->timeout_ms = (uint32_t) (value * 1000 + 0.5);
     return 0;
 }
 
+//  A whole-number option value in [min, max] (dp_opt.h), or a usage error.
 static long
 s_number (const char *arg, const char *what, long min, long max)
 {
-    char *end;
-    long value = strtol (arg, &end, 10);
-    if (*arg == 0 || *end != 0 || value < min || value > max) {
-        fprintf (stderr, "dpool: invalid %s '%s' (%ld..%ld)\n", what, arg, min, max);
+    uint64_t value;
+    if (dp_opt_uint (arg, (uint64_t) min, (uint64_t) max, &value)) {
+        fprintf (stderr, "dpool: invalid %s '%s' (a whole number, %ld..%ld)\n", what, arg, min, max);
         exit (EXIT_USAGE);
     }
-    return value;
+    return (long) value;
 }
 
 int
@@ -443,7 +450,8 @@ main (int argc, char *argv [])
             case 'T': popts.timeout_ms = (int) s_number (optarg, "timeout", 100, 86400000); break;
             case 'K':
                 if (s_task_timeout (optarg, &jopts) != 0) {
-                    fprintf (stderr, "dpool: invalid --task-timeout '%s' (seconds, or N%%)\n", optarg);
+                    fprintf (stderr, "dpool: invalid --task-timeout '%s' (seconds 0.001..1000000, "
+                             "or a percentage of the median 1%%..1000000%%)\n", optarg);
                     return EXIT_USAGE;
                 }
                 break;

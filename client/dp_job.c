@@ -299,6 +299,36 @@ s_send_end (dp_job_t *self)
     return cpool_send (self->pool, &msg);
 }
 
+//  An item over the size limit (DP_MAX_FRAME / 2) is not sent: a BATCH of
+//  one empty item with `big` set stands for it, and the broker answers it
+//  failed, so it fails alone and the job goes on. Returns 0, or -1 if the
+//  job ended (out of memory).
+static int
+s_send_big (dp_job_t *self, uint64_t len)
+{
+    dp_pool_t *pool = self->pool;
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_BATCH);
+    msg.job = self->id;
+    msg.first = self->sent;
+    msg.big = len;
+    if (dp_batch_add (&batch, "", 0) != 0 || dp_batch_attach (&batch, &msg, false) != 0) {
+        dp_batch_clear (&batch);
+        dp_msg_reset (&msg);
+        s_job_end (self, JOB_FAILED, DP_ERR_POOL, "out of memory", true);
+        return -1;
+    }
+    dp_batch_clear (&batch);
+    self->sent += 1;
+    pool->inflight += 1;
+    cjob_hold (self, 1, 0);
+    s_fifo_push (self, 1, 0);
+    cpool_send (pool, &msg);
+    return 0;
+}
+
 //  Read items into one batch within the job's share and send it; send
 //  END once the input has ended. Returns 1 if a batch went out, 0 if not,
 //  -1 if the job ended (an abort: the caller must not touch it again).
@@ -328,13 +358,14 @@ s_send_batch (dp_job_t *self)
     if (csize && want > csize)
         want -= want % csize;           //  whole chunks
     const char *abort = NULL;
+    uint64_t big = 0;               //  length of an item over the size limit
     while (self->batch.n < want && self->batch.size < BATCH_MAX_BYTES
        &&  !(csize && self->batch.n % csize == 0 && self->batch.size >= PACK_BYTES)) {
         const void *data = NULL;
         size_t len = 0;
         int rc = s_next_input (self, &data, &len);
         if (rc == 1 && len > DP_MAX_FRAME / 2)
-            abort = "an item is over the size limit of 128 MiB";
+            big = len;              //  sent after the batch, failed alone
         else
         if (rc == 1 && dp_batch_add (&self->batch, data, len) != 0)
             abort = "out of memory";
@@ -385,6 +416,9 @@ s_send_batch (dp_job_t *self)
         cpool_send (pool, &msg);
         sent = 1;
     }
+    if (big && s_send_big (self, big) != 0)
+        return -1;
+    sent |= big != 0;
     if (self->input_done && !self->end_sent && !self->cancel_sent)
         s_send_end (self);
     return sent;

@@ -241,6 +241,10 @@ s_check_endpoint (const char *endpoint, char *why, size_t size)
 static int
 s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
 {
+    //  The embedded broker's log (a worker that died before registering,
+    //  ...) goes to stderr: CZMQ logs to stdout, the program's own output
+    //  (dpool map's results)
+    zsys_set_logstream (stderr);
     dp_broker_opts_t bopts = { 0 };
     bopts.local_workers = opts && opts->workers > 0 ? opts->workers : -1;
     bopts.modules = opts ? opts->modules : NULL;

@@ -49,7 +49,7 @@ typedef enum {
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
     K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE, K_CSIZE, K_K, K_LAST, K_DONE,
-    K_SPEC, K_BACKUPS,
+    K_SPEC, K_BACKUPS, K_BIG,
     K_COUNT
 } s_key_id_t;
 
@@ -78,7 +78,7 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (timeout, T_U32),   S_KEY (tpct, T_U32),     S_KEY (weight, T_U32),
     S_KEY (item, T_U32),      S_KEY (node, T_U64),     S_KEY (csize, T_U32),
     S_KEY (k, T_U32),         S_KEY (last, T_BOOL),    S_KEY (done, T_BOOL),
-    S_KEY (spec, T_U32),      S_KEY (backups, T_U64)
+    S_KEY (spec, T_U32),      S_KEY (backups, T_U64),  S_KEY (big, T_U64)
 };
 
 #define B(k) (1ull << (k))
@@ -101,7 +101,8 @@ static const s_cmd_t s_cmds [] = {
         B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE)
         | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT) | B (K_SPEC),
         B (K_JOB) | B (K_TASK) },
-    [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST),
+    [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST)
+                                       | B (K_BIG),
                                        B (K_JOB) | B (K_FIRST) | B (K_N) },
     [DP_CMD_END]       = { "END", 0, B (K_JOB) | B (K_TOTAL), B (K_JOB) | B (K_TOTAL) },
     [DP_CMD_CANCEL]    = { "CANCEL", 0, B (K_JOB), B (K_JOB) },

@@ -7,6 +7,7 @@
 */
 #include "dp_worker.h"
 #include "dp_cpus.h"
+#include "dp_opt.h"
 #include "dpool.h"
 
 #include <errno.h>
@@ -72,10 +73,8 @@ s_usage (FILE *out)
 static int
 s_number (const char *text, unsigned long min, unsigned long max, uint32_t *value)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul (text, &end, 10);
-    if (errno || end == text || *end || *text == '-' || v < min || v > max)
+    uint64_t v;
+    if (dp_opt_uint (text, min, max, &v))
         return -1;
     *value = (uint32_t) v;
     return 0;
