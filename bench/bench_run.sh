@@ -17,7 +17,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export HOME="$T"            # GNU parallel: no ~/.parallel, no notice
 seq 1 "$N" > "$T/short"
-yes 0.02 | head -n "$S" > "$T/sleep"     # `sleep 0.02` per line: the argument is appended
+for _ in $(seq 1 "$S"); do echo 0.02; done > "$T/sleep"    # the argument is appended: sleep 0.02
 # MB of numbered lines
 awk -v mb="$MB" 'BEGIN { line = sprintf("%0127d", 0); n = mb * 1048576 / 128;
     for (i = 0; i < n; i++) print line }' > "$T/lines"
