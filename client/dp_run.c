@@ -237,7 +237,10 @@ s_joblog_read (s_run_t *self)
         }
         free (list [i].cmd);
     }
-    self->retry_list = list;
+    if (o->retry_failed)
+        self->retry_list = list;
+    else
+        free (list);
     return 0;
 }
 
@@ -600,7 +603,7 @@ s_input (void *arg, const void **data, size_t *len)
     while (!self->input_ended) {
         run_job_t job;
         int rc;
-        if (self->retry_list) {
+        if (self->o->retry_failed) {
             //  --retry-failed: the failed commands of the joblog
             if (self->retry_at == self->nretry_list)
                 rc = 0;
