@@ -961,9 +961,11 @@ run_main (int argc, char *argv [])
     dp_pool_opts_t popts = { 0 };
     popts.endpoint = o.broker;
     popts.timeout_ms = o.broker_timeout_ms;
-    if (o.jobs || !o.broker) {
+    //  -j makes the pool local; without it, $DPOOL_BROKER (mode AUTO, no
+    //  workers named) or one local worker per usable CPU
+    if (o.jobs) {
         popts.workers = o.jobslots;
-        popts.mode = o.broker ? DP_POOL_REMOTE : o.jobs ? DP_POOL_EMBEDDED : DP_POOL_AUTO;
+        popts.mode = o.broker ? DP_POOL_REMOTE : DP_POOL_EMBEDDED;
     }
     if (o.broker)
         popts.mode = DP_POOL_REMOTE;

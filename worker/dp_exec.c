@@ -83,6 +83,8 @@ s_guard_main (int fd)
     sigfillset (&all);
     sigprocmask (SIG_SETMASK, &all, NULL);
     setpgid (0, 0);
+    //  its own name in ps/pgrep: it is no worker (takes no items)
+    prctl (PR_SET_NAME, "dpool-guard", 0, 0, 0);
     if (fd != 0)
         dup2 (fd, 0);
     //  the worker's sockets, and our copy of the guard's other end
