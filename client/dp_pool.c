@@ -311,6 +311,11 @@ dp_pool_open (const dp_pool_opts_t *opts)
     dp_pool_t *self = (dp_pool_t *) zmalloc (sizeof (dp_pool_t));
     self->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     self->hb_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : DEFAULT_HB_MS;
+    //  An embedded broker must say something within the client's timeout
+    //  even while a slow worker starts: without an explicit interval, its
+    //  heartbeat fits three times into the timeout
+    if (!(opts && opts->heartbeat_ms > 0) && self->hb_ms * 3 > self->timeout_ms)
+        self->hb_ms = self->timeout_ms / 3 > 20 ? self->timeout_ms / 3 : 20;
     dp_msg_init (&self->msg, 0);
     link_init (&self->all);
     link_init (&self->open);

@@ -91,7 +91,7 @@ typedef struct {
     const char *const *modules;    //  embedded: task modules (paths or names)
     size_t nmodules;
     int timeout_ms;         //  broker silence before an error (0: 3000)
-    int heartbeat_ms;       //  heartbeat interval (0: 1000)
+    int heartbeat_ms;       //  heartbeat interval (0: 1000, or timeout_ms / 3 if less)
     const char *init_args;  //  embedded: arguments for the modules' initializers,
                             //  run once in each worker process (NULL: "")
     uint32_t max_tasks_per_child;   //  embedded: replace a worker process after
