@@ -897,14 +897,25 @@ s_run (s_run_t *self, dp_iter_t *it)
     return rc;
 }
 
+static int s_run_main (run_opts_t *op);
+
 int
 run_main (int argc, char *argv [])
 {
     run_opts_t o;
     memset (&o, 0, sizeof o);
     int rc = run_parse_args (argc, argv, &o);
-    if (rc >= 0)
-        return rc;
+    if (rc < 0)
+        rc = s_run_main (&o);
+    run_opts_free (&o);
+    return rc;
+}
+
+static int
+s_run_main (run_opts_t *op)
+{
+    run_opts_t o = *op;         //  (read-only from here; freed by run_main)
+    int rc;
     s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1 };
     self.start_ms = s_now_ms ();
     if (o.joblog && (o.resume || o.resume_failed || o.retry_failed)

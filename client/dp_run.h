@@ -111,6 +111,8 @@ typedef struct {
 //  job is to run, else the exit status (help shown: 0; error: 255, one
 //  line on stderr already printed).
 int run_parse_args (int argc, char *argv [], run_opts_t *opts);
+//  Free what run_parse_args allocated (the list sources, --recstart/--recend).
+void run_opts_free (run_opts_t *opts);
 void run_usage (FILE *out);
 //  Print the one-line usage error and return 255.
 int run_usage_error (const char *fmt, ...);

@@ -504,7 +504,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         case O_RECSTART:
         case O_RECEND: {
-            //  (kept for the whole run: freed at exit)
+            //  (kept for the whole run: run_opts_free)
             size_t len;
             char *text = s_unescape (val, &len);
             if (strlen (text) != len) {
@@ -716,4 +716,15 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     if (o->jobslots <= 0)
         o->jobslots = s_cpus ();
     return -1;
+}
+
+void
+run_opts_free (run_opts_t *o)
+{
+    for (int i = 0; i < o->nsources && i < RUN_MAX_SOURCES; i++)
+        run_strv_free (&o->sources [i].values);
+    free ((char *) o->recstart);
+    free ((char *) o->recend);
+    o->recstart = o->recend = NULL;
+    o->nsources = 0;
 }

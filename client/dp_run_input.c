@@ -547,8 +547,10 @@ s_reader_next (s_reader_t *r, char delim, const char **rec, size_t *len)
 {
     size_t scanned = 0;
     while (true) {
-        char *at = (char *) memchr (r->buf + r->start + scanned, delim,
-                                    r->end - r->start - scanned);
+        char *at = r->end > r->start + scanned
+                 ? (char *) memchr (r->buf + r->start + scanned, delim,
+                                    r->end - r->start - scanned)
+                 : NULL;
         if (at) {
             *rec = r->buf + r->start;
             *len = (size_t) (at - *rec);
