@@ -25,6 +25,7 @@
 #include "dpool.h"
 #include "dp_link.h"
 #include "dp_proto.h"
+#include "dp_curve.h"
 #include "dp_broker.h"
 
 #include <czmq.h>
@@ -115,6 +116,8 @@ struct dp_pool {
     int pumping;                //  > 0 inside the pump (callbacks run)
     bool closing;               //  BYE follows: no CANCEL per job
     bool welcomed;              //  a broker answered HELLO once
+    dp_curve_keys_t curve;      //  CURVE keys for the broker (on false: plaintext)
+    dp_curve_watch_t *watch;    //  its handshakes, to say why it does not answer
     dp_msg_t msg;
     //  jobs
     dp_job_t **table;           //  open jobs by id: open addressing

@@ -162,11 +162,18 @@ s_handshake (dp_pool_t *self)
     int64_t deadline = zclock_mono () + self->timeout_ms;
     while (true) {
         int64_t left = deadline - zclock_mono ();
+        const char *why = dp_curve_watch_why (self->watch, self->curve.on);
+        if (why) {
+            client_set_error ("cannot reach the broker at %s: %s", self->endpoint, why);
+            return -1;
+        }
         if (left <= 0) {
             client_set_error ("cannot reach the broker at %s: no answer within %d ms",
                               self->endpoint, self->timeout_ms);
             return -1;
         }
+        if (self->watch && left > 100)
+            left = 100;         //  look at the handshakes now and then
         int rc = s_recv (self, (int) left, NULL, 0);
         if (rc == 1 && self->msg.cmd == DP_CMD_WELCOME) {
             self->window = self->msg.window ? self->msg.window : 1024;
@@ -248,6 +255,7 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     bopts.init_args = opts ? opts->init_args : NULL;
     bopts.max_tasks = opts ? opts->max_tasks_per_child : 0;
     bopts.mem_limit_mb = opts ? opts->mem_limit_mb : 0;
+    bopts.allow_exec = true;        //  our own workers: the caller's commands
     //  host tasks (dp_register_task): the workers come from the fork server
     if (dp_forkserver_has_tasks () && !dp_forkserver_running ()) {
         client_set_error ("cannot start the embedded pool: tasks are registered with "
@@ -278,6 +286,12 @@ s_choose_endpoint (const dp_pool_opts_t *opts, const char **endpoint)
     const char *env = getenv ("DPOOL_BROKER");
     if (env && !*env)
         env = NULL;
+    //  the server directory's running broker stands in for $DPOOL_BROKER
+    static __thread char found [1024];
+    char dir [4096];
+    if (!env && dp_curve_server_dir (NULL, dir, sizeof dir)
+    &&  dp_curve_server_endpoint (dir, "clients", found, sizeof found) == 0)
+        env = found;
     bool embedded_asked = opts && (opts->workers > 0 || opts->nmodules > 0);
     *endpoint = NULL;
     switch (mode) {
@@ -318,13 +332,19 @@ dp_pool_open (const dp_pool_opts_t *opts)
     }
     if (endpoint) {
         const char *from = opts && opts->endpoint ? "endpoint" : "$DPOOL_BROKER";
-        char why [128];
+        char why [1024];
         if (s_check_endpoint (endpoint, why, sizeof why) != 0) {
             client_set_error ("bad broker %s '%s': %s", from, endpoint, why);
             dp_pool_close (&self);
             return NULL;
         }
         snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+        if (dp_curve_client_keys (opts ? opts->curve_secret : NULL, opts ? opts->broker_key : NULL,
+                                  "client", endpoint, &self->curve, why, sizeof why)) {
+            client_set_error ("%s", why);
+            dp_pool_close (&self);
+            return NULL;
+        }
     }
     else
     if (s_open_embedded (self, opts) != 0) {
@@ -342,6 +362,13 @@ dp_pool_open (const dp_pool_opts_t *opts)
     zsock_set_sndhwm (self->sock, 0);
     zsock_set_rcvhwm (self->sock, 0);
     zsock_set_maxmsgsize (self->sock, DP_MAX_FRAME);
+    if (dp_curve_client_apply (self->handle, &self->curve) != 0) {
+        client_set_error ("cannot set CURVE keys: %s", zmq_strerror (errno));
+        dp_pool_close (&self);
+        return NULL;
+    }
+    if (!self->broker)
+        self->watch = dp_curve_watch_new (self->handle);
     if (zmq_connect (self->handle, self->endpoint) != 0) {
         client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         dp_pool_close (&self);
@@ -374,6 +401,7 @@ dp_pool_close (dp_pool_t **self_p)
     //  (a refused endpoint) would block on the send for good
     if (self->sock && self->welcomed && !self->broken [0])
         cpool_send_simple (self, DP_CMD_BYE, 0);
+    dp_curve_watch_destroy (&self->watch);
     zsock_destroy (&self->sock);
     dp_broker_destroy (&self->broker);
     dp_msg_reset (&self->msg);

@@ -244,6 +244,9 @@ s_parse_args (const s_parsed_t *req, dp_worker_opts_t *opts, const char **module
             if (!strcmp (arg, "--child"))
                 opts->supervised = true;
             else
+            if (!strcmp (arg, "--allow-exec"))
+                opts->allow_exec = true;
+            else
             if (!strcmp (arg, "--verbose") || !strcmp (arg, "-v"))
                 opts->verbose++;
             else {

@@ -73,6 +73,7 @@ typedef struct s_work {
 typedef struct {
     const dp_worker_opts_t *opts;
     dp_registry_t *registry;        //  read-only once loaded: shared
+    dp_curve_keys_t curve;          //  CURVE keys for the broker (on: false, plaintext)
     void *ctx;
     void *broker;                   //  DEALER, NULL while backing off
     void *pipe;                     //  main side of the executor PAIR
@@ -517,7 +518,15 @@ s_connect (s_worker_t *self)
     zmq_setsockopt (self->broker, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
     zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     zmq_setsockopt (self->broker, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_connect (self->broker, self->opts->endpoint)) {
+    //  the server directory is read again at every session: a broker that
+    //  started with us may have written its endpoints since
+    char why [1024];
+    if (!self->opts->local && !self->opts->curve_secret
+    &&  dp_curve_client_keys (NULL, NULL, "worker", self->opts->endpoint, &self->curve,
+                              why, sizeof why))
+        s_log (self, 0, "%s", why);
+    if (dp_curve_client_apply (self->broker, &self->curve)
+    ||  zmq_connect (self->broker, self->opts->endpoint)) {
         s_log (self, 0, "cannot connect to %s: %s", self->opts->endpoint,
                zmq_strerror (errno));
         zmq_close (self->broker);
@@ -1006,7 +1015,17 @@ dp_worker_run (const dp_worker_opts_t *opts)
     self->backoff = S_BACKOFF_MIN;
     self->seed = (unsigned) getpid () ^ (unsigned) s_now_ns ();
     self->registry = s_registry_load (opts->tasks, opts->ntasks, opts->modules, opts->nmodules);
+    if (self->registry && !opts->allow_exec)
+        dp_registry_remove (self->registry, "exec");
     char why [1024];
+    //  local workers use the broker's private ipc endpoint, never CURVE
+    if (!opts->local && dp_curve_client_keys (opts->curve_secret, opts->broker_key, "worker",
+                                              opts->endpoint, &self->curve, why, sizeof why)) {
+        fprintf (stderr, "dpool-worker: %s\n", why);
+        dp_registry_destroy (&self->registry);
+        free (self);
+        return DP_WORKER_EXIT_USAGE;
+    }
     if (self->registry && dp_registry_init (self->registry, opts->init_args, why, sizeof why)) {
         fprintf (stderr, "dpool-worker: %s\n", why);
         dp_registry_destroy (&self->registry);
