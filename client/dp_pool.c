@@ -287,7 +287,7 @@ s_choose_endpoint (const dp_pool_opts_t *opts, const char **endpoint)
     if (env && !*env)
         env = NULL;
     //  the server directory's running broker stands in for $DPOOL_BROKER
-    static __thread char found [1024];
+    static __thread char found [256];
     char dir [4096];
     if (!env && dp_curve_server_dir (NULL, dir, sizeof dir)
     &&  dp_curve_server_endpoint (dir, "clients", found, sizeof found) == 0)
@@ -368,7 +368,7 @@ dp_pool_open (const dp_pool_opts_t *opts)
         return NULL;
     }
     if (!self->broker)
-        self->watch = dp_curve_watch_new (self->handle);
+        self->watch = dp_curve_watch_new (NULL, self->handle);
     if (zmq_connect (self->handle, self->endpoint) != 0) {
         client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         dp_pool_close (&self);

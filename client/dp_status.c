@@ -59,7 +59,7 @@ s_ask (const char *endpoint, const dp_curve_keys_t *curve, int timeout_ms, dp_re
     if (dp_curve_client_apply (zsock_resolve (sock), curve) != 0)
         snprintf (err, errlen, "cannot set CURVE keys: %s", zmq_strerror (errno));
     else
-    if (!(watch = dp_curve_watch_new (zsock_resolve (sock)))
+    if (!(watch = dp_curve_watch_new (NULL, zsock_resolve (sock)))
     ||  zmq_connect (zsock_resolve (sock), endpoint) != 0)
         snprintf (err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror (errno));
     else

@@ -488,7 +488,7 @@ dp_curve_server_release (const char *domain)
 
 //  A monitor PAIR on `socket` for its handshake events, or NULL.
 static void *
-s_monitor (void *socket, const char *tag)
+s_monitor (void *ctx, void *socket, const char *tag)
 {
     static int counter;
     char endpoint [96];
@@ -499,7 +499,7 @@ s_monitor (void *socket, const char *tag)
                             | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                             | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
         return NULL;
-    void *pair = zmq_socket (zsys_init (), ZMQ_PAIR);
+    void *pair = zmq_socket (ctx ? ctx : zsys_init (), ZMQ_PAIR);
     int linger = 0;
     if (pair)
         zmq_setsockopt (pair, ZMQ_LINGER, &linger, sizeof linger);
@@ -554,7 +554,7 @@ dp_curve_self_check (const char *endpoint, const dp_curve_keys_t *keys, char *er
     s_reachable (endpoint, target, sizeof target);
     zcert_t *stranger = zcert_new ();
     void *probe = zmq_socket (zsys_init (), ZMQ_DEALER);
-    void *monitor = probe ? s_monitor (probe, "check") : NULL;
+    void *monitor = probe ? s_monitor (NULL, probe, "check") : NULL;
     int rc = -1;
     if (!stranger || !monitor) {
         snprintf (err, errlen, "CURVE self-check: cannot make a probe socket");
@@ -641,11 +641,11 @@ struct dp_curve_watch {
 };
 
 dp_curve_watch_t *
-dp_curve_watch_new (void *socket)
+dp_curve_watch_new (void *ctx, void *socket)
 {
     dp_curve_watch_t *self = (dp_curve_watch_t *) zmalloc (sizeof *self);
     self->socket = socket;
-    self->monitor = s_monitor (socket, "watch");
+    self->monitor = s_monitor (ctx, socket, "watch");
     if (!self->monitor)
         freen (self);
     return self;

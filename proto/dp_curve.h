@@ -97,7 +97,8 @@ bool dp_curve_endpoint_is_local (const char *endpoint);
 //  Watch a client socket's handshakes, to say why a broker does not
 //  answer (a CURVE broker and a plaintext client, a wrong key).
 typedef struct dp_curve_watch dp_curve_watch_t;
-dp_curve_watch_t *dp_curve_watch_new (void *socket);
+//  `ctx` is the socket's context (NULL: CZMQ's).
+dp_curve_watch_t *dp_curve_watch_new (void *ctx, void *socket);
 //  The last handshake failure since the previous call, in words, or NULL.
 const char *dp_curve_watch_why (dp_curve_watch_t *self, bool curve_on);
 void dp_curve_watch_destroy (dp_curve_watch_t **self_p);
