@@ -135,6 +135,14 @@ check '[ $rc -ne 0 ] && grep -q "allow-list" "$T/err"' "a missing allow-list ref
 "$BIN/dpool-broker" -j 0 --curve-secret "$T/broker_secret" > /dev/null 2> "$T/err"; rc=$?
 check '[ $rc -eq 64 ]' "--curve-secret without allow-lists is a usage error (rc $rc)"
 
+# the start-up self-check: without a ZAP handler libzmq would let any key in,
+# and the broker must refuse to run
+timeout 20 env DPOOL_TEST_NO_ZAP=1 "$BIN/dpool-broker" -j 0 -c "tcp://127.0.0.1:$(port)" \
+    -w "tcp://127.0.0.1:$(port)" --curve-secret "$T/broker_secret" \
+    --allow-clients "$T/allow-clients" --allow-workers "$T/allow-workers" > /dev/null 2> "$T/err"; rc=$?
+check '[ $rc -eq 1 ] && grep -q "let an unknown key in" "$T/err"' \
+    "no ZAP handler: the self-check refuses to run (rc $rc): $(cat "$T/err")"
+
 # --- no CURVE: only loopback and ipc ----------------------------------------
 for ep in "tcp://0.0.0.0:$(port)" "tcp://*:$(port)"; do
     timeout 10 "$BIN/dpool-broker" --no-curve -j 0 -c "$ep" -w "tcp://127.0.0.1:$(port)" \
