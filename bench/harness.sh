@@ -324,13 +324,13 @@ if want m; then
     fi
 fi
 
-#   Scale: a broker with -j 0 on ipc:// endpoints, K dpool-worker processes
+#   Scale: a broker with -j none on ipc:// endpoints, K dpool-worker processes
 #   connected to it, the rate of tiny one-item chunks through it.
 scale_rate() {
     local k=$1 d="$T/scale$1" i n=0 t
     mkdir -p "$d"
-    echo "$B/dpool-broker -j 0 -c ipc://$d/c -w ipc://$d/w -v > $d/log 2>&1 &" >> "$CMDS"
-    "$B/dpool-broker" -j 0 -c "ipc://$d/c" -w "ipc://$d/w" -v > "$d/log" 2>&1 &
+    echo "$B/dpool-broker -j none -c ipc://$d/c -w ipc://$d/w -v > $d/log 2>&1 &" >> "$CMDS"
+    "$B/dpool-broker" -j none -c "ipc://$d/c" -w "ipc://$d/w" -v > "$d/log" 2>&1 &
     local broker=$!
     SCALE_PIDS=("$broker")
     echo "for i in \$(seq $k); do $B/dpool-worker --connect ipc://$d/w -m $MOD & done" >> "$CMDS"
@@ -388,7 +388,7 @@ fi
 
 SCALE_2="" SCALE_K_RATE=""
 if want scale; then
-    say "scale: broker -j 0, $SCALE_K vs $WORKERS dpool-worker processes, $SCALE_N one-item chunks"
+    say "scale: broker -j none, $SCALE_K vs $WORKERS dpool-worker processes, $SCALE_N one-item chunks"
     #   not in $(...): the worker pids must stay in this shell for cleanup
     scale_rate "$WORKERS" > "$T/scale.2"
     SCALE_2=$(cat "$T/scale.2")

@@ -18,6 +18,7 @@
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_guard.h"
 #include "dp_cpus.h"
 
 #include <pthread.h>
@@ -32,10 +33,11 @@
 
 #define TICK_MS          100    //  timer resolution of the loop
 #define LIVENESS         3      //  heartbeats missed before a peer is dead
-#define CLIENT_WINDOW    (1u << 17)         //  items in flight per client
-#define CLIENT_WBYTES    (256ull << 20)     //  bytes in flight per client
+#define CLIENT_WINDOW    (1u << 17)         //  items in flight per client (default)
+#define CLIENT_WBYTES    (256ull << 20)     //  bytes in flight per client (default)
 #define CLIENT_BATCH     8192               //  items per BATCH
 #define CLIENT_MAX_JOBS  1024               //  open jobs per client (libdpool opens 256)
+#define CLIENT_ZMTP_MS   60000  //  ZMTP timeout on the frontend, at least (s_router)
 
 //  A peer's routing id as hex, the key of the peer tables.
 static void
@@ -68,10 +70,16 @@ s_log (broker_t *self, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  Sending
 
+int64_t
+broker_now (broker_t *self)
+{
+    return self->clock ? self->clock () : zclock_mono ();
+}
+
 static int
 s_send (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
 {
-    int rc = dp_msg_send (msg, socket, rid);
+    int rc = self->sender ? self->sender (self, socket, rid, msg) : dp_msg_send (msg, socket, rid);
     int saved = errno;
     if (rc == 0) {
         self->stats.msgs_out++;
@@ -159,14 +167,14 @@ s_client_welcome (broker_t *self, client_t *client)
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_WELCOME);
     msg.hb = self->opts.heartbeat_ms;
-    msg.window = CLIENT_WINDOW;
-    msg.wbytes = CLIENT_WBYTES;
+    msg.window = self->opts.window;
+    msg.wbytes = self->opts.wbytes;
     msg.batch = CLIENT_BATCH;
     broker_send_client (self, client, &msg);
 }
 
-//  A job-level request from a known client. Returns 0, or -1 with a reason
-//  for an ERROR reply.
+//  A job-level request from a known client. Returns 0, or an ERROR code
+//  (DP_PROTO_EJOB, EWINDOW, ELIMIT) with a reason for the reply.
 static int
 s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen)
 {
@@ -180,6 +188,11 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
             snprintf (err, errlen, "job %u: more than %d open jobs", msg->job, CLIENT_MAX_JOBS);
             return -1;
         }
+        if (self->guard.njobs >= self->opts.max_jobs) {
+            snprintf (err, errlen, "job %u: the broker has %u open jobs, its limit (--max-jobs)",
+                      msg->job, self->opts.max_jobs);
+            return DP_PROTO_ELIMIT;
+        }
         job_new (self, client, msg);
         return 0;
     }
@@ -188,10 +201,21 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
         return -1;
     }
     if (msg->cmd == DP_CMD_BATCH) {
-        if (client->outstanding + msg->n > CLIENT_WINDOW) {
-            snprintf (err, errlen, "job %u: window of %u items exceeded", msg->job, CLIENT_WINDOW);
+        //  over the window: refused before it is kept, and the job ends.
+        //  Bytes: a BATCH may start while less than wbytes is outstanding
+        //  (one item may be as big as a frame), so a client holds at most
+        //  wbytes plus one BATCH here
+        uint64_t bytes = msg->nframes > 1 ? zmq_msg_size (&msg->frame [1]) : 0;
+        if (client->outstanding + msg->n > self->opts.window || msg->n > CLIENT_BATCH
+        ||  client->outstanding_bytes >= self->opts.wbytes) {
+            snprintf (err, errlen, "job %u: window exceeded: %llu items, %llu bytes outstanding "
+                      "+ %u items, %llu bytes; the window is %u items, %llu bytes, %u a batch",
+                      msg->job, (unsigned long long) client->outstanding,
+                      (unsigned long long) client->outstanding_bytes, msg->n,
+                      (unsigned long long) bytes, self->opts.window,
+                      (unsigned long long) self->opts.wbytes, CLIENT_BATCH);
             job_destroy (self, &job);
-            return -1;
+            return DP_PROTO_EWINDOW;
         }
         if (job_add_batch (self, job, msg, err, errlen) != 0)
             return -1;
@@ -224,6 +248,14 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
     if (msg->cmd == DP_CMD_HELLO) {
         if (client)     //  same peer, new session: its old jobs are gone
             s_client_destroy (self, &client);
+        else
+        if (zhashx_size (self->clients) >= self->opts.max_clients) {
+            snprintf (err, sizeof err, "the broker has %u clients, its limit (--max-clients)",
+                      self->opts.max_clients);
+            guard_log (self, "client %s refused: %s", key, err);
+            s_send_error (self, self->frontend, rid, DP_PROTO_ELIMIT, NULL, err);
+            return;
+        }
         client = s_client_new (self, rid, key, msg->hb);
         snprintf (client->name, sizeof client->name, "%s", msg->host);
         s_log (self, "client %s (%s) connected", key, msg->host);
@@ -253,8 +285,12 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         case DP_CMD_BATCH:
         case DP_CMD_END:
         case DP_CMD_CANCEL:
-            if (s_client_job_command (self, client, msg, err, sizeof err) != 0)
-                s_send_error (self, self->frontend, rid, DP_PROTO_EJOB, &msg->job, err);
+        {
+            int code = s_client_job_command (self, client, msg, err, sizeof err);
+            if (code != 0)
+                s_send_error (self, self->frontend, rid, code == -1 ? DP_PROTO_EJOB : code,
+                              &msg->job, err);
+        }
             break;
         default:
             snprintf (err, sizeof err, "unexpected %s from a client", dp_cmd_name (msg->cmd));
@@ -327,9 +363,13 @@ static void
 s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
 {
     worker_t *old = (worker_t *) zhashx_lookup (self->workers, key);
+    uint32_t strikes = old ? old->strikes : 0;      //  a new READY clears no strike
     if (old)
         broker_worker_lost (self, old, NULL);
     worker_t *worker = (worker_t *) zmalloc (sizeof (worker_t));
+    worker->strikes = strikes;
+    worker->id_base = self->next_chunk_id;
+    worker->benched = strikes >= GUARD_STRIKES;
     snprintf (worker->key, sizeof worker->key, "%s", key);
     zmq_msg_init (&worker->rid);
     zmq_msg_copy (&worker->rid, rid);
@@ -352,8 +392,10 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         worker->slot = -1;
     if (worker->slot >= 0)
         self->local [worker->slot] = worker;
+    if (!worker->is_node && worker->node == self->local_token && worker->slot < 0)
+        worker->node = 0;       //  claims our token but is none of ours
     zhashx_insert (self->workers, key, worker);
-    if (!worker->is_node)
+    if (!worker->is_node && !worker->benched)
         link_insert_before (&self->available, &worker->available);
     s_log (self, "%s %s ready: host %s pid %d, %u tasks, credit %u, slots %u%s",
            worker->is_node ? "node" : "worker", key, worker->host, worker->pid, msg->ntasks,
@@ -391,6 +433,20 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
 {
     char key [32], err [128];
     s_key (rid, key, sizeof key);
+    if (msg->cmd == DP_CMD_NODE && guard_node_check (self, key, msg, err, sizeof err) != 0) {
+        guard_log (self, "worker %s: %s", key, err);
+        s_send_error (self, self->backend, rid, DP_PROTO_EHEADER, NULL, err);
+        self->dropped++;
+        return;
+    }
+    if ((msg->cmd == DP_CMD_READY || msg->cmd == DP_CMD_NODE)
+    &&  !zhashx_lookup (self->workers, key) && zhashx_size (self->workers) >= self->opts.max_workers) {
+        snprintf (err, sizeof err, "the broker has %u workers, its limit (--max-workers)",
+                  self->opts.max_workers);
+        guard_log (self, "worker %s refused: %s", key, err);
+        s_send_error (self, self->backend, rid, DP_PROTO_ELIMIT, NULL, err);
+        return;
+    }
     if (msg->cmd == DP_CMD_READY || msg->cmd == DP_CMD_NODE) {
         s_worker_ready (self, rid, key, msg);
         return;
@@ -417,7 +473,7 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
             broker_worker_lost (self, worker, NULL);
             break;
         case DP_CMD_ERROR:
-            zsys_warning ("dpool-broker: worker %s: error %d: %s", key, msg->code, msg->text);
+            guard_log (self, "worker %s: error %d: %s", key, msg->code, msg->text);
             break;
         default:
             snprintf (err, sizeof err, "unexpected %s from a worker", dp_cmd_name (msg->cmd));
@@ -447,8 +503,8 @@ s_drain (broker_t *self, void *socket, bool frontend, int max)
         self->stats.bytes_in += self->msg.bytes;
         if (rc != 0) {
             self->dropped++;
-            zsys_warning ("dpool-broker: dropped a malformed message from a %s: %s",
-                          frontend ? "client" : "worker", err);
+            guard_log (self, "dropped a malformed message from a %s: %s",
+                       frontend ? "client" : "worker", err);
             if (rc != DP_PROTO_ESIG && zmq_msg_size (&rid) > 0)
                 s_send_error (self, socket, &rid, rc, NULL, err);
             continue;
@@ -516,11 +572,18 @@ s_tick (broker_t *self)
         else
             s_heartbeat (self, self->backend, &w->rid, &w->last_send_ms, self->opts.heartbeat_ms);
     }
-    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead))
+    for (worker_t *w = (worker_t *) zlistx_first (dead); w; w = (worker_t *) zlistx_next (dead)) {
+        //  a local worker that stopped heartbeating (SIGSTOP, stuck) is
+        //  killed, so that its supervisor starts a new one in its slot
+        int slot = w->slot >= 0 && self->local [w->slot] == w ? w->slot : -1;
         broker_worker_lost (self, w, "no heartbeat");
+        if (slot >= 0)
+            spawn_kill_slot (self, slot, "no heartbeat");
+    }
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
     jobs_speculate (self);
+    guard_tick (self);
     metrics_publish (self);
 }
 
@@ -539,25 +602,30 @@ s_tick (broker_t *self)
 //  - ZMTP heartbeats (PING/PONG) on TCP at the application heartbeat
 //    interval: a dead host or a cut link closes the connection even while
 //    the peer's application is busy; application heartbeats still decide
-//    liveness (any message counts, dead after 3 silent intervals);
+//    liveness (any message counts, dead after 3 silent intervals). A PONG
+//    (or any frame) cannot pass a frame being sent, and libzmq's timeout
+//    counts only whole frames: a client sending a 4 MiB batch or a large
+//    item over a slow link says nothing until it is through, so on the
+//    frontend the ZMTP timeout and TTL are at least CLIENT_ZMTP_MS;
 //  - MAXMSGSIZE: a frame over DP_MAX_FRAME drops the connection before it
 //    is ever buffered.
 static void *
-s_router (broker_t *self, zsock_t **sock_p)
+s_router (broker_t *self, zsock_t **sock_p, int zmtp_min_ms)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     if (!sock)
         return NULL;
     int hb = (int) self->opts.heartbeat_ms;
+    int timeout = 3 * hb > zmtp_min_ms ? 3 * hb : zmtp_min_ms;
     zsock_set_sndhwm (sock, 0);
-    zsock_set_rcvhwm (sock, 0);
+    zsock_set_rcvhwm (sock, GUARD_PEER_RCVHWM);
     zsock_set_linger (sock, 0);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_router_handover (sock, 0);
     zsock_set_handshake_ivl (sock, 3000);
     zsock_set_heartbeat_ivl (sock, hb);
-    zsock_set_heartbeat_timeout (sock, 3 * hb);
-    zsock_set_heartbeat_ttl (sock, 3 * hb);
+    zsock_set_heartbeat_timeout (sock, timeout);
+    zsock_set_heartbeat_ttl (sock, timeout);
     zsock_set_maxmsgsize (sock, DP_MAX_FRAME);
     *sock_p = sock;
     return zsock_resolve (sock);
@@ -579,7 +647,7 @@ s_monitor (broker_t *self, void *router, const char *name)
 {
     char endpoint [96];
     snprintf (endpoint, sizeof endpoint, "%s-%s-monitor", self->inproc, name);
-    if (zmq_socket_monitor (router, endpoint, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor (router, endpoint, ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPTED) != 0)
         return NULL;
     void *pair = zmq_socket (zsys_init (), ZMQ_PAIR);
     int linger = 0;
@@ -614,12 +682,20 @@ s_remove_stale_ipc (const char *dir)
 static int
 s_setup (broker_t *self, char *err, size_t errlen)
 {
-    self->frontend = s_router (self, &self->frontend_sock);
-    self->backend = s_router (self, &self->backend_sock);
+    self->frontend = s_router (self, &self->frontend_sock, CLIENT_ZMTP_MS);
+    self->backend = s_router (self, &self->backend_sock, 0);
+    if (self->frontend) {
+        //  a client that reads nothing fills this much, then its answers
+        //  wait at the broker (a send never blocks: EAGAIN) and its window
+        //  stays closed
+        zsock_set_sndhwm (self->frontend_sock, GUARD_CLIENT_SNDHWM);
+        zsock_set_sndtimeo (self->frontend_sock, 0);
+    }
     if (!self->frontend || !self->backend) {
         snprintf (err, errlen, "cannot create sockets: %s", zmq_strerror (errno));
         return -1;
     }
+    guard_budget (self, 64 + 4 * self->nlocal);
     self->monitor [0] = s_monitor (self, self->frontend, "front");
     self->monitor [1] = s_monitor (self, self->backend, "back");
     if (!self->monitor [0] || !self->monitor [1]) {
@@ -769,9 +845,20 @@ s_on_disconnect (broker_t *self, int which)
 {
     zmq_msg_t event;
     zmq_msg_init (&event);
+    bool disconnected = false;
     while (zmq_msg_recv (&event, self->monitor [which], ZMQ_DONTWAIT) >= 0)
-        ;
+        if (zmq_msg_more (&event) && zmq_msg_size (&event) == 6) {
+            //  the event's first frame: uint16 event, uint32 value (the fd)
+            uint16_t id;
+            uint32_t value;
+            memcpy (&id, zmq_msg_data (&event), 2);
+            memcpy (&value, (uint8_t *) zmq_msg_data (&event) + 2, 4);
+            disconnected |= id == ZMQ_EVENT_DISCONNECTED;
+            guard_connection (self, id == ZMQ_EVENT_ACCEPTED, (int) value);
+        }
     zmq_msg_close (&event);
+    if (!disconnected)
+        return;
     s_probe (self, which);
     self->reprobes [which] = 2;
     self->reprobe_at [which] = self->now_ms + 20;
@@ -793,7 +880,7 @@ static void
 s_loop (broker_t *self)
 {
     zmq_pollitem_t items [5 + 1024];
-    int64_t next_tick = zclock_mono () + TICK_MS;
+    int64_t next_tick = broker_now (self) + TICK_MS;
     while (!self->terminated) {
         items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
         items [1] = (zmq_pollitem_t) { self->frontend, 0, ZMQ_POLLIN, 0 };
@@ -807,10 +894,11 @@ s_loop (broker_t *self)
         for (int which = 0; which < 2; which++)
             if (self->reprobes [which] && self->reprobe_at [which] < wake)
                 wake = self->reprobe_at [which];
-        int64_t wait = wake - zclock_mono ();
+        guard_retry (self, &wake);
+        int64_t wait = wake - broker_now (self);
         if (zmq_poll (items, count, wait > 0 ? wait : 0) < 0 && errno != EINTR)
             break;
-        self->now_ms = zclock_mono ();
+        self->now_ms = broker_now (self);
         if (items [0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (self->pipe);
             if (!command || streq (command, "$TERM"))
@@ -819,6 +907,7 @@ s_loop (broker_t *self)
         }
         if (self->super)
             dp_super_handle (self->super, items + 5, count - 5);
+        guard_retry (self, &wake);
         bool busy = true;
         while (busy && !self->terminated) {
             //  backend first: results free credit for dispatch
@@ -868,7 +957,7 @@ s_actor (zsock_t *pipe, void *args)
 {
     broker_t *self = (broker_t *) args;
     self->pipe = pipe;
-    self->now_ms = zclock_mono ();
+    self->now_ms = broker_now (self);
     self->stats.started_ms = self->now_ms;
     char err [512] = "";
     int rc = s_setup (self, err, sizeof err);
@@ -933,13 +1022,21 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
         self->opts.max_attempts = 3;
     if (!self->opts.task_wait_ms)
         self->opts.task_wait_ms = 3000;
+    if (!self->opts.window)
+        self->opts.window = CLIENT_WINDOW;
+    if (!self->opts.wbytes)
+        self->opts.wbytes = CLIENT_WBYTES;
+    if (!self->opts.max_clients)
+        self->opts.max_clients = 1024;
+    if (!self->opts.max_workers)
+        self->opts.max_workers = 4096;
+    if (!self->opts.max_jobs)
+        self->opts.max_jobs = 16384;
     self->nlocal = opts->local_workers < 0 ? dp_cpu_count () : opts->local_workers;
     if (self->nlocal > 1000)
         self->nlocal = 1000;
     self->local = (worker_t **) zmalloc (sizeof (worker_t *) * (self->nlocal + 1));
-    while (!self->local_token)
-        self->local_token = ((uint64_t) randof (1 << 30) << 34) ^ ((uint64_t) getpid () << 16)
-                          ^ (uint64_t) zclock_usecs ();
+    self->local_token = guard_token ();
     self->clients = zhashx_new ();
     self->workers = zhashx_new ();
     link_init (&self->ready);

@@ -14,7 +14,6 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "dp_super.h"
 #include "dp_curve.h"
 
 //  Receives the broker's Prometheus metrics text, rendered on the broker's
@@ -47,6 +46,11 @@ typedef struct {
     bool insecure;                  //  allow binding a non-loopback address
                                     //  without CURVE
     bool allow_exec;                //  local workers run the built-in exec task
+    uint32_t window;                //  items a client may have outstanding; 0: 131072
+    uint64_t wbytes;                //  item bytes a client may have outstanding; 0: 256 MiB
+    uint32_t max_clients;           //  client sessions at once; 0: 1024
+    uint32_t max_workers;           //  worker and node sessions at once; 0: 4096
+    uint32_t max_jobs;              //  open jobs over all clients; 0: 16384
     int verbose;
 } dp_broker_opts_t;
 
@@ -57,6 +61,11 @@ typedef struct {
 typedef struct _dp_broker_t dp_broker_t;
 dp_broker_t *dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
                             char *err, size_t errlen);
+
+//  Raise the process's RLIMIT_NOFILE to its hard limit (dpool-broker does
+//  at start). Returns the limit now in force. The broker keeps its open
+//  connections below that limit less a reserve, refusing the rest.
+uint64_t dp_broker_raise_nofile (void);
 
 //  Stop the broker: BYE to workers and clients, local workers terminated
 //  and reaped, ipc files removed. Nulls the caller's pointer.

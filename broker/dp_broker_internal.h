@@ -7,6 +7,7 @@
     dp_spawn.c    supervisor of the local worker processes
     dp_span.c     payload blocks shared by chunks, and spans of them
     dp_metrics.c  status reports and Prometheus metrics
+    dp_guard.c    what is enforced on untrusted peers: strikes, stalls, limits
 
     Everything here is owned by the one broker thread: no locks.
     =========================================================================
@@ -83,6 +84,7 @@ struct job {
     uint32_t median_us;         //  of samples, refreshed every 8 new ones
     bool no_spec;               //  JOB.spec OFF: never a backup copy
     uint64_t backups;           //  backup copies run (told in RESULTS, DONE)
+    uint64_t in_bytes;          //  item bytes received, not yet answered (window)
     link_t chunks;              //  chunks not yet sent back, index order
     link_t pending;             //  chunks waiting for a worker
     link_t ready;               //  in broker->ready while pending is not empty
@@ -98,6 +100,7 @@ struct client {
     uint64_t outstanding;       //  items received, not yet answered
     uint64_t outstanding_bytes;
     uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
+    bool blocked;               //  a RESULTS or DONE found its pipe full: retry
     link_t jobs;
     zhashx_t *job_index;        //  job id -> job_t (job_index_new)
     char name [DP_MAX_NAME + 1];    //  HELLO.host, for status
@@ -127,6 +130,10 @@ struct worker {
     uint64_t items_failed;      //  of them, not OK
     uint32_t restarts;          //  a node: its workers that died (DEATH)
     bool gone;                  //  known dead, loss not yet handled: no dispatch
+    uint32_t strikes;           //  protocol errors (dp_guard.c); quarantined at GUARD_STRIKES
+    bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
+    uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
+    uint64_t id_base;           //  the last chunk id issued before its session began
 };
 
 struct broker {
@@ -147,17 +154,34 @@ struct broker {
     char worker_program [4096];
     zhashx_t *clients;          //  key -> client_t
     zhashx_t *workers;          //  key -> worker_t
-    link_t ready;               //  jobs with pending chunks, round-robin
+    link_t ready;               //  jobs with pending chunks, deficit round-robin
     link_t available;           //  workers with credit left
     uint64_t next_chunk_id;
     dp_super_t *super;          //  local worker processes
     worker_t **local;           //  per supervisor slot: its registered worker
     int nlocal;
     uint64_t local_token;       //  node token of the local workers
-    int64_t now_ms;
+    int64_t now_ms;             //  the one clock of scheduling: set from broker_now
+    int64_t (*clock) (void);    //  broker_now's source, NULL: zclock_mono (tests inject one)
+    //  where messages go instead of the sockets, NULL: the sockets (tests
+    //  inject one); it may read the message, which is reset after it
+    int (*sender) (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg);
     bool terminated;
     uint64_t dropped;           //  malformed messages dropped
     dp_msg_t msg;               //  scratch message for receiving
+    struct {                    //  dp_guard.c
+        int64_t log_second;     //  the second bad-input lines are counted in
+        uint32_t log_lines;     //  lines logged in it
+        uint64_t log_suppressed;    //  lines not logged since the last summary
+        uint64_t strikes, quarantined, benched;     //  counters
+        uint32_t njobs;         //  open jobs, all clients
+        bool blocked;           //  some client is blocked (client->blocked)
+        int64_t retry_ms;       //  when to retry blocked deliveries
+        int64_t retry_ivl;      //  the next retry's wait (grows while blocked)
+        int64_t conns;          //  connections open (accepted - disconnected)
+        int64_t max_conns;      //  budget: the fd limit less a reserve
+        uint64_t refused;       //  connections shut down over the budget
+    } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
         uint64_t peers_dropped;
@@ -168,7 +192,9 @@ struct broker {
     } stats;
 };
 
-//  dp_broker.c: sending to peers (messages are consumed)
+//  dp_broker.c: the clock (monotonic ms), and sending to peers (messages
+//  are consumed)
+int64_t broker_now (broker_t *self);
 int broker_send_client (broker_t *self, client_t *client, dp_msg_t *msg);
 int broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void broker_worker_lost (broker_t *self, worker_t *worker, const char *why);
@@ -196,11 +222,13 @@ void jobs_requeue_worker (broker_t *broker, worker_t *worker, const char *reason
 void jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death);
 void jobs_check_noworker (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
+void job_deliver (broker_t *broker, job_t *job);
 
 //  dp_dispatch.c
 void jobs_dispatch (broker_t *broker);
 uint32_t worker_limit (worker_t *worker);
 void jobs_speculate (broker_t *broker);
+worker_t *jobs_backup (broker_t *broker, chunk_t *chunk, bool idle_only);
 
 //  dp_span.c
 int span_take (span_t *whole, dp_msg_t *msg);
@@ -223,6 +251,8 @@ void metrics_worker_gone (broker_t *self, worker_t *worker);
 int spawn_start (broker_t *self, char *err, size_t errlen);
 void spawn_stop (broker_t *self);
 int spawn_slot_by_pid (broker_t *self, pid_t pid);
+//  Kill a local worker that went silent (stopped, stuck): it is replaced.
+void spawn_kill_slot (broker_t *self, int slot, const char *reason);
 bool spawn_all_registered (broker_t *self);
 
 #endif

@@ -4,13 +4,15 @@
     Jobs with pending chunks sit in the broker's `ready` ring; workers with
     credit left in its `available` list. Dispatch takes one job's turn at a
     time (deficit round-robin by measured work time, weighted), gives the
-    first free worker that has the task the job's next chunk, or a group
+    first free worker that has the task (an idle one first while the job's
+    item time is not measured yet) the job's next chunk, or a group
     of its next chunks when they are tiny (one CHUNK, PROTOCOL.md rule 6),
     and keeps about QUEUE_NS of work queued at each worker. Near the end of a job, idle
     workers run backup copies of the chunks that straggling workers hold.
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_guard.h"
 
 #include <string.h>
 
@@ -47,6 +49,32 @@ s_find_worker (broker_t *broker, const char *task, bool alone)
             return worker;
     }
     return NULL;
+}
+
+//  The worker for a job's next chunk. A worker's queue depth comes from
+//  its history (worker_limit): one that just ran another job's tiny items
+//  would take a long queue of this job's chunks, which may be long ones,
+//  while other workers idle (4 items of 1 s on 2 workers took 4 s after a
+//  job of tiny items). So while the job's item time is not measured yet,
+//  its chunk goes to an idle worker first, else to one with fewer than 2
+//  chunks in flight (the depth of a worker with no measure), else waits
+//  for one; measured jobs and suspects keep the first-free-worker rule.
+static worker_t *
+s_worker_for (broker_t *broker, job_t *job, chunk_t *chunk)
+{
+    if (chunk->suspect || job->nsamples >= 3)
+        return s_find_worker (broker, job->task, chunk->suspect);
+    worker_t *shallow = NULL;
+    for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
+        worker_t *worker = link_entry (l, worker_t, available);
+        if (!zhashx_lookup (worker->tasks, job->task))
+            continue;
+        if (worker->inflight_count == 0)
+            return worker;
+        if (!shallow && worker->inflight_count < 2)
+            shallow = worker;
+    }
+    return shallow;
 }
 
 //  How many chunks to keep in flight at a worker: enough queued work to
@@ -140,6 +168,7 @@ s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
         return -1;
     }
     broker->next_chunk_id += k;
+    guard_sent (worker, msg.chunk, k);
     for (uint32_t i = 0; i < k; i++) {
         c = chunks [i];
         c->id = msg.chunk + i;
@@ -199,7 +228,7 @@ jobs_dispatch (broker_t *broker)
             continue;
         }
         chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
-        worker_t *worker = s_find_worker (broker, job->task, chunk->suspect);
+        worker_t *worker = s_worker_for (broker, job, chunk);
         uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
         if (worker) {
             job->deficit_ns -= s_chunk_cost (job, chunk) * k;
@@ -292,6 +321,30 @@ s_straggler (broker_t *broker, worker_t *worker)
     return NULL;
 }
 
+//  Run a backup copy of a chunk (in flight, with a job) on another worker
+//  that has credit for its task, an idle one if `idle_only`: the first
+//  answer of either copy wins, the other is aborted. Returns the worker it
+//  went to, or NULL (none free, or unreachable).
+worker_t *
+jobs_backup (broker_t *broker, chunk_t *chunk, bool idle_only)
+{
+    worker_t *to = s_find_worker (broker, chunk->job->task, idle_only);
+    if (!to || to == chunk->worker)
+        return NULL;
+    chunk_t *twin = chunk_new (chunk->job, chunk->first, chunk->n);
+    span_copy (&twin->in, &chunk->in);
+    twin->primary = chunk;
+    chunk->backup = twin;
+    twin->suspect = true;       //  alone on its worker, like a suspect
+    if (s_dispatch (broker, to, twin, 1) != 0) {
+        link_remove (&twin->queue);
+        chunk_destroy (&twin);
+        return NULL;
+    }
+    chunk->job->backups++;
+    return to;
+}
+
 //  Near the end of a job (all its items in, none waiting), idle workers run
 //  backup copies of the chunks held by straggling workers, as MapReduce's
 //  backup tasks: the first answer wins, the other run is aborted, and the
@@ -316,20 +369,9 @@ jobs_speculate (broker_t *broker)
         }
         if (!best)
             return;
-        worker_t *idle = s_find_worker (broker, best->job->task, true);
-        if (!idle || idle == best->worker)
+        worker_t *idle = jobs_backup (broker, best, true);
+        if (!idle)
             return;
-        chunk_t *twin = chunk_new (best->job, best->first, best->n);
-        span_copy (&twin->in, &best->in);
-        twin->primary = best;
-        best->backup = twin;
-        twin->suspect = true;       //  alone on its worker, like a suspect
-        if (s_dispatch (broker, idle, twin, 1) != 0) {
-            link_remove (&twin->queue);
-            chunk_destroy (&twin);
-            return;
-        }
-        best->job->backups++;
         if (broker->opts.verbose)
             zsys_info ("dpool-broker: job %u: backup copy of items %llu..%llu on worker %s "
                        "(worker %s straggling for %lld ms)", best->job->id,

@@ -9,6 +9,7 @@
     =========================================================================
 */
 #include "dp_http.h"
+#include "dp_opt.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -90,9 +91,8 @@ s_parse_address (const char *spec, struct sockaddr_storage *addr, char *err, siz
     }
     if (!*name)
         name = "127.0.0.1";
-    char *end;
-    long port = strtol (colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535) {
+    uint64_t port;
+    if (dp_opt_uint (colon + 1, 0, 65535, &port)) {
         snprintf (err, errlen, "--metrics '%s': bad port", spec);
         return -1;
     }

@@ -29,7 +29,9 @@
     =========================================================================
 */
 #include "dp_broker_internal.h"
+#include "dp_guard.h"
 
+#include <errno.h>
 #include <string.h>
 
 //  --------------------------------------------------------------------------
@@ -161,6 +163,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     link_insert_before (&client->jobs, &self->by_client);
     zhashx_insert (client->job_index, s_id_key (self->id), self);
     client->njobs++;
+    broker->guard.njobs++;
     return self;
 }
 
@@ -255,10 +258,12 @@ job_destroy (broker_t *broker, job_t **job_p)
     }
     s_aborts_flush (broker, &aborts);
     self->client->outstanding -= self->next_first - self->answered;
+    self->client->outstanding_bytes -= self->in_bytes;
     link_remove (&self->ready);
     link_remove (&self->by_client);
     zhashx_delete (self->client->job_index, s_id_key (self->id));
     self->client->njobs--;
+    broker->guard.njobs--;
     free (self);
     *job_p = NULL;
 }
@@ -277,8 +282,11 @@ job_queue (broker_t *broker, job_t *self, chunk_t *chunk, bool front)
     }
 }
 
+static void s_job_deliver (broker_t *broker, job_t *self);
+
 //  Add a BATCH as new chunks of `csize` items (the whole batch if 0): the
-//  chunks share the batch's frames. Returns 0, or -1 with a reason in err.
+//  chunks share the batch's frames; a `big` BATCH (an item over the size
+//  limit, not sent) is failed at once. Returns 0, or -1 with a reason in err.
 int
 job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t errlen)
 {
@@ -297,6 +305,28 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
         snprintf (err, errlen, "job %u: out of memory", self->id);
         return -1;
     }
+    if (msg->big) {
+        //  an item over the size limit, never sent: it fails alone, the
+        //  rest of the job goes on (its data frame must be empty)
+        if (msg->n != 1 || whole.size != 0) {
+            span_release (&whole);
+            snprintf (err, errlen, "job %u: BATCH big with n=%u and %zu bytes, expected 1 and 0",
+                      self->id, msg->n, whole.size);
+            return -1;
+        }
+        chunk_t *chunk = chunk_new (self, msg->first, 1);
+        span_copy (&chunk->in, &whole);
+        span_release (&whole);
+        link_insert_before (&self->chunks, &chunk->order);
+        char message [128];
+        snprintf (message, sizeof message, "item of %llu bytes is over the size limit of %u MiB",
+                  (unsigned long long) msg->big, DP_MAX_FRAME / 2 >> 20);
+        s_chunk_fail (chunk, DP_ST_TASK, message);
+        self->next_first += 1;
+        self->client->outstanding += 1;
+        s_job_deliver (broker, self);
+        return 0;
+    }
     uint32_t csize = msg->csize && msg->csize < msg->n ? msg->csize : msg->n;
     size_t offset = 0;
     for (uint32_t from = 0; from < msg->n; from += csize) {
@@ -310,6 +340,8 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
         link_insert_before (&self->chunks, &chunk->order);
         job_queue (broker, self, chunk, false);
     }
+    self->in_bytes += whole.size;
+    self->client->outstanding_bytes += whole.size;
     span_release (&whole);
     self->next_first += msg->n;
     self->client->outstanding += msg->n;
@@ -330,7 +362,10 @@ s_job_finish_if_done (broker_t *broker, job_t **job_p)
         msg.ok = self->answered - self->failed;
         msg.failed = self->failed;
         msg.backups = self->backups;
-        broker_send_client (broker, self->client, &msg);
+        if (broker_send_client (broker, self->client, &msg) != 0 && errno == EAGAIN) {
+            guard_blocked (broker, self->client);   //  its pipe is full: later
+            return;
+        }
     }
     job_destroy (broker, job_p);
 }
@@ -345,17 +380,18 @@ job_end (broker_t *broker, job_t *self, uint64_t total)
 
 //  Send `count` answered chunks, consecutive in the job's order from
 //  `chunk`, to the client as one RESULTS, and free them.
-static void
+static bool
 s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
 {
     span_t *local [64];
     span_t **spans = count <= 64 ? local : (span_t **) zmalloc (count * sizeof (span_t *));
     chunk_t *c = chunk;
-    uint64_t ns = 0;
+    uint64_t ns = 0, bytes = 0;
     uint32_t failures = 0;
     for (size_t i = 0; i < count; i++) {
         spans [i] = &c->out;
         ns += c->ns;
+        bytes += c->in.size;
         failures += s_chunk_failures (c);
         c = link_entry (c->order.next, chunk_t, order);
     }
@@ -372,13 +408,25 @@ s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
     if (spans != local)
         free (spans);
     uint32_t n = msg.n;
-    if (self->ended && self->answered + n == self->total) {
+    bool done = self->ended && self->answered + n == self->total;
+    if (done) {
         //  the job's last answers: they say it is done (no DONE follows)
-        msg.done = self->done_sent = true;
+        msg.done = true;
         msg.failed = self->failed + failures;
         msg.ok = self->total - msg.failed;
     }
-    broker_send_client (broker, self->client, &msg);
+    //  the window is released when the answers are delivered, not when
+    //  they are ready: a client that reads nothing fills its pipe (the
+    //  frontend's SNDHWM), its answers wait here, and its window stays
+    //  closed (PROTOCOL.md §8)
+    if (broker_send_client (broker, self->client, &msg) != 0 && errno == EAGAIN) {
+        guard_blocked (broker, self->client);
+        return false;
+    }
+    self->done_sent |= done;
+    bytes = bytes < self->in_bytes ? bytes : self->in_bytes;
+    self->in_bytes -= bytes;
+    self->client->outstanding_bytes -= bytes;
     self->answered += n;
     self->failed += failures;
     self->client->outstanding -= n;
@@ -387,6 +435,7 @@ s_send_run (broker_t *broker, job_t *self, chunk_t *chunk, size_t count)
         chunk_destroy (&chunk);
         chunk = c;
     }
+    return true;
 }
 
 //  How many answered chunks from `chunk` on, in the job's order, go in
@@ -415,7 +464,7 @@ s_run_length (job_t *self, chunk_t *chunk)
 
 //  Send the answered chunks from `chunk` on, up to the first unanswered
 //  one, in as few RESULTS as s_run_length allows.
-static void
+static bool
 s_deliver_from (broker_t *broker, job_t *self, chunk_t *chunk)
 {
     while (true) {
@@ -423,9 +472,10 @@ s_deliver_from (broker_t *broker, job_t *self, chunk_t *chunk)
         link_t *after = &chunk->order;
         for (size_t i = 0; i < count; i++)
             after = after->next;
-        s_send_run (broker, self, chunk, count);
+        if (!s_send_run (broker, self, chunk, count))
+            return false;
         if (after == &self->chunks || !link_entry (after, chunk_t, order)->done)
-            return;
+            return true;
         chunk = link_entry (after, chunk_t, order);
     }
 }
@@ -450,9 +500,18 @@ s_job_deliver (broker_t *broker, job_t *self)
         //  the run ends before an unanswered chunk or at the list's end
         while (l != &self->chunks && link_entry (l, chunk_t, order)->done)
             l = l->next;
-        s_deliver_from (broker, self, chunk);
+        if (!s_deliver_from (broker, self, chunk))
+            return;         //  the client's pipe is full: retried later
     }
     s_job_finish_if_done (broker, &self);
+}
+
+//  Deliver what a job can deliver now (a blocked client's retry). The job
+//  may be gone on return.
+void
+job_deliver (broker_t *broker, job_t *job)
+{
+    s_job_deliver (broker, job);
 }
 
 //  Fail every unanswered item of a job with one status and message, in
@@ -604,7 +663,7 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
 {
     uint32_t k = msg->k, per = msg->n / msg->k;
     if (k > worker->inflight_count) {
-        broker->dropped++;
+        guard_unknown_result (broker, worker, msg);
         return;
     }
     chunk_t *local [GROUP_MAX];
@@ -626,22 +685,25 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
         zsys_error ("dpool-broker: out of memory");     //  as zmalloc does
         abort ();
     }
+    if (found != local && (broken || !any))
+        free (found);
     if (broken) {
-        zsys_warning ("dpool-broker: worker %s answered chunks it does not hold as sent "
-                      "(%u items for %u chunks from %llu); dropping it", worker->key, msg->n,
-                      k, (unsigned long long) msg->chunk);
-        broker_worker_lost (broker, worker, "protocol error");
+        //  the worker's fault, not its items': they go back uncharged
+        char why [160];
+        snprintf (why, sizeof why, "%u items for %u chunks from %llu, not as sent",
+                  msg->n, k, (unsigned long long) msg->chunk);
+        guard_protocol_error (broker, worker, why);
+        return;
     }
-    if (!any || broken) {
-        broker->dropped += !any;
-        if (found != local)
-            free (found);
+    if (!any) {
+        guard_unknown_result (broker, worker, msg);
         return;
     }
     uint64_t ns = msg->ns / k;
     worker->chunk_ns = worker->chunk_ns ? (worker->chunk_ns * 7 + ns) / 8 : ns + 1;
     worker->chunks_done += k;
     worker->last_result_ms = broker->now_ms;
+    guard_answered (broker, worker);
     size_t offset = 0;
     uint32_t nfound = 0;
     for (uint32_t i = 0; i < k; i++) {
@@ -668,9 +730,11 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
                 if (prev == &job->chunks || !link_entry (prev, chunk_t, order)->done)
                     found [starts++] = found [i];
             }
-            for (uint32_t i = 0; i < starts; i++)
-                s_deliver_from (broker, job, found [i]);
-            s_job_finish_if_done (broker, &job);
+            bool delivered = true;
+            for (uint32_t i = 0; i < starts && delivered; i++)
+                delivered = s_deliver_from (broker, job, found [i]);
+            if (delivered)
+                s_job_finish_if_done (broker, &job);
         }
     }
     if (found != local)

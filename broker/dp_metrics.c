@@ -336,6 +336,32 @@ s_render (s_text_t *text, const dp_report_t *report)
     s_render_jobs (text, report);
 }
 
+//  What dp_guard.c enforced on peers (counters since start, and the
+//  connection budget).
+static void
+s_render_guard (s_text_t *text, broker_t *self)
+{
+    struct { const char *name, *type, *help; uint64_t value; } lines [] = {
+        { "dpool_worker_strikes_total", "counter",
+          "Protocol errors by workers (wrong counts, chunks never sent).", self->guard.strikes },
+        { "dpool_workers_quarantined_total", "counter",
+          "Workers that got no more work after 3 strikes.", self->guard.quarantined },
+        { "dpool_workers_benched_total", "counter",
+          "Workers benched for holding a chunk far past the job's item times.", self->guard.benched },
+        { "dpool_connections", "gauge", "Connections open on the broker's sockets.",
+          (uint64_t) (self->guard.conns > 0 ? self->guard.conns : 0) },
+        { "dpool_connections_budget", "gauge",
+          "Most connections kept open (the fd limit less a reserve).",
+          (uint64_t) self->guard.max_conns },
+        { "dpool_connections_refused_total", "counter",
+          "Connections shut down at accept, over the budget.", self->guard.refused },
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines [0]; i++) {
+        s_family (text, lines [i].name, lines [i].type, lines [i].help);
+        s_put (text, "%s %llu\n", lines [i].name, (unsigned long long) lines [i].value);
+    }
+}
+
 //  Render the broker's state for the metrics server (opts.metrics_fn),
 //  which takes the text. Called on the broker's thread at each tick.
 void
@@ -348,6 +374,7 @@ metrics_publish (broker_t *self)
     s_report_fill (self, &report);
     s_text_t text = { NULL, 0, 0, false };
     s_render (&text, &report);
+    s_render_guard (&text, self);
     dp_report_clear (&report);
     if (text.failed || !text.data) {
         free (text.data);

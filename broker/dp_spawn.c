@@ -19,6 +19,7 @@
 #include <string.h>
 
 #define STOP_GRACE_MS    2000
+#define INIT_WAIT_MS     10000  //  start-up waits this long for a worker's initializers
 
 //  A local worker died (reported by the supervisor).
 static void
@@ -30,7 +31,7 @@ s_on_death (void *owner, const dp_death_t *death)
     if (worker)
         broker_worker_died (self, worker, death);
     else
-    if (!death->clean && !self->terminated)
+    if (!death->clean && !death->aborted && !self->terminated)
         zsys_warning ("dpool-broker: local worker died before registering (%s)", death->reason);
 }
 
@@ -43,15 +44,14 @@ spawn_start (broker_t *self, char *err, size_t errlen)
         if (!fs)
             return -1;
         if (self->opts.nmodules
-        &&  dp_forkserver_check (fs, self->opts.modules, self->opts.nmodules,
-                                 self->opts.init_args, err, errlen)) {
+        &&  dp_forkserver_check (fs, self->opts.modules, self->opts.nmodules, err, errlen)) {
             dp_forkserver_disconnect (&fs);
             return -1;
         }
     }
     else
     if (dp_super_check_modules (self->worker_program, self->opts.modules, self->opts.nmodules,
-                                self->opts.init_args, err, errlen))
+                                err, errlen))
         return -1;
     char hb [16];
     snprintf (hb, sizeof hb, "%u", self->opts.heartbeat_ms);
@@ -94,6 +94,10 @@ spawn_start (broker_t *self, char *err, size_t errlen)
     self->super = dp_super_new (&opts);
     int rc = dp_super_start (self->super, err, errlen);
     free (args);
+    //  a failing initializer fails the start, as the module check does;
+    //  the initializers ran in the first worker, not in a check of their own
+    if (rc == 0 && self->opts.init_args && self->opts.nmodules)
+        rc = dp_super_wait_init (self->super, INIT_WAIT_MS, err, errlen);
     return rc;
 }
 
@@ -109,6 +113,13 @@ int
 spawn_slot_by_pid (broker_t *self, pid_t pid)
 {
     return self->super ? dp_super_slot (self->super, pid) : -1;
+}
+
+void
+spawn_kill_slot (broker_t *self, int slot, const char *reason)
+{
+    if (self->super)
+        dp_super_kill (self->super, slot, reason);
 }
 
 bool

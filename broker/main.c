@@ -7,6 +7,7 @@
 */
 #include "dp_broker.h"
 #include "dp_http.h"
+#include "dp_opt.h"
 #include "dpool.h"
 
 #include <getopt.h>
@@ -27,9 +28,10 @@ s_usage (FILE *out)
         "\n"
         "  -c, --clients EP       client endpoint to bind (default tcp://127.0.0.1:5555)\n"
         "  -w, --workers EP       worker endpoint to bind (default tcp://127.0.0.1:5556)\n"
-        "  -j, --jobs N           local worker processes (default: usable CPUs, from the\n"
-        "                         affinity mask and cgroup quota, as nproc counts them;\n"
-        "                         0: none, remote workers only)\n"
+        "  -j, --jobs N|none      local worker processes (default or 0: one per usable\n"
+        "                         CPU, from the affinity mask and cgroup quota, as\n"
+        "                         nproc counts them; none: no local workers, remote\n"
+        "                         workers only)\n"
         "  -m, --module MODULE    task module for the local workers (path, or NAME for\n"
         "                         libdpool_NAME.so in the library path); repeatable\n"
         "      --heartbeat MS     heartbeat interval (default 1000); a peer silent for\n"
@@ -65,6 +67,12 @@ s_usage (FILE *out)
         "                         ipc endpoints\n"
         "      --insecure         plaintext, and allow binding any address (anyone who\n"
         "                         reaches the ports can run tasks)\n"
+        "      --window N         items a client may have outstanding (default 131072)\n"
+        "      --window-bytes MB  item bytes a client may have outstanding (default 256);\n"
+        "                         a BATCH beyond either window ends its job (EWINDOW)\n"
+        "      --max-clients N    client sessions at once (default 1024); more: ELIMIT\n"
+        "      --max-workers N    worker and node sessions at once (default 4096)\n"
+        "      --max-jobs N       open jobs over all clients (default 16384)\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -76,13 +84,12 @@ s_usage (FILE *out)
 static long
 s_number (const char *arg, const char *what, long min, long max)
 {
-    char *end;
-    long value = strtol (arg, &end, 10);
-    if (*arg == 0 || *end != 0 || value < min || value > max) {
-        fprintf (stderr, "dpool-broker: invalid %s '%s' (%ld..%ld)\n", what, arg, min, max);
+    uint64_t value;
+    if (dp_opt_uint (arg, (uint64_t) min, (uint64_t) max, &value)) {
+        fprintf (stderr, "dpool-broker: invalid %s '%s' (a whole number, %ld..%ld)\n", what, arg, min, max);
         exit (64);
     }
-    return value;
+    return (long) value;
 }
 
 //  The server directory's endpoints name a running broker: take ours out
@@ -114,13 +121,18 @@ main (int argc, char *argv [])
         { "init", required_argument, NULL, 'I' },
         { "metrics", required_argument, NULL, 'P' },
         { "metrics-public", no_argument, NULL, 'U' },
-        { "allow-exec", no_argument, NULL, 'E' },
-        { "curve-secret", required_argument, NULL, 'K' },
-        { "allow-clients", required_argument, NULL, 'L' },
-        { "allow-workers", required_argument, NULL, 'W' },
-        { "server-dir", required_argument, NULL, 'D' },
-        { "no-curve", no_argument, NULL, 'N' },
-        { "insecure", no_argument, NULL, 'Z' },
+        { "allow-exec", no_argument, NULL, 300 },
+        { "curve-secret", required_argument, NULL, 301 },
+        { "allow-clients", required_argument, NULL, 302 },
+        { "allow-workers", required_argument, NULL, 303 },
+        { "server-dir", required_argument, NULL, 304 },
+        { "no-curve", no_argument, NULL, 305 },
+        { "insecure", no_argument, NULL, 306 },
+        { "window", required_argument, NULL, 'W' },
+        { "window-bytes", required_argument, NULL, 'B' },
+        { "max-clients", required_argument, NULL, 'C' },
+        { "max-workers", required_argument, NULL, 'K' },
+        { "max-jobs", required_argument, NULL, 'J' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -138,7 +150,12 @@ main (int argc, char *argv [])
         switch (c) {
             case 'c': opts.clients = optarg; break;
             case 'w': opts.workers = optarg; break;
-            case 'j': opts.local_workers = (int) s_number (optarg, "worker count", 0, 1000); break;
+            case 'j':               //  0: one per CPU, as -j 0 everywhere
+                opts.local_workers = strcmp (optarg, "none") == 0
+                                   ? 0 : (int) s_number (optarg, "worker count (or none)", 0, 1000);
+                if (opts.local_workers == 0 && strcmp (optarg, "none") != 0)
+                    opts.local_workers = -1;
+                break;
             case 'm':
                 if (opts.nmodules == MAX_MODULES) {
                     fprintf (stderr, "dpool-broker: more than %d modules\n", MAX_MODULES);
@@ -153,15 +170,31 @@ main (int argc, char *argv [])
             case 'X': opts.max_tasks = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
             case 'S': opts.no_speculation = true; break;
             case 'I': opts.init_args = optarg; break;
-            case 'P': metrics = optarg; break;
+            case 'P': {
+                //  the port is checked here (a usage error); the address
+                //  when it is resolved
+                const char *colon = strrchr (optarg, ':');
+                uint64_t port;
+                if (!colon || dp_opt_uint (colon + 1, 0, 65535, &port)) {
+                    fprintf (stderr, "dpool-broker: invalid --metrics '%s' (ADDR:PORT, port 0..65535)\n", optarg);
+                    return 64;
+                }
+                metrics = optarg;
+                break;
+            }
             case 'U': metrics_public = true; break;
-            case 'E': opts.allow_exec = true; break;
-            case 'K': secret = optarg; break;
-            case 'L': opts.allow_clients = optarg; break;
-            case 'W': opts.allow_workers = optarg; break;
-            case 'D': server_dir = optarg; break;
-            case 'N': no_curve = true; break;
-            case 'Z': opts.insecure = no_curve = true; break;
+            case 300: opts.allow_exec = true; break;
+            case 301: secret = optarg; break;
+            case 302: opts.allow_clients = optarg; break;
+            case 303: opts.allow_workers = optarg; break;
+            case 304: server_dir = optarg; break;
+            case 305: no_curve = true; break;
+            case 306: opts.insecure = no_curve = true; break;
+            case 'W': opts.window = (uint32_t) s_number (optarg, "window", 1, 1 << 24); break;
+            case 'B': opts.wbytes = (uint64_t) s_number (optarg, "window bytes (MB)", 1, 1 << 20) << 20; break;
+            case 'C': opts.max_clients = (uint32_t) s_number (optarg, "client limit", 1, 1 << 20); break;
+            case 'K': opts.max_workers = (uint32_t) s_number (optarg, "worker limit", 1, 1 << 20); break;
+            case 'J': opts.max_jobs = (uint32_t) s_number (optarg, "job limit", 1, 1 << 24); break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
@@ -173,6 +206,7 @@ main (int argc, char *argv [])
         return 64;
     }
     opts.modules = modules;
+    dp_broker_raise_nofile ();      //  as many connections as the host allows
     //  the keys: given, none asked for, or the server directory's
     char err [512], dir [4096], path [2][4200];
     dp_curve_keys_t curve = { 0 };

@@ -1,15 +1,15 @@
 /*  =========================================================================
-    dpool - the command line: `dpool map` and `dpool run`
+    dpool - the command line: the dispatcher, and `dpool map`
 
     dpool map [-b EP] [-j N] [-m MODULE]... [-0] [-u] [--index] TASK
         items are the lines of stdin (NUL-separated with -0); results go to
         stdout one per line, in input order (as they arrive with -u); a
         failed item's reason goes to stderr, the other results still come,
-        and the exit status is 1.
-    dpool run [-b EP] [-j N] [-0] -- COMMAND ARGS...
-        runs COMMAND once per input line with {} replaced by the line (the
-        line is appended when there is no {}), GNU parallel style, and
-        prints each job's stdout in input order.
+        and the exit status is 1. --on-error empty|error-text keeps a line
+        in stdout for a failed item, so output lines match input lines.
+    dpool run ...   GNU parallel's interface: dp_run.c, dp_run_args.c,
+                    dp_run_input.c
+    dpool status    dp_status.c
 
     Input is read lazily from a non-blocking buffer and results are taken
     from an iterator (dp_imap): the pool reads input only while its window
@@ -22,7 +22,10 @@
 */
 #include "dpool.h"
 #include "dp_curve.h"
+#include "dp_records.h"
 #include "dp_status.h"
+#include "dp_run.h"
+#include "dp_opt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,7 @@
 #define EXIT_USAGE          64
 #define EXIT_INTERRUPTED    130
 #define PROGRESS_MS         200     //  progress bar redraw interval
+#define DP_LINE_MAX         4096    //  --on-error error-text: longest line
 
 static volatile int s_interrupted = 0;
 
@@ -57,73 +62,29 @@ s_on_signal (int sig)
 //  Lazy delimited input from a file descriptor
 
 typedef struct {
-    int fd;
-    char delim;
-    char *buf;
-    size_t cap, start, end;     //  unread bytes are buf [start, end)
-    bool eof;
+    dp_records_t records;       //  client/dp_records.c
     uint64_t items;
-    //  `dpool run`: the command template
-    char **argv;
-    int argc;
-    bool shell;
-    char **words;               //  no-shell mode: argv split on blanks (owned)
-    char *text;                 //  the split words' storage (owned)
 } input_t;
 
 //  Next delimited record, or NULL when none is complete yet (*later set) or
-//  at the end of input. The record stays valid until the next call.
+//  at the end of input. The record stays valid until the next call. A read
+//  error ends the input (reported); running out of memory ends dpool.
 static const char *
 s_next_record (input_t *in, size_t *len, bool *later)
 {
     *later = false;
-    while (true) {
-        char *at = (char *) memchr (in->buf + in->start, in->delim, in->end - in->start);
-        if (at) {
-            const char *record = in->buf + in->start;
-            *len = (size_t) (at - record);
-            in->start += *len + 1;
-            return record;
+    const char *record;
+    int rc = dp_records_next (&in->records, &record, len);
+    if (rc == -1) {
+        if (errno == ENOMEM) {
+            fprintf (stderr, "dpool: out of memory reading input\n");
+            exit (EXIT_POOL_ERROR);
         }
-        if (in->eof) {
-            if (in->start == in->end)
-                return NULL;
-            //  a last record without its delimiter
-            const char *record = in->buf + in->start;
-            *len = in->end - in->start;
-            in->start = in->end;
-            return record;
-        }
-        if (in->start > 0) {
-            memmove (in->buf, in->buf + in->start, in->end - in->start);
-            in->end -= in->start;
-            in->start = 0;
-        }
-        if (in->end == in->cap) {
-            in->cap *= 2;
-            in->buf = (char *) realloc (in->buf, in->cap);
-            if (!in->buf) {
-                fprintf (stderr, "dpool: out of memory reading input\n");
-                exit (EXIT_POOL_ERROR);
-            }
-        }
-        ssize_t n = read (in->fd, in->buf + in->end, in->cap - in->end);
-        if (n > 0)
-            in->end += (size_t) n;
-        else
-        if (n == 0)
-            in->eof = true;
-        else
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            *later = true;
-            return NULL;
-        }
-        else
-        if (errno != EINTR) {
-            fprintf (stderr, "dpool: reading input: %s\n", strerror (errno));
-            in->eof = true;
-        }
+        fprintf (stderr, "dpool: reading input: %s\n", strerror (errno));
+        rc = dp_records_next (&in->records, &record, len);  //  what was read before
     }
+    *later = rc == 2;
+    return rc == 1 ? record : NULL;
 }
 
 static int
@@ -140,163 +101,17 @@ s_map_input (void *arg, const void **data, size_t *len)
 }
 
 //  --------------------------------------------------------------------------
-//  `dpool run`: commands for the built-in exec task
-
-//  Does a template word need a shell (anything but plain words and {})?
-static bool
-s_needs_shell (const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        if (p [0] == '{' && p [1] == '}')
-            p++;
-        else
-        if (strchr ("|&;<>()$`\\\"'*?[]#~!{}\n", *p))
-            return true;
-    }
-    return false;
-}
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} str_t;
-
-static void
-s_str_add (str_t *s, const char *data, size_t len)
-{
-    if (s->len + len + 1 > s->cap) {
-        s->cap = (s->len + len + 1) * 2;
-        s->p = (char *) realloc (s->p, s->cap);
-        if (!s->p) {
-            fprintf (stderr, "dpool: out of memory\n");
-            exit (EXIT_POOL_ERROR);
-        }
-    }
-    memcpy (s->p + s->len, data, len);
-    s->len += len;
-    s->p [s->len] = 0;
-}
-
-//  Can the line stand in a shell command without quotes?
-static bool
-s_shell_safe (const char *line, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum ((unsigned char) line [i]) && !strchr ("_./:,+@^=-", line [i]))
-            return false;
-    return len > 0;
-}
-
-//  Append text with every {} replaced by `line` (quoted for the shell when
-//  `quote`). Returns whether a {} was found.
-static bool
-s_substitute (str_t *out, const char *text, const char *line, size_t len, bool quote)
-{
-    bool found = false;
-    const char *at;
-    while ((at = strstr (text, "{}"))) {
-        s_str_add (out, text, (size_t) (at - text));
-        if (quote && !s_shell_safe (line, len)) {
-            //  like GNU parallel, quote only a line that needs it
-            s_str_add (out, "'", 1);
-            for (size_t i = 0; i < len; i++)
-                if (line [i] == '\'')
-                    s_str_add (out, "'\\''", 4);
-                else
-                    s_str_add (out, line + i, 1);
-            s_str_add (out, "'", 1);
-        }
-        else
-            s_str_add (out, line, len);
-        text = at + 2;
-        found = true;
-    }
-    s_str_add (out, text, strlen (text));
-    return found;
-}
-
-//  No-shell mode: split the template's words on blanks ("echo {}" given as
-//  one argument is two words), so each becomes one argv entry.
-static void
-s_split_words (input_t *in)
-{
-    size_t size = 0;
-    for (int i = 0; i < in->argc; i++)
-        size += strlen (in->argv [i]) + 1;
-    in->text = (char *) malloc (size + 1);
-    in->words = (char **) calloc (size + 1, sizeof (char *));
-    if (!in->text || !in->words) {
-        fprintf (stderr, "dpool: out of memory\n");
-        exit (EXIT_POOL_ERROR);
-    }
-    int count = 0;
-    char *at = in->text;
-    for (int i = 0; i < in->argc; i++) {
-        strcpy (at, in->argv [i]);
-        char *save = NULL;
-        for (char *w = strtok_r (at, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
-            in->words [count++] = w;
-        at += strlen (in->argv [i]) + 1;
-    }
-    in->argv = in->words;
-    in->argc = count;
-}
-
-static void
-s_input_free (input_t *in)
-{
-    free (in->buf);
-    free (in->words);
-    free (in->text);
-}
-
-static int
-s_run_input (void *arg, const void **data, size_t *len)
-{
-    input_t *in = (input_t *) arg;     //  the first member of cli_t
-    static str_t item;
-    size_t line_len;
-    bool later;
-    const char *line = s_next_record (in, &line_len, &later);
-    if (!line)
-        return later ? 2 : 0;
-    item.len = 0;
-    bool found = false;
-    if (in->shell) {
-        s_str_add (&item, "s", 1);
-        for (int i = 0; i < in->argc; i++) {
-            if (i)
-                s_str_add (&item, " ", 1);
-            found |= s_substitute (&item, in->argv [i], line, line_len, true);
-        }
-        if (!found) {
-            s_str_add (&item, " ", 1);
-            s_substitute (&item, "{}", line, line_len, true);
-        }
-    }
-    else {
-        s_str_add (&item, "a", 1);
-        for (int i = 0; i < in->argc; i++) {
-            if (i)
-                s_str_add (&item, "", 1);   //  the NUL separator
-            found |= s_substitute (&item, in->argv [i], line, line_len, false);
-        }
-        if (!found) {
-            s_str_add (&item, "", 1);
-            s_str_add (&item, line, line_len);
-        }
-    }
-    *data = item.p;
-    *len = item.len;
-    in->items++;
-    return 1;
-}
-
-//  --------------------------------------------------------------------------
 //  Output
 
+//  What `dpool map` prints on stdout for a failed item (--on-error)
+typedef enum {
+    ON_ERROR_SKIP,              //  nothing: its line is missing (the default)
+    ON_ERROR_EMPTY,             //  an empty line
+    ON_ERROR_TEXT               //  "dpool: KIND: MESSAGE" on one line
+} on_error_t;
+
 typedef struct {
-    bool run;                   //  exec results: stdout after the message
+    on_error_t on_error;        //  a failed item's line on stdout
     bool index;                 //  prefix each output line with its index
     bool progress;              //  draw a progress bar on stderr
     bool bar_shown;             //  a bar is on the terminal line now
@@ -412,20 +227,31 @@ s_output (output_t *out, const dp_result_t *r)
     if (out->stdout_tty)
         s_bar_clear (out);
     if (r->status == DP_OK) {
-        if (r->len || !out->run)
-            s_write (out, r->index, (const char *) r->data, r->len, !out->run);
+        s_write (out, r->index, (const char *) r->data, r->len, true);
         return;
     }
     out->failed++;
     const char *text = (const char *) r->data;
     size_t text_len = strnlen (text, r->len);
-    if (out->run && r->status == DP_ERR_TASK && text_len < r->len)
-        s_write (out, r->index, text + text_len + 1, r->len - text_len - 1, false);
-    fflush (stdout);
-    s_bar_clear (out);
     //  the kind, unless the message already starts with it ("worker died: ...")
     const char *kind = dp_status_name (r->status);
     bool named = strncmp (text, kind, strnlen (kind, 64)) == 0;
+    if (out->on_error == ON_ERROR_EMPTY)
+        s_write (out, r->index, "", 0, true);
+    else
+    if (out->on_error == ON_ERROR_TEXT) {
+        //  one line, whatever the message holds
+        char line [DP_LINE_MAX];
+        int len = snprintf (line, sizeof line, "dpool: %s%s%.*s", named ? "" : kind,
+                            named ? "" : ": ", (int) text_len, text);
+        len = len < 0 ? 0 : len >= (int) sizeof line ? (int) sizeof line - 1 : len;
+        for (int i = 0; i < len; i++)
+            if (line [i] == '\n' || line [i] == '\r' || line [i] == 0)
+                line [i] = ' ';
+        s_write (out, r->index, line, (size_t) len, true);
+    }
+    fflush (stdout);
+    s_bar_clear (out);
     fprintf (stderr, "dpool: item %llu (line %llu): %s%s%.*s\n", (unsigned long long) r->index,
              (unsigned long long) r->index + 1, named ? "" : kind, named ? "" : ": ",
              (int) text_len, text);
@@ -471,20 +297,16 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "Usage: dpool map [OPTION]... TASK\n"
-        "       dpool run [OPTION]... -- COMMAND [ARG]...\n"
-        "       dpool status [-b EP] [--json]\n"
-        "Parallel map over the lines of standard input, multiprocessing.Pool style.\n"
+        "       dpool run [OPTION]... [COMMAND [ARG]...] [::: ARGS]...  (dpool run --help)\n"
+        "       dpool status [-b EP] [--json]                        (dpool status --help)\n"
         "\n"
         "  map TASK      apply TASK (from a task module) to every input line; results\n"
         "                go to stdout one per line, in input order\n"
-        "  run COMMAND   run COMMAND per input line, {} replaced by the line (appended\n"
-        "                if there is no {}); each job's stdout is printed in input order.\n"
-        "                Commands without shell syntax run without a shell.\n"
+        "  run COMMAND   GNU parallel's interface: run COMMAND per input\n"
         "  status        show a broker's nodes, workers, jobs and counters\n"
-        "                (dpool status --help)\n"
         "  keygen PATH   write a CURVE key pair: PATH (public) and PATH_secret\n"
         "\n"
-        "Options:\n"
+        "Options of dpool map:\n"
         "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else the\n"
         "                       running broker of the server directory, else an\n"
         "                       embedded pool with local workers; with -j or -m the\n"
@@ -497,6 +319,11 @@ s_usage (FILE *out)
         "  -u, --unordered      print results as they arrive, not in input order\n"
         "      --index          prefix each output line with its item's 0-based\n"
         "                       index and a tab\n"
+        "      --on-error MODE  map: what stdout gets for a failed item (its reason\n"
+        "                       goes to stderr in every mode): skip (the default:\n"
+        "                       no line), empty (an empty line) or error-text (the\n"
+        "                       line \"dpool: KIND: MESSAGE\"); empty and error-text\n"
+        "                       keep output line N for input line N\n"
         "      --progress       draw a progress bar (rate, ETA) on stderr; the\n"
         "                       default when stderr is a terminal\n"
         "      --no-progress    no progress bar\n"
@@ -508,7 +335,8 @@ s_usage (FILE *out)
         "      --mem-limit MB   embedded pool: each worker's address-space limit\n"
         "      --max-tasks-per-child N  embedded pool: replace a worker after N items\n"
         "      --init ARGS      embedded pool: arguments for the modules' initializers\n"
-        "      --timeout MS     broker silence before giving up (default 3000)\n"
+        "      --broker-timeout MS  broker silence before giving up (default 3000;\n"
+        "                       --timeout is an old name of it)\n"
         "      --curve-secret FILE  our secret key file (PATH_secret of dpool keygen)\n"
         "      --broker-key FILE    the broker's public key file: with --curve-secret,\n"
         "                       CURVE authentication and encryption. Without both,\n"
@@ -522,22 +350,27 @@ s_usage (FILE *out)
         "130 interrupted (Ctrl-C: the job is cancelled).\n");
 }
 
-//  --task-timeout: seconds ("2.5") or a percentage of the median ("300%").
-//  Returns 0 or -1.
+//  --task-timeout: seconds ("2.5", 0.001 to 1000000) or a percentage of
+//  the median ("300%", 1% to 1000000%). Returns 0 or -1.
 static int
 s_task_timeout (const char *arg, dp_job_opts_t *opts)
 {
-    char *end;
-    double value = strtod (arg, &end);
-    if (end == arg || value <= 0 || value > 1e6)
+    char number [64];
+    size_t len = strlen (arg);
+    bool pct = len > 0 && arg [len - 1] == '%';
+    if (pct) {
+        if (len - 1 >= sizeof number)
+            return -1;
+        memcpy (number, arg, len - 1);
+        number [len - 1] = 0;
+    }
+    double value;
+    if (dp_opt_decimal (pct ? number : arg, pct ? 1 : 0.001, 1e6, &value))
         return -1;
-    if (*end == '%' && end [1] == 0)
+    if (pct)
         opts->timeout_pct = (uint32_t) value;
     else
-    if (*end == 0)
-        opts->timeout_ms = (uint32_t) (value * 1000 + 0.5) ? (uint32_t) (value * 1000 + 0.5) : 1;
-    else
-        return -1;
+        opts->timeout_ms = (uint32_t) (value * 1000 + 0.5);
     return 0;
 }
 
@@ -565,16 +398,16 @@ s_keygen (int argc, char *argv [])
     return 0;
 }
 
+//  A whole-number option value in [min, max] (dp_opt.h), or a usage error.
 static long
 s_number (const char *arg, const char *what, long min, long max)
 {
-    char *end;
-    long value = strtol (arg, &end, 10);
-    if (*arg == 0 || *end != 0 || value < min || value > max) {
-        fprintf (stderr, "dpool: invalid %s '%s' (%ld..%ld)\n", what, arg, min, max);
+    uint64_t value;
+    if (dp_opt_uint (arg, (uint64_t) min, (uint64_t) max, &value)) {
+        fprintf (stderr, "dpool: invalid %s '%s' (a whole number, %ld..%ld)\n", what, arg, min, max);
         exit (EXIT_USAGE);
     }
-    return value;
+    return (long) value;
 }
 
 int
@@ -588,12 +421,14 @@ main (int argc, char *argv [])
         { "chunksize", required_argument, NULL, 'C' },
         { "max-attempts", required_argument, NULL, 'A' },
         { "timeout", required_argument, NULL, 'T' },
+        { "broker-timeout", required_argument, NULL, 'T' },
         { "task-timeout", required_argument, NULL, 'K' },
         { "mem-limit", required_argument, NULL, 'M' },
         { "max-tasks-per-child", required_argument, NULL, 'X' },
         { "init", required_argument, NULL, 'G' },
         { "unordered", no_argument, NULL, 'u' },
         { "index", no_argument, NULL, 'I' },
+        { "on-error", required_argument, NULL, 'E' },
         { "progress", no_argument, NULL, 'P' },
         { "no-progress", no_argument, NULL, 'N' },
         { "curve-secret", required_argument, NULL, 'S' },
@@ -618,8 +453,9 @@ main (int argc, char *argv [])
         return dp_status_main (argc - 1, argv + 1);
     if (!strcmp (argv [1], "keygen"))
         return s_keygen (argc - 1, argv + 1);
-    bool run = !strcmp (argv [1], "run");
-    if (!run && strcmp (argv [1], "map")) {
+    if (!strcmp (argv [1], "run"))
+        return run_main (argc - 1, argv + 1);
+    if (strcmp (argv [1], "map")) {
         fprintf (stderr, "dpool: unknown command '%s' (map, run or status; see dpool --help)\n", argv [1]);
         return EXIT_USAGE;
     }
@@ -629,6 +465,7 @@ main (int argc, char *argv [])
     char delim = '\n';
     int progress = -1;          //  -1: when stderr is a terminal
     bool unordered = false, index = false;
+    on_error_t on_error = ON_ERROR_SKIP;
     int c;
     optind = 2;
     while ((c = getopt_long (argc, argv, "+b:j:m:0uhV", longopts, NULL)) != -1) {
@@ -649,7 +486,8 @@ main (int argc, char *argv [])
             case 'T': popts.timeout_ms = (int) s_number (optarg, "timeout", 100, 86400000); break;
             case 'K':
                 if (s_task_timeout (optarg, &jopts) != 0) {
-                    fprintf (stderr, "dpool: invalid --task-timeout '%s' (seconds, or N%%)\n", optarg);
+                    fprintf (stderr, "dpool: invalid --task-timeout '%s' (seconds 0.001..1000000, "
+                             "or a percentage of the median 1%%..1000000%%)\n", optarg);
                     return EXIT_USAGE;
                 }
                 break;
@@ -660,6 +498,20 @@ main (int argc, char *argv [])
             case 'B': popts.broker_key = optarg; break;
             case 'u': unordered = true; break;
             case 'I': index = true; break;
+            case 'E':
+                if (!strcmp (optarg, "skip"))
+                    on_error = ON_ERROR_SKIP;
+                else
+                if (!strcmp (optarg, "empty"))
+                    on_error = ON_ERROR_EMPTY;
+                else
+                if (!strcmp (optarg, "error-text"))
+                    on_error = ON_ERROR_TEXT;
+                else {
+                    fprintf (stderr, "dpool: invalid --on-error '%s' (skip, empty or error-text)\n", optarg);
+                    return EXIT_USAGE;
+                }
+                break;
             case 'P': progress = 1; break;
             case 'N': progress = 0; break;
             case 'h': s_usage (stdout); return 0;
@@ -676,32 +528,20 @@ main (int argc, char *argv [])
         popts.mode = DP_POOL_EMBEDDED;  //  -m / -j: never sent to $DPOOL_BROKER
     if (popts.endpoint)
         popts.mode = DP_POOL_REMOTE;    //  -b: the broker named
-    cli_t cli = { .in = { .fd = 0, .delim = delim, .cap = 1 << 16 },
-                  .out = { .run = run, .index = index,
+    cli_t cli = { .out = { .index = index, .on_error = on_error,
                            .progress = progress < 0 ? isatty (2) : progress,
                            .stdout_tty = isatty (1) && isatty (2) } };
     input_t in = cli.in;
-    const char *task = "exec";
-    if (run) {
-        in.argv = argv + optind;
-        in.argc = argc - optind;
-        if (in.argc < 1) {
-            fprintf (stderr, "dpool run: no command given (dpool run -- COMMAND ARGS...)\n");
-            return EXIT_USAGE;
-        }
-        for (int i = 0; i < in.argc; i++)
-            in.shell |= s_needs_shell (in.argv [i]);
-        if (!in.shell)
-            s_split_words (&in);
+    const char *task;
+    if (argc - optind != 1) {
+        fprintf (stderr, "dpool map: expected one TASK name (see dpool --help)\n");
+        return EXIT_USAGE;
     }
-    else {
-        if (argc - optind != 1) {
-            fprintf (stderr, "dpool map: expected one TASK name (see dpool --help)\n");
-            return EXIT_USAGE;
-        }
-        task = argv [optind];
+    task = argv [optind];
+    if (dp_records_init (&in.records, 0, delim)) {
+        fprintf (stderr, "dpool: out of memory\n");
+        return EXIT_POOL_ERROR;
     }
-    in.buf = (char *) malloc (in.cap);
     cli.in = in;
     fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
     jopts.has_input_fd = true;
@@ -714,10 +554,10 @@ main (int argc, char *argv [])
     if (!pool) {
         fprintf (stderr, "dpool: %s\n", dp_strerror_last ());
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
-        s_input_free (&cli.in);
+        dp_records_destroy (&cli.in.records);
         return s_interrupted ? EXIT_INTERRUPTED : EXIT_POOL_ERROR;
     }
-    dp_input_fn *input = run ? s_run_input : s_map_input;
+    dp_input_fn *input = s_map_input;
     dp_iter_t *it = unordered ? dp_imap_unordered (pool, task, &jopts, input, &cli)
                               : dp_imap (pool, task, &jopts, input, &cli);
     int rc = -1;
@@ -737,7 +577,7 @@ main (int argc, char *argv [])
             fprintf (stderr, "dpool: writing output: %s\n", strerror (errno));
         rc = -1;
     }
-    s_input_free (&cli.in);
+    dp_records_destroy (&cli.in.records);
     if (s_interrupted)
         return EXIT_INTERRUPTED;
     return rc < 0 ? EXIT_POOL_ERROR : cli.out.failed > 0 ? EXIT_FAILED_ITEMS : 0;

@@ -49,6 +49,9 @@ typedef enum {
     JOB_FAILED                  //  ended by an ERROR, the pool, or an abort
 } job_state_t;
 
+//  The message of an item answered cancelled after dp_pool_terminate.
+#define DP_TERMINATED_TEXT  "terminated"
+
 typedef void (job_end_fn) (dp_job_t *job, void *owner);
 
 struct dp_job {
@@ -75,10 +78,12 @@ struct dp_job {
     job_state_t state;
     bool input_done, input_later, end_sent, cancel_sent;
     bool cancel_flagged;        //  cancelled through opts.cancel: ends failed
+    bool terminated;            //  stopped by dp_pool_terminate: its cancelled
+                                //  items say "terminated", it ends failed
     dp_status_t error_status;   //  JOB_FAILED: why, as an item status
     char error [DP_MAX_TEXT + 64];
     //  chunk sizing from measured task time
-    uint32_t probes;
+    uint32_t probes;            //  single-item batches unanswered before a measure
     double ns_per_item;
     //  input bytes in flight: a FIFO of batch sizes, popped as answered
     uint64_t *fifo_bytes;
@@ -118,10 +123,11 @@ struct dp_pool {
     bool welcomed;              //  a broker answered HELLO once
     dp_curve_keys_t curve;      //  CURVE keys for the broker (on false: plaintext)
     dp_curve_watch_t *watch;    //  its handshakes, to say why it does not answer
+    bool sealed;                //  no new jobs (dp_pool_seal, dp_pool_terminate)
+    bool terminated;            //  dp_pool_terminate was called
     dp_msg_t msg;
     //  jobs
-    dp_job_t **table;           //  open jobs by id: open addressing
-    size_t table_cap, table_count;
+    zhashx_t *table;            //  open jobs by id (NULL until the first)
     link_t all, open, feed, waiting;
     size_t nopen, nfeed, nwaiting;
     size_t ncancel;             //  open jobs with a cancel flag to watch
@@ -132,6 +138,9 @@ struct dp_pool {
 
 //  dp_pool.c
 void client_set_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+//  Were tasks registered with dp_register_task? (dp_host.c)
+bool client_has_host_tasks (void);
 int cpool_send (dp_pool_t *self, dp_msg_t *msg);
 int cpool_send_simple (dp_pool_t *self, uint8_t cmd, uint32_t job);
 int cpool_ready_for_job (dp_pool_t *self);
@@ -156,6 +165,7 @@ void cjob_on_message (dp_pool_t *pool, dp_msg_t *msg);
 void cjob_fail (dp_job_t *self, dp_status_t status, const char *text);
 void cjob_progress (const dp_job_t *self, dp_progress_t *progress);
 bool cjob_has_input_later (dp_pool_t *pool, int *fds, int *nfds, int max);
+void cjob_terminate (dp_job_t *self);
 
 //  dp_map.c: a results array filled by an output callback
 dp_results_t *cresults_new (size_t n);

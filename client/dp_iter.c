@@ -102,6 +102,10 @@ s_take (dp_iter_t *self, dp_result_t *out)
     out->status = (dp_status_t) ((const uint8_t *) zmq_msg_data (&batch->status)) [batch->at];
     out->data = self->scratch;
     out->len = len;
+    if (job->terminated && out->status == DP_ERR_CANCELLED) {
+        out->data = DP_TERMINATED_TEXT;
+        out->len = strlen (DP_TERMINATED_TEXT);
+    }
     batch->offset += len;
     batch->at++;
     job->consumed++;

@@ -208,9 +208,11 @@ s_chunk_size (dp_job_t *self)
         if (self->ns_per_item <= 0)
             n = 1;
         else {
-            //  rounded to the nearest: the broker's fair share is one chunk
-            //  per job in turn, so jobs get equal worker time only if their
-            //  chunks are equally long (1.9 items of 1 ms must be 2, not 1)
+            //  rounded to the nearest, so chunks are about CHUNK_TARGET_NS
+            //  long (1.9 items of 1 ms must be 2, not 1); the broker shares
+            //  its workers by measured work time (deficit round-robin,
+            //  dp_dispatch.c), but until a job is measured each of its
+            //  chunks pays a whole turn
             double want = CHUNK_TARGET_NS / self->ns_per_item + 0.5;
             n = want < 1 ? 1 : want > pool->batch_max ? pool->batch_max : (uint32_t) want;
         }
@@ -244,7 +246,7 @@ s_can_send (dp_job_t *self)
     if (self->input_done || self->input_later || self->cancel_sent)
         return false;
     if (!self->opts.chunksize && self->ns_per_item <= 0 && self->probes >= PROBE_BATCHES)
-        return false;               //  wait for the first measure
+        return false;               //  wait for the first measure (or the probes' answers)
     if (pool->inflight >= pool->window)
         return false;
     //  tiny chunks: a few hundred in flight keep every worker fed; more
@@ -297,6 +299,36 @@ s_send_end (dp_job_t *self)
     return cpool_send (self->pool, &msg);
 }
 
+//  An item over the size limit (DP_MAX_FRAME / 2) is not sent: a BATCH of
+//  one empty item with `big` set stands for it, and the broker answers it
+//  failed, so it fails alone and the job goes on. Returns 0, or -1 if the
+//  job ended (out of memory).
+static int
+s_send_big (dp_job_t *self, uint64_t len)
+{
+    dp_pool_t *pool = self->pool;
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_BATCH);
+    msg.job = self->id;
+    msg.first = self->sent;
+    msg.big = len;
+    if (dp_batch_add (&batch, "", 0) != 0 || dp_batch_attach (&batch, &msg, false) != 0) {
+        dp_batch_clear (&batch);
+        dp_msg_reset (&msg);
+        s_job_end (self, JOB_FAILED, DP_ERR_POOL, "out of memory", true);
+        return -1;
+    }
+    dp_batch_clear (&batch);
+    self->sent += 1;
+    pool->inflight += 1;
+    cjob_hold (self, 1, 0);
+    s_fifo_push (self, 1, 0);
+    cpool_send (pool, &msg);
+    return 0;
+}
+
 //  Read items into one batch within the job's share and send it; send
 //  END once the input has ended. Returns 1 if a batch went out, 0 if not,
 //  -1 if the job ended (an abort: the caller must not touch it again).
@@ -326,13 +358,14 @@ s_send_batch (dp_job_t *self)
     if (csize && want > csize)
         want -= want % csize;           //  whole chunks
     const char *abort = NULL;
+    uint64_t big = 0;               //  length of an item over the size limit
     while (self->batch.n < want && self->batch.size < BATCH_MAX_BYTES
        &&  !(csize && self->batch.n % csize == 0 && self->batch.size >= PACK_BYTES)) {
         const void *data = NULL;
         size_t len = 0;
         int rc = s_next_input (self, &data, &len);
         if (rc == 1 && len > DP_MAX_FRAME / 2)
-            abort = "an item is over the size limit of 128 MiB";
+            big = len;              //  sent after the batch, failed alone
         else
         if (rc == 1 && dp_batch_add (&self->batch, data, len) != 0)
             abort = "out of memory";
@@ -383,6 +416,9 @@ s_send_batch (dp_job_t *self)
         cpool_send (pool, &msg);
         sent = 1;
     }
+    if (big && s_send_big (self, big) != 0)
+        return -1;
+    sent |= big != 0;
     if (self->input_done && !self->end_sent && !self->cancel_sent)
         s_send_end (self);
     return sent;
@@ -460,8 +496,14 @@ s_deliver (dp_job_t *self, dp_msg_t *msg)
         uint32_t len = dp_msg_len (msg, i);
         uint8_t status = dp_msg_status (msg, i);
         self->failed += status != DP_ST_OK;
+        const void *item = data + offset;
+        size_t item_len = len;
+        if (self->terminated && status == DP_ST_CANCELLED) {
+            item = DP_TERMINATED_TEXT;
+            item_len = strlen (DP_TERMINATED_TEXT);
+        }
         if (self->output (self->output_arg, msg->first + i, (dp_status_t) status,
-                          data + offset, len) != 0) {
+                          item, item_len) != 0) {
             self->consumed += i + 1;
             cjob_hold (self, -(int64_t) (i + 1), 0);
             s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "job aborted by its output", true);
@@ -519,6 +561,12 @@ s_on_results (dp_job_t *self, dp_msg_t *msg)
         double per = (double) msg->ns / msg->n;
         self->ns_per_item = self->ns_per_item > 0 ? 0.7 * self->ns_per_item + 0.3 * per : per;
     }
+    else
+    if (self->ns_per_item <= 0)
+        //  answered without a timing (failed, timed out, worker died):
+        //  the probe is over all the same, so the next may go; else a job
+        //  whose first PROBE_BATCHES items fail would wait for good
+        self->probes = self->probes > msg->n ? self->probes - msg->n : 0;
     s_sample (self, zclock_mono ());
     if (self->output && s_deliver (self, msg) != 0)
         return;
@@ -535,7 +583,8 @@ s_on_done (dp_job_t *self)
         s_job_end (self, JOB_FAILED, DP_ERR_POOL, "the broker ended the job early", false);
     else
     if (self->cancel_flagged)       //  every sent item answered; the job says why it ended
-        s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "job cancelled", false);
+        s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED,
+                   self->terminated ? "pool terminated" : "job cancelled", false);
     else
         s_job_end (self, JOB_DONE, DP_OK, "", false);
 }
@@ -597,6 +646,11 @@ cjob_new (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts)
 {
     if (!pool || !task || !*task || strlen (task) > DP_MAX_NAME) {
         client_set_error ("invalid arguments (task name must be 1..%d characters)", DP_MAX_NAME);
+        return NULL;
+    }
+    if (pool->sealed) {
+        client_set_error ("the pool takes no new jobs: %s was called",
+                          pool->terminated ? "dp_pool_terminate" : "dp_pool_seal");
         return NULL;
     }
     if (cpool_ready_for_job (pool) != 0)
@@ -713,6 +767,24 @@ cjob_cancel (dp_job_t *self)
         s_feed_remove (self);
     }
     return 0;
+}
+
+//  Stop a job for dp_pool_terminate. A waiting one ends at once (nothing
+//  was sent). A running one is cancelled as by opts.cancel: the broker
+//  answers every item sent, aborting those that run (their workers stop
+//  them, or are killed), the answers say "terminated", and the job ends
+//  failed "pool terminated".
+void
+cjob_terminate (dp_job_t *self)
+{
+    if (self->state == JOB_WAITING)
+        s_job_end (self, JOB_FAILED, DP_ERR_CANCELLED, "pool terminated", false);
+    else
+    if (self->state == JOB_RUNNING && self->pool) {
+        self->terminated = true;
+        self->cancel_flagged = true;
+        cjob_cancel (self);
+    }
 }
 
 //  Free a job and null the pointer; a running one is abandoned (CANCEL)

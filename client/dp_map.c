@@ -129,6 +129,22 @@ dp_map (dp_pool_t *self, const char *task, const dp_item_t *items, size_t n,
     return rc;
 }
 
+int
+dp_apply (dp_pool_t *self, const char *task, const void *data, size_t len,
+          const dp_job_opts_t *opts, dp_results_t **result)
+{
+    if (!result || (len && !data)) {
+        client_set_error ("invalid arguments");
+        if (result)
+            *result = NULL;
+        return -1;
+    }
+    dp_item_t item = { data ? data : "", len };
+    if (dp_map (self, task, &item, 1, opts, result) < 0)
+        return -1;
+    return (int) dp_results_status (*result, 0);
+}
+
 size_t
 dp_results_count (const dp_results_t *self)
 {

@@ -9,11 +9,12 @@
     count against the bytes actually left (each element takes at least one
     byte), and never allocates; skipping nested values is iterative, so
     deep nesting cannot exhaust the stack. Linked into libdpool, so task
-    modules (which link libdpool) and client programs share it.
+    modules (which link libdpool) and client programs share it; a task's
+    packed reply (dp_pack_reply) is the task runtime's (worker/dp_task_pack.c).
     =========================================================================
 */
 #include "dpool_pack.h"
-#include "dpool_task.h"
+#include "dp_msgpack.h"
 
 #include <msgpack.h>
 #include <limits.h>
@@ -225,7 +226,13 @@ dp_pack_format (dp_pack_t *self, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  Reading
 
-typedef enum { K_NIL, K_BOOL, K_UINT, K_INT, K_FLOAT, K_STR, K_BIN, K_ARRAY, K_MAP, K_EXT } s_kind_t;
+//  The kinds of dp_msgpack's decoder (proto/dp_msgpack.h), which reads
+//  every value's head.
+typedef enum {
+    K_NIL = DP_MP_NIL, K_BOOL = DP_MP_BOOL, K_UINT = DP_MP_UINT, K_INT = DP_MP_INT,
+    K_FLOAT = DP_MP_FLOAT, K_STR = DP_MP_STR, K_BIN = DP_MP_BIN, K_ARRAY = DP_MP_ARRAY,
+    K_MAP = DP_MP_MAP, K_EXT = DP_MP_EXT
+} s_kind_t;
 
 static const char *s_kind_names [] = {
     "nil", "a boolean", "an integer", "an integer", "a float", "a string", "binary data",
@@ -264,15 +271,6 @@ s_fail (dp_unpack_t *self, const char *format, ...)
     return -1;
 }
 
-static uint64_t
-s_be (const uint8_t *p, int n)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < n; i++)
-        value = value << 8 | p [i];
-    return value;
-}
-
 void
 dp_unpack_init (dp_unpack_t *self, const void *data, size_t len)
 {
@@ -291,55 +289,28 @@ s_peek (dp_unpack_t *self, s_value_t *v)
     size_t left = (size_t) (self->end - self->pos);
     if (left == 0)
         return s_fail (self, "the data ends where a value was expected");
-    const uint8_t *p = self->pos;
-    uint8_t b = p [0];
+    dp_mp_head_t h;
+    int rc = dp_mp_head (self->pos, left, &h);
+    if (rc == DP_MP_BADBYTE)
+        return s_fail (self, "invalid msgpack byte 0x%02x", self->pos [0]);
     memset (v, 0, sizeof *v);
-    int width = 0;              //  bytes of a length, count or number after b
-    if (b <= 0x7f) { v->kind = K_UINT; v->u = b; }
-    else if (b >= 0xe0) { v->kind = K_INT; v->u = (uint64_t) (int64_t) (int8_t) b; }
-    else if (b <= 0x8f) { v->kind = K_MAP; v->count = b & 0x0f; }
-    else if (b <= 0x9f) { v->kind = K_ARRAY; v->count = b & 0x0f; }
-    else if (b <= 0xbf) { v->kind = K_STR; v->len = b & 0x1f; }
-    else switch (b) {
-        case 0xc0: v->kind = K_NIL; break;
-        case 0xc2: case 0xc3: v->kind = K_BOOL; v->b = b == 0xc3; break;
-        case 0xc4: case 0xc5: case 0xc6: v->kind = K_BIN; width = 1 << (b - 0xc4); break;
-        case 0xc7: case 0xc8: case 0xc9: v->kind = K_EXT; width = 1 << (b - 0xc7); break;
-        case 0xca: v->kind = K_FLOAT; width = 4; break;
-        case 0xcb: v->kind = K_FLOAT; width = 8; break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf: v->kind = K_UINT; width = 1 << (b - 0xcc); break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: v->kind = K_INT; width = 1 << (b - 0xd0); break;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:     //  type + 2^k bytes
-            v->kind = K_EXT; v->len = 1 + ((uint64_t) 1 << (b - 0xd4)); break;
-        case 0xd9: case 0xda: case 0xdb: v->kind = K_STR; width = 1 << (b - 0xd9); break;
-        case 0xdc: case 0xdd: v->kind = K_ARRAY; width = 2 << (b - 0xdc); break;
-        case 0xde: case 0xdf: v->kind = K_MAP; width = 2 << (b - 0xde); break;
-        default: return s_fail (self, "invalid msgpack byte 0x%02x", b);
-    }
-    if ((size_t) width + 1 > left)
+    v->kind = (s_kind_t) h.kind;
+    if (rc == DP_MP_CUT)
         return s_fail (self, "the data ends inside %s", s_kind_names [v->kind]);
-    v->head = 1 + (size_t) width;
-    uint64_t raw = s_be (p + 1, width);
-    switch (v->kind) {
-        case K_UINT: if (width) v->u = raw; break;
-        case K_INT:
-            if (width)      //  sign-extend from width bytes
-                v->u = width == 8 ? raw : (uint64_t) (((int64_t) (raw << (64 - 8 * width))) >> (64 - 8 * width));
-            break;
-        case K_FLOAT:
-            if (width == 4) {
-                uint32_t bits = (uint32_t) raw;
-                float f;
-                memcpy (&f, &bits, sizeof f);
-                v->d = f;
-            }
-            else
-                memcpy (&v->d, &raw, sizeof v->d);
-            break;
-        case K_STR: case K_BIN: if (width) v->len = raw; break;
-        case K_EXT: if (width) v->len = raw + 1; break;    //  length, then type byte
-        case K_ARRAY: case K_MAP: if (width) { if (raw > UINT32_MAX) raw = UINT32_MAX; v->count = (uint32_t) raw; } break;
-        default: break;
+    v->head = h.head;
+    v->len = h.len;
+    v->count = h.count > UINT32_MAX ? UINT32_MAX : (uint32_t) h.count;
+    v->u = h.raw;
+    v->b = h.raw != 0;
+    if (v->kind == K_FLOAT) {
+        if (h.head == 5) {
+            uint32_t bits = (uint32_t) h.raw;
+            float f;
+            memcpy (&f, &bits, sizeof f);
+            v->d = f;
+        }
+        else
+            memcpy (&v->d, &h.raw, sizeof v->d);
     }
     left -= v->head;
     if (v->len > left)
@@ -663,39 +634,6 @@ dp_unpack_args (dp_unpack_t *self, const char *format, ...)
     va_start (args, format);
     int rc = dp_unpack_vformat (self, wrapped, args);
     va_end (args);
-    return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  Task replies
-
-int
-dp_pack_reply_with (struct dp_task *task, const dp_pack_t *pack)
-{
-    size_t len;
-    const void *data = dp_pack_data (pack, &len);
-    if (!pack || pack->failed)
-        return dp_task_fail (task, "dp_pack_reply: out of memory");
-    return dp_task_reply (task, data, len);
-}
-
-int
-dp_pack_reply (struct dp_task *task, const char *format, ...)
-{
-    dp_pack_t pack;
-    msgpack_sbuffer_init (&pack.sbuf);
-    msgpack_packer_init (&pack.pk, &pack.sbuf, msgpack_sbuffer_write);
-    pack.failed = false;
-    va_list args;
-    va_start (args, format);
-    int rc = dp_pack_vformat (&pack, format, args);
-    va_end (args);
-    if (rc == 0)
-        rc = dp_pack_reply_with (task, &pack);
-    else
-        rc = dp_task_fail (task, "dp_pack_reply: bad format '%.40s' or out of memory",
-                           format ? format : "(null)");
-    msgpack_sbuffer_destroy (&pack.sbuf);
     return rc;
 }
 

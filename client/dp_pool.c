@@ -4,7 +4,8 @@
     A pool is a DEALER socket to a broker's client endpoint, or to the
     inproc endpoint of an embedded broker actor running in this process.
     Any number of jobs run on it at once (dp_job.c); messages from the
-    broker are routed to them by job id through an open-addressing table.
+    broker are routed to them by job id through a CZMQ hash (zhashx), as
+    the broker's own job index.
 
     The pump is the pool's one engine step, run by every call that waits:
     feed the jobs' input into the window (round-robin between jobs), wait
@@ -247,6 +248,10 @@ s_check_endpoint (const char *endpoint, char *why, size_t size)
 static int
 s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
 {
+    //  The embedded broker's log (a worker that died before registering,
+    //  ...) goes to stderr: CZMQ logs to stdout, the program's own output
+    //  (dpool map's results)
+    zsys_set_logstream (stderr);
     dp_broker_opts_t bopts = { 0 };
     bopts.local_workers = opts && opts->workers > 0 ? opts->workers : -1;
     bopts.modules = opts ? opts->modules : NULL;
@@ -257,7 +262,7 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     bopts.mem_limit_mb = opts ? opts->mem_limit_mb : 0;
     bopts.allow_exec = true;        //  our own workers: the caller's commands
     //  host tasks (dp_register_task): the workers come from the fork server
-    if (dp_forkserver_has_tasks () && !dp_forkserver_running ()) {
+    if (client_has_host_tasks () && !dp_forkserver_running ()) {
         client_set_error ("cannot start the embedded pool: tasks are registered with "
                           "dp_register_task but the fork server is not running: call "
                           "dp_forkserver_start () at the top of main, before any thread "
@@ -313,10 +318,39 @@ s_choose_endpoint (const dp_pool_opts_t *opts, const char **endpoint)
     return -1;
 }
 
+//  The DEALER to the broker, with the CURVE keys if any, connected.
+//  Returns 0 or -1 (error set).
+static int
+s_open_socket (dp_pool_t *self)
+{
+    self->sock = zsock_new (ZMQ_DEALER);
+    if (!self->sock) {
+        client_set_error ("cannot create a socket: %s", zmq_strerror (errno));
+        return -1;
+    }
+    self->handle = zsock_resolve (self->sock);
+    zsock_set_linger (self->sock, 0);
+    zsock_set_sndhwm (self->sock, 0);
+    zsock_set_rcvhwm (self->sock, 0);
+    zsock_set_maxmsgsize (self->sock, DP_MAX_FRAME);
+    if (dp_curve_client_apply (self->handle, &self->curve) != 0) {
+        client_set_error ("cannot set CURVE keys: %s", zmq_strerror (errno));
+        return -1;
+    }
+    if (!self->broker)
+        self->watch = dp_curve_watch_new (NULL, self->handle);
+    if (zmq_connect (self->handle, self->endpoint) != 0) {
+        client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 dp_pool_t *
 dp_pool_open (const dp_pool_opts_t *opts)
 {
     zsys_handler_set (NULL);        //  a library must not take the host's signals
+    char why_keys [1024];
     dp_pool_t *self = (dp_pool_t *) zmalloc (sizeof (dp_pool_t));
     self->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     self->hb_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : DEFAULT_HB_MS;
@@ -351,30 +385,22 @@ dp_pool_open (const dp_pool_opts_t *opts)
         dp_pool_close (&self);
         return NULL;
     }
-    self->sock = zsock_new (ZMQ_DEALER);
-    if (!self->sock) {
-        client_set_error ("cannot create a socket: %s", zmq_strerror (errno));
+    if (s_open_socket (self) != 0) {
         dp_pool_close (&self);
         return NULL;
     }
-    self->handle = zsock_resolve (self->sock);
-    zsock_set_linger (self->sock, 0);
-    zsock_set_sndhwm (self->sock, 0);
-    zsock_set_rcvhwm (self->sock, 0);
-    zsock_set_maxmsgsize (self->sock, DP_MAX_FRAME);
-    if (dp_curve_client_apply (self->handle, &self->curve) != 0) {
-        client_set_error ("cannot set CURVE keys: %s", zmq_strerror (errno));
-        dp_pool_close (&self);
-        return NULL;
+    int rc = s_handshake (self);
+    //  a broker that started with us: its server directory may list the
+    //  endpoint only now (it writes it before it binds), so a handshake
+    //  that failed without keys is tried once more with them
+    if (rc != 0 && !self->broker && !self->curve.on && !(opts && opts->curve_secret)
+    &&  dp_curve_client_keys (NULL, NULL, "client", self->endpoint, &self->curve,
+                              why_keys, sizeof why_keys) == 0 && self->curve.on) {
+        dp_curve_watch_destroy (&self->watch);
+        zsock_destroy (&self->sock);
+        rc = s_open_socket (self) == 0 ? s_handshake (self) : -1;
     }
-    if (!self->broker)
-        self->watch = dp_curve_watch_new (NULL, self->handle);
-    if (zmq_connect (self->handle, self->endpoint) != 0) {
-        client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
-        dp_pool_close (&self);
-        return NULL;
-    }
-    if (s_handshake (self) != 0) {
+    if (rc != 0) {
         dp_pool_close (&self);
         return NULL;
     }
@@ -405,7 +431,7 @@ dp_pool_close (dp_pool_t **self_p)
     zsock_destroy (&self->sock);
     dp_broker_destroy (&self->broker);
     dp_msg_reset (&self->msg);
-    free (self->table);
+    zhashx_destroy (&self->table);
     free (self);
     *self_p = NULL;
 }
@@ -417,81 +443,54 @@ dp_pool_jobs (const dp_pool_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  Open jobs by id: open addressing, linear probing, backward-shift delete
+//  Open jobs by id: a zhashx keyed by the id itself (plus one: a key is
+//  never NULL), made on the first job
 
 static size_t
-s_hash (uint32_t id, size_t cap)
+s_id_hash (const void *key)
 {
-    return (size_t) (id * 2654435761u) & (cap - 1);
+    uint64_t x = (uintptr_t) key;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    return (size_t) (x ^ (x >> 33));
 }
 
-static void
-s_table_grow (dp_pool_t *self)
+static int
+s_id_compare (const void *a, const void *b)
 {
-    size_t cap = self->table_cap ? self->table_cap * 2 : 64;
-    dp_job_t **table = (dp_job_t **) zmalloc (cap * sizeof (dp_job_t *));
-    for (size_t i = 0; i < self->table_cap; i++)
-        if (self->table [i]) {
-            size_t at = s_hash (self->table [i]->id, cap);
-            while (table [at])
-                at = (at + 1) & (cap - 1);
-            table [at] = self->table [i];
-        }
-    free (self->table);
-    self->table = table;
-    self->table_cap = cap;
+    return (uintptr_t) a < (uintptr_t) b ? -1 : (uintptr_t) a > (uintptr_t) b;
+}
+
+static void *
+s_id_key (uint32_t id)
+{
+    return (void *) ((uintptr_t) id + 1);
 }
 
 void
 cpool_table_insert (dp_pool_t *self, dp_job_t *job)
 {
-    if ((self->table_count + 1) * 2 > self->table_cap)
-        s_table_grow (self);
-    size_t at = s_hash (job->id, self->table_cap);
-    while (self->table [at])
-        at = (at + 1) & (self->table_cap - 1);
-    self->table [at] = job;
-    self->table_count++;
+    if (!self->table) {
+        self->table = zhashx_new ();
+        zhashx_set_key_hasher (self->table, s_id_hash);
+        zhashx_set_key_comparator (self->table, s_id_compare);
+        zhashx_set_key_duplicator (self->table, NULL);
+        zhashx_set_key_destructor (self->table, NULL);
+    }
+    zhashx_insert (self->table, s_id_key (job->id), job);
 }
 
 dp_job_t *
 cpool_table_lookup (dp_pool_t *self, uint32_t id)
 {
-    if (!self->table_cap)
-        return NULL;
-    size_t mask = self->table_cap - 1;
-    for (size_t at = s_hash (id, self->table_cap); self->table [at]; at = (at + 1) & mask)
-        if (self->table [at]->id == id)
-            return self->table [at];
-    return NULL;
+    return self->table ? (dp_job_t *) zhashx_lookup (self->table, s_id_key (id)) : NULL;
 }
 
 void
 cpool_table_remove (dp_pool_t *self, dp_job_t *job)
 {
-    if (!self->table_cap)
-        return;
-    size_t mask = self->table_cap - 1;
-    size_t at = s_hash (job->id, self->table_cap);
-    while (self->table [at] && self->table [at] != job)
-        at = (at + 1) & mask;
-    if (!self->table [at])
-        return;
-    self->table [at] = NULL;
-    self->table_count--;
-    //  shift back the entries of the probe run that follows the hole, so
-    //  every entry stays reachable from its home slot
-    size_t hole = at;
-    for (size_t next = (hole + 1) & mask; self->table [next]; next = (next + 1) & mask) {
-        size_t home = s_hash (self->table [next]->id, self->table_cap);
-        bool stays = hole <= next ? (home > hole && home <= next)
-                                  : (home > hole || home <= next);
-        if (!stays) {
-            self->table [hole] = self->table [next];
-            self->table [next] = NULL;
-            hole = next;
-        }
-    }
+    if (self->table && zhashx_lookup (self->table, s_id_key (job->id)) == job)
+        zhashx_delete (self->table, s_id_key (job->id));
 }
 
 //  --------------------------------------------------------------------------
@@ -600,5 +599,70 @@ dp_pool_poll (dp_pool_t *self, int timeout_ms)
         client_set_error ("%s", self->broken);
         return -1;
     }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Ending the pool's work: seal, join, terminate (Pool.close, .join,
+//  .terminate)
+
+int
+dp_pool_seal (dp_pool_t *self)
+{
+    if (!self) {
+        client_set_error ("invalid arguments");
+        return -1;
+    }
+    self->sealed = true;
+    return 0;
+}
+
+int
+dp_pool_join (dp_pool_t *self, int timeout_ms)
+{
+    if (!self) {
+        client_set_error ("invalid arguments");
+        return -1;
+    }
+    if (!cpool_check_caller (self))
+        return -1;
+    int64_t deadline = cpool_deadline (timeout_ms);
+    while (self->nopen + self->nwaiting > 0) {
+        if (cpool_pump (self, cpool_wait_left (deadline)) != 0) {
+            client_set_error ("%s", self->broken);
+            return -1;
+        }
+        if (self->nopen + self->nwaiting == 0)
+            break;
+        if ((deadline >= 0 && zclock_mono () >= deadline) || self->interrupted)
+            return DP_TIMEOUT;
+    }
+    return 0;
+}
+
+//  Waiting jobs end at once; open ones are cancelled at the broker, which
+//  answers what they sent at once (aborting what runs), so that outside a
+//  callback the answers are taken here within one round trip. A broker
+//  that stays silent fails them as any lost broker does (timeout_ms).
+int
+dp_pool_terminate (dp_pool_t *self)
+{
+    if (!self) {
+        client_set_error ("invalid arguments");
+        return -1;
+    }
+    self->sealed = true;
+    self->terminated = true;
+    while (!link_empty (&self->waiting))
+        cjob_terminate (link_entry (self->waiting.next, dp_job_t, open));
+    for (link_t *l = self->open.next; l != &self->open; l = l->next)
+        cjob_terminate (link_entry (l, dp_job_t, open));
+    if (self->pumping)
+        return 0;                   //  from a callback: the running pump ends them
+    int64_t deadline = zclock_mono () + 2 * (int64_t) self->timeout_ms;
+    while (self->nopen > 0 && !self->broken [0] && zclock_mono () < deadline)
+        cpool_pump (self, cpool_wait_left (deadline));
+    if (self->nopen > 0)
+        cpool_fail_all (self, DP_ERR_CANCELLED, "pool terminated");
     return 0;
 }

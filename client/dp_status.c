@@ -8,6 +8,7 @@
     =========================================================================
 */
 #include "dp_status.h"
+#include "dp_opt.h"
 #include "dp_proto.h"
 #include "dp_report.h"
 #include "dpool.h"
@@ -318,9 +319,8 @@ dp_status_main (int argc, char *argv [])
             case 'S': secret = optarg; break;
             case 'B': broker_key = optarg; break;
             case 'T': {
-                char *end;
-                long value = strtol (optarg, &end, 10);
-                if (!*optarg || *end || value < 1 || value > 3600000) {
+                uint64_t value;
+                if (dp_opt_uint (optarg, 1, 3600000, &value)) {
                     fprintf (stderr, "dpool status: invalid timeout '%s' (1..3600000 ms)\n", optarg);
                     return S_EXIT_USAGE;
                 }

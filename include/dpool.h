@@ -194,6 +194,33 @@ DP_EXPORT int dp_pool_poll (dp_pool_t *self, int timeout_ms);
 //  once; more wait their turn in the pool, FIFO), or waiting to open.
 DP_EXPORT size_t dp_pool_jobs (const dp_pool_t *self);
 
+//  Python's Pool.close, .join and .terminate (dp_pool_close frees the pool:
+//  it is Pool.__exit__, which terminates).
+//
+//  Seal the pool: from now on no new job may start on it (dp_map, dp_imap,
+//  dp_submit, ... fail with "the pool takes no new jobs"); jobs already
+//  started run to their end. Returns 0, or -1 if self is NULL.
+DP_EXPORT int dp_pool_seal (dp_pool_t *self);
+
+//  Wait up to timeout_ms (-1: no limit) until every job of the pool has
+//  finished (jobs that callbacks start meanwhile too; seal the pool first
+//  to wait only for those already started). Callbacks run as in any wait.
+//  An iterator's job advances only as its results are taken: join does
+//  not take them. Returns 0, DP_TIMEOUT (or a signal cut the wait), or -1
+//  if the pool failed (its jobs then failed with DP_ERR_POOL) or when
+//  called from inside a callback.
+DP_EXPORT int dp_pool_join (dp_pool_t *self, int timeout_ms);
+
+//  Stop every job of the pool at once and seal it. Items running are
+//  aborted on their workers (a worker still in the item is killed), and
+//  every item sent and not yet answered is answered DP_ERR_CANCELLED with
+//  the message "terminated"; each job then ends failed, DP_ERR_CANCELLED
+//  "pool terminated" (futures are done, iterators end with -1, dp_map
+//  returns -1). The answers take one round trip to the broker and are
+//  taken here (called from a callback: by the pool call running it).
+//  Returns 0, or -1 if self is NULL.
+DP_EXPORT int dp_pool_terminate (dp_pool_t *self);
+
 //  Reason for the last failure of a dpool call in this thread (never NULL).
 DP_EXPORT const char *dp_strerror_last (void);
 
@@ -212,6 +239,14 @@ DP_EXPORT const char *dp_status_name (dp_status_t status);
 //  worker at all, bad arguments): no results then.
 DP_EXPORT long dp_map (dp_pool_t *self, const char *task, const dp_item_t *items,
              size_t n, const dp_job_opts_t *opts, dp_results_t **results);
+
+//  Blocking single call (Pool.apply): runs `task` on one item and waits.
+//  Returns DP_OK (0) with the result in *result, or the failure's kind
+//  (DP_ERR_TASK, DP_ERR_DIED, ...: > 0) with its message there; read it
+//  with dp_results_data (*result, 0, &len), free it with
+//  dp_results_destroy. Returns -1 on a pool error: *result is NULL then.
+DP_EXPORT int dp_apply (dp_pool_t *self, const char *task, const void *data, size_t len,
+              const dp_job_opts_t *opts, dp_results_t **result);
 
 DP_EXPORT size_t dp_results_count (const dp_results_t *self);
 DP_EXPORT dp_status_t dp_results_status (const dp_results_t *self, size_t index);

@@ -60,7 +60,10 @@ typedef struct {
 //  is loaded and before the worker takes any item, with the pool's
 //  initializer arguments (`--init ARGS`, dp_pool_opts_t.init_args; "" when
 //  none). Returns 0, or non-zero to refuse to start (the worker exits with
-//  an error), as multiprocessing.Pool's `initializer`.
+//  an error), as multiprocessing.Pool's `initializer`. It runs in worker
+//  processes only (start-up checks load the module without running it);
+//  with init_args given, a pool or node starts only once a first worker's
+//  initializers succeeded, and fails with the message of one that failed.
 typedef int (dp_module_init_fn) (const char *args);
 
 typedef struct {

@@ -8,7 +8,8 @@
 
     1.  Frame-level checks first (count, sizes, signature, command): these
         cost nothing and refuse most garbage before any parsing.
-    2.  The header bytes are walked by a small validator (s_mp_skip) that
+    2.  The header bytes are walked by a small validator (s_mp_skip, on
+        dp_msgpack's head decoder, which dp_unpack shares) that
         knows every msgpack type, checks every declared length against the
         bytes that remain, and limits nesting to DP_MAX_DEPTH. Only a header
         that passes is handed to msgpack_unpack, so the unpacker's allocation
@@ -27,6 +28,7 @@
 */
 
 #include "dp_proto.h"
+#include "dp_msgpack.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -47,7 +49,7 @@ typedef enum {
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
     K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE, K_CSIZE, K_K, K_LAST, K_DONE,
-    K_SPEC, K_BACKUPS,
+    K_SPEC, K_BACKUPS, K_BIG,
     K_COUNT
 } s_key_id_t;
 
@@ -76,7 +78,7 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (timeout, T_U32),   S_KEY (tpct, T_U32),     S_KEY (weight, T_U32),
     S_KEY (item, T_U32),      S_KEY (node, T_U64),     S_KEY (csize, T_U32),
     S_KEY (k, T_U32),         S_KEY (last, T_BOOL),    S_KEY (done, T_BOOL),
-    S_KEY (spec, T_U32),      S_KEY (backups, T_U64)
+    S_KEY (spec, T_U32),      S_KEY (backups, T_U64),  S_KEY (big, T_U64)
 };
 
 #define B(k) (1ull << (k))
@@ -99,7 +101,8 @@ static const s_cmd_t s_cmds [] = {
         B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE)
         | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT) | B (K_SPEC),
         B (K_JOB) | B (K_TASK) },
-    [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST),
+    [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST)
+                                       | B (K_BIG),
                                        B (K_JOB) | B (K_FIRST) | B (K_N) },
     [DP_CMD_END]       = { "END", 0, B (K_JOB) | B (K_TOTAL), B (K_JOB) | B (K_TOTAL) },
     [DP_CMD_CANCEL]    = { "CANCEL", 0, B (K_JOB), B (K_JOB) },
@@ -176,96 +179,47 @@ s_get_le32 (const uint8_t *p)
 //  ---------------------------------------------------------------------
 //  Raw msgpack validator: runs before msgpack_unpack ever sees the bytes
 
-//  Read a big-endian unsigned of `width` bytes at *pp; false if the bytes
-//  are not there.
-static bool
-s_read_be (const uint8_t **pp, const uint8_t *end, int width, uint64_t *out)
-{
-    if (end - *pp < width)
-        return false;
-    uint64_t value = 0;
-    for (int i = 0; i < width; i++)
-        value = value << 8 | (*pp) [i];
-    *pp += width;
-    *out = value;
-    return true;
-}
-
-//  Decode the type byte b (already consumed) into what follows it: `skip`
-//  bytes of body, or `count` nested objects. Returns 0, or -1 if b is
-//  the never-used 0xc1 or the length field is cut off.
-static int
-s_mp_head (uint8_t b, const uint8_t **pp, const uint8_t *end,
-           uint64_t *skip, uint64_t *count)
-{
-    *skip = *count = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return 0;                           //  fixint, nil, bool
-    if (b <= 0x8f) { *count = 2 * (uint64_t) (b & 0x0f); return 0; }
-    if (b <= 0x9f) { *count = b & 0x0f; return 0; }
-    if (b <= 0xbf) { *skip = b & 0x1f; return 0; }
-    if (b >= 0xca && b <= 0xd3) {           //  float, uint, int: fixed size
-        static const uint8_t sizes [] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
-        *skip = sizes [b - 0xca];
-        return 0;
-    }
-    if (b >= 0xd4 && b <= 0xd8) {           //  fixext: type byte + 2^k
-        *skip = 1 + ((uint64_t) 1 << (b - 0xd4));
-        return 0;
-    }
-    uint64_t value;
-    switch (b) {
-        case 0xc4: case 0xd9: if (!s_read_be (pp, end, 1, skip)) return -1; return 0;
-        case 0xc5: case 0xda: if (!s_read_be (pp, end, 2, skip)) return -1; return 0;
-        case 0xc6: case 0xdb: if (!s_read_be (pp, end, 4, skip)) return -1; return 0;
-        case 0xc7: case 0xc8: case 0xc9:    //  ext: length, type byte, body
-            if (!s_read_be (pp, end, b == 0xc7? 1: b == 0xc8? 2: 4, &value))
-                return -1;
-            *skip = value + 1;
-            return 0;
-        case 0xdc: case 0xdd:
-            return s_read_be (pp, end, b == 0xdc? 2: 4, count)? 0: -1;
-        case 0xde: case 0xdf:
-            if (!s_read_be (pp, end, b == 0xde? 2: 4, &value))
-                return -1;
-            *count = 2 * value;
-            return 0;
-    }
-    return -1;                              //  0xc1: never used
-}
-
 //  Walk one msgpack object at *pp, a container nested `depth` levels deep.
 //  Returns 0, DP_PROTO_ELIMIT (nesting), or DP_PROTO_EHEADER (malformed,
 //  or a declared length longer than the bytes that remain).
 static int
-s_mp_skip (const uint8_t **pp, const uint8_t *end, int depth,
+s_mp_skip (const uint8_t **pp, const uint8_t *end, int depth, const char *what,
            char *err, size_t errlen)
 {
     if (*pp >= end)
-        return s_fail (err, errlen, DP_PROTO_EHEADER, "header: truncated msgpack");
-    uint8_t b = *(*pp)++;
-    uint64_t skip, count;
-    if (s_mp_head (b, pp, end, &skip, &count))
+        return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: truncated msgpack", what);
+    uint8_t b = **pp;
+    dp_mp_head_t h;
+    int rc = dp_mp_head (*pp, (size_t) (end - *pp), &h);
+    if (rc == DP_MP_CUT)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: bad msgpack byte 0x%02x", b);
+                       "%s: msgpack value 0x%02x exceeds the %zu bytes left",
+                       what, b, (size_t) (end - *pp));
+    if (rc)
+        return s_fail (err, errlen, DP_PROTO_EHEADER,
+                       "%s: bad msgpack byte 0x%02x", what, b);
+    *pp += 1;
+    //  the rest of the head (a number's bytes) counts as body, as before
+    uint64_t skip = h.head - 1 + h.len;
+    uint64_t count = h.kind == DP_MP_MAP ? 2 * h.count : h.count;
     uint64_t left = (uint64_t) (end - *pp);
     if (skip > left)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: length %llu exceeds the %llu bytes left",
+                       "%s: length %llu exceeds the %llu bytes left", what,
                        (unsigned long long) skip, (unsigned long long) left);
     *pp += skip;
     if (((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90 || (b >= 0xdc && b <= 0xdf))
     &&  depth + 1 > DP_MAX_DEPTH)
         return s_fail (err, errlen, DP_PROTO_ELIMIT,
-                       "header: nesting deeper than %d", DP_MAX_DEPTH);
+                       "%s: nesting deeper than %d", what, DP_MAX_DEPTH);
     //  Every element takes at least one byte, so a count beyond the bytes
     //  left is a lie: refuse it before looping over it.
     if (count > left)
         return s_fail (err, errlen, DP_PROTO_EHEADER,
-                       "header: %llu elements declared, %llu bytes left",
+                       "%s: %llu elements declared, %llu bytes left", what,
                        (unsigned long long) count, (unsigned long long) left);
     for (uint64_t i = 0; i < count; i++) {
-        int rc = s_mp_skip (pp, end, depth + 1, err, errlen);
+        rc = s_mp_skip (pp, end, depth + 1, what, err, errlen);
         if (rc)
             return rc;
     }
@@ -283,7 +237,7 @@ s_mp_validate (const uint8_t *data, size_t size, const char *cmd,
     if ((b & 0xf0) != 0x80 && b != 0xde && b != 0xdf)
         return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: header is not a map", cmd);
     const uint8_t *p = data;
-    int rc = s_mp_skip (&p, data + size, 0, err, errlen);
+    int rc = s_mp_skip (&p, data + size, 0, "header", err, errlen);
     if (rc)
         return rc;
     if (p != data + size)
@@ -291,6 +245,20 @@ s_mp_validate (const uint8_t *data, size_t size, const char *cmd,
                        "%s: %zu bytes of trailing garbage after header",
                        cmd, (size_t) (data + size - p));
     return 0;
+}
+
+int
+dp_proto_check_map (const void *data, size_t size, const char *what,
+                    char *err, size_t errlen)
+{
+    const uint8_t *p = (const uint8_t *) data;
+    if (size == 0 || ((p [0] & 0xf0) != 0x80 && p [0] != 0xde && p [0] != 0xdf))
+        return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: not a msgpack map", what);
+    int rc = s_mp_skip (&p, (const uint8_t *) data + size, 0, what, err, errlen);
+    if (rc == 0 && p != (const uint8_t *) data + size)
+        rc = s_fail (err, errlen, DP_PROTO_EHEADER, "%s: %zu bytes of trailing garbage",
+                     what, (size_t) ((const uint8_t *) data + size - p));
+    return rc;
 }
 
 

@@ -54,7 +54,7 @@ typedef enum {
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
     DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize,
                                 //         timeout, tpct, weight, spec}
-    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize, last}  lens data
+    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize, last, big}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
     DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns, done, ok, failed, backups}  lens data status
@@ -138,6 +138,8 @@ typedef struct {
     uint32_t weight;            //  JOB: fair-share weight (0: 1)
     uint32_t spec;              //  JOB: backup copies of stragglers: DP_SPEC_*
     uint64_t backups;           //  RESULTS, DONE: backup copies run for the job so far
+    uint64_t big;               //  BATCH: its one item is over the size limit (its
+                                //  length; the data is not sent): the broker fails it
     uint32_t item;              //  DEATH: item running in the chunk (UINT32_MAX: none)
     uint64_t node;              //  NODE, READY: node token (0: not on a node)
     uint32_t csize;             //  BATCH: items per chunk (0: the whole batch)
@@ -188,6 +190,14 @@ int dp_msg_send (dp_msg_t *self, void *socket, const zmq_msg_t *routing_id);
 //  nothing but keeps cmd and version when they could be read.
 int dp_msg_decode (dp_msg_t *self, zmq_msg_t *frames, size_t nframes,
                    char *err, size_t errlen);
+
+//  Check that `data` holds exactly one msgpack map, well formed (no length
+//  beyond the bytes, nesting at most DP_MAX_DEPTH), nothing after it, so
+//  that msgpack_unpack may then decode it without allocating beyond its
+//  size. Returns 0 or DP_PROTO_EHEADER / DP_PROTO_ELIMIT with a reason
+//  starting with `what` in err. For bodies other codecs decode (dp_exec_msg).
+int dp_proto_check_map (const void *data, size_t size, const char *what,
+                        char *err, size_t errlen);
 
 //  Encode a message into raw frames (signature, command, header, payload
 //  moved). `frames` must hold 3 + DP_MAX_PAYLOAD entries; *nframes is set.

@@ -205,25 +205,57 @@ s_free_buffer (void *data, void *hint)
     free (data);
 }
 
-int
-dp_report_encode (const dp_report_t *self, dp_msg_t *msg)
+//  Pack the report with its first nworkers workers and njobs jobs into a
+//  new buffer. Returns 0, or -1 when out of memory (buffer then empty).
+static int
+s_pack_body (const dp_report_t *self, uint32_t nworkers, uint32_t njobs, bool truncated,
+             msgpack_sbuffer *buffer)
 {
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
+    msgpack_sbuffer_init (buffer);
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 5);
     msgpack_pack_str_with_body (&pk, "broker", 6);
     s_pack_row (&pk, s_broker_fields, &self->broker);
     s_pack_rows (&pk, "nodes", s_node_fields, self->nodes, self->nnodes, sizeof (dp_report_node_t));
-    s_pack_rows (&pk, "workers", s_worker_fields, self->workers, self->nworkers,
+    s_pack_rows (&pk, "workers", s_worker_fields, self->workers, nworkers,
                  sizeof (dp_report_worker_t));
-    s_pack_rows (&pk, "jobs", s_job_fields, self->jobs, self->njobs, sizeof (dp_report_job_t));
+    s_pack_rows (&pk, "jobs", s_job_fields, self->jobs, njobs, sizeof (dp_report_job_t));
     msgpack_pack_str_with_body (&pk, "truncated", 9);
-    if (self->truncated) msgpack_pack_true (&pk); else msgpack_pack_false (&pk);
-    if (!buffer.data || buffer.size > DP_MAX_REPORT || msg->nframes != 0) {
-        msgpack_sbuffer_destroy (&buffer);
+    if (truncated) msgpack_pack_true (&pk); else msgpack_pack_false (&pk);
+    if (!buffer->data) {
+        msgpack_sbuffer_destroy (buffer);
         return -1;
+    }
+    return 0;
+}
+
+//  Rows are at most DP_REPORT_MAX_ROWS of each kind, but full rows with
+//  long names do not fit DP_MAX_REPORT (4096 of each take about 3.3 MB):
+//  then workers and jobs are left out, the longer list halved until the
+//  body fits, and the report says it is truncated. Nodes are all kept
+//  (workers name them by index; 4096 of them take under 1 MB).
+int
+dp_report_encode (const dp_report_t *self, dp_msg_t *msg)
+{
+    if (msg->nframes != 0)
+        return -1;
+    uint32_t nworkers = self->nworkers, njobs = self->njobs;
+    bool truncated = self->truncated;
+    msgpack_sbuffer buffer;
+    while (true) {
+        if (s_pack_body (self, nworkers, njobs, truncated, &buffer))
+            return -1;
+        if (buffer.size <= DP_MAX_REPORT)
+            break;
+        msgpack_sbuffer_destroy (&buffer);
+        if (nworkers == 0 && njobs == 0)
+            return -1;
+        if (njobs >= nworkers)
+            njobs /= 2;
+        else
+            nworkers /= 2;
+        truncated = true;
     }
     size_t size = buffer.size;
     char *data = msgpack_sbuffer_release (&buffer);

@@ -88,8 +88,10 @@ dp_report_worker_t *dp_report_add_worker (dp_report_t *self);
 dp_report_job_t *dp_report_add_job (dp_report_t *self);
 
 //  Make `msg` (initialised as DP_CMD_REPORT) carry the report as its body
-//  frame. Returns 0, or -1 when out of memory or the body would exceed
-//  DP_MAX_REPORT (rows are never that many: DP_REPORT_MAX_ROWS bounds them).
+//  frame. Returns 0, or -1 when out of memory (or msg has frames already).
+//  A body that would exceed DP_MAX_REPORT (full rows with long names) keeps
+//  every node but only as many workers and jobs as fit, and is marked
+//  truncated.
 int dp_report_encode (const dp_report_t *self, dp_msg_t *msg);
 
 //  Decode a received REPORT's body into self (initialised, empty). Returns

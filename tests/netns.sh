@@ -10,7 +10,7 @@
 #
 #   source tests/netns.sh
 #   netns_setup broker w1 w2 || exit $?   # 77: skip (not root, no `ip netns`, ...)
-#   ns_spawn broker dpool-broker -j 0 -c "tcp://$(ns_addr broker):5555" \
+#   ns_spawn broker dpool-broker -j none -c "tcp://$(ns_addr broker):5555" \
 #                                     -w "tcp://$(ns_addr broker):5556"
 #   broker_pid=$NS_PID
 #   ns_spawn w1 dpool-worker --connect "tcp://$(ns_addr broker):5556"

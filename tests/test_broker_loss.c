@@ -4,7 +4,7 @@
     the broker. Then
       - its local workers are gone within 1 s (PR_SET_PDEATHSIG);
       - both clients fail (dp_job_wait -1; dpool exits non-zero) within 5 s;
-      - the node and its workers live on, and when a new broker (-j 0, so
+      - the node and its workers live on, and when a new broker (-j none, so
         only they can run anything) binds the same endpoints, the same
         worker processes re-register and a new job succeeds within ~10 s. */
 #include "test_procs.h"
@@ -167,7 +167,7 @@ main (void)
 
     //  a new broker on the same endpoints, without local workers
     char *b2argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
-                        "-j", "0", "--task-wait", "20000", "-v", NULL };
+                        "-j", "none", "--task-wait", "20000", "-v", NULL };
     int64_t restarted = tu_now_ms ();
     broker = rig_spawn (b2argv, NULL, b2log, b2log);
     pool = rig_pool_open (clients, 5000);

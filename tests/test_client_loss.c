@@ -6,7 +6,7 @@
     no worker runs a 60 s item any more and a new job from another client
     (started right after the kill) has completed, both within 4 s.
     Run on the local workers of a dpool-broker -j 2, then on the workers of
-    a node (dpool-worker -j 2) connected to a dpool-broker -j 0. */
+    a node (dpool-worker -j 2) connected to a dpool-broker -j none. */
 #include "test_procs.h"
 
 #define FREED_MS    4000
@@ -118,14 +118,14 @@ main (void)
     if (tu_failures)
         rig_dump ("broker log", blog);
 
-    //  B. dpool-broker -j 0 and dpool-worker -j 2
+    //  B. dpool-broker -j none and dpool-worker -j 2
     int before = tu_failures;
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
     const char *b2log = rig_path ("broker-node.log");
     const char *nlog = rig_path ("node.log");
     char *b2argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
-                        "-j", "0", "-v", NULL };
+                        "-j", "none", "-v", NULL };
     broker = rig_spawn (b2argv, NULL, b2log, b2log);
     char *nargv [] = { (char *) tu_bin ("dpool-worker"), "--connect", workers, "-j", "2",
                        "-m", mod, NULL };

@@ -120,7 +120,7 @@ done
 bc=$(get "$C" broker.command) wc=$(get "$C" worker.command)
 check '[[ " $bc " == *" --clients tcp://0.0.0.0:5555 "* ]]' "broker binds clients on all container addresses: $bc"
 check '[[ " $bc " == *" --workers tcp://0.0.0.0:5556 "* ]]' "broker binds workers on all container addresses: $bc"
-check '[[ " $bc " == *" --jobs 0 "* ]]' "broker leaves the work to the worker service by default: $bc"
+check '[[ " $bc " == *" --jobs none "* ]]' "broker leaves the work to the worker service by default: $bc"
 check '[[ "$bc" == dpool-broker\ * ]]' "broker runs dpool-broker"
 check '[[ "$wc" == dpool-worker\ * || "$wc" == *"exec dpool-worker "* ]]' "worker runs dpool-worker: $wc"
 check '[[ "$wc" == *" --jobs "* || "$wc" == *" -j "* ]]' "worker is a node supervising --jobs processes: $wc"

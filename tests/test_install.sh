@@ -64,6 +64,25 @@ check '[ $? -eq 0 ]' "README's C program builds: $(head -3 err.txt)"
 timeout 60 ./readme_prog > out.txt 2> err.txt
 check 'grep -qx "ok: 9" out.txt && grep -qx "ok: 16" out.txt && grep -q "^task failed: " out.txt' \
     "README's C program runs: $(cat out.txt err.txt)"
+# issue 10's sharp edges, from an outside program on the installed library:
+# malformed endpoints, NULL destructors, embedded mode, dp_apply, computing
+# between calls, cancel, speculation off, seal + join, terminate
+cc "$SRC/tests/install_edges.c" -o install_edges $(pkg-config --cflags --libs dpool) 2> err.txt
+check '[ $? -eq 0 ]' "install_edges builds: $(head -3 err.txt)"
+timeout 120 ./install_edges > out.txt 2> err.txt
+check '[ $? -eq 0 ] && grep -q "^0 failed" out.txt' "install_edges: $(grep FAIL out.txt) $(tail -3 err.txt)"
+# a C++ module built with g++ against the installed headers, run by the installed CLI
+if command -v g++ > /dev/null; then
+    g++ -std=c++11 -Wall -Werror -shared -fPIC "$SRC/examples/example_tasks_cpp.cpp" -o libdpool_cppx.so \
+        $(pkg-config --cflags --libs dpool) 2> err.txt
+    check '[ $? -eq 0 ]' "C++ module builds against the install: $(head -3 err.txt)"
+    printf 'abc\n' | timeout 60 "$T/prefix/bin/dpool" map -j 1 -m "$T/libdpool_cppx.so" reverse > out.txt
+    check '[ "$(cat out.txt)" = cba ]' "installed dpool map runs the C++ module: $(cat out.txt)"
+fi
+# the installed CLI: -j 0, --on-error
+printf '3\nx\n4\n' | timeout 60 "$T/prefix/bin/dpool" map -j 0 -m example --on-error empty square > out.txt 2> /dev/null
+check '[ "$(cat out.txt)" = "$(printf "9\n\n16")" ]' "installed dpool map -j 0 --on-error empty: $(cat out.txt)"
+
 # manual pages: installed where man finds them, and they render without warnings
 for page in man1/dpool.1 man1/dpool-broker.1 man1/dpool-worker.1 man3/libdpool.3; do
     f="$T/prefix/share/man/$page"

@@ -48,13 +48,13 @@ check '[ "$out" = 49 ]' "the next dpool map works: $out"
 check '[ -z "$(ipc_files)" ]' "the next start removed the stale file and left none: $(ipc_files)"
 
 # --- 2. a worker node SIGKILLed; a broker SIGTERMed -----------------------------
-"$BIN/dpool-broker" -j 0 -c "ipc://$T/c.ipc" -w "ipc://$T/w.ipc" --heartbeat 200 2> "$T/broker.log" &
+"$BIN/dpool-broker" -j none -c "ipc://$T/c.ipc" -w "ipc://$T/w.ipc" --heartbeat 200 2> "$T/broker.log" &
 broker=$!
 pids+=("$broker")
 "$BIN/dpool-worker" --connect "ipc://$T/w.ipc" -j 2 -m "$MOD" --heartbeat 200 2> "$T/node.log" &
 node=$!
 pids+=("$node")
-#   (-j 0: the node is the report's first node; its workers name it: node 0)
+#   (-j none: the node is the report's first node; its workers name it: node 0)
 workers_up () { [ "$("$BIN/dpool" status -b "ipc://$T/c.ipc" --json 2>/dev/null | grep -o '"node":0' | wc -l)" -eq 2 ]; }
 check 'wait_until 10000 workers_up' "the node's 2 workers registered: $("$BIN/dpool" status -b "ipc://$T/c.ipc" 2>&1)"
 out=$(seq 1 1000 | "$BIN/dpool" map -b "ipc://$T/c.ipc" square | tail -1)

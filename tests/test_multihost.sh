@@ -45,7 +45,7 @@ A=$(ns_addr a)
 #   in a subshell whose pid $! would be).
 NSA=$(ns_name a) NSB=$(ns_name b) NSC=$(ns_name c)
 
-ip netns exec "$NSA" "$BIN/dpool-broker" -j 0 -v --allow-exec -c "tcp://$A:5555" -w "tcp://$A:5556" \
+ip netns exec "$NSA" "$BIN/dpool-broker" -j none -v --allow-exec -c "tcp://$A:5555" -w "tcp://$A:5556" \
     --task-wait 20000 > "$T/broker.log" 2>&1 &
 broker=$!
 ip netns exec "$NSB" "$BIN/dpool-worker" --connect "tcp://$A:5556" -j 2 --allow-exec -m "$MOD" -v > "$T/node-b.log" 2>&1 &
@@ -144,7 +144,7 @@ echo "b registered again $back_ms ms after the cable came back"
 check '[ "$(kids $nb)" = "$kb" ]' "the same worker processes of b: $(kids $nb) (were $kb)"
 #   a second job runs on both nodes: each item answers its worker's pid
 seq 1 200 > "$T/in2.txt"
-ns_exec a timeout 60 "$BIN/dpool" run -b "tcp://$A:5555" --chunksize 1 -- \
+ns_exec a timeout 60 "$BIN/dpool" run -b "tcp://$A:5555" -- \
     'sleep 0.02; echo {} $PPID' < "$T/in2.txt" > "$T/out2.txt" 2> "$T/err2.txt"; rc=$?
 check '[ $rc -eq 0 ]' "second job status $rc: $(head -5 "$T/err2.txt")"
 check '[ "$(cut -d" " -f1 "$T/out2.txt")" = "$(cat "$T/in2.txt")" ]' "second job's results in order"

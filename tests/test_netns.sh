@@ -73,7 +73,7 @@ check '[ "$(host_links)" = "$links_before" ]' "host interfaces untouched: $(host
 check '[ "$(ns_link_state w1)" = UP ]' "w1's link is up: $(ns_link_state w1)"
 
 # --- 3. a real broker and worker on two hosts --------------------------------
-ns_spawn broker "$BIN/dpool-broker" -j 0 -c "tcp://$B:5555" -w "tcp://$B:5556" > "$T/broker.log" 2>&1
+ns_spawn broker "$BIN/dpool-broker" -j none -c "tcp://$B:5555" -w "tcp://$B:5556" > "$T/broker.log" 2>&1
 broker=$NS_PID
 ns_spawn w1 "$BIN/dpool-worker" --connect "tcp://$B:5556" -m testtasks > "$T/worker.log" 2>&1
 worker=$NS_PID

@@ -95,7 +95,7 @@ main (void)
     snprintf (s_clients, sizeof s_clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (s_workers, sizeof s_workers, "tcp://127.0.0.1:%d", tu_free_port ());
     char *bargv [] = { (char *) tu_bin ("dpool-broker"), "--clients", s_clients,
-                       "--workers", s_workers, "-j", "0", "--task-wait", "10000", NULL };
+                       "--workers", s_workers, "-j", "none", "--task-wait", "10000", NULL };
     pid_t broker = tu_spawn (bargv, NULL, NULL);
     REQUIRE (broker > 0);
     pid_t workers [3] = { s_start_worker (), s_start_worker (), s_start_worker () };

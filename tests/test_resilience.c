@@ -221,12 +221,12 @@ main (void)
     if (tu_failures)
         rig_dump ("broker log", blog);
 
-    //  B. a worker node: dpool-broker -j 0, dpool-worker -j 2 --mem-limit 300
+    //  B. a worker node: dpool-broker -j none, dpool-worker -j 2 --mem-limit 300
     int before = tu_failures;
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
     char *b2argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
-                        "-j", "0", "--task-wait", "10000", "-v", NULL };
+                        "-j", "none", "--task-wait", "10000", "-v", NULL };
     const char *b2log = rig_path ("broker-node.log");
     const char *nlog = rig_path ("node.log");
     broker = rig_spawn (b2argv, NULL, b2log, b2log);

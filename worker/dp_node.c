@@ -34,6 +34,7 @@
 #define S_BACKOFF_MAX   32000
 #define S_LIVENESS      3
 #define S_STOP_GRACE_MS 2000
+#define INIT_WAIT_MS    10000   //  start-up waits this long for a worker's initializers
 
 typedef struct {
     const dp_worker_opts_t *opts;
@@ -72,6 +73,8 @@ s_send (s_node_t *self, dp_msg_t *msg)
 static void
 s_send_node (s_node_t *self)
 {
+    if (!self->super)
+        return;                     //  announced once the workers start
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_NODE);
     msg.node = self->token;
@@ -99,7 +102,9 @@ s_on_death (void *owner, const dp_death_t *death)
     s_send (self, &msg);
 }
 
-static void
+//  Returns 0, or -1 if the endpoint is refused (bad syntax, unknown
+//  transport); the caller tries again after a backoff.
+static int
 s_connect (s_node_t *self)
 {
     self->broker = zmq_socket (self->ctx, ZMQ_DEALER);
@@ -118,10 +123,11 @@ s_connect (s_node_t *self)
                  zmq_strerror (errno));
         zmq_close (self->broker);
         self->broker = NULL;
-        return;
+        return -1;
     }
     self->last_recv = zclock_mono ();
     s_send_node (self);
+    return 0;
 }
 
 //  The broker is silent: drop the socket, try again after a backoff.
@@ -167,8 +173,8 @@ s_tick (s_node_t *self)
 {
     int64_t now = zclock_mono ();
     if (!self->broker) {
-        if (now >= self->reconnect_at)
-            s_connect (self);
+        if (now >= self->reconnect_at && s_connect (self))
+            s_disconnect (self);
         return;
     }
     if (now - self->last_recv > (int64_t) S_LIVENESS * self->broker_hb)
@@ -185,7 +191,7 @@ s_tick (s_node_t *self)
 static const char **
 s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
 {
-    const char **args = (const char **) calloc (2 * opts->nmodules + 24, sizeof (char *));
+    const char **args = (const char **) calloc (2 * opts->nmodules + 28, sizeof (char *));
     size_t at = 0;
     args [at++] = "--connect";
     args [at++] = opts->endpoint;
@@ -220,6 +226,8 @@ s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
         args [at++] = "--broker-key";
         args [at++] = opts->broker_key;
     }
+    for (int i = 0; i < opts->verbose && i < 3; i++)
+        args [at++] = "-v";
     for (size_t i = 0; i < opts->nmodules; i++) {
         args [at++] = "-m";
         args [at++] = opts->modules [i];
@@ -240,7 +248,7 @@ s_start_workers (s_node_t *self, int jobs)
     }
     program [len] = 0;
     if (dp_super_check_modules (program, self->opts->modules, self->opts->nmodules,
-                                self->opts->init_args, err, sizeof err)) {
+                                err, sizeof err)) {
         fprintf (stderr, "%s\n", err);
         return DP_WORKER_EXIT_CONFIG;
     }
@@ -259,6 +267,10 @@ s_start_workers (s_node_t *self, int jobs)
     if (dp_super_start (self->super, err, sizeof err)) {
         fprintf (stderr, "dpool-worker: %s\n", err);
         return 1;
+    }
+    if (self->opts->init_args && dp_super_wait_init (self->super, INIT_WAIT_MS, err, sizeof err)) {
+        fprintf (stderr, "dpool-worker: %s\n", err);
+        return DP_WORKER_EXIT_CONFIG;
     }
     return 0;
 }
@@ -311,10 +323,13 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
     struct sigaction action = { .sa_handler = s_on_signal };
     sigaction (SIGTERM, &action, NULL);
     sigaction (SIGINT, &action, NULL);
-    int code = s_start_workers (self, jobs);
+    //  A bad endpoint is a usage error, found before any worker starts
+    self->ctx = zmq_ctx_new ();
+    int code = !self->ctx ? 1 : s_connect (self) ? DP_WORKER_EXIT_USAGE : 0;
+    if (code == 0)
+        code = s_start_workers (self, jobs);
     if (code == 0) {
-        self->ctx = zmq_ctx_new ();
-        s_connect (self);
+        s_send_node (self);
         if (self->opts->verbose)
             fprintf (stderr, "dpool-worker: node of %d workers for %s\n", jobs, opts->endpoint);
         s_loop (self);
@@ -322,12 +337,13 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
     if (self->super)
         dp_super_stop (self->super, S_STOP_GRACE_MS);
     dp_super_destroy (&self->super);
-    if (self->broker) {
+    if (self->broker && code == 0) {
         dp_msg_t bye;
         dp_msg_init (&bye, DP_CMD_BYE);
         s_send (self, &bye);
-        zmq_close (self->broker);
     }
+    if (self->broker)
+        zmq_close (self->broker);
     if (self->ctx)
         zmq_ctx_term (self->ctx);
     return code;

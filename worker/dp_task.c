@@ -12,12 +12,11 @@
     contract promises a NUL at in[len], so each item is first copied into a
     per-thread scratch buffer that is reused across items.
 
-    The built-in `exec` task runs a command per item with posix_spawn (never
-    fork: the worker is threaded and holds a ZeroMQ context) and reads its
-    stdout through a pipe straight into the result batch.
+    The built-in `exec` task is in dp_exec.c.
     =========================================================================
 */
 #include "dp_task_internal.h"
+#include "dp_exec.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,13 +25,10 @@
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef DPOOL_INSTALL_LIBDIR
@@ -41,10 +37,6 @@
 
 //  Longest failure message a task can set with dp_task_fail
 #define S_MAX_MESSAGE   DP_MAX_TEXT
-//  Read size for a command's stdout
-#define S_READ_CHUNK    65536
-
-extern char **environ;
 
 //  The running item: where its bytes start in the result batch
 struct dp_task {
@@ -69,12 +61,6 @@ struct dp_registry {
     void **handles;             //  dlopen handles, closed on destroy
     size_t nhandles;
 };
-
-static int s_exec (dp_task_t *task, const void *in, size_t len);
-
-//  Pid of the command the exec task is waiting on (0: none), so a worker
-//  that is told to stop can pass the signal on.
-static atomic_int s_exec_child;
 
 
 //  --------------------------------------------------------------------------
@@ -140,7 +126,7 @@ dp_registry_new (void)
 {
     dp_registry_t *self = calloc (1, sizeof *self);
     char err [128];
-    if (self && s_registry_add (self, "exec", s_exec, "(built-in)", err, sizeof err))
+    if (self && s_registry_add (self, "exec", dp_exec_task, "(built-in)", err, sizeof err))
         dp_registry_destroy (&self);
     return self;
 }
@@ -408,6 +394,32 @@ dp_task_reserve (dp_task_t *task, size_t len)
     return dest;
 }
 
+size_t
+dp_task_size (dp_task_t *task)
+{
+    return task->out->size - task->start;
+}
+
+void *
+dp_task_grow (dp_task_t *task, size_t more)
+{
+    if (more > DP_MAX_FRAME || task->out->size - task->start > DP_MAX_FRAME - more)
+        return NULL;
+    return dp_batch_reserve (task->out, more);
+}
+
+void
+dp_task_set_size (dp_task_t *task, size_t size)
+{
+    dp_batch_set_size (task->out, task->start + size);
+}
+
+uint8_t *
+dp_task_data (dp_task_t *task)
+{
+    return task->out->data + task->start;
+}
+
 void
 dp_task_reply_size (dp_task_t *task, size_t len)
 {
@@ -549,245 +561,4 @@ dp_task_run (dp_task_fn *fn, const void *in, size_t len, dp_batch_t *out)
         abort ();
     }
     return status;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Built-in task `exec`
-
-//  Build the argv for an exec item: `s` + shell command, or `a` + argv
-//  separated by NUL bytes (one trailing NUL allowed). Returns a malloc'd
-//  NULL-terminated array pointing into `in` (which has in[len] == 0), or
-//  NULL with a failure already set on the task.
-
-static char **
-s_exec_argv (dp_task_t *task, const char *in, size_t len)
-{
-    if (len < 2 || (in [0] != 's' && in [0] != 'a') || in [1] == 0) {
-        s_task_set_failure (task, "exec: item must be 's' + shell command or 'a' + "
-                            "NUL-separated argv, not empty");
-        return NULL;
-    }
-    size_t argc = 3;
-    if (in [0] == 's' && memchr (in + 1, 0, len - 1)) {
-        s_task_set_failure (task, "exec: shell command contains a NUL byte");
-        return NULL;
-    }
-    if (in [0] == 'a') {
-        argc = 1;
-        for (size_t i = 1; i < len - 1; i++)
-            argc += in [i] == 0;
-    }
-    char **argv = malloc ((argc + 1) * sizeof *argv);
-    if (!argv) {
-        s_task_set_failure (task, "out of memory");
-        return NULL;
-    }
-    if (in [0] == 's') {
-        argv [0] = "/bin/sh", argv [1] = "-c", argv [2] = (char *) in + 1;
-    }
-    else {
-        const char *arg = in + 1;
-        for (size_t i = 0; i < argc; i++, arg += strlen (arg) + 1)
-            argv [i] = (char *) arg;
-    }
-    argv [argc] = NULL;
-    return argv;
-}
-
-//  Start argv with stdout to `out_fd`, stdin from /dev/null, stderr
-//  inherited, default signal dispositions, an empty signal mask, in a
-//  process group of its own (so stopping the worker can signal the whole
-//  command, pipelines and grandchildren included). Returns 0 with *pid
-//  set, or an errno value.
-
-//  The program a command name runs: the first executable NAME in $PATH,
-//  remembered (a worker's PATH does not change), so each job does not try
-//  execve in every PATH directory. NULL if not found: posix_spawnp then
-//  reports the error. Called from the executor thread only.
-static const char *
-s_exec_resolve (const char *name)
-{
-    static struct { char name [64]; char path [512]; } cache [16];
-    static int cached = 0;
-    if (strchr (name, '/') || strlen (name) >= sizeof cache [0].name)
-        return NULL;
-    for (int i = 0; i < cached; i++)
-        if (strcmp (cache [i].name, name) == 0)
-            return cache [i].path;
-    const char *path = getenv ("PATH");
-    char dirs [4096];
-    snprintf (dirs, sizeof dirs, "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
-    char *save = NULL, full [512];
-    for (char *d = strtok_r (dirs, ":", &save); d; d = strtok_r (NULL, ":", &save)) {
-        snprintf (full, sizeof full, "%s/%s", *d ? d : ".", name);
-        if (access (full, X_OK) == 0 && cached < 16) {
-            snprintf (cache [cached].name, sizeof cache [0].name, "%s", name);
-            snprintf (cache [cached].path, sizeof cache [0].path, "%s", full);
-            return cache [cached++].path;
-        }
-    }
-    return NULL;
-}
-
-static int
-s_exec_spawn (char **argv, int out_fd, pid_t *pid)
-{
-    static int devnull = -1;
-    if (devnull < 0)
-        devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    //  caught signals are reset by exec anyway: only the ignored ones
-    //  need resetting (a full set costs a sigaction per signal per job)
-    static sigset_t all;
-    static bool all_known = false;
-    sigset_t none;
-    sigemptyset (&none);
-    if (!all_known) {
-        sigemptyset (&all);
-        for (int sig = 1; sig < NSIG; sig++) {
-            struct sigaction old;
-            if (sig != SIGKILL && sig != SIGSTOP && sigaction (sig, NULL, &old) == 0
-            &&  old.sa_handler == SIG_IGN)
-                sigaddset (&all, sig);
-        }
-        all_known = true;
-    }
-    posix_spawn_file_actions_init (&actions);
-    if (devnull >= 0)
-        posix_spawn_file_actions_adddup2 (&actions, devnull, 0);
-    else
-        posix_spawn_file_actions_addopen (&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2 (&actions, out_fd, 1);
-    posix_spawnattr_init (&attr);
-    posix_spawnattr_setsigmask (&attr, &none);
-    posix_spawnattr_setsigdefault (&attr, &all);
-    posix_spawnattr_setpgroup (&attr, 0);
-    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
-                                   | POSIX_SPAWN_SETPGROUP);
-    const char *program = s_exec_resolve (argv [0]);
-    int rc = program ? posix_spawn (pid, program, &actions, &attr, argv, environ)
-                     : posix_spawnp (pid, argv [0], &actions, &attr, argv, environ);
-    posix_spawnattr_destroy (&attr);
-    posix_spawn_file_actions_destroy (&actions);
-    return rc;
-}
-
-//  Read all of fd into the item being built. Returns 0, or -1 when the
-//  output is over the frame limit or memory ran out (reason set in `why`).
-
-static int
-s_exec_read (dp_task_t *task, int fd, char *why, size_t whylen)
-{
-    dp_batch_t *out = task->out;
-    while (true) {
-        size_t have = out->size;
-        if (have - task->start > DP_MAX_FRAME - 1024) {
-            snprintf (why, whylen, "output over %u bytes", DP_MAX_FRAME - 1024);
-            return -1;
-        }
-        char *dest = dp_batch_reserve (out, S_READ_CHUNK);
-        if (!dest) {
-            snprintf (why, whylen, "out of memory reading output");
-            return -1;
-        }
-        ssize_t n = read (fd, dest, S_READ_CHUNK);
-        dp_batch_set_size (out, have + (n > 0 ? (size_t) n : 0));
-        if (n == 0)
-            return 0;
-        if (n < 0 && errno != EINTR) {
-            snprintf (why, whylen, "reading output: %s", strerror (errno));
-            return -1;
-        }
-    }
-}
-
-//  Wait for the child; returns its wait status.
-
-static int
-s_exec_wait (pid_t pid)
-{
-    int status = 0;
-    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return status;
-}
-
-//  A failed command: its message, a NUL byte, then the stdout already in
-//  the item (moved up to make room).
-
-static void
-s_exec_failed (dp_task_t *task, int status)
-{
-    char msg [64];
-    if (WIFSIGNALED (status)) {
-        const char *abbrev = sigabbrev_np (WTERMSIG (status));
-        if (abbrev)
-            snprintf (msg, sizeof msg, "killed by SIG%s", abbrev);
-        else
-            snprintf (msg, sizeof msg, "killed by signal %d", WTERMSIG (status));
-    }
-    else
-        snprintf (msg, sizeof msg, "exit status %d", WEXITSTATUS (status));
-    size_t mlen = strlen (msg) + 1;
-    size_t olen = task->out->size - task->start;
-    if (!dp_batch_reserve (task->out, mlen)) {
-        s_task_set_failure (task, "%s", msg);
-        return;
-    }
-    uint8_t *item = task->out->data + task->start;
-    memmove (item + mlen, item, olen);
-    memcpy (item, msg, mlen);
-    task->failed = true;
-}
-
-static int
-s_exec (dp_task_t *task, const void *in, size_t len)
-{
-    char **argv = s_exec_argv (task, in, len);
-    if (!argv)
-        return -1;
-    int fds [2];
-    pid_t pid;
-    int rc = pipe2 (fds, O_CLOEXEC) ? errno : 0;
-    if (rc == 0) {
-        rc = s_exec_spawn (argv, fds [1], &pid);
-        close (fds [1]);
-        if (rc)
-            close (fds [0]);
-    }
-    if (rc) {
-        s_task_set_failure (task, "exec: cannot run '%s': %s", argv [0], strerror (rc));
-        free (argv);
-        return -1;
-    }
-    free (argv);
-    atomic_store (&s_exec_child, pid);
-    char why [128];
-    bool overflow = s_exec_read (task, fds [0], why, sizeof why) != 0;
-    if (overflow)
-        kill (-pid, SIGKILL);
-    close (fds [0]);
-    int status = s_exec_wait (pid);
-    atomic_store (&s_exec_child, 0);
-    if (overflow)
-        s_task_set_failure (task, "exec: %s", why);
-    else
-    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-        s_exec_failed (task, status);
-    return task->failed ? -1 : 0;
-}
-
-//  Signal the running exec command's process group, if any (used when the
-//  worker stops). Not in a header yet: dp_worker.c declares it.
-
-void dp_task_kill_child (int sig);
-
-void
-dp_task_kill_child (int sig)
-{
-    pid_t pid = atomic_load (&s_exec_child);
-    if (pid > 0)
-        kill (-pid, sig);
 }

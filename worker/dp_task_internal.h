@@ -54,4 +54,14 @@ const char *dp_registry_name (dp_registry_t *self, size_t index);
 //  into a NUL-terminated scratch buffer when needed).
 uint8_t dp_task_run (dp_task_fn *fn, const void *in, size_t len, dp_batch_t *out);
 
+//  For tasks that stream into their reply (the exec task): the reply's
+//  size so far, room for `more` bytes after it (the size grows by `more`;
+//  NULL when out of memory or over the frame limit), the size to keep
+//  (<= the current size), and the reply's first byte (valid until the next
+//  dp_task_grow).
+size_t dp_task_size (dp_task_t *task);
+void *dp_task_grow (dp_task_t *task, size_t more);
+void dp_task_set_size (dp_task_t *task, size_t size);
+uint8_t *dp_task_data (dp_task_t *task);
+
 #endif

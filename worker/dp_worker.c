@@ -1,9 +1,15 @@
 /*  =========================================================================
     dp_worker - one dpool worker process: connects to a broker, runs chunks
 
-    Two threads. The main thread owns the DEALER socket to the broker and
-    never runs a task, so heartbeats flow however long a task takes. The
-    executor thread runs chunks. They talk over an inproc PAIR socket by
+    Three threads. The main thread owns the DEALER socket to the broker.
+    The executor thread runs chunks. The main thread itself runs a chunk
+    only when the executor is idle and the chunk is expected to be very
+    short (INLINE_MAX_NS, from the task's recent pace): no hand-over then.
+    A guess can be wrong (3,000 items of 1 us, then one of 5 s), so while
+    the main thread runs a chunk the watchdog thread takes the socket over
+    (under inline_lock: ZeroMQ sockets may move between threads with a
+    full memory barrier) and sends the HEARTBEATs: a worker heartbeats
+    while any item runs, however long. They talk over an inproc PAIR socket by
     passing pointers to work records: the main thread receives a CHUNK into
     a record and sends the record's address to the executor, which runs the
     items into a result batch, attaches the batch to the record's RESULT
@@ -28,6 +34,7 @@
 */
 #include "dp_worker.h"
 #include "dp_task_internal.h"
+#include "dp_exec.h"
 #include "dp_progress.h"
 #include "dp_wake.h"
 
@@ -58,8 +65,6 @@
 #define S_GO            (-1)        //  "keep running" (not an exit code)
 #define INLINE_MAX_NS   200000      //  chunks expected shorter run on the main thread
 
-//  Sends the running exec command a signal (dp_task.c).
-void dp_task_kill_child (int sig);
 
 //  One chunk on its way through the executor and back
 typedef struct s_work {
@@ -92,7 +97,7 @@ typedef struct {
     uint32_t backoff;
     unsigned seed;                  //  for backoff jitter
     s_work_t *free_works;
-    dp_progress_t *progress;        //  shared with our supervisor, or NULL
+    dp_progress_page_t *progress;   //  shared with our supervisor, or NULL
     _Atomic uint64_t abort_chunk [4];   //  chunks the broker aborted lately:
     _Atomic uint32_t abort_count [4];   //  ids abort_chunk .. + count - 1
     unsigned abort_next;
@@ -104,6 +109,13 @@ typedef struct {
         uint64_t ns;                //  0: not measured yet
     } pace [16];
     dp_batch_t inline_batch;        //  for chunks run by the main thread
+    pthread_mutex_t inline_lock;    //  guards the socket while inline_running
+    pthread_cond_t inline_cond;     //  wakes the watchdog to stop
+    bool inline_running;            //  the main thread runs a chunk: the
+                                    //  watchdog owns the socket
+    bool watchdog_stop;
+    pthread_t watchdog;
+    bool watchdog_started;
     int64_t fault_window;           //  rate limit for peer-fault logs
     unsigned faults_logged, faults_hidden;
     char inproc [64];
@@ -240,7 +252,7 @@ s_run_items (s_worker_t *self, s_work_t *work, dp_task_fn *fn, dp_batch_t *batch
     if (dp_batch_reserve (batch, zmq_msg_size (&chunk->frame [1])))
         dp_batch_set_size (batch, 0);
     size_t offset = 0;
-    dp_progress_t *p = self->progress;
+    dp_progress_page_t *p = self->progress;
     if (p)
         atomic_store_explicit (&p->timeout_ms, chunk->timeout, memory_order_relaxed);
     uint32_t per = chunk->n / chunk->k;
@@ -388,6 +400,77 @@ s_executor_start (s_worker_t *self)
         return -1;
     self->executor_started = true;
     return 0;
+}
+
+//  The watchdog: twice per heartbeat interval, if the main thread is
+//  running a chunk (and so neither polls nor sends), send the HEARTBEAT
+//  it would have sent. The lock keeps the main thread off the socket
+//  meanwhile. A failed send is left for the main thread to find on its
+//  next send.
+
+static void *
+s_watchdog (void *arg)
+{
+    s_worker_t *self = (s_worker_t *) arg;
+    pthread_mutex_lock (&self->inline_lock);
+    while (!self->watchdog_stop) {
+        int64_t now = s_now_ms ();
+        if (self->inline_running && self->broker && now - self->last_sent >= self->hb_ms / 2) {
+            dp_msg_t msg;
+            dp_msg_init (&msg, DP_CMD_HEARTBEAT);
+            if (dp_msg_send (&msg, self->broker, NULL) == 0)
+                self->last_sent = now;
+            dp_msg_reset (&msg);
+        }
+        struct timespec until;
+        clock_gettime (CLOCK_MONOTONIC, &until);
+        uint64_t ns = (uint64_t) until.tv_nsec + (uint64_t) (self->hb_ms / 2 + 1) * 1000000;
+        until.tv_sec += (time_t) (ns / 1000000000);
+        until.tv_nsec = (long) (ns % 1000000000);
+        pthread_cond_timedwait (&self->inline_cond, &self->inline_lock, &until);
+    }
+    pthread_mutex_unlock (&self->inline_lock);
+    return NULL;
+}
+
+//  Start the watchdog (signals blocked, as for the executor). Returns 0 or -1.
+
+static int
+s_watchdog_start (s_worker_t *self)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init (&self->inline_cond, &attr);
+    pthread_condattr_destroy (&attr);
+    if (rc || pthread_mutex_init (&self->inline_lock, NULL))
+        return -1;
+    sigset_t block, old;
+    sigemptyset (&block);
+    sigaddset (&block, SIGTERM);
+    sigaddset (&block, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &block, &old);
+    rc = pthread_create (&self->watchdog, NULL, s_watchdog, self);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (rc)
+        return -1;
+    self->watchdog_started = true;
+    return 0;
+}
+
+static void
+s_watchdog_stop (s_worker_t *self)
+{
+    if (!self->watchdog_started)
+        return;
+    pthread_mutex_lock (&self->inline_lock);
+    self->watchdog_stop = true;
+    pthread_cond_signal (&self->inline_cond);
+    pthread_mutex_unlock (&self->inline_lock);
+    pthread_join (self->watchdog, NULL);
+    pthread_cond_destroy (&self->inline_cond);
+    pthread_mutex_destroy (&self->inline_lock);
+    self->watchdog_started = false;
 }
 
 
@@ -582,11 +665,19 @@ s_on_chunk (s_worker_t *self, s_work_t *work)
     }
     work->gen = atomic_load (&self->gen);
     //  A short chunk of a task already timed, with the executor idle, runs
-    //  here: no hand-over, no thread wake-ups; heartbeats wait at most
-    //  INLINE_MAX_NS. Anything else goes to the executor.
+    //  here: no hand-over, no thread wake-ups. Should it run long after
+    //  all, the watchdog heartbeats meanwhile. Anything else goes to the
+    //  executor.
     dp_task_fn *fn = dp_registry_find (self->registry, work->chunk.task);
-    if (self->outstanding == 0 && fn && s_pace_expect (self, fn, work->chunk.n) < INLINE_MAX_NS) {
+    if (self->outstanding == 0 && fn && self->watchdog_started
+    &&  s_pace_expect (self, fn, work->chunk.n) < INLINE_MAX_NS) {
+        pthread_mutex_lock (&self->inline_lock);
+        self->inline_running = true;
+        pthread_mutex_unlock (&self->inline_lock);
         s_run_chunk (self, work, &self->inline_batch);
+        pthread_mutex_lock (&self->inline_lock);
+        self->inline_running = false;
+        pthread_mutex_unlock (&self->inline_lock);
         if (work->ran && self->broker) {
             self->items_done += work->result.n;
             s_send (self, &work->result);
@@ -871,6 +962,7 @@ s_shutdown (s_worker_t **self_p, bool bye)
         zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
     }
     dp_curve_watch_destroy (&self->watch);
+    s_watchdog_stop (self);
     if (self->broker)
         zmq_close (self->broker);
     self->broker = NULL;
@@ -928,17 +1020,11 @@ s_registry_load (const dp_task_def_t *tasks, size_t ntasks,
 }
 
 int
-dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args)
+dp_worker_check (const char *const *modules, size_t nmodules)
 {
     dp_registry_t *registry = s_registry_load (NULL, 0, modules, nmodules);
     if (!registry)
         return DP_WORKER_EXIT_CONFIG;
-    char why [1024];
-    if (init_args && dp_registry_init (registry, init_args, why, sizeof why)) {
-        fprintf (stderr, "dpool-worker: %s\n", why);
-        dp_registry_destroy (&registry);
-        return DP_WORKER_EXIT_CONFIG;
-    }
     for (size_t i = 0; i < dp_registry_count (registry); i++)
         printf ("%s\n", dp_registry_name (registry, i));
     fflush (stdout);
@@ -969,7 +1055,7 @@ static size_t s_probe_size;
 static void
 s_crash_handler (int sig)
 {
-    dp_progress_t *p = dp_progress_child ();
+    dp_progress_page_t *p = dp_progress_child ();
     void *probe = mmap (NULL, s_probe_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (probe == MAP_FAILED) {
         if (p)
@@ -1023,6 +1109,7 @@ dp_worker_run (const dp_worker_opts_t *opts)
     self->backoff = S_BACKOFF_MIN;
     self->seed = (unsigned) getpid () ^ (unsigned) s_now_ns ();
     self->registry = s_registry_load (opts->tasks, opts->ntasks, opts->modules, opts->nmodules);
+    self->progress = dp_progress_child ();
     if (self->registry && !opts->allow_exec)
         dp_registry_remove (self->registry, "exec");
     char why [1024];
@@ -1034,22 +1121,30 @@ dp_worker_run (const dp_worker_opts_t *opts)
         free (self);
         return DP_WORKER_EXIT_USAGE;
     }
+    //  the initializers run here, in a process that takes items, and
+    //  nowhere else; the page tells the supervisor how they went (it
+    //  waits for the first worker's at start-up)
     if (self->registry && dp_registry_init (self->registry, opts->init_args, why, sizeof why)) {
         fprintf (stderr, "dpool-worker: %s\n", why);
         dp_registry_destroy (&self->registry);
+        if (self->progress) {
+            snprintf (self->progress->init_error, sizeof self->progress->init_error, "%.255s", why);
+            atomic_store (&self->progress->init_state, DP_INIT_FAILED);
+        }
     }
     if (!self->registry) {
         free (self);
         return DP_WORKER_EXIT_CONFIG;
     }
-    self->progress = dp_progress_child ();
+    if (self->progress)
+        atomic_store (&self->progress->init_state, DP_INIT_DONE);
     const char *node = getenv ("DPOOL_NODE");
     self->node = node ? strtoull (node, NULL, 10) : 0;
     s_interrupted = 0;
     s_signals_install ();
     int code = S_GO;
     self->ctx = zmq_ctx_new ();
-    if (!self->ctx || s_executor_start (self)) {
+    if (!self->ctx || s_executor_start (self) || s_watchdog_start (self)) {
         s_log (self, 0, "cannot start: %s", zmq_strerror (errno));
         code = 1;
     }

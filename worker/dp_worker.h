@@ -21,7 +21,7 @@ typedef struct {
     const char *endpoint;           //  broker backend endpoint (required)
     const char *const *modules;     //  task modules to load
     size_t nmodules;
-    uint32_t credit;                //  chunks in flight (0: 2)
+    uint32_t credit;                //  chunks in flight (0: 64)
     uint32_t heartbeat_ms;          //  (0: 1000)
     bool local;                     //  started by a broker: die with it, exit on BYE
     bool supervised;                //  started by a node: die with it, reconnect
@@ -50,9 +50,9 @@ int dp_worker_run (const dp_worker_opts_t *opts);
 //  program with --child) until SIGTERM/SIGINT. Returns an exit code.
 int dp_node_run (const dp_worker_opts_t *opts, int jobs);
 
-//  Load the modules, run their initializers (with init_args, may be NULL)
-//  and print the task names, one per line (for `--check`
-//  and the broker's start-up check). Returns DP_WORKER_EXIT_OK or _CONFIG.
-int dp_worker_check (const char *const *modules, size_t nmodules, const char *init_args);
+//  Load the modules and print the task names, one per line (for `--check`
+//  and the start-up checks). The initializers are not run: they run only
+//  in the processes that take items. Returns DP_WORKER_EXIT_OK or _CONFIG.
+int dp_worker_check (const char *const *modules, size_t nmodules);
 
 #endif

@@ -7,6 +7,7 @@
 */
 #include "dp_worker.h"
 #include "dp_cpus.h"
+#include "dp_opt.h"
 #include "dpool.h"
 
 #include <errno.h>
@@ -53,9 +54,10 @@ s_usage (FILE *out)
         "                          the node); the node reports their deaths and what\n"
         "                          they were running to the broker, and kills an item\n"
         "                          that outlives its job's timeout\n"
-        "                          (0: one per usable CPU, as nproc counts them)\n"
+        "                          (0: one per usable CPU, as nproc counts them;\n"
+        "                          default: a node of 1 worker process)\n"
         "      --max-tasks-per-child N  a worker process exits after N items and is\n"
-        "                          replaced (with -j, or under a broker)\n"
+        "                          replaced\n"
         "      --mem-limit MB      limit each worker process's address space\n"
         "                          (RLIMIT_AS); an item that exhausts it is reported\n"
         "                          \"out of memory\"\n"
@@ -78,10 +80,8 @@ s_usage (FILE *out)
 static int
 s_number (const char *text, unsigned long min, unsigned long max, uint32_t *value)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul (text, &end, 10);
-    if (errno || end == text || *end || *text == '-' || v < min || v > max)
+    uint64_t v;
+    if (dp_opt_uint (text, min, max, &v))
         return -1;
     *value = (uint32_t) v;
     return 0;
@@ -219,7 +219,7 @@ main (int argc, char *argv [])
     if (code != S_GO)
         return code;
     if (check)
-        return dp_worker_check (opts.modules, opts.nmodules, opts.init_args);
+        return dp_worker_check (opts.modules, opts.nmodules);
     char dir [4096], endpoint [1024];
     if (!opts.endpoint && dp_curve_server_dir (NULL, dir, sizeof dir)
     &&  dp_curve_server_endpoint (dir, "workers", endpoint, sizeof endpoint) == 0)
@@ -229,6 +229,12 @@ main (int argc, char *argv [])
                             "server directory)");
     if (!opts.curve_secret != !opts.broker_key)
         return s_bad_usage ("--curve-secret and --broker-key go together");
+    //  A plain remote worker is a node of one supervised worker process:
+    //  only a supervisor can kill an item that outlives its job's
+    //  timeout (and replace the process), report the death of the one
+    //  that crashed, recycle after --max-tasks-per-child
+    if (node_jobs == 0 && !opts.local && !opts.supervised)
+        node_jobs = 1;
     if (node_jobs > 0)
         return dp_node_run (&opts, node_jobs);
     return dp_worker_run (&opts);

@@ -14,6 +14,7 @@
                     checking malloc (so it crashes when the address space runs
                     out, e.g. under --mem-limit), frees it all, returns N
         nap_echo    item `US:TEXT`: sleeps US microseconds, returns the item
+        mixed       `crash` as crash_if, `fail` as fail_if, else as nap_echo
     =========================================================================
 */
 #include <dpool_task.h>
@@ -291,6 +292,16 @@ s_nap_echo (dp_task_t *task, const void *in, size_t len)
     return dp_task_reply (task, in, len);
 }
 
+//  crash_if, fail_if and nap_echo in one task: a job that mixes deaths,
+//  failures, timeouts and results (tests/test_liveness.sh)
+static int
+s_mixed (dp_task_t *task, const void *in, size_t len)
+{
+    if (s_is (in, len, "crash") || s_is (in, len, "fail"))
+        return s_is (in, len, "crash") ? s_crash_if (task, in, len) : s_fail_if (task, in, len);
+    return s_nap_echo (task, in, len);
+}
+
 //  initializer: counts its calls in this process and keeps its arguments
 static int s_init_calls;
 static char s_init_args [256];
@@ -300,6 +311,15 @@ s_init (const char *args)
 {
     s_init_calls++;
     snprintf (s_init_args, sizeof s_init_args, "%s", args);
+    //  "pidfile=PATH": append this process's pid to PATH (which processes
+    //  ran the initializer)
+    if (strncmp (args, "pidfile=", 8) == 0) {
+        FILE *file = fopen (args + 8, "a");
+        if (!file)
+            return 2;
+        fprintf (file, "%d\n", (int) getpid ());
+        fclose (file);
+    }
     return strcmp (args, "fail") == 0 ? 1 : 0;
 }
 
@@ -323,4 +343,5 @@ DP_MODULE_INIT (testtasks, s_init,
     DP_TASK ("crash_if", s_crash_if),
     DP_TASK ("len", s_len),
     DP_TASK ("alloc_mb", s_alloc_mb),
-    DP_TASK ("nap_echo", s_nap_echo));
+    DP_TASK ("nap_echo", s_nap_echo),
+    DP_TASK ("mixed", s_mixed));

@@ -1,0 +1,334 @@
+/*  =========================================================================
+    dp_guard - what the broker enforces on peers it does not trust
+
+    See dp_guard.h for the list. The rules are the worker's part of
+    PROTOCOL.md §1.1 rules 6, 7 and 12, and §10: a worker's mistake never
+    costs its items an attempt, and one worker never holds a job hostage.
+    =========================================================================
+*/
+#include "dp_guard.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+uint64_t
+guard_token (void)
+{
+    uint64_t token = 0;
+    while (!token)
+        if (getrandom (&token, sizeof token, 0) != (ssize_t) sizeof token)
+            token = ((uint64_t) randof (1 << 30) << 34) ^ (uint64_t) zclock_usecs ();
+    return token;
+}
+
+uint64_t
+guard_raise_nofile (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+        return 1024;
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &limit);
+        getrlimit (RLIMIT_NOFILE, &limit);
+    }
+    return (uint64_t) limit.rlim_cur;
+}
+
+//  --------------------------------------------------------------------------
+//  Rate-limited logging of bad input: a flood of junk must not become a
+//  flood of log (200,000 bad messages once wrote 35 MB).
+
+void
+guard_log_flush (broker_t *broker)
+{
+    int64_t second = broker->now_ms / 1000;
+    if (second == broker->guard.log_second)
+        return;
+    if (broker->guard.log_suppressed)
+        zsys_warning ("dpool-broker: %llu more bad-input warnings not logged",
+                      (unsigned long long) broker->guard.log_suppressed);
+    broker->guard.log_suppressed = 0;
+    broker->guard.log_lines = 0;
+    broker->guard.log_second = second;
+}
+
+void
+guard_log (broker_t *broker, const char *format, ...)
+{
+    guard_log_flush (broker);
+    if (broker->guard.log_lines >= GUARD_LOG_PER_S) {
+        broker->guard.log_suppressed++;
+        return;
+    }
+    broker->guard.log_lines++;
+    va_list args;
+    va_start (args, format);
+    char line [1024];
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    zsys_warning ("dpool-broker: %s", line);
+}
+
+//  --------------------------------------------------------------------------
+//  Workers' answers
+
+void
+guard_sent (worker_t *worker, uint64_t first, uint32_t k)
+{
+    if (!worker->id_lo)
+        worker->id_lo = first;
+    worker->id_hi = first + k - 1;
+}
+
+void
+guard_unknown_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
+{
+    broker->dropped++;
+    uint64_t last = msg->chunk + (msg->k ? msg->k : 1) - 1;
+    if (last < msg->chunk)
+        ;           //  wraps around: a lie
+    else
+    if (last <= worker->id_base
+    ||  (worker->id_lo && msg->chunk >= worker->id_lo && last <= worker->id_hi))
+        return;     //  a late answer to chunks it was sent (maybe in an earlier session of
+                    //  this connection): dropped, no fault
+    char why [160];
+    snprintf (why, sizeof why, "RESULT for chunks %llu..%llu it was never sent",
+              (unsigned long long) msg->chunk, (unsigned long long) last);
+    guard_protocol_error (broker, worker, why);
+}
+
+void
+guard_protocol_error (broker_t *broker, worker_t *worker, const char *why)
+{
+    worker->strikes++;
+    broker->guard.strikes++;
+    broker->dropped++;
+    bool quarantine = worker->strikes >= GUARD_STRIKES && !worker->benched;
+    guard_log (broker, "worker %s (pid %d, host %s): protocol error: %s; strike %u%s",
+               worker->key, worker->pid, worker->host, why, worker->strikes,
+               quarantine ? ": quarantined, no more work" : "");
+    //  its chunks go back as they are: a liar's answers blame no item
+    jobs_requeue_worker (broker, worker, NULL);
+    worker->gone = false;
+    if (worker->strikes >= GUARD_STRIKES) {
+        if (quarantine)
+            broker->guard.quarantined++;
+        worker->benched = true;
+        link_remove (&worker->available);
+    }
+    else
+    if (link_empty (&worker->available) && !worker->benched)
+        link_insert_before (&broker->available, &worker->available);
+}
+
+void
+guard_answered (broker_t *broker, worker_t *worker)
+{
+    if (!worker->benched || worker->strikes >= GUARD_STRIKES || worker->gone)
+        return;
+    worker->benched = false;
+    if (link_empty (&worker->available) && worker->inflight_count < worker_limit (worker))
+        link_insert_before (&broker->available, &worker->available);
+}
+
+//  --------------------------------------------------------------------------
+//  Nodes
+
+int
+guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *err, size_t errlen)
+{
+    if (msg->node == 0 || msg->node == broker->local_token) {
+        snprintf (err, errlen, "NODE: 'node' must be the node's own random non-zero token");
+        return -1;
+    }
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers))
+        if (w->is_node && w->node == msg->node && strcmp (w->key, key) != 0) {
+            snprintf (err, errlen, "NODE: token already registered by another connection");
+            return -1;
+        }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Stalled chunks
+
+//  The worker's oldest chunk that a job still waits for, or NULL.
+static chunk_t *
+s_head (worker_t *worker)
+{
+    for (link_t *l = worker->inflight.next; l != &worker->inflight; l = l->next) {
+        chunk_t *c = link_entry (l, chunk_t, queue);
+        if (c->job)
+            return c;
+    }
+    return NULL;
+}
+
+//  Has the chunk run far past what the job's items take? Only once the job
+//  has 3 measured items; it ran from its dispatch or the worker's last
+//  answer, whichever is later.
+static bool
+s_stalled (broker_t *broker, worker_t *worker, chunk_t *chunk)
+{
+    job_t *job = chunk->job;
+    if (job->nsamples < 3)
+        return false;
+    int64_t expect = (int64_t) job->median_us * chunk->n / 1000 * GUARD_STALL_X;
+    int64_t limit = expect > GUARD_STALL_MIN_MS ? expect : GUARD_STALL_MIN_MS;
+    int64_t since = chunk->dispatched_ms > worker->last_result_ms
+                  ? chunk->dispatched_ms : worker->last_result_ms;
+    return broker->now_ms - since > limit;
+}
+
+//  Open file descriptors of the process (from /proc), or -1.
+static int64_t
+s_open_fds (void)
+{
+    DIR *dir = opendir ("/proc/self/fd");
+    if (!dir)
+        return -1;
+    int64_t count = 0;
+    while (readdir (dir))
+        count++;
+    closedir (dir);
+    return count - 3;       //  ".", ".." and the directory's own fd
+}
+
+void
+guard_tick (broker_t *broker)
+{
+    guard_log_flush (broker);
+    //  the event count can only drift up (an event missed): the fds open
+    //  are an upper bound, checked when it matters
+    if (broker->guard.conns > broker->guard.max_conns / 2 && broker->now_ms % 1000 < 100) {
+        int64_t fds = s_open_fds ();
+        if (fds >= 0 && fds < broker->guard.conns)
+            broker->guard.conns = fds;
+    }
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers)) {
+        if (w->is_node || w->gone || link_empty (&w->inflight))
+            continue;
+        if (!w->benched) {
+            chunk_t *head = s_head (w);
+            if (!head || !s_stalled (broker, w, head))
+                continue;
+            w->benched = true;
+            broker->guard.benched++;
+            link_remove (&w->available);
+            guard_log (broker, "worker %s (pid %d, host %s) holds chunk %llu for %lld ms: benched, "
+                       "its chunks get backup copies", w->key, w->pid, w->host,
+                       (unsigned long long) head->id, (long long) (broker->now_ms - head->dispatched_ms));
+        }
+        //  every chunk a job waits for gets a copy elsewhere, unless the job
+        //  forbids running an item twice (JOB.spec 2): then it waits
+        for (link_t *l = w->inflight.next; l != &w->inflight; l = l->next) {
+            chunk_t *c = link_entry (l, chunk_t, queue);
+            if (c->job && !c->primary && !c->backup && !c->job->no_spec
+            &&  !jobs_backup (broker, c, false))
+                break;      //  no worker free now: next tick
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Clients that do not read
+
+void
+guard_blocked (broker_t *broker, client_t *client)
+{
+    client->blocked = true;
+    if (!broker->guard.blocked) {
+        //  5 ms, then longer while clients stay blocked (a retry walks
+        //  their jobs' chunks): up to 100 ms
+        int64_t ivl = broker->guard.retry_ivl ? broker->guard.retry_ivl : GUARD_RETRY_MS;
+        broker->guard.retry_ms = broker->now_ms + ivl;
+        broker->guard.retry_ivl = ivl * 2 < 100 ? ivl * 2 : 100;
+    }
+    broker->guard.blocked = true;
+}
+
+void
+guard_retry (broker_t *broker, int64_t *wake)
+{
+    if (!broker->guard.blocked)
+        return;
+    if (broker->now_ms < broker->guard.retry_ms) {
+        if (broker->guard.retry_ms < *wake)
+            *wake = broker->guard.retry_ms;
+        return;
+    }
+    broker->guard.blocked = false;
+    for (client_t *c = (client_t *) zhashx_first (broker->clients); c;
+         c = (client_t *) zhashx_next (broker->clients)) {
+        if (!c->blocked)
+            continue;
+        c->blocked = false;
+        link_t *l = c->jobs.next;
+        while (l != &c->jobs && !c->blocked) {
+            job_t *job = link_entry (l, job_t, by_client);
+            l = l->next;
+            job_deliver (broker, job);      //  may end the job; a full pipe blocks again
+        }
+    }
+    if (!broker->guard.blocked)
+        broker->guard.retry_ivl = 0;        //  all delivered: back to quick retries
+}
+
+//  --------------------------------------------------------------------------
+//  Connections and file descriptors
+
+void
+guard_budget (broker_t *broker, int reserve)
+{
+    struct rlimit limit;
+    int64_t fds = getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                ? (int64_t) limit.rlim_cur : 1 << 20;
+    if (reserve < 64)
+        reserve = 64;
+    if (reserve < fds / 8)
+        reserve = (int) (fds / 8);
+    broker->guard.max_conns = fds - reserve > 16 ? fds - reserve : 16;
+}
+
+void
+guard_connection (broker_t *broker, bool accepted, int fd)
+{
+    if (!accepted) {
+        broker->guard.conns -= broker->guard.conns > 0;
+        return;
+    }
+    broker->guard.conns++;
+    if (broker->guard.conns <= broker->guard.max_conns)
+        return;
+    //  over budget: shut the connection down (libzmq then closes it and
+    //  its fd). Only a connected TCP or ipc stream socket, never a
+    //  listener; an ipc one (local workers) only well over the budget
+    int domain = 0, listening = 1;
+    socklen_t size = sizeof domain;
+    if (getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0)
+        return;
+    size = sizeof listening;
+    if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || listening)
+        return;
+    if (domain == AF_UNIX && broker->guard.conns <= broker->guard.max_conns + 32)
+        return;
+    shutdown (fd, SHUT_RDWR);
+    broker->guard.refused++;
+    guard_log (broker, "%lld connections open, the budget is %lld (file descriptor limit): "
+               "a new connection refused", (long long) broker->guard.conns,
+               (long long) broker->guard.max_conns);
+}
+
+uint64_t
+dp_broker_raise_nofile (void)
+{
+    return guard_raise_nofile ();
+}

@@ -1,0 +1,99 @@
+/*  =========================================================================
+    dp_guard - what the broker enforces on peers it does not trust
+
+    A peer is a program on the other end of a socket, not part of dpool:
+    it may lie, flood, hoard or stall. The rest of the broker is written
+    for honest peers; this file holds the checks and penalties that keep a
+    dishonest one from hurting anybody else's job:
+
+    - a worker answers only chunks it was given, with the counts it was
+      given; a wrong answer is the worker's fault (a strike), never its
+      items' (they go back to the queue uncharged); a worker with
+      GUARD_STRIKES strikes is quarantined: it keeps its connection and
+      gets no work;
+    - a worker that holds a chunk far past the job's item times (a black
+      hole, or just a very slow host) is benched: no new work, and backup
+      copies of what it holds run elsewhere; it is back in play when it
+      answers;
+    - node tokens are unguessable and bound to the connection that
+      registered them, so only a worker's own supervisor reports its death;
+    - a broker-wide budget of clients, workers and jobs, and of open
+      connections below the file descriptor limit;
+    - bad-input logging limited to GUARD_LOG_PER_S lines a second.
+    =========================================================================
+*/
+#ifndef DP_GUARD_H_INCLUDED
+#define DP_GUARD_H_INCLUDED
+
+#include "dp_broker_internal.h"
+
+#define GUARD_STRIKES       3       //  protocol errors before a worker is quarantined
+#define GUARD_STALL_X       10      //  a chunk stalls after 10 x its expected time...
+#define GUARD_STALL_MIN_MS  2000    //  ...and at least this long
+#define GUARD_LOG_PER_S     10      //  bad-input log lines a second, then a count
+#define GUARD_CLIENT_SNDHWM 64      //  messages queued to a client that does not read
+#define GUARD_PEER_RCVHWM   1000    //  messages queued from one peer before TCP pushes back
+#define GUARD_RETRY_MS      5       //  a blocked client's answers are retried this often
+
+//  A random 64-bit token (getrandom), never 0.
+uint64_t guard_token (void);
+
+//  Raise RLIMIT_NOFILE to its hard limit (the process's). Returns the soft
+//  limit now in force.
+uint64_t guard_raise_nofile (void);
+
+//  Log a warning about bad input, at most GUARD_LOG_PER_S lines a second;
+//  lines over that are counted and summed up once a second.
+void guard_log (broker_t *broker, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  Flush the suppressed-lines summary if a second has passed (tick).
+void guard_log_flush (broker_t *broker);
+
+//  A chunk (or k, ids `first` ...) went to a worker: remember the ids it
+//  was sent in this session.
+void guard_sent (worker_t *worker, uint64_t first, uint32_t k);
+
+//  A RESULT names ids the worker does not hold now. Late answers to chunks
+//  it was sent are normal (they were requeued or cancelled), and so are
+//  ids issued before its session began (an earlier session of the same
+//  connection may have had them); ids issued since that it was never sent
+//  (another worker's) or not issued at all are a protocol error.
+void guard_unknown_result (broker_t *broker, worker_t *worker, dp_msg_t *msg);
+
+//  The worker broke the protocol (`why`): a strike; its chunks go back to
+//  their queues uncharged; at GUARD_STRIKES it is quarantined.
+void guard_protocol_error (broker_t *broker, worker_t *worker, const char *why);
+
+//  The worker answered a chunk: a benched worker is back in play (unless
+//  quarantined).
+void guard_answered (broker_t *broker, worker_t *worker);
+
+//  Is a NODE acceptable from the connection `key`? 0, or -1 with a reason:
+//  node token 0, the broker's own token, or a token another connection
+//  registered.
+int guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *err, size_t errlen);
+
+//  A RESULTS or DONE to the client found its pipe full (it reads nothing,
+//  or too slowly): its answers wait at the broker, retried shortly.
+void guard_blocked (broker_t *broker, client_t *client);
+
+//  Retry blocked clients' deliveries when due; the next time one is due,
+//  or INT64_MAX, in `wake` (lowered only).
+void guard_retry (broker_t *broker, int64_t *wake);
+
+//  A connection was accepted (fd) or closed, on either ROUTER. Over the
+//  connection budget (below the fd limit, so that libzmq never meets
+//  EMFILE, on which its ipc listener aborts) a new TCP connection is shut
+//  down at once; a peer retries later.
+void guard_connection (broker_t *broker, bool accepted, int fd);
+
+//  Set the connection budget from the fd limit now in force; `reserve`
+//  fds are kept for everything else (local workers, files).
+void guard_budget (broker_t *broker, int reserve);
+
+//  Timer: bench workers holding stalled chunks and give their chunks
+//  backup copies; summary of suppressed log lines.
+void guard_tick (broker_t *broker);
+
+#endif

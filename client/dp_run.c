@@ -1,0 +1,1029 @@
+/*  =========================================================================
+    dp_run - `dpool run`: the run loop
+
+    Jobs from the generator (dp_run_input.c) go to the pool's built-in exec
+    task as exec items (proto/dp_exec_msg.h): the shell command line, the
+    shell ($PARALLEL_SHELL, else $SHELL, else /bin/sh), the client's working
+    directory, the --env variables, the --pipe block as stdin, --timeout,
+    {#} and {%}. Replies carry the exit status, stdout and stderr.
+
+    Results are taken as they arrive (dp_imap_unordered) and kept in a ring
+    in job order; the ring's head is printed as soon as it is complete, so
+    output is always in input order (GNU parallel's -k) while a failed job
+    can be sent again (--retries) without holding the pool's order up. The
+    joblog gets a line when a job is final, in completion order as GNU
+    parallel writes it, flushed and fsync'ed per batch of results.
+
+    The input callback may have nothing to give for a while (stdin has no
+    complete record yet, or the input has ended but a failure may still be
+    retried): it then returns 2 and the pool waits on fd 0. Once fd 0 is no
+    longer read, it is replaced with the read end of a private pipe that is
+    written to when the callback has news (a retry, or the end), so the
+    pool neither spins nor sleeps.
+    =========================================================================
+*/
+#include "dp_run.h"
+#include "dpool.h"
+#include "dp_exec_msg.h"
+
+#include <czmq.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_TICK_MS   200
+
+static volatile int s_interrupted = 0;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_interrupted = 1;
+}
+
+//  One job in the ring, from its first send until it is printed
+typedef struct {
+    uint64_t seq;
+    char *cmd;
+    size_t cmd_len;
+    char *tag;
+    char *input;                //  --pipe block, kept only for --retries
+    size_t input_len;
+    char *results;              //  --results: the job's directory
+    int attempts;
+    bool done;
+    bool failed;
+    dp_exec_reply_t reply;
+    char *message;              //  the pool's reason when no reply came
+} s_ent_t;
+
+//  A joblog entry read back for --resume
+typedef struct {
+    uint64_t seq;
+    bool ok;
+    char *cmd;
+} s_logged_t;
+
+typedef struct {
+    run_opts_t *o;
+    run_gen_t *gen;
+    //  the ring of jobs in order: positions [head, tail)
+    s_ent_t *ring;
+    size_t cap;
+    uint64_t head, tail;
+    uint64_t *index_pos;        //  pool item index -> ring position
+    size_t nindex, index_cap;
+    //  retries waiting to be sent: ring positions
+    uint64_t *retry;
+    size_t nretry, retry_cap;
+    size_t in_flight;
+    bool input_ended;           //  the generator has no more jobs
+    bool halting;               //  --halt: send no more
+    bool halt_now;
+    int halt_status;            //  exit status once halted (-1: by count)
+    int wake [2];               //  the private pipe on fd 0
+    bool fd0_swapped;
+    //  the item being sent
+    msgpack_sbuffer item;
+    char *shell, *cwd;
+    char **env;
+    //  resume
+    zhashx_t *done_seq;         //  seq -> 1 (skip)
+    zhashx_t *done_cmd;         //  command -> times done (skip)
+    s_logged_t *retry_list;     //  --retry-failed: the failed jobs
+    size_t nretry_list, retry_at;
+    //  joblog
+    FILE *joblog;
+    int64_t last_sync_ms;
+    bool embedded;
+    //  counts
+    uint64_t started, finished, failed, succeeded;
+    double runtime_sum;
+    int64_t start_ms, next_draw_ms;
+    bool bar_shown;
+    bool stdout_broken;
+    uint64_t skipped;
+    //  commands run without a shell (s_plain_argv)
+    char *plain_name;
+    bool plain_ok;
+    char *plain_text;
+    char *plain_words [1024];
+} s_run_t;
+
+//  Is `name` an executable program in $PATH (or a path to one)?
+static bool
+s_in_path (const char *name)
+{
+    if (strchr (name, '/'))
+        return access (name, X_OK) == 0;
+    const char *path = getenv ("PATH");
+    if (!path)
+        return false;
+    char *copy = strdup (path), *save = NULL;
+    bool found = false;
+    for (char *dir = strtok_r (copy, ":", &save); dir && !found; dir = strtok_r (NULL, ":", &save)) {
+        char full [4096];
+        snprintf (full, sizeof full, "%s/%s", *dir ? dir : ".", name);
+        struct stat st;
+        found = stat (full, &st) == 0 && S_ISREG (st.st_mode) && access (full, X_OK) == 0;
+    }
+    free (copy);
+    return found;
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+s_alloc (void *p, size_t size)
+{
+    void *q = realloc (p, size ? size : 1);
+    if (!q) {
+        fprintf (stderr, "dpool run: out of memory\n");
+        exit (RUN_EXIT_ERROR);
+    }
+    return q;
+}
+
+//  --------------------------------------------------------------------------
+//  The joblog
+
+//  Read an existing joblog for --resume / --resume-failed / --retry-failed.
+//  Lines that do not parse (a torn last line) are ignored. Returns 0, or
+//  -1 (printed) when the file cannot be read.
+static int
+s_joblog_read (s_run_t *self)
+{
+    run_opts_t *o = self->o;
+    self->done_seq = zhashx_new ();
+    self->done_cmd = zhashx_new ();
+    FILE *f = fopen (o->joblog, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : -1;
+    //  the last line of a seq wins (a retried job is logged again)
+    zhashx_t *by_seq = zhashx_new ();
+    zhashx_set_destructor (by_seq, NULL);
+    s_logged_t *list = NULL;
+    size_t n = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline (&line, &lcap, f)) > 0) {
+        if (line [len - 1] != '\n')
+            break;                          //  torn: written half when killed
+        line [len - 1] = 0;
+        char *field [9];
+        int nf = 0;
+        char *p = line;
+        field [nf++] = p;
+        while (nf < 9 && (p = strchr (p, '\t'))) {
+            *p++ = 0;
+            field [nf++] = p;
+        }
+        char *end;
+        unsigned long long seq = strtoull (field [0], &end, 10);
+        if (nf < 9 || *end || end == field [0] || seq == 0)
+            continue;                       //  the header, or garbage
+        long exitval = strtol (field [6], &end, 10);
+        long sig = strtol (field [7], NULL, 10);
+        char key [24];
+        snprintf (key, sizeof key, "%llu", seq);
+        void *at = zhashx_lookup (by_seq, key);
+        size_t i;
+        if (at)
+            i = (size_t) (uintptr_t) at - 1;
+        else {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                list = (s_logged_t *) s_alloc (list, cap * sizeof *list);
+            }
+            i = n++;
+            list [i].cmd = NULL;
+            zhashx_insert (by_seq, key, (void *) (uintptr_t) (i + 1));
+        }
+        free (list [i].cmd);
+        list [i] = (s_logged_t) { .seq = seq, .ok = exitval == 0 && sig == 0,
+                                  .cmd = strdup (field [8]) };
+    }
+    free (line);
+    fclose (f);
+    zhashx_destroy (&by_seq);
+    for (size_t i = 0; i < n; i++) {
+        bool skip = o->resume_failed || o->retry_failed ? list [i].ok : true;
+        if (o->retry_failed && !list [i].ok) {
+            list [self->nretry_list++] = list [i];
+            continue;
+        }
+        if (skip) {
+            char key [24];
+            snprintf (key, sizeof key, "%llu", (unsigned long long) list [i].seq);
+            zhashx_update (self->done_seq, key, (void *) 1);
+            uintptr_t count = (uintptr_t) zhashx_lookup (self->done_cmd, list [i].cmd);
+            zhashx_update (self->done_cmd, list [i].cmd, (void *) (count + 1));
+        }
+        free (list [i].cmd);
+    }
+    if (o->retry_failed)
+        self->retry_list = list;
+    else
+        free (list);
+    return 0;
+}
+
+//  Open the joblog for appending (header when new; a torn last line is
+//  ended first so the next line starts clean). Returns 0 or -1.
+static int
+s_joblog_open (s_run_t *self)
+{
+    const char *path = self->o->joblog;
+    int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    bool fresh = fstat (fd, &st) == 0 && st.st_size == 0;
+    self->joblog = fdopen (fd, "a");
+    if (!self->joblog) {
+        close (fd);
+        return -1;
+    }
+    if (fresh)
+        fputs ("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
+               self->joblog);
+    else {
+        int rfd = open (path, O_RDONLY | O_CLOEXEC);
+        char last = '\n';
+        if (rfd >= 0 && pread (rfd, &last, 1, st.st_size - 1) == 1 && last != '\n')
+            fputc ('\n', self->joblog);
+        if (rfd >= 0)
+            close (rfd);
+    }
+    fflush (self->joblog);
+    return 0;
+}
+
+static void
+s_joblog_line (s_run_t *self, s_ent_t *e)
+{
+    if (!self->joblog)
+        return;
+    const dp_exec_reply_t *r = &e->reply;
+    const char *host = self->embedded || !r->host || !*r->host ? ":" : r->host;
+    int exitval = e->message ? -1 : r->timedout ? -1 : r->signal ? 0 : r->status;
+    int sig = e->message ? 0 : r->timedout ? 15 : r->signal;
+    //  commands are one line in the log, as GNU parallel writes them
+    fprintf (self->joblog, "%llu\t%s\t%.3f\t%10.3f\t%zu\t%zu\t%d\t%d\t",
+             (unsigned long long) e->seq, host, r->start, r->runtime, e->input_len,
+             r->out_size + r->err_size, exitval, sig);
+    for (size_t i = 0; i < e->cmd_len; i++)
+        fputc (e->cmd [i] == '\n' ? ' ' : e->cmd [i], self->joblog);
+    fputc ('\n', self->joblog);
+}
+
+//  Flush the joblog to disk, at most every 50 ms (and at the end)
+static void
+s_joblog_sync (s_run_t *self, bool force)
+{
+    if (!self->joblog)
+        return;
+    fflush (self->joblog);
+    int64_t now = s_now_ms ();
+    if (force || now - self->last_sync_ms >= 50) {
+        fdatasync (fileno (self->joblog));
+        self->last_sync_ms = now;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Progress (--bar, --eta, --progress), on stderr
+
+static void
+s_progress_clear (s_run_t *self)
+{
+    if (self->bar_shown) {
+        fputs ("\r\033[K", stderr);
+        self->bar_shown = false;
+    }
+}
+
+static void
+s_progress_draw (s_run_t *self, bool final)
+{
+    run_opts_t *o = self->o;
+    if (!o->bar && !o->eta && !o->progress)
+        return;
+    double elapsed = (double) (s_now_ms () - self->start_ms) / 1000.0;
+    uint64_t done = self->finished, total = self->tail - self->skipped;
+    double avg = done ? elapsed / (double) done : 0;
+    uint64_t left = self->input_ended && total > done ? total - done : 0;
+    char eta [32] = "?";
+    if (self->input_ended && done)
+        snprintf (eta, sizeof eta, "%.0fs", avg * (double) left);
+    char line [256];
+    if (o->bar) {
+        int pct = self->input_ended && total ? (int) (100 * done / total) : 0;
+        char bar [21];
+        for (int i = 0; i < 20; i++)
+            bar [i] = i < pct / 5 ? '#' : ' ';
+        bar [20] = 0;
+        snprintf (line, sizeof line, "%3d%% %llu:%llu=%s [%s]", pct,
+                  (unsigned long long) done, (unsigned long long) left, eta, bar);
+    }
+    else
+    if (o->eta)
+        snprintf (line, sizeof line, "ETA: %s Left: %llu AVG: %.2fs  local:%zu/%llu",
+                  eta, (unsigned long long) left, avg, self->in_flight,
+                  (unsigned long long) done);
+    else
+        snprintf (line, sizeof line, "local:%zu/%llu/%d%%/%.1fs", self->in_flight,
+                  (unsigned long long) done,
+                  total && self->input_ended ? (int) (100 * done / total) : 0, avg);
+    fprintf (stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+    self->bar_shown = !final;
+    self->next_draw_ms = s_now_ms () + S_TICK_MS;
+}
+
+//  --------------------------------------------------------------------------
+//  Sending jobs
+
+//  Wake the pool's wait on fd 0 (a retry is queued, or the input ended)
+static void
+s_wake (s_run_t *self)
+{
+    //  (a full pipe means a wake is pending anyway)
+    if (self->fd0_swapped && write (self->wake [1], "w", 1) < 0)
+        return;
+}
+
+//  Stop reading stdin: fd 0 becomes the private pipe's read end
+static void
+s_swap_fd0 (s_run_t *self)
+{
+    if (self->fd0_swapped)
+        return;
+    dup2 (self->wake [0], 0);
+    self->fd0_swapped = true;
+}
+
+static s_ent_t *
+s_ent (s_run_t *self, uint64_t pos)
+{
+    return &self->ring [pos % self->cap];
+}
+
+//  A new ring entry at the tail
+static s_ent_t *
+s_ring_push (s_run_t *self)
+{
+    if (self->tail - self->head == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 1024;
+        s_ent_t *ring = (s_ent_t *) s_alloc (NULL, cap * sizeof *ring);
+        for (uint64_t p = self->head; p < self->tail; p++)
+            ring [p % cap] = self->ring [p % self->cap];
+        free (self->ring);
+        self->ring = ring;
+        self->cap = cap;
+    }
+    s_ent_t *e = s_ent (self, self->tail++);
+    memset (e, 0, sizeof *e);
+    return e;
+}
+
+//  A command line of plain words only (no quotes, no shell syntax) whose
+//  program is found in $PATH, is neither a shell builtin or keyword nor an
+//  exported function: it runs the same without a shell, and faster. `echo`
+//  (builtin and /bin/echo agree on plain words without a leading '-'),
+//  `true` and `false` qualify. Returns the words (in `words`, a copy) or
+//  NULL when a shell is needed.
+static char **
+s_plain_argv (s_run_t *self, const char *cmd, size_t len)
+{
+    static const char *builtins =
+        "|alias|bg|bind|break|builtin|caller|cd|command|compgen|complete|compopt|continue"
+        "|declare|dirs|disown|enable|eval|exec|exit|export|fc|fg|getopts|hash|help|history"
+        "|jobs|kill|let|local|logout|mapfile|popd|printf|pushd|pwd|read|readarray|readonly"
+        "|return|set|shift|shopt|source|suspend|test|times|trap|type|typeset|ulimit|umask"
+        "|unalias|unset|wait|if|then|else|elif|fi|for|while|until|do|done|case|esac|function"
+        "|select|time|coproc|[|[[|]]|{|}|!|.|:|";
+    if (len == 0 || len > 4096)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) cmd [i]) && !strchr ("_./+,@%^:- ", cmd [i]))
+            return NULL;
+    if (cmd [0] == ' ')
+        return NULL;
+    size_t first = strcspn (cmd, " ");
+    char name [256];
+    if (first >= sizeof name)
+        return NULL;
+    memcpy (name, cmd, first);
+    name [first] = 0;
+    char key [260];
+    snprintf (key, sizeof key, "|%s|", name);
+    if (strstr (builtins, key))
+        return NULL;
+    if (!strcmp (name, "echo") && strstr (cmd, " -"))
+        return NULL;
+    //  the program: looked up once per name
+    if (!self->plain_name || strcmp (self->plain_name, name)) {
+        free (self->plain_name);
+        self->plain_name = strdup (name);
+        char fn [300];
+        snprintf (fn, sizeof fn, "BASH_FUNC_%s%%%%", name);
+        self->plain_ok = !getenv (fn) && s_in_path (name);
+    }
+    if (!self->plain_ok)
+        return NULL;
+    free (self->plain_text);
+    self->plain_text = strndup (cmd, len);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r (self->plain_text, " ", &save); w && n < 1023;
+         w = strtok_r (NULL, " ", &save))
+        self->plain_words [n++] = w;
+    self->plain_words [n] = NULL;
+    return self->plain_words;
+}
+
+//  Encode the exec item of ring entry `pos`
+static int
+s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
+{
+    s_ent_t *e = s_ent (self, pos);
+    run_opts_t *o = self->o;
+    char **argv = s_plain_argv (self, e->cmd, e->cmd_len);
+    dp_exec_item_t item = {
+        .argv = argv, .sh = argv ? NULL : e->cmd, .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
+        .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
+        .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
+        .slot = (e->seq - 1) % (uint64_t) o->jobslots + 1, .has_slot = true
+    };
+    msgpack_sbuffer_clear (&self->item);
+    if (dp_exec_item_encode (&item, &self->item) != 0) {
+        fprintf (stderr, "dpool run: cannot encode job %llu\n", (unsigned long long) e->seq);
+        return -1;
+    }
+    if (self->nindex == self->index_cap) {
+        self->index_cap = self->index_cap ? self->index_cap * 2 : 4096;
+        self->index_pos = (uint64_t *) s_alloc (self->index_pos,
+                                               self->index_cap * sizeof (uint64_t));
+    }
+    self->index_pos [self->nindex++] = pos;
+    e->attempts++;
+    self->in_flight++;
+    if (o->verbose)
+        fprintf (stderr, "%s\n", e->cmd);
+    return 0;
+}
+
+//  --results DIR: DIR/1/ARG1/2/ARG2... as GNU parallel names it (a '/' in
+//  an argument is written \_, a '\' \\; header names replace numbers)
+static char *
+s_results_dir (const char *dir, const run_job_t *job)
+{
+    run_str_t path = { 0 };
+    run_str_adds (&path, dir);
+    for (size_t i = 0; i < job->nargs; i++) {
+        char num [24];
+        snprintf (num, sizeof num, "%zu", i + 1);
+        run_str_adds (&path, "/");
+        if (job->names && i < job->names->n)
+            run_str_add (&path, job->names->v [i], job->names->len [i]);
+        else
+            run_str_adds (&path, num);
+        if (job->arg_lens [i])
+            run_str_adds (&path, "/");
+        for (size_t k = 0; k < job->arg_lens [i]; k++) {
+            char c = job->args [i][k];
+            run_str_adds (&path, c == '/' ? "\\_" : c == '\\' ? "\\\\" : (char []) { c, 0 });
+        }
+    }
+    return path.p;
+}
+
+//  mkdir -p
+static int
+s_mkdirs (char *path)
+{
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir (path, 0777) != 0 && errno != EEXIST) {
+                *p = '/';
+                return -1;
+            }
+            *p = '/';
+        }
+    return mkdir (path, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int
+s_write_file (const char *dir, const char *name, const void *data, size_t len)
+{
+    char path [4096];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen (path, "w");
+    if (!f)
+        return -1;
+    size_t n = fwrite (data, 1, len, f);
+    return fclose (f) == 0 && n == len ? 0 : -1;
+}
+
+//  Write a finished job's seq, stdout and stderr under its --results dir
+static void
+s_results_write (s_ent_t *e)
+{
+    char seq [24];
+    int n = snprintf (seq, sizeof seq, "%llu", (unsigned long long) e->seq);
+    if (s_mkdirs (e->results) != 0
+    ||  s_write_file (e->results, "seq", seq, (size_t) n) != 0
+    ||  s_write_file (e->results, "stdout", e->reply.out, e->reply.out_size) != 0
+    ||  s_write_file (e->results, "stderr", e->reply.err, e->reply.err_size) != 0)
+        fprintf (stderr, "dpool run: --results %s: %s\n", e->results, strerror (errno));
+}
+
+//  Is this job done already (--resume)? Consumes one count of its command.
+static bool
+s_resumed (s_run_t *self, uint64_t seq, const char *cmd)
+{
+    if (!self->done_seq)
+        return false;
+    if (self->o->resume_by_content) {
+        uintptr_t count = (uintptr_t) zhashx_lookup (self->done_cmd, cmd);
+        if (!count)
+            return false;
+        if (count == 1)
+            zhashx_delete (self->done_cmd, cmd);
+        else
+            zhashx_update (self->done_cmd, cmd, (void *) (count - 1));
+        return true;
+    }
+    char key [24];
+    snprintf (key, sizeof key, "%llu", (unsigned long long) seq);
+    return zhashx_lookup (self->done_seq, key) != NULL;
+}
+
+//  The pool's input callback
+static int
+s_input (void *arg, const void **data, size_t *len)
+{
+    s_run_t *self = (s_run_t *) arg;
+    if (self->fd0_swapped) {
+        char drain [64];
+        while (read (self->wake [0], drain, sizeof drain) > 0)
+            ;
+    }
+    if (self->halting || s_interrupted)
+        return 0;
+    if (self->nretry) {
+        uint64_t pos = self->retry [--self->nretry];
+        s_ent_t *e = s_ent (self, pos);
+        if (s_encode (self, pos, e->input, e->input_len) != 0)
+            return -1;
+        *data = self->item.data;
+        *len = self->item.size;
+        return 1;
+    }
+    //  --halt: no more jobs out than slots, so that none starts after a halt
+    if (self->o->halt_when != HALT_NEVER && self->in_flight >= (size_t) self->o->jobslots)
+        return 2;
+    while (!self->input_ended) {
+        run_job_t job;
+        int rc;
+        if (self->o->retry_failed) {
+            //  --retry-failed: the failed commands of the joblog
+            if (self->retry_at == self->nretry_list)
+                rc = 0;
+            else {
+                s_logged_t *l = &self->retry_list [self->retry_at++];
+                job = (run_job_t) { .seq = l->seq, .cmd = l->cmd, .cmd_len = strlen (l->cmd) };
+                rc = 1;
+            }
+        }
+        else
+            rc = run_gen_next (self->gen, &job);
+        if (rc == 2)
+            return 2;
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            self->input_ended = true;
+            s_swap_fd0 (self);
+            break;
+        }
+        if (s_resumed (self, job.seq, job.cmd)) {
+            self->skipped++;
+            continue;
+        }
+        uint64_t pos = self->tail;
+        s_ent_t *e = s_ring_push (self);
+        e->seq = job.seq;
+        e->cmd = (char *) s_alloc (NULL, job.cmd_len + 1);
+        memcpy (e->cmd, job.cmd, job.cmd_len + 1);
+        e->cmd_len = job.cmd_len;
+        e->tag = job.tag ? strdup (job.tag) : NULL;
+        e->input_len = job.stdin_len;
+        if (job.stdin_data && self->o->retries > 1) {
+            e->input = (char *) s_alloc (NULL, job.stdin_len);
+            memcpy (e->input, job.stdin_data, job.stdin_len);
+        }
+        if (self->o->results)
+            e->results = s_results_dir (self->o->results, &job);
+        self->started++;
+        if (s_encode (self, pos, job.stdin_data, job.stdin_len) != 0)
+            return -1;
+        *data = self->item.data;
+        *len = self->item.size;
+        return 1;
+    }
+    //  the input has ended: a job in flight may still fail and be retried
+    if (self->o->retries > 1 && self->in_flight > 0)
+        return 2;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Results
+
+//  Write `data` with each line prefixed by `tag` and a tab
+static void
+s_write_tagged (FILE *out, const char *tag, const uint8_t *data, size_t len)
+{
+    if (!tag) {
+        fwrite (data, 1, len, out);
+        return;
+    }
+    size_t at = 0;
+    while (at < len) {
+        const uint8_t *eol = (const uint8_t *) memchr (data + at, '\n', len - at);
+        size_t n = eol ? (size_t) (eol - data) - at + 1 : len - at;
+        fputs (tag, out);
+        fputc ('\t', out);
+        fwrite (data + at, 1, n, out);
+        at += n;
+    }
+}
+
+static void
+s_ent_free (s_ent_t *e)
+{
+    free (e->cmd);
+    free (e->tag);
+    free (e->input);
+    free (e->message);
+    free (e->results);
+    dp_exec_reply_destroy (&e->reply);
+    memset (e, 0, sizeof *e);
+}
+
+//  Print the finished jobs at the head of the ring, in order
+static void
+s_print_ready (s_run_t *self, bool all_done)
+{
+    while (self->head < self->tail) {
+        s_ent_t *e = s_ent (self, self->head);
+        if (!e->done && !all_done)
+            break;
+        if (e->done && !self->stdout_broken && !e->results) {
+            s_progress_clear (self);
+            s_write_tagged (stdout, e->tag, e->reply.out, e->reply.out_size);
+            if (e->reply.err_size || e->message) {
+                fflush (stdout);
+                s_write_tagged (stderr, e->tag, e->reply.err, e->reply.err_size);
+                if (e->message)
+                    fprintf (stderr, "dpool run: job %llu (%s): %s\n",
+                             (unsigned long long) e->seq, e->cmd, e->message);
+            }
+            if (ferror (stdout))
+                self->stdout_broken = true;
+        }
+        s_ent_free (e);
+        self->head++;
+    }
+    if (fflush (stdout) != 0 || ferror (stdout))
+        self->stdout_broken = true;
+}
+
+//  Check --halt after a job ended
+static void
+s_halt_check (s_run_t *self, s_ent_t *e)
+{
+    run_opts_t *o = self->o;
+    if (o->halt_when == HALT_NEVER || self->halting)
+        return;
+    double count = o->halt_why == HALT_FAIL ? (double) self->failed
+                 : o->halt_why == HALT_SUCCESS ? (double) self->succeeded
+                 : (double) self->finished;
+    bool hit;
+    if (o->halt_pct) {
+        //  a percentage of all jobs, known once the input has ended
+        double total = (double) (self->tail - self->skipped);
+        hit = self->input_ended && total > 0 && 100.0 * count / total >= o->halt_value;
+    }
+    else
+        hit = count >= o->halt_value;
+    if (!hit)
+        return;
+    self->halting = true;
+    self->halt_now = o->halt_when == HALT_NOW;
+    if (o->halt_why == HALT_FAIL)
+        self->halt_status = o->halt_value == 1 && !o->halt_pct
+            ? (e->message ? 255 : e->reply.status)
+            : (int) (self->failed > 101 ? 101 : self->failed);
+    else
+        self->halt_status = o->halt_why == HALT_SUCCESS ? 0 : -1;
+}
+
+//  A result from the pool
+static void
+s_result (s_run_t *self, const dp_result_t *r)
+{
+    if (r->index >= self->nindex)
+        return;                             //  not ours: cannot happen
+    uint64_t pos = self->index_pos [r->index];
+    s_ent_t *e = s_ent (self, pos);
+    self->in_flight--;
+    dp_exec_reply_destroy (&e->reply);
+    free (e->message);
+    e->message = NULL;
+    bool failed;
+    if (r->status == DP_OK) {
+        char why [128];
+        if (dp_exec_reply_decode (r->data, r->len, &e->reply, why, sizeof why) != 0) {
+            e->message = strdup (why);
+            failed = true;
+        }
+        else
+            failed = e->reply.status != 0 || e->reply.signal != 0 || e->reply.timedout;
+    }
+    else {
+        const char *kind = dp_status_name (r->status);
+        size_t klen = strlen (kind);
+        const char *text = (const char *) r->data;
+        if (!strncmp (text, kind, klen))
+            e->message = strndup (text, r->len);
+        else {
+            e->message = (char *) s_alloc (NULL, klen + r->len + 3);
+            sprintf (e->message, "%s: %.*s", kind, (int) r->len, text);
+        }
+        failed = true;
+    }
+    if (failed && e->attempts < self->o->retries && !self->halting && !s_interrupted
+    &&  r->status != DP_ERR_CANCELLED) {
+        if (self->nretry == self->retry_cap) {
+            self->retry_cap = self->retry_cap ? self->retry_cap * 2 : 64;
+            self->retry = (uint64_t *) s_alloc (self->retry, self->retry_cap * sizeof (uint64_t));
+        }
+        self->retry [self->nretry++] = pos;
+        s_wake (self);
+        return;
+    }
+    e->done = true;
+    e->failed = failed;
+    self->finished++;
+    if (failed)
+        self->failed++;
+    else
+        self->succeeded++;
+    self->runtime_sum += e->reply.runtime;
+    s_joblog_line (self, e);
+    if (e->results)
+        s_results_write (e);
+    s_halt_check (self, e);
+    if ((self->input_ended && self->in_flight == 0) || self->o->halt_when != HALT_NEVER)
+        s_wake (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Main
+
+//  The shell commands run with: $PARALLEL_SHELL, else $SHELL, else /bin/sh
+static char *
+s_shell (void)
+{
+    const char *shell = getenv ("PARALLEL_SHELL");
+    if (!shell || !*shell)
+        shell = getenv ("SHELL");
+    return strdup (shell && *shell ? shell : "/bin/sh");
+}
+
+//  --dry-run: print the commands, run nothing
+static int
+s_dry_run (s_run_t *self)
+{
+    while (true) {
+        run_job_t job;
+        int rc;
+        while ((rc = run_gen_next (self->gen, &job)) == 2) {
+            struct pollfd in = { .fd = 0, .events = POLLIN };
+            poll (&in, 1, -1);              //  stdin has no whole record yet
+        }
+        if (rc < 0)
+            return RUN_EXIT_ERROR;
+        if (rc == 0)
+            break;
+        if (s_resumed (self, job.seq, job.cmd))
+            continue;
+        fwrite (job.cmd, 1, job.cmd_len, stdout);
+        fputc ('\n', stdout);
+        if (ferror (stdout))
+            break;
+    }
+    return 0;
+}
+
+static int
+s_exit_status (s_run_t *self, int rc)
+{
+    if (rc != 0)
+        return rc;
+    if (self->halting && self->halt_status >= 0)
+        return self->halt_status;
+    return self->failed > 101 ? 101 : (int) self->failed;
+}
+
+//  Run every job and print the results. Returns the exit status.
+static int
+s_run (s_run_t *self, dp_iter_t *it)
+{
+    int rc = 0;
+    while (true) {
+        dp_result_t r;
+        int got = dp_iter_next (it, &r, S_TICK_MS);
+        if (s_interrupted) {
+            rc = 130;
+            break;
+        }
+        if (got == 1) {
+            s_result (self, &r);
+            //  the whole batch that has arrived, then print and sync once
+            while (!self->halt_now && dp_iter_next (it, &r, 0) == 1)
+                s_result (self, &r);
+            s_joblog_sync (self, false);
+            s_print_ready (self, false);
+            if (self->stdout_broken || self->halt_now)
+                break;
+        }
+        else
+        if (got == 0)
+            break;
+        else
+        if (got != DP_TIMEOUT) {
+            s_progress_clear (self);
+            fprintf (stderr, "dpool run: %s\n", dp_strerror_last ());
+            rc = RUN_EXIT_ERROR;
+            break;
+        }
+        if (s_now_ms () >= self->next_draw_ms)
+            s_progress_draw (self, false);
+    }
+    s_joblog_sync (self, true);
+    s_print_ready (self, true);         //  a halt: what finished is printed
+    if (rc == 0 && !self->stdout_broken)
+        s_progress_draw (self, true);
+    return rc;
+}
+
+int
+run_main (int argc, char *argv [])
+{
+    run_opts_t o;
+    memset (&o, 0, sizeof o);
+    int rc = run_parse_args (argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1 };
+    self.start_ms = s_now_ms ();
+    if (o.joblog && (o.resume || o.resume_failed || o.retry_failed)
+    &&  s_joblog_read (&self) != 0) {
+        fprintf (stderr, "dpool run: cannot read joblog '%s': %s\n", o.joblog, strerror (errno));
+        return RUN_EXIT_ERROR;
+    }
+    if (!o.retry_failed) {
+        self.gen = run_gen_new (&o);
+        if (!self.gen)
+            return RUN_EXIT_ERROR;
+    }
+    if (o.dry_run) {
+        rc = o.retry_failed ? 0 : s_dry_run (&self);
+        run_gen_destroy (&self.gen);
+        return rc;
+    }
+    if (o.joblog && s_joblog_open (&self) != 0) {
+        fprintf (stderr, "dpool run: cannot open joblog '%s': %s\n", o.joblog, strerror (errno));
+        run_gen_destroy (&self.gen);
+        return RUN_EXIT_ERROR;
+    }
+    //  what every item carries
+    self.shell = s_shell ();
+    char cwd [4096];
+    const char *dir = o.workdir ? o.workdir : getcwd (cwd, sizeof cwd);
+    self.cwd = dir ? realpath (dir, NULL) : NULL;
+    if (o.workdir && !self.cwd) {
+        fprintf (stderr, "dpool run: --wd %s: %s\n", o.workdir, strerror (errno));
+        return RUN_EXIT_ERROR;
+    }
+    if (o.nenv) {
+        self.env = (char **) s_alloc (NULL, ((size_t) o.nenv + 1) * sizeof (char *));
+        int n = 0;
+        for (int i = 0; i < o.nenv; i++) {
+            const char *value = getenv (o.env [i]);
+            if (!value)
+                continue;
+            self.env [n] = (char *) s_alloc (NULL, strlen (o.env [i]) + strlen (value) + 2);
+            sprintf (self.env [n++], "%s=%s", o.env [i], value);
+        }
+        self.env [n] = NULL;
+    }
+    msgpack_sbuffer_init (&self.item);
+    if (pipe (self.wake) != 0) {
+        fprintf (stderr, "dpool run: pipe: %s\n", strerror (errno));
+        return RUN_EXIT_ERROR;
+    }
+    fcntl (self.wake [0], F_SETFL, O_NONBLOCK);
+    fcntl (self.wake [1], F_SETFL, O_NONBLOCK);
+    fcntl (self.wake [0], F_SETFD, FD_CLOEXEC);
+    fcntl (self.wake [1], F_SETFD, FD_CLOEXEC);
+
+    dp_pool_opts_t popts = { 0 };
+    popts.endpoint = o.broker;
+    popts.timeout_ms = o.broker_timeout_ms;
+    popts.curve_secret = o.curve_secret;
+    popts.broker_key = o.broker_key;
+    if (o.jobs || !o.broker) {
+        popts.workers = o.jobslots;
+        popts.mode = o.broker ? DP_POOL_REMOTE : o.jobs ? DP_POOL_EMBEDDED : DP_POOL_AUTO;
+    }
+    if (o.broker)
+        popts.mode = DP_POOL_REMOTE;
+    self.embedded = popts.mode == DP_POOL_EMBEDDED || (!o.broker && !getenv ("DPOOL_BROKER"));
+    signal (SIGINT, s_on_signal);
+    signal (SIGTERM, s_on_signal);
+    signal (SIGPIPE, SIG_IGN);
+    dp_pool_t *pool = dp_pool_open (&popts);
+    if (!pool) {
+        fprintf (stderr, "dpool run: %s\n", dp_strerror_last ());
+        run_gen_destroy (&self.gen);
+        return RUN_EXIT_ERROR;
+    }
+    if (!self.gen || !run_gen_uses_stdin (self.gen))
+        s_swap_fd0 (&self);
+    dp_job_opts_t jopts = { 0 };
+    jopts.has_input_fd = true;
+    jopts.input_fd = 0;
+    jopts.timeout_pct = o.timeout_pct;
+    jopts.max_attempts = o.max_attempts;
+    dp_iter_t *it = dp_imap_unordered (pool, "exec", &jopts, s_input, &self);
+    if (!it) {
+        fprintf (stderr, "dpool run: %s\n", dp_strerror_last ());
+        rc = RUN_EXIT_ERROR;
+    }
+    else
+        rc = s_run (&self, it);
+    //  closing the pool cancels what still runs (a halt, a closed stdout)
+    dp_pool_close (&pool);
+    dp_iter_destroy (&it);
+    if (self.joblog)
+        fclose (self.joblog);
+    run_gen_destroy (&self.gen);
+    for (uint64_t p = self.head; p < self.tail; p++)
+        s_ent_free (s_ent (&self, p));
+    free (self.ring);
+    free (self.index_pos);
+    free (self.retry);
+    for (size_t i = 0; i < self.nretry_list; i++)
+        free (self.retry_list [i].cmd);
+    free (self.retry_list);
+    zhashx_destroy (&self.done_seq);
+    zhashx_destroy (&self.done_cmd);
+    msgpack_sbuffer_destroy (&self.item);
+    for (int i = 0; self.env && self.env [i]; i++)
+        free (self.env [i]);
+    free (self.env);
+    free (self.shell);
+    free (self.cwd);
+    free (self.plain_name);
+    free (self.plain_text);
+    close (self.wake [0]);
+    close (self.wake [1]);
+    if (self.stdout_broken) {
+        //  the conventional end of a writer whose reader went away
+        signal (SIGPIPE, SIG_DFL);
+        raise (SIGPIPE);
+        return 141;
+    }
+    return s_exit_status (&self, rc);
+}

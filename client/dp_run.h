@@ -1,0 +1,161 @@
+/*  =========================================================================
+    dp_run - `dpool run`, a drop-in for GNU parallel: shared declarations
+
+    Three files, one direction of use:
+      dp_run_args.c   the command line -> run_opts_t (every GNU parallel
+                      option is known: implemented, or refused with 255)
+      dp_run_input.c  input sources, replacement strings and quoting ->
+                      one shell command per job (run_gen_t)
+      dp_run.c        the run loop: jobs out to the pool's exec task,
+                      replies printed in input order, joblog, halt, retries
+    =========================================================================
+*/
+#ifndef DP_RUN_H_INCLUDED
+#define DP_RUN_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+//  GNU parallel's exit status for errors other than failed jobs
+#define RUN_EXIT_ERROR      255
+#define RUN_MAX_SOURCES     64
+#define RUN_MAX_ENV         64
+
+//  A growable list of owned strings
+typedef struct {
+    char **v;
+    size_t *len;                //  lengths (strings may hold NUL with -0)
+    size_t n, cap;
+} run_strv_t;
+
+void run_strv_add (run_strv_t *self, const char *s, size_t len);
+void run_strv_free (run_strv_t *self);
+
+//  A growable byte string
+typedef struct {
+    char *p;
+    size_t len, cap;
+} run_str_t;
+
+void run_str_add (run_str_t *self, const char *data, size_t len);
+void run_str_adds (run_str_t *self, const char *s);
+
+//  One input source: a ::: list, or a file (:::: FILE, -a FILE; "-" is stdin)
+typedef struct {
+    bool is_file;
+    const char *path;           //  file sources
+    run_strv_t values;          //  list sources (and files once read)
+    bool linked;                //  :::+ / ::::+ : linked to the source before
+} run_source_t;
+
+typedef enum { HALT_NEVER, HALT_NOW, HALT_SOON } run_halt_when_t;
+typedef enum { HALT_FAIL, HALT_SUCCESS, HALT_DONE } run_halt_why_t;
+
+typedef struct {
+    //  command and replacement strings
+    char **command;             //  the command words (argv slice), may be 0
+    int ncommand;
+    bool quote;                 //  -q
+    const char *repl [7];       //  {} {.} {/} {//} {/.} {#} {%} (or -I ...)
+    //  input
+    run_source_t sources [RUN_MAX_SOURCES];
+    int nsources;
+    bool link_all;              //  --link / --xapply
+    char delim;                 //  record delimiter ('\n', 0 with -0, -d)
+    const char *colsep;         //  --colsep REGEXP (NULL: none)
+    bool header;                //  --header :
+    const char *trim;           //  --trim n|l|r|lr|rl
+    bool no_run_if_empty;       //  -r
+    const char *eof_str;        //  -E
+    bool skip_first_line;
+    //  arguments per job
+    int max_args;               //  -n (0: one input record per job)
+    bool max_replace;           //  -N: -n without appending when no {}
+    int multi;                  //  0, 'm' (-m), 'X' (-X), 'x' (--xargs)
+    //  running
+    const char *jobs;           //  -j value as given (NULL: CPUs)
+    int jobslots;               //  resolved
+    uint32_t max_attempts;      //  --max-attempts (0: the pool's 3)
+    const char *broker;         //  -b / --broker
+    int broker_timeout_ms;
+    const char *curve_secret;   //  --curve-secret FILE
+    const char *broker_key;     //  --broker-key FILE
+    double timeout_s;           //  --timeout S (0: none)
+    uint32_t timeout_pct;       //  --timeout N%
+    int retries;                //  --retries N (times a job is tried)
+    run_halt_when_t halt_when;
+    run_halt_why_t halt_why;
+    double halt_value;          //  count, or percentage when halt_pct
+    bool halt_pct;
+    const char *env [RUN_MAX_ENV];
+    int nenv;
+    const char *workdir;        //  --wd DIR
+    //  output
+    bool dry_run;
+    bool tag;
+    const char *tagstring;
+    bool verbose;               //  -t: commands to stderr
+    bool bar, eta, progress;
+    const char *joblog;
+    bool resume, resume_failed, retry_failed;
+    bool resume_by_content;     //  --resume-by content (dpool extension)
+    const char *results;        //  --results DIR
+    //  --pipe
+    bool pipe;
+    size_t block_size;
+    const char *recstart, *recend;
+    int pipe_records;           //  -N with --pipe / -L: records per block
+} run_opts_t;
+
+//  Parse `dpool run`'s arguments (argv [0] is "run"). Returns -1 when the
+//  job is to run, else the exit status (help shown: 0; error: 255, one
+//  line on stderr already printed).
+int run_parse_args (int argc, char *argv [], run_opts_t *opts);
+void run_usage (FILE *out);
+//  Print the one-line usage error and return 255.
+int run_usage_error (const char *fmt, ...);
+
+//  The jobs of a run, made from the input sources and the template
+typedef struct run_gen run_gen_t;
+
+//  One generated job
+typedef struct {
+    uint64_t seq;               //  {#}, 1-based
+    const char *cmd;            //  shell command line
+    size_t cmd_len;
+    const char *tag;            //  --tag / --tagstring text (NULL: none)
+    const char *stdin_data;     //  --pipe block
+    size_t stdin_len;
+    char **args;                //  the job's arguments (for --results)
+    const size_t *arg_lens;
+    size_t nargs;
+    const run_strv_t *names;    //  --header column names, or empty
+} run_job_t;
+
+//  Check the template (unsupported replacement strings are refused: 255
+//  and a line on stderr) and set up the input. Returns NULL after printing
+//  why on error. fd 0 is read non-blocking where stdin is a source.
+run_gen_t *run_gen_new (run_opts_t *opts);
+void run_gen_destroy (run_gen_t **self_p);
+//  Next job: 1 with *job set (valid until the next call), 0 at the end,
+//  2 when stdin has no complete record yet, -1 on error (printed).
+int run_gen_next (run_gen_t *self, run_job_t *job);
+//  Does the generator read fd 0?
+bool run_gen_uses_stdin (run_gen_t *self);
+
+//  GNU parallel's shell quoting of one word (appended to out)
+void run_quote (run_str_t *out, const char *s, size_t len);
+//  Expand one replacement string's function on an argument (exposed for
+//  the unit test): kind 0 {} 1 {.} 2 {/} 3 {//} 4 {/.}
+void run_transform (run_str_t *out, int kind, const char *s, size_t len);
+//  Build one job's command from `args` (nargs arguments) as the generator
+//  does; for the unit test. Returns 0 or -1 (unsupported replacement).
+int run_build_command (run_opts_t *opts, const char **args, const size_t *lens,
+                       size_t nargs, uint64_t seq, run_str_t *out);
+
+//  The run loop (dp_run.c)
+int run_main (int argc, char *argv []);
+
+#endif

@@ -1,0 +1,729 @@
+/*  =========================================================================
+    dp_run_args - `dpool run`'s command line, GNU parallel's syntax
+
+    GNU parallel reads its options with Perl's Getopt::Long ("bundling",
+    "require_order"): short options bundle (-kj2), long ones take their
+    value as --name=V or --name V, and the first word that is not an option
+    starts the command. This parser follows those rules. Every option name
+    GNU parallel knows is in one of two tables: implemented here (with GNU
+    parallel's meaning), or refused with exit status 255 and one line, so
+    that a command line meant for GNU parallel never runs with a different
+    meaning. dpool's own options (--broker, --broker-timeout, --resume-by,
+    --max-attempts) use names GNU parallel does not have.
+    =========================================================================
+*/
+#include "dp_run.h"
+#include "dp_cpus.h"
+#include "dpool.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    O_ARG_FILE = 1, O_NULL, O_DELIM, O_COLSEP, O_HEADER, O_TRIM, O_NORUN, O_EOF,
+    O_SKIPFIRST, O_MAXARGS, O_MAXREPL, O_X, O_M, O_XARGS, O_QUOTE, O_I, O_ER,
+    O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
+    O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_HALT, O_TIMEOUT, O_RETRIES,
+    O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
+    O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_WD, O_VERBOSE, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_ARGSEP, O_ARGFILESEP,
+    O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
+    O_CURVE_SECRET, O_BROKER_KEY
+};
+
+typedef struct {
+    const char *names;          //  "|"-separated; one letter: a short option
+    int id;
+    bool arg;                   //  takes a value
+} s_opt_t;
+
+static const s_opt_t s_options [] = {
+    { "a|arg-file|argfile", O_ARG_FILE, true },
+    { "0|null", O_NULL, false },
+    { "d|delimiter", O_DELIM, true },
+    { "C|colsep|col-sep", O_COLSEP, true },
+    { "header", O_HEADER, true },
+    { "trim", O_TRIM, true },
+    { "r|no-run-if-empty|norunifempty", O_NORUN, false },
+    { "E", O_EOF, true },
+    { "skip-first-line|skipfirstline", O_SKIPFIRST, false },
+    { "n|max-args|maxargs", O_MAXARGS, true },
+    { "N|max-replace-args|maxreplaceargs", O_MAXREPL, true },
+    { "X", O_X, false },
+    { "m", O_M, false },
+    { "xargs", O_XARGS, false },
+    { "q|quote", O_QUOTE, false },
+    { "I", O_I, true },
+    { "U|er|extensionreplace", O_ER, true },
+    { "bnr|basenamereplace", O_BNR, true },
+    { "dnr|dirnamereplace", O_DNR, true },
+    { "bner|basenameextensionreplace", O_BNER, true },
+    { "seqreplace", O_SEQR, true },
+    { "slotreplace", O_SLOTR, true },
+    { "j|P|jobs|max-procs|maxprocs", O_JOBS, true },
+    { "k|keep-order|keeporder", O_KEEP, false },
+    { "nok|no-k|no-keep-order|nokeeporder", O_NOKEEP, false },
+    { "g|group", O_GROUP, false },
+    { "u|ungroup", O_UNGROUP, false },
+    { "lb|line-buffer|line-buffered|linebuffer|linebuffered", O_LB, false },
+    { "tag", O_TAG, false },
+    { "tagstring|tag-string", O_TAGSTR, true },
+    { "dry-run|dryrun|dr", O_DRY, false },
+    { "halt|halt-on-error", O_HALT, true },
+    { "timeout", O_TIMEOUT, true },
+    { "retries", O_RETRIES, true },
+    { "joblog|jl", O_JOBLOG, true },
+    { "resume", O_RESUME, false },
+    { "resume-failed|resumefailed", O_RESUMEF, false },
+    { "retry-failed|retryfailed", O_RETRYF, false },
+    { "resume-by", O_RESUMEBY, true },
+    { "results|result|res", O_RESULTS, true },
+    { "pipe|spreadstdin", O_PIPE, false },
+    { "block|block-size|blocksize", O_BLOCK, true },
+    { "recstart", O_RECSTART, true },
+    { "recend", O_RECEND, true },
+    { "L", O_MAXLINES, true },
+    { "bar", O_BAR, false },
+    { "eta", O_ETA, false },
+    { "progress", O_PROGRESS, false },
+    { "env", O_ENV, true },
+    { "W|wd|workdir|work-dir", O_WD, true },
+    { "t|verbose", O_VERBOSE, false },
+    { "will-cite|willcite|nn|nonotice|no-notice", O_WILLCITE, false },
+    { "silent", O_SILENT, false },
+    { "gnu", O_GNU, false },
+    { "link|xapply", O_LINK, false },
+    { "arg-sep|argsep", O_ARGSEP, true },
+    { "arg-file-sep|argfilesep", O_ARGFILESEP, true },
+    { "h|help", O_HELP, false },
+    { "V|version", O_VERSION, false },
+    //  dpool's own
+    { "b|broker", O_BROKER, true },
+    { "broker-timeout", O_BROKER_TIMEOUT, true },
+    { "max-attempts", O_MAX_ATTEMPTS, true },
+    { "curve-secret", O_CURVE_SECRET, true },
+    { "broker-key", O_BROKER_KEY, true },
+    { NULL, 0, false }
+};
+
+//  GNU parallel options that dpool run does not implement (all names)
+static const char *s_refused =
+    "|D|debug|v|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
+    "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens|plus"
+    "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap|max-line-length-allowed"
+    "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
+    "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
+    "|use-sockets-instead-of-threads|usesocketsinsteadofthreads|use-cores-instead-of-threads"
+    "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores|shell-quote"
+    "|shellquote|shell_quote|ctag|ctag-string|ctagstring|color|colour|color-failed"
+    "|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf"
+    "|onall|nonall|filter-hosts|filterhosts|filter-host|S|sshlogin|sshloginfile|slf"
+    "|controlmaster|M|ssh|transfer-file|transferfile|transfer-files|transferfiles|tf|return"
+    "|trc|transfer|cleanup|basefile|bf|template|tmpl|B|ctrl-c|ctrlc|no-ctrl-c|no-ctrlc"
+    "|noctrlc|rsync-opts|rsyncopts|tmpdir|tempdir|use-compress-program|compress-program"
+    "|usecompressprogram|compressprogram|use-decompress-program|decompress-program"
+    "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
+    "|totaljobs|total|shuf|recordenv|record-env|profile|J|tollef|linkinputsource"
+    "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq|s|max-chars"
+    "|maxchars|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
+    "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
+    "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
+    "|roundrobin|round|regexp|regex|remove-rec-sep|removerecsep|rrs|output-as-files"
+    "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|pipe-part|pipepart|tee"
+    "|shard|bin|group-by|groupby|hgrp|hostgrp|hostgroup|hostgroups|embed|sem|w|z|Z|f|c|y"
+    "|_pipe-means-argfiles|";
+
+int
+run_usage_error (const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    fputs ("dpool run: ", stderr);
+    vfprintf (stderr, fmt, args);
+    fputs ("; Try --help\n", stderr);
+    va_end (args);
+    return RUN_EXIT_ERROR;
+}
+
+void
+run_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: dpool run [OPTION]... [COMMAND [ARG]...] [::: ARGS | :::: FILES]...\n"
+"Run COMMAND once per input, GNU parallel style, on a dpool pool (local\n"
+"workers, or a broker's nodes). Options have GNU parallel's meaning; GNU\n"
+"parallel options not listed here are refused (exit 255). See docs/parallel.md.\n"
+"\n"
+"Input:  stdin lines, -a FILE, ::: ARGS, :::: FILES ('-': stdin); several\n"
+"        sources: all combinations; :::+ / ::::+ / --link: linked\n"
+"  -a, --arg-file FILE  -0, --null  -d, --delimiter D  -C, --colsep REGEXP\n"
+"  --header :  --trim n|l|r|lr|rl  -r, --no-run-if-empty  -E EOF_STR\n"
+"  --skip-first-line  --arg-sep S  --arg-file-sep S  --link\n"
+"Replacement strings: {} {.} {/} {//} {/.} {#} {%%} {N} {N.} {N/} {N//} {N/.}\n"
+"        {-N}, {colname} with --header; -I, --er, --bnr, --dnr, --bner,\n"
+"        --seqreplace, --slotreplace STR. No replacement string: the\n"
+"        arguments are appended. Substituted arguments are shell-quoted;\n"
+"        -q, --quote quotes the command words too. No command: each input\n"
+"        is a command line.\n"
+"Arguments per job: -n, --max-args N  -N, --max-replace-args N  -m  -X  --xargs\n"
+"Running:\n"
+"  -j, --jobs N|N%%|+N|-N|0  job slots (default or 0: one per usable CPU:\n"
+"                       affinity mask and cgroup quota, as nproc)\n"
+"  -k, --keep-order     accepted: output is always in input order\n"
+"  -g, -u, --line-buffer  accepted: output is always grouped per job\n"
+"  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
+"  --retries N          run a failing job up to N times in all\n"
+"  --halt now|soon,fail|success|done=N|N%%  stop early\n"
+"  --env NAME           pass $NAME to the jobs  --wd DIR  run jobs in DIR\n"
+"  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
+"                       stdin cut into blocks of whole records, one per job\n"
+"Output (each job's stdout, then its stderr on stderr, in input order):\n"
+"  --tag  --tagstring STR  --dry-run  -t, --verbose  --bar  --eta  --progress\n"
+"  --joblog FILE  --resume  --resume-failed  --retry-failed\n"
+"dpool's own:\n"
+"  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else\n"
+"                       local workers; -j makes the pool local)\n"
+"  --broker-timeout MS  broker silence before giving up (default 3000)\n"
+"  --resume-by seq|content  with --resume: a job is done when its seq\n"
+"                       (GNU parallel's) or its command text is in the joblog\n"
+"  --max-attempts N     times a job may kill a worker before it fails (3)\n"
+"  --curve-secret FILE  our CURVE secret key file (PATH_secret of dpool keygen)\n"
+"  --broker-key FILE    the broker's public key file (with --curve-secret;\n"
+"                       without both: the local server directory's keys)\n"
+"  -h, --help  -V, --version\n"
+"\n"
+"Commands run with $PARALLEL_SHELL, else $SHELL, else /bin/sh.\n"
+"Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more\n"
+"than 100 failed; with --halt ...,fail=1 the failing job's status;\n"
+"255 other errors (usage, pool); 130 interrupted.\n");
+}
+
+//  Does the "|"-separated list hold the `len` bytes of `name`?
+static bool
+s_in_list (const char *list, const char *name, size_t len)
+{
+    const char *p = list;
+    while (p) {
+        const char *bar = strchr (p, '|');
+        size_t n = bar ? (size_t) (bar - p) : strlen (p);
+        if (n == len && len && !strncmp (p, name, len))
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+static const s_opt_t *
+s_find (const char *name, size_t len)
+{
+    for (const s_opt_t *o = s_options; o->names; o++)
+        if (s_in_list (o->names, name, len))
+            return o;
+    return NULL;
+}
+
+//  Usable CPUs: the affinity mask and the cgroup CPU quota, as nproc, by
+//  the helper every program's -j 0 and default use (dp_cpus.h)
+static int
+s_cpus (void)
+{
+    return dp_cpu_count ();
+}
+
+static int
+s_jobslots (const char *arg)
+{
+    int cpus = s_cpus ();
+    char *end;
+    double v = strtod (arg, &end);
+    if (end == arg)
+        return -1;
+    int n;
+    if (*end == '%' && end [1] == 0)
+        n = (int) floor (cpus * v / 100.0);
+    else
+    if (*end)
+        return -1;
+    else
+    if (arg [0] == '+' || arg [0] == '-')
+        n = cpus + (int) v;
+    else
+    if (v == 0)
+        n = cpus;           //  0: one per usable CPU, as -j 0 in every dpool program
+    else
+        n = (int) v;
+    if (n < 1)
+        n = 1;
+    return n > 1000 ? 1000 : n;
+}
+
+//  A duration: seconds, or with s/m/h/d suffixes ("1m30s"). -1 if bad.
+static double
+s_duration (const char *arg)
+{
+    double total = 0;
+    const char *p = arg;
+    if (!*p)
+        return -1;
+    while (*p) {
+        char *end;
+        double v = strtod (p, &end);
+        if (end == p || v < 0)
+            return -1;
+        double unit = 1;
+        switch (*end) {
+            case 0: break;
+            case 's': unit = 1; end++; break;
+            case 'm': unit = 60; end++; break;
+            case 'h': unit = 3600; end++; break;
+            case 'd': unit = 86400; end++; break;
+            default: return -1;
+        }
+        total += v * unit;
+        p = end;
+    }
+    return total;
+}
+
+//  A size: bytes, with k m g t (1000s) or K M G T (1024s). 0 if bad.
+static size_t
+s_size (const char *arg)
+{
+    char *end;
+    double v = strtod (arg, &end);
+    if (end == arg || v <= 0)
+        return 0;
+    const char *units = "kmgt", *bigunits = "KMGT";
+    if (*end) {
+        const char *u = strchr (units, *end), *U = strchr (bigunits, *end);
+        if ((!u && !U) || end [1])
+            return 0;
+        int power = (int) ((u ? u - units : U - bigunits) + 1);
+        v *= pow (u ? 1000.0 : 1024.0, power);
+    }
+    return v > 1e15 ? 0 : (size_t) v;
+}
+
+//  -d / --recend values: \n \t \0 \\ \r escapes as GNU parallel's
+static char *
+s_unescape (const char *arg, size_t *len)
+{
+    char *out = strdup (arg), *o = out;
+    for (const char *p = arg; *p; p++) {
+        if (*p == '\\' && p [1]) {
+            p++;
+            switch (*p) {
+                case 'n': *o++ = '\n'; break;
+                case 't': *o++ = '\t'; break;
+                case 'r': *o++ = '\r'; break;
+                case '0': *o++ = 0; break;
+                case '\\': *o++ = '\\'; break;
+                default: *o++ = '\\'; *o++ = *p; break;
+            }
+        }
+        else
+            *o++ = *p;
+    }
+    *o = 0;
+    *len = (size_t) (o - out);
+    return out;
+}
+
+static int
+s_halt (const char *arg, run_opts_t *o)
+{
+    if (!strcmp (arg, "never") || !strcmp (arg, "0")) {
+        o->halt_when = HALT_NEVER;
+        return 0;
+    }
+    //  GNU parallel's old numeric forms
+    if (!strcmp (arg, "1") || !strcmp (arg, "2")) {
+        o->halt_when = arg [0] == '1' ? HALT_SOON : HALT_NOW;
+        o->halt_why = HALT_FAIL;
+        o->halt_value = 1;
+        return 0;
+    }
+    const char *comma = strchr (arg, ',');
+    if (!comma)
+        return -1;
+    size_t wlen = (size_t) (comma - arg);
+    if (wlen == 3 && !strncmp (arg, "now", 3))
+        o->halt_when = HALT_NOW;
+    else
+    if (wlen == 4 && !strncmp (arg, "soon", 4))
+        o->halt_when = HALT_SOON;
+    else
+        return -1;
+    const char *why = comma + 1;
+    const char *eq = strchr (why, '=');
+    if (!eq)
+        return -1;
+    size_t ylen = (size_t) (eq - why);
+    if (ylen == 4 && !strncmp (why, "fail", 4))
+        o->halt_why = HALT_FAIL;
+    else
+    if (ylen == 7 && !strncmp (why, "success", 7))
+        o->halt_why = HALT_SUCCESS;
+    else
+    if (ylen == 4 && !strncmp (why, "done", 4))
+        o->halt_why = HALT_DONE;
+    else
+        return -1;
+    char *end;
+    o->halt_value = strtod (eq + 1, &end);
+    if (end == eq + 1 || o->halt_value <= 0)
+        return -1;
+    o->halt_pct = *end == '%';
+    if (*end && (*end != '%' || end [1]))
+        return -1;
+    return 0;
+}
+
+static long
+s_count (const char *arg, const char *name, long min)
+{
+    char *end;
+    long v = strtol (arg, &end, 10);
+    if (!*arg || *end || v < min || v > 100000000) {
+        run_usage_error ("invalid value '%s' for %s", arg, name);
+        return -1;
+    }
+    return v;
+}
+
+//  Apply one option. Returns -1 to go on, else the exit status.
+static int
+s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
+{
+    long n;
+    switch (opt->id) {
+        case O_ARG_FILE:
+            if (o->nsources == RUN_MAX_SOURCES)
+                return run_usage_error ("too many input sources");
+            o->sources [o->nsources++] = (run_source_t) { .is_file = true, .path = val };
+            break;
+        case O_NULL: o->delim = 0; break;
+        case O_DELIM: {
+            size_t len;
+            char *d = s_unescape (val, &len);
+            if (len != 1) {
+                free (d);
+                return run_usage_error ("option %s: only a one-byte delimiter is supported", shown);
+            }
+            o->delim = d [0];
+            free (d);
+            break;
+        }
+        case O_COLSEP: o->colsep = val; break;
+        case O_HEADER:
+            if (strcmp (val, ":") && strcmp (val, ".*\\n") && strcmp (val, "^.*\\n")
+            &&  strcmp (val, ".*"))
+                return run_usage_error ("option --header: only ':' (the first line) is supported");
+            o->header = true;
+            break;
+        case O_TRIM:
+            if (strcmp (val, "n") && strcmp (val, "l") && strcmp (val, "r")
+            &&  strcmp (val, "lr") && strcmp (val, "rl"))
+                return run_usage_error ("invalid value '%s' for --trim (n l r lr rl)", val);
+            o->trim = val;
+            break;
+        case O_NORUN: o->no_run_if_empty = true; break;
+        case O_EOF: o->eof_str = val; break;
+        case O_SKIPFIRST: o->skip_first_line = true; break;
+        case O_MAXARGS:
+        case O_MAXREPL:
+            if ((n = s_count (val, shown, 0)) < 0)
+                return RUN_EXIT_ERROR;
+            o->max_args = (int) n;
+            o->max_replace = opt->id == O_MAXREPL;
+            o->pipe_records = (int) n;
+            break;
+        case O_X: o->multi = 'X'; break;
+        case O_M: o->multi = 'm'; break;
+        case O_XARGS: o->multi = 'x'; break;
+        case O_QUOTE: o->quote = true; break;
+        case O_I: o->repl [0] = val; break;
+        case O_ER: o->repl [1] = val; break;
+        case O_BNR: o->repl [2] = val; break;
+        case O_DNR: o->repl [3] = val; break;
+        case O_BNER: o->repl [4] = val; break;
+        case O_SEQR: o->repl [5] = val; break;
+        case O_SLOTR: o->repl [6] = val; break;
+        case O_JOBS:
+            if ((o->jobslots = s_jobslots (val)) < 0)
+                return run_usage_error ("invalid value '%s' for -j (N, N%%, +N, -N or 0)", val);
+            o->jobs = val;
+            break;
+        case O_KEEP: case O_NOKEEP: case O_GROUP: case O_UNGROUP: case O_LB:
+        case O_WILLCITE: case O_SILENT: case O_GNU:
+            break;
+        case O_TAG: o->tag = true; break;
+        case O_TAGSTR: o->tagstring = val; break;
+        case O_DRY: o->dry_run = true; break;
+        case O_HALT:
+            if (s_halt (val, o) != 0)
+                return run_usage_error ("invalid value '%s' for --halt (now|soon,fail|success|done=N|N%%)", val);
+            break;
+        case O_TIMEOUT: {
+            char *end;
+            double v = strtod (val, &end);
+            if (end != val && *end == '%' && !end [1] && v > 0)
+                o->timeout_pct = (uint32_t) v;
+            else
+            if ((o->timeout_s = s_duration (val)) <= 0)
+                return run_usage_error ("invalid value '%s' for --timeout (seconds, or N%%)", val);
+            break;
+        }
+        case O_RETRIES:
+            if ((n = s_count (val, shown, 0)) < 0)
+                return RUN_EXIT_ERROR;
+            o->retries = (int) n;
+            break;
+        case O_JOBLOG: o->joblog = val; break;
+        case O_RESUME: o->resume = true; break;
+        case O_RESUMEF: o->resume_failed = true; break;
+        case O_RETRYF: o->retry_failed = true; break;
+        case O_RESUMEBY:
+            if (strcmp (val, "seq") && strcmp (val, "content"))
+                return run_usage_error ("invalid value '%s' for --resume-by (seq or content)", val);
+            o->resume_by_content = !strcmp (val, "content");
+            break;
+        case O_RESULTS: {
+            size_t len = strlen (val);
+            if (strchr (val, '{') || (len > 4 && (!strcmp (val + len - 4, ".csv")
+                || !strcmp (val + len - 4, ".tsv") || !strcmp (val + len - 5, ".json"))))
+                return run_usage_error ("option --results: only a directory name "
+                                        "(no replacement strings, .csv, .tsv, .json) is supported");
+            o->results = val;
+            break;
+        }
+        case O_PIPE: o->pipe = true; break;
+        case O_BLOCK:
+            if ((o->block_size = s_size (val)) == 0)
+                return run_usage_error ("invalid value '%s' for --block (a size: 1M, 500k)", val);
+            break;
+        case O_RECSTART:
+        case O_RECEND: {
+            //  (kept for the whole run: freed at exit)
+            size_t len;
+            char *text = s_unescape (val, &len);
+            if (strlen (text) != len) {
+                free (text);
+                return run_usage_error ("option %s: a NUL byte is not supported", shown);
+            }
+            if (opt->id == O_RECSTART)
+                o->recstart = text;
+            else
+                o->recend = text;
+            break;
+        }
+        case O_MAXLINES:
+            if ((n = s_count (val, shown, 1)) < 0)
+                return RUN_EXIT_ERROR;
+            o->pipe_records = (int) n;
+            o->max_args = -1;       //  marks -L: only with --pipe
+            break;
+        case O_BAR: o->bar = true; break;
+        case O_ETA: o->eta = true; break;
+        case O_PROGRESS: o->progress = true; break;
+        case O_ENV:
+            if (!strcmp (val, "_"))
+                return run_usage_error ("option --env _ (all variables) is not supported");
+            if (o->nenv == RUN_MAX_ENV)
+                return run_usage_error ("more than %d --env", RUN_MAX_ENV);
+            o->env [o->nenv++] = val;
+            break;
+        case O_WD: o->workdir = val; break;
+        case O_VERBOSE: o->verbose = true; break;
+        case O_LINK: o->link_all = true; break;
+        case O_HELP: run_usage (stdout); return 0;
+        case O_VERSION: printf ("dpool %s\n", DPOOL_VERSION_STRING); return 0;
+        case O_BROKER: o->broker = val; break;
+        case O_BROKER_TIMEOUT:
+            if ((n = s_count (val, shown, 100)) < 0)
+                return RUN_EXIT_ERROR;
+            o->broker_timeout_ms = (int) n;
+            break;
+        case O_MAX_ATTEMPTS:
+            if ((n = s_count (val, shown, 1)) < 0)
+                return RUN_EXIT_ERROR;
+            o->max_attempts = (uint32_t) n;
+            break;
+        case O_CURVE_SECRET: o->curve_secret = val; break;
+        case O_BROKER_KEY: o->broker_key = val; break;
+        default: break;
+    }
+    return -1;
+}
+
+//  An option name nobody knows, or a GNU parallel option not implemented
+static int
+s_refuse (const char *dashes, const char *name, size_t len)
+{
+    if (s_in_list (s_refused, name, len))
+        return run_usage_error ("option %s%.*s is not supported", dashes, (int) len, name);
+    return run_usage_error ("unknown option %s%.*s", dashes, (int) len, name);
+}
+
+//  The separators: ::: :::+ :::: ::::+ (or --arg-sep / --arg-file-sep)
+static int
+s_separator (const char *word, const char *argsep, const char *filesep, bool *linked)
+{
+    size_t a = strlen (argsep), f = strlen (filesep);
+    *linked = false;
+    if (!strcmp (word, argsep))
+        return 1;
+    if (!strcmp (word, filesep))
+        return 2;
+    if (!strncmp (word, argsep, a) && word [a] == '+' && !word [a + 1]) {
+        *linked = true;
+        return 1;
+    }
+    if (!strncmp (word, filesep, f) && word [f] == '+' && !word [f + 1]) {
+        *linked = true;
+        return 2;
+    }
+    return 0;
+}
+
+int
+run_parse_args (int argc, char *argv [], run_opts_t *o)
+{
+    o->delim = '\n';
+    o->block_size = 1 << 20;
+    o->retries = 1;
+    const char *argsep = ":::", *filesep = "::::";
+    int i = 1;
+    //  options (require_order: stop at the first word that is not one)
+    while (i < argc) {
+        const char *word = argv [i];
+        bool linked;
+        if (word [0] != '-' || !word [1])
+            break;
+        if (s_separator (word, argsep, filesep, &linked))
+            break;
+        i++;
+        if (!strcmp (word, "--"))
+            break;
+        if (word [1] == '-') {
+            const char *name = word + 2;
+            const char *eq = strchr (name, '=');
+            size_t len = eq ? (size_t) (eq - name) : strlen (name);
+            const s_opt_t *opt = s_find (name, len);
+            if (!opt || len == 1)
+                return s_refuse ("--", name, len);
+            const char *val = NULL;
+            if (opt->arg) {
+                if (eq)
+                    val = eq + 1;
+                else
+                if (i < argc)
+                    val = argv [i++];
+                else
+                    return run_usage_error ("option --%.*s needs a value", (int) len, name);
+            }
+            else
+            if (eq)
+                return run_usage_error ("option --%.*s takes no value", (int) len, name);
+            if (opt->id == O_ARGSEP)
+                argsep = val;
+            else
+            if (opt->id == O_ARGFILESEP)
+                filesep = val;
+            char shown [64];
+            snprintf (shown, sizeof shown, "--%.*s", (int) len, name);
+            int rc = s_apply (o, opt, shown, val);
+            if (rc >= 0)
+                return rc;
+            continue;
+        }
+        //  bundled short options: -kj2, -j 2
+        for (const char *p = word + 1; *p; p++) {
+            const s_opt_t *opt = s_find (p, 1);
+            if (!opt)
+                return s_refuse ("-", p, 1);
+            const char *val = NULL;
+            if (opt->arg) {
+                if (p [1])
+                    val = p + 1;
+                else
+                if (i < argc)
+                    val = argv [i++];
+                else
+                    return run_usage_error ("option -%c needs a value", *p);
+            }
+            char shown [4] = { '-', *p, 0 };
+            int rc = s_apply (o, opt, shown, val);
+            if (rc >= 0)
+                return rc;
+            if (val)
+                break;
+        }
+    }
+    //  the command: words up to the first separator
+    o->command = argv + i;
+    while (i < argc) {
+        bool linked;
+        if (s_separator (argv [i], argsep, filesep, &linked))
+            break;
+        i++;
+    }
+    o->ncommand = (int) (argv + i - o->command);
+    //  the sources
+    run_source_t *source = NULL;
+    while (i < argc) {
+        bool linked;
+        int kind = s_separator (argv [i], argsep, filesep, &linked);
+        if (kind) {
+            if (o->nsources == RUN_MAX_SOURCES)
+                return run_usage_error ("too many input sources");
+            source = NULL;
+            if (kind == 1) {
+                source = &o->sources [o->nsources++];
+                *source = (run_source_t) { .linked = linked && o->nsources > 1 };
+            }
+            else
+                o->sources [o->nsources].linked = linked;   //  for the first file
+            i++;
+            //  `:::: f1 f2`: each file is a source; an empty ::: list is one
+            if (kind == 2) {
+                bool first = true;
+                while (i < argc && !s_separator (argv [i], argsep, filesep, &linked)) {
+                    if (o->nsources == RUN_MAX_SOURCES)
+                        return run_usage_error ("too many input sources");
+                    run_source_t *file = &o->sources [o->nsources];
+                    bool link = first && file->linked && o->nsources > 0;
+                    *file = (run_source_t) { .is_file = true, .path = argv [i++], .linked = link };
+                    o->nsources++;
+                    first = false;
+                }
+            }
+            continue;
+        }
+        if (source)
+            run_strv_add (&source->values, argv [i], strlen (argv [i]));
+        i++;
+    }
+    //  checks GNU parallel makes, and combinations dpool run does not have
+    if (o->max_args == -1 && !o->pipe)
+        return run_usage_error ("option -L is only supported with --pipe");
+    if (o->pipe && (o->nsources > 0))
+        return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
+    if ((o->resume || o->resume_failed || o->retry_failed) && !o->joblog)
+        return run_usage_error ("--resume, --resume-failed and --retry-failed need --joblog FILE");
+    if (!o->curve_secret != !o->broker_key)
+        return run_usage_error ("--curve-secret and --broker-key go together");
+    if (o->header && o->colsep == NULL && o->nsources == 0)
+        o->header = true;
+    if (o->retries < 1)
+        o->retries = 1;
+    if (o->jobslots <= 0)
+        o->jobslots = s_cpus ();
+    return -1;
+}

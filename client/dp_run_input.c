@@ -1,0 +1,1131 @@
+/*  =========================================================================
+    dp_run_input - `dpool run`'s jobs: input sources, replacement strings,
+    quoting
+
+    Input sources are read as GNU parallel reads them: records cut by the
+    delimiter (a newline, NUL with -0, -d), split into columns by --colsep,
+    trimmed by --trim, empty ones dropped by -r, stopped at -E's string.
+    One source read from stdin is streamed (fd 0 non-blocking, a record at a
+    time) so `dpool run` starts jobs before the input ends and memory stays
+    bounded; several sources (their cartesian product, the last varying
+    fastest; :::+ and --link advance sources together, the shorter ones
+    wrapping), and -m / -X (which spread the arguments over the job slots)
+    need the whole input first.
+
+    The command template is the command words joined by spaces (each word
+    shell-quoted first with -q), as GNU parallel does: it runs in a shell.
+    Substituted arguments are shell-quoted with GNU parallel's rules, so a
+    --dry-run or a joblog shows the very same command lines. A `{...}` that
+    looks like a GNU parallel replacement string this code does not expand
+    ({= perl =}, --plus strings) is refused rather than left in the command.
+
+    --pipe jobs are blocks of whole records read from stdin: at least
+    --block bytes (then cut at the last record end), or -N records each.
+    =========================================================================
+*/
+#include "dp_run.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  --------------------------------------------------------------------------
+//  Small containers
+
+static void *
+s_realloc (void *p, size_t size)
+{
+    void *q = realloc (p, size ? size : 1);
+    if (!q) {
+        fprintf (stderr, "dpool run: out of memory\n");
+        exit (RUN_EXIT_ERROR);
+    }
+    return q;
+}
+
+void
+run_str_add (run_str_t *self, const char *data, size_t len)
+{
+    if (self->len + len + 1 > self->cap) {
+        self->cap = (self->len + len + 1) * 2;
+        self->p = (char *) s_realloc (self->p, self->cap);
+    }
+    memcpy (self->p + self->len, data, len);
+    self->len += len;
+    self->p [self->len] = 0;
+}
+
+void
+run_str_adds (run_str_t *self, const char *s)
+{
+    run_str_add (self, s, strlen (s));
+}
+
+void
+run_strv_add (run_strv_t *self, const char *s, size_t len)
+{
+    if (self->n == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 16;
+        self->v = (char **) s_realloc (self->v, self->cap * sizeof (char *));
+        self->len = (size_t *) s_realloc (self->len, self->cap * sizeof (size_t));
+    }
+    char *copy = (char *) s_realloc (NULL, len + 1);
+    memcpy (copy, s, len);
+    copy [len] = 0;
+    self->v [self->n] = copy;
+    self->len [self->n++] = len;
+}
+
+void
+run_strv_free (run_strv_t *self)
+{
+    for (size_t i = 0; i < self->n; i++)
+        free (self->v [i]);
+    free (self->v);
+    free (self->len);
+    memset (self, 0, sizeof *self);
+}
+
+//  --------------------------------------------------------------------------
+//  Quoting and the five argument transforms
+
+//  GNU parallel's shell_quote_scalar_default: words of [-_.+a-z0-9/] stay
+//  bare, "" is '', anything else goes in single quotes with ' as '"'"'.
+void
+run_quote (run_str_t *out, const char *s, size_t len)
+{
+    if (len == 0) {
+        run_str_add (out, "''", 2);
+        return;
+    }
+    bool plain = true;
+    for (size_t i = 0; i < len && plain; i++)
+        plain = isalnum ((unsigned char) s [i]) || strchr ("-_.+/", s [i]);
+    if (plain && !memchr (s, 0, len)) {
+        run_str_add (out, s, len);
+        return;
+    }
+    //  '-quote the whole, "'" for each quote; drop '' at either end
+    run_str_t q = { 0 };
+    run_str_add (&q, "'", 1);
+    for (size_t i = 0; i < len; i++)
+        if (s [i] == '\'')
+            run_str_add (&q, "'\"'\"'", 5);
+        else
+            run_str_add (&q, s + i, 1);
+    run_str_add (&q, "'", 1);
+    const char *p = q.p;
+    size_t n = q.len;
+    if (n >= 2 && p [0] == '\'' && p [1] == '\'') {
+        p += 2;
+        n -= 2;
+    }
+    if (n >= 2 && p [n - 1] == '\'' && p [n - 2] == '\'')
+        n -= 2;
+    run_str_add (out, p, n);
+    free (q.p);
+}
+
+//  {.}: s:\.[^/.]*$::
+static size_t
+s_noext (const char *s, size_t len)
+{
+    for (size_t i = len; i > 0; i--) {
+        if (s [i - 1] == '/')
+            break;
+        if (s [i - 1] == '.')
+            return i - 1;
+    }
+    return len;
+}
+
+void
+run_transform (run_str_t *out, int kind, const char *s, size_t len)
+{
+    switch (kind) {
+        case 1:                                 //  {.}
+            run_str_add (out, s, s_noext (s, len));
+            break;
+        case 2:                                 //  {/}: s:^.*/::
+        case 4: {                               //  {/.}
+            const char *slash = (const char *) memrchr (s, '/', len);
+            const char *base = slash ? slash + 1 : s;
+            size_t blen = len - (size_t) (base - s);
+            run_str_add (out, base, kind == 4 ? s_noext (base, blen) : blen);
+            break;
+        }
+        case 3: {                               //  {//}: Perl's dirname
+            char *copy = strndup (s, len);
+            run_str_adds (out, dirname (copy));
+            free (copy);
+            break;
+        }
+        default:
+            run_str_add (out, s, len);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The template
+
+typedef enum { T_TEXT, T_ARG, T_POS, T_SEQ, T_SLOT } s_tok_kind_t;
+
+typedef struct {
+    s_tok_kind_t kind;
+    int transform;              //  0 {} 1 {.} 2 {/} 3 {//} 4 {/.}
+    int pos;                    //  T_POS: 1-based, negative from the end
+    size_t start, len;          //  T_TEXT: bytes of the template
+    int word;                   //  index of the blank-separated word
+} s_tok_t;
+
+typedef struct {
+    char *text;
+    s_tok_t *toks;
+    size_t ntoks;
+    bool has_repl;              //  any replacement string at all
+    bool raw;                   //  no command: arguments are the command
+    int nwords;
+} s_template_t;
+
+static const char *s_suffixes [] = { "", ".", "/", "//", "/." };
+
+//  Positional forms: N, -N, then one of the suffixes. Returns the
+//  transform, or -1.
+static int
+s_positional (const char *in, size_t len, int *pos)
+{
+    size_t i = 0;
+    if (i < len && in [i] == '-')
+        i++;
+    size_t digits = i;
+    while (i < len && isdigit ((unsigned char) in [i]))
+        i++;
+    if (i == digits || (in [0] == '0' && digits == 0))
+        return -1;
+    for (int t = 0; t < 5; t++)
+        if (strlen (s_suffixes [t]) == len - i && !memcmp (in + i, s_suffixes [t], len - i)) {
+            *pos = atoi (in);
+            return *pos ? t : -1;
+        }
+    return -1;
+}
+
+//  Does `{inner}` look like a GNU parallel replacement string (that this
+//  code does not expand)? {= perl =}, --plus strings ({..} {+/} {##}),
+//  positional forms with other suffixes ({1+.}).
+static bool
+s_looks_like_repl (const char *inner, size_t len)
+{
+    if (len >= 2 && inner [0] == '=' && inner [len - 1] == '=')
+        return true;
+    if (len == 0)
+        return false;
+    size_t i = 0;
+    if (inner [0] == '-' || isdigit ((unsigned char) inner [0])) {
+        i = inner [0] == '-' ? 1 : 0;
+        size_t d = i;
+        while (i < len && isdigit ((unsigned char) inner [i]))
+            i++;
+        if (i == d)
+            return false;
+    }
+    if (i == len)
+        return false;
+    for (size_t k = i; k < len; k++)
+        if (!strchr ("./#%+^:,", inner [k]))
+            return false;
+    return true;
+}
+
+//  -q: quote a command word, but not the replacement strings in it
+static void
+s_quote_word (run_str_t *out, const char *word, const char **repl)
+{
+    size_t n = strlen (word), at = 0, lit = 0;
+    while (at < n) {
+        size_t used = 0;
+        for (int k = 0; k < 7; k++) {
+            size_t rl = strlen (repl [k]);
+            if (rl > used && rl <= n - at && !memcmp (word + at, repl [k], rl))
+                used = rl;
+        }
+        int pos;
+        const char *close = word [at] == '{' ? strchr (word + at, '}') : NULL;
+        if (!used && close && s_positional (word + at + 1, (size_t) (close - word - at - 1), &pos) >= 0)
+            used = (size_t) (close - word - at) + 1;
+        if (used) {
+            if (at > lit)
+                run_quote (out, word + lit, at - lit);
+            run_str_add (out, word + at, used);
+            at += used;
+            lit = at;
+        }
+        else
+            at++;
+    }
+    if (at > lit || n == 0)
+        run_quote (out, word + lit, at - lit);
+}
+
+//  Split the template into text and replacement strings. Returns 0, or -1
+//  after printing why.
+static int
+s_template_parse (s_template_t *t, run_opts_t *o, run_strv_t *names)
+{
+    static const char *defaults [7] = { "{}", "{.}", "{/}", "{//}", "{/.}", "{#}", "{%}" };
+    const char *repl [7];
+    for (int i = 0; i < 7; i++)
+        repl [i] = o->repl [i] ? o->repl [i] : defaults [i];
+    run_str_t text = { 0 };
+    for (int i = 0; i < o->ncommand; i++) {
+        if (i)
+            run_str_add (&text, " ", 1);
+        if (o->quote)
+            s_quote_word (&text, o->command [i], repl);
+        else
+            run_str_adds (&text, o->command [i]);
+    }
+    if (o->ncommand == 0) {
+        //  no command: the arguments are the command lines
+        run_str_adds (&text, repl [0]);
+        t->raw = true;
+    }
+    t->text = text.p;
+    const char *s = t->text;
+    size_t n = text.len, at = 0, lit = 0;
+    int word = 0;
+    size_t cap = 16;
+    t->toks = (s_tok_t *) s_realloc (NULL, cap * sizeof (s_tok_t));
+    while (at < n) {
+        if (t->ntoks + 2 >= cap) {
+            cap *= 2;
+            t->toks = (s_tok_t *) s_realloc (t->toks, cap * sizeof (s_tok_t));
+        }
+        s_tok_t tok = { .word = word };
+        size_t used = 0;
+        //  the longest matching replacement string wins ({//} over {/})
+        for (int k = 0; k < 7; k++) {
+            size_t rl = strlen (repl [k]);
+            if (rl > used && rl <= n - at && !memcmp (s + at, repl [k], rl)) {
+                used = rl;
+                tok.kind = k < 5 ? T_ARG : k == 5 ? T_SEQ : T_SLOT;
+                tok.transform = k < 5 ? k : 0;
+            }
+        }
+        if (!used && s [at] == '{') {
+            const char *close = (const char *) memchr (s + at + 1, '}', n - at - 1);
+            //  {= perl =} may hold braces: find its =}
+            if (at + 1 < n && s [at + 1] == '=') {
+                const char *end = strstr (s + at + 2, "=}");
+                if (end) {
+                    fprintf (stderr, "dpool run: replacement string %.*s (a Perl expression) "
+                             "is not supported; Try --help\n", (int) (end + 2 - (s + at)), s + at);
+                    return -1;
+                }
+            }
+            if (close) {
+                const char *inner = s + at + 1;
+                size_t ilen = (size_t) (close - inner);
+                int pos, tr;
+                if ((tr = s_positional (inner, ilen, &pos)) >= 0) {
+                    tok.kind = T_POS;
+                    tok.pos = pos;
+                    tok.transform = tr;
+                    used = ilen + 2;
+                }
+                else
+                if (names && names->n) {
+                    //  --header: {colname} and {colname.} etc.
+                    for (size_t c = 0; c < names->n && !used; c++)
+                        for (int tr2 = 0; tr2 < 5; tr2++) {
+                            size_t nl = names->len [c], sl = strlen (s_suffixes [tr2]);
+                            if (nl && nl + sl == ilen && !memcmp (inner, names->v [c], nl)
+                            &&  !memcmp (inner + nl, s_suffixes [tr2], sl)) {
+                                tok.kind = T_POS;
+                                tok.pos = (int) c + 1;
+                                tok.transform = tr2;
+                                used = ilen + 2;
+                                break;
+                            }
+                        }
+                }
+                if (!used && s_looks_like_repl (inner, ilen)) {
+                    fprintf (stderr, "dpool run: replacement string {%.*s} is not supported; "
+                             "Try --help\n", (int) ilen, inner);
+                    return -1;
+                }
+            }
+        }
+        if (used) {
+            if (at > lit)
+                t->toks [t->ntoks++] = (s_tok_t) { .kind = T_TEXT, .start = lit,
+                                                   .len = at - lit, .word = word };
+            t->toks [t->ntoks++] = tok;
+            t->has_repl = true;
+            at += used;
+            lit = at;
+            continue;
+        }
+        if (s [at] == ' ' || s [at] == '\t' || s [at] == '\n') {
+            //  a blank ends the word: it is text of its own, in no word
+            if (at > lit)
+                t->toks [t->ntoks++] = (s_tok_t) { .kind = T_TEXT, .start = lit,
+                                                   .len = at - lit, .word = word };
+            t->toks [t->ntoks++] = (s_tok_t) { .kind = T_TEXT, .start = at, .len = 1,
+                                               .word = -1 };
+            word++;
+            lit = ++at;
+            continue;
+        }
+        at++;
+    }
+    if (at > lit)
+        t->toks [t->ntoks++] = (s_tok_t) { .kind = T_TEXT, .start = lit, .len = at - lit,
+                                           .word = word };
+    t->nwords = word + 1;
+    return 0;
+}
+
+//  Append one argument, transformed, quoted unless raw
+static void
+s_put_arg (run_str_t *out, const s_template_t *t, int transform, const char *s, size_t len,
+           bool raw)
+{
+    if (transform == 0 && (raw || t->raw)) {
+        run_str_add (out, s, len);
+        return;
+    }
+    run_str_t tmp = { 0 };
+    run_transform (&tmp, transform, s, len);
+    if (raw || t->raw)
+        run_str_add (out, tmp.p ? tmp.p : "", tmp.len);
+    else
+        run_quote (out, tmp.p ? tmp.p : "", tmp.len);
+    free (tmp.p);
+}
+
+//  Expand one token. `only`: with -X, the one argument this copy of the
+//  word gets (-1: all of them).
+static void
+s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char **args,
+           const size_t *lens, size_t nargs, uint64_t seq, int slot, long only, bool raw)
+{
+    char num [32];
+    switch (tok->kind) {
+        case T_TEXT:
+            run_str_add (out, t->text + tok->start, tok->len);
+            break;
+        case T_SEQ:
+            snprintf (num, sizeof num, "%llu", (unsigned long long) seq);
+            run_str_adds (out, num);
+            break;
+        case T_SLOT:
+            snprintf (num, sizeof num, "%d", slot);
+            run_str_adds (out, num);
+            break;
+        case T_POS: {
+            long i = tok->pos > 0 ? tok->pos - 1 : (long) nargs + tok->pos;
+            if (i >= 0 && (size_t) i < nargs)
+                s_put_arg (out, t, tok->transform, args [i], lens [i], raw);
+            else
+            if (!raw && !t->raw)
+                run_str_add (out, "''", 2);
+            break;
+        }
+        case T_ARG:
+            if (only >= 0) {
+                s_put_arg (out, t, tok->transform, args [only], lens [only], raw);
+                break;
+            }
+            if (nargs == 0 && !raw && !t->raw)
+                run_str_add (out, "''", 2);
+            for (size_t i = 0; i < nargs; i++) {
+                if (i)
+                    run_str_add (out, " ", 1);
+                s_put_arg (out, t, tok->transform, args [i], lens [i], raw);
+            }
+            break;
+    }
+}
+
+//  Build a command (or, raw, a --tagstring) from the template.
+static void
+s_expand (run_str_t *out, const s_template_t *t, const char **args, const size_t *lens,
+          size_t nargs, uint64_t seq, int slot, bool context, bool append, bool raw)
+{
+    for (size_t k = 0; k < t->ntoks; k++) {
+        const s_tok_t *tok = &t->toks [k];
+        if (context && tok->word >= 0 && nargs > 1) {
+            //  -X: a word holding {} is repeated once per argument
+            size_t end = k;
+            bool has_arg = false;
+            while (end < t->ntoks && t->toks [end].word == tok->word) {
+                has_arg |= t->toks [end].kind == T_ARG;
+                end++;
+            }
+            if (has_arg) {
+                for (size_t a = 0; a < nargs; a++) {
+                    if (a)
+                        run_str_add (out, " ", 1);
+                    for (size_t j = k; j < end; j++)
+                        s_put_tok (out, t, &t->toks [j], args, lens, nargs, seq, slot,
+                                   (long) a, raw);
+                }
+                k = end - 1;
+                continue;
+            }
+        }
+        s_put_tok (out, t, tok, args, lens, nargs, seq, slot, -1, raw);
+    }
+    if (append && !t->has_repl && nargs > 0) {
+        for (size_t i = 0; i < nargs; i++) {
+            run_str_add (out, " ", 1);
+            s_put_arg (out, t, 0, args [i], lens [i], raw);
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Reading records
+
+typedef struct {
+    int fd;
+    bool nonblocking;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+} s_reader_t;
+
+//  Fill more bytes. Returns 1 read some, 0 at the end, 2 would block.
+static int
+s_reader_fill (s_reader_t *r)
+{
+    if (r->eof)
+        return 0;
+    if (r->start > 0 && r->start == r->end)
+        r->start = r->end = 0;
+    if (r->end == r->cap) {
+        if (r->start > r->cap / 2 || (r->start > 0 && r->cap >= (64u << 20))) {
+            memmove (r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        else {
+            r->cap = r->cap ? r->cap * 2 : 1 << 16;
+            r->buf = (char *) s_realloc (r->buf, r->cap);
+        }
+    }
+    while (true) {
+        ssize_t n = read (r->fd, r->buf + r->end, r->cap - r->end);
+        if (n > 0) {
+            r->end += (size_t) n;
+            return 1;
+        }
+        if (n == 0) {
+            r->eof = true;
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 2;
+        fprintf (stderr, "dpool run: reading input: %s\n", strerror (errno));
+        r->eof = true;
+        return 0;
+    }
+}
+
+//  Next record: 1 (in *rec/*len, valid until the next call), 0 at the end,
+//  2 would block.
+static int
+s_reader_next (s_reader_t *r, char delim, const char **rec, size_t *len)
+{
+    size_t scanned = 0;
+    while (true) {
+        char *at = (char *) memchr (r->buf + r->start + scanned, delim,
+                                    r->end - r->start - scanned);
+        if (at) {
+            *rec = r->buf + r->start;
+            *len = (size_t) (at - *rec);
+            r->start += *len + 1;
+            return 1;
+        }
+        scanned = r->end - r->start;
+        if (r->eof) {
+            if (r->start == r->end)
+                return 0;
+            *rec = r->buf + r->start;
+            *len = r->end - r->start;
+            r->start = r->end;
+            return 1;
+        }
+        int rc = s_reader_fill (r);     //  keeps bytes relative to start
+        if (rc == 2)
+            return 2;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The generator
+
+struct run_gen {
+    run_opts_t *o;
+    s_template_t tpl, tag_tpl;
+    run_strv_t names;           //  --header column names
+    regex_t colsep;
+    bool has_colsep;
+    const char *colsep_plain;   //  a literal separator (no regex syntax)
+    size_t colsep_plain_len;
+    //  streaming from stdin
+    bool stream;
+    s_reader_t stdin_reader;
+    bool header_done, skip_done, ended;
+    //  all input read: arguments as tuples
+    run_strv_t *cols;           //  per source: its records
+    size_t nsrc;
+    size_t *group_of;           //  source -> group
+    size_t ngroups;
+    size_t *group_len;
+    size_t *pos;                //  per group: current index
+    bool product_done;
+    //  -m / -X: arguments per job
+    size_t per_job;
+    //  the job being built
+    run_strv_t args;            //  the arguments of one job
+    size_t got;                 //  input tuples in args
+    bool partial;               //  args holds part of a job (stdin blocked)
+    run_str_t cmd, tag;
+    uint64_t seq;
+};
+
+bool
+run_gen_uses_stdin (run_gen_t *self)
+{
+    return self->stream || self->o->pipe;
+}
+
+//  Is `s` only blanks?
+static bool
+s_blank (const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isspace ((unsigned char) s [i]))
+            return false;
+    return true;
+}
+
+//  Split one record into columns (and trim them), appending to `out`
+static void
+s_columns (run_gen_t *self, const char *rec, size_t len, run_strv_t *out)
+{
+    const char *trim = self->o->trim;
+    bool left = trim && strchr (trim, 'l'), right = trim && strchr (trim, 'r');
+    size_t at = 0;
+    while (true) {
+        size_t cut = len, next = len;
+        if (self->colsep_plain) {
+            const char *hit = self->colsep_plain_len
+                ? (const char *) memmem (rec + at, len - at, self->colsep_plain,
+                                         self->colsep_plain_len) : NULL;
+            if (hit) {
+                cut = (size_t) (hit - rec);
+                next = cut + self->colsep_plain_len;
+            }
+        }
+        else
+        if (self->has_colsep) {
+            regmatch_t m;
+            char *copy = strndup (rec + at, len - at);
+            if (regexec (&self->colsep, copy, 1, &m, at ? REG_NOTBOL : 0) == 0
+            &&  m.rm_eo > m.rm_so) {
+                cut = at + (size_t) m.rm_so;
+                next = at + (size_t) m.rm_eo;
+            }
+            free (copy);
+        }
+        size_t b = at, e = cut;
+        while (left && b < e && (rec [b] == ' ' || rec [b] == '\t'))
+            b++;
+        while (right && e > b && (rec [e - 1] == ' ' || rec [e - 1] == '\t'))
+            e--;
+        run_strv_add (out, rec + b, e - b);
+        if (cut == len)
+            break;
+        at = next;
+    }
+}
+
+//  Should this record be used? Handles -E, -r. Returns 1 use, 0 skip,
+//  -1 end of input (-E).
+static int
+s_record_filter (run_gen_t *self, const char *rec, size_t len)
+{
+    if (self->o->eof_str && strlen (self->o->eof_str) == len
+    &&  !memcmp (rec, self->o->eof_str, len))
+        return -1;
+    if (self->o->no_run_if_empty && s_blank (rec, len))
+        return 0;
+    return 1;
+}
+
+//  The header's column names from its first record
+static void
+s_header (run_gen_t *self, const char *rec, size_t len)
+{
+    if (self->has_colsep || self->colsep_plain)
+        s_columns (self, rec, len, &self->names);
+    else
+        run_strv_add (&self->names, rec, len);
+}
+
+//  Read a whole source (file, or stdin) into records
+static int
+s_read_all (run_gen_t *self, int fd, run_strv_t *out, bool header)
+{
+    s_reader_t r = { .fd = fd };
+    const char *rec;
+    size_t len;
+    int rc;
+    bool first = true;
+    while ((rc = s_reader_next (&r, self->o->delim, &rec, &len)) == 1) {
+        if (first && self->o->skip_first_line) {
+            first = false;
+            continue;
+        }
+        if (header && first) {
+            s_header (self, rec, len);
+            first = false;
+            continue;
+        }
+        first = false;
+        int use = s_record_filter (self, rec, len);
+        if (use < 0)
+            break;
+        if (use)
+            run_strv_add (out, rec, len);
+    }
+    free (r.buf);
+    return 0;
+}
+
+//  Plain column separators are matched as bytes; others as a POSIX ERE
+//  with Perl's \t \s \d escapes translated.
+static int
+s_colsep_setup (run_gen_t *self)
+{
+    const char *sep = self->o->colsep;
+    if (!sep)
+        return 0;
+    bool plain = true;
+    for (const char *p = sep; *p; p++)
+        if (strchr ("\\^$.|?*+()[]{}", *p))
+            plain = false;
+    if (!strcmp (sep, "\\t")) {
+        self->colsep_plain = "\t";
+        self->colsep_plain_len = 1;
+        return 0;
+    }
+    if (plain) {
+        self->colsep_plain = sep;
+        self->colsep_plain_len = strlen (sep);
+        return 0;
+    }
+    run_str_t re = { 0 };
+    for (const char *p = sep; *p; p++) {
+        if (*p == '\\' && p [1]) {
+            p++;
+            switch (*p) {
+                case 't': run_str_add (&re, "\t", 1); break;
+                case 's': run_str_adds (&re, "[[:space:]]"); break;
+                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
+                case 'd': run_str_adds (&re, "[0-9]"); break;
+                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
+                default: run_str_add (&re, p - 1, 2); break;
+            }
+        }
+        else
+            run_str_add (&re, p, 1);
+    }
+    int rc = regcomp (&self->colsep, re.p, REG_EXTENDED);
+    free (re.p);
+    if (rc != 0) {
+        fprintf (stderr, "dpool run: --colsep '%s': not a regular expression dpool "
+                 "supports; Try --help\n", sep);
+        return -1;
+    }
+    self->has_colsep = true;
+    return 0;
+}
+
+run_gen_t *
+run_gen_new (run_opts_t *o)
+{
+    run_gen_t *self = (run_gen_t *) s_realloc (NULL, sizeof *self);
+    memset (self, 0, sizeof *self);
+    self->o = o;
+    if (s_colsep_setup (self) != 0) {
+        free (self);
+        return NULL;
+    }
+    //  where the input comes from
+    int nsrc = o->nsources;
+    bool stdin_only = nsrc == 0
+        || (nsrc == 1 && o->sources [0].is_file && !strcmp (o->sources [0].path, "-"));
+    //  (--halt reads it all first: its jobs are sent one slot at a time,
+    //  and the wait between them must not be on a readable stdin)
+    self->stream = stdin_only && !o->multi && !o->pipe && o->halt_when == HALT_NEVER;
+    if (o->pipe || self->stream) {
+        self->stdin_reader.fd = 0;
+        fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
+        self->stdin_reader.nonblocking = true;
+        if (!o->header && !o->skip_first_line)
+            self->header_done = self->skip_done = true;
+    }
+    else {
+        size_t n = nsrc ? (size_t) nsrc : 1;
+        self->cols = (run_strv_t *) s_realloc (NULL, n * sizeof (run_strv_t));
+        memset (self->cols, 0, n * sizeof (run_strv_t));
+        self->nsrc = n;
+        for (size_t i = 0; i < n; i++) {
+            run_source_t *src = nsrc ? &o->sources [i] : NULL;
+            if (!src || src->is_file) {
+                const char *path = src ? src->path : "-";
+                int fd = strcmp (path, "-") ? open (path, O_RDONLY | O_CLOEXEC) : 0;
+                if (fd < 0) {
+                    fprintf (stderr, "dpool run: cannot open input file '%s': %s\n", path,
+                             strerror (errno));
+                    run_gen_destroy (&self);
+                    return NULL;
+                }
+                s_read_all (self, fd, &self->cols [i], o->header);
+                if (fd > 0)
+                    close (fd);
+            }
+            else {
+                //  a ::: list: --header takes its first value as the name
+                size_t first = 0;
+                if (o->header && src->values.n) {
+                    s_header (self, src->values.v [0], src->values.len [0]);
+                    first = 1;
+                }
+                for (size_t k = first; k < src->values.n; k++) {
+                    int use = s_record_filter (self, src->values.v [k], src->values.len [k]);
+                    if (use < 0)
+                        break;
+                    if (use)
+                        run_strv_add (&self->cols [i], src->values.v [k], src->values.len [k]);
+                }
+            }
+        }
+        //  groups: linked sources advance together
+        self->group_of = (size_t *) s_realloc (NULL, n * sizeof (size_t));
+        self->group_len = (size_t *) s_realloc (NULL, n * sizeof (size_t));
+        self->pos = (size_t *) s_realloc (NULL, n * sizeof (size_t));
+        for (size_t i = 0; i < n; i++) {
+            bool linked = i > 0 && (o->link_all || (nsrc && o->sources [i].linked));
+            if (!linked)
+                self->group_len [self->ngroups++] = 0;
+            size_t g = self->ngroups - 1;
+            self->group_of [i] = g;
+            if (self->cols [i].n > self->group_len [g])
+                self->group_len [g] = self->cols [i].n;
+            self->pos [g] = 0;
+        }
+        for (size_t g = 0; g < self->ngroups; g++)
+            if (self->group_len [g] == 0)
+                self->product_done = true;     //  an empty source: no jobs
+        //  -m / -X spread the arguments evenly over the job slots
+        if (o->multi == 'm' || o->multi == 'X') {
+            size_t total = 1;
+            for (size_t g = 0; g < self->ngroups; g++)
+                total *= self->group_len [g];
+            size_t slots = o->jobslots > 0 ? (size_t) o->jobslots : 1;
+            self->per_job = (total + slots - 1) / slots;
+            if (self->per_job == 0)
+                self->per_job = 1;
+        }
+        else
+        if (o->multi == 'x')
+            self->per_job = 5000;           //  "as many as fit": a command line limit
+    }
+    if (o->max_args > 0 && !o->pipe)
+        self->per_job = (size_t) o->max_args;
+    if (s_template_parse (&self->tpl, o, &self->names) != 0) {
+        run_gen_destroy (&self);
+        return NULL;
+    }
+    if (o->tagstring) {
+        run_opts_t t = { .command = (char **) &o->tagstring, .ncommand = 1 };
+        memcpy (t.repl, o->repl, sizeof t.repl);
+        if (s_template_parse (&self->tag_tpl, &t, &self->names) != 0) {
+            run_gen_destroy (&self);
+            return NULL;
+        }
+    }
+    return self;
+}
+
+void
+run_gen_destroy (run_gen_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    run_gen_t *self = *self_p;
+    free (self->tpl.text);
+    free (self->tpl.toks);
+    free (self->tag_tpl.text);
+    free (self->tag_tpl.toks);
+    run_strv_free (&self->names);
+    if (self->has_colsep)
+        regfree (&self->colsep);
+    free (self->stdin_reader.buf);
+    for (size_t i = 0; i < self->nsrc; i++)
+        run_strv_free (&self->cols [i]);
+    free (self->cols);
+    free (self->group_of);
+    free (self->group_len);
+    free (self->pos);
+    run_strv_free (&self->args);
+    free (self->cmd.p);
+    free (self->tag.p);
+    if (self->stdin_reader.nonblocking)
+        fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Next tuple from the cartesian product into self->args. Returns 1 or 0.
+static int
+s_next_tuple (run_gen_t *self)
+{
+    if (self->product_done)
+        return 0;
+    for (size_t i = 0; i < self->nsrc; i++) {
+        run_strv_t *c = &self->cols [i];
+        size_t at = self->pos [self->group_of [i]] % c->n;
+        if (self->has_colsep || self->colsep_plain || self->o->trim)
+            s_columns (self, c->v [at], c->len [at], &self->args);
+        else
+            run_strv_add (&self->args, c->v [at], c->len [at]);
+    }
+    //  advance: the last group fastest
+    size_t g = self->ngroups;
+    while (g > 0) {
+        g--;
+        if (++self->pos [g] < self->group_len [g])
+            return 1;
+        self->pos [g] = 0;
+    }
+    self->product_done = true;
+    return 1;
+}
+
+//  Next record streamed from stdin into self->args: 1, 0 end, 2 later
+static int
+s_next_streamed (run_gen_t *self)
+{
+    while (!self->ended) {
+        const char *rec;
+        size_t len;
+        int rc = s_reader_next (&self->stdin_reader, self->o->delim, &rec, &len);
+        if (rc != 1)
+            return rc;
+        if (!self->skip_done) {
+            self->skip_done = true;
+            if (self->o->skip_first_line)
+                continue;
+        }
+        if (!self->header_done) {
+            self->header_done = true;
+            if (self->o->header) {
+                s_header (self, rec, len);
+                //  the names are known only now: parse the template again
+                free (self->tpl.text);
+                free (self->tpl.toks);
+                memset (&self->tpl, 0, sizeof self->tpl);
+                if (s_template_parse (&self->tpl, self->o, &self->names) != 0)
+                    return -1;
+                continue;
+            }
+        }
+        int use = s_record_filter (self, rec, len);
+        if (use < 0) {
+            self->ended = true;
+            break;
+        }
+        if (!use)
+            continue;
+        if (self->has_colsep || self->colsep_plain || self->o->trim)
+            s_columns (self, rec, len, &self->args);
+        else
+            run_strv_add (&self->args, rec, len);
+        return 1;
+    }
+    return 0;
+}
+
+//  --pipe: the end of the next block in the reader, or 0 (need more)
+static size_t
+s_block_end (run_gen_t *self)
+{
+    s_reader_t *r = &self->stdin_reader;
+    const char *data = r->buf + r->start;
+    size_t avail = r->end - r->start;
+    const char *recend = self->o->recend ? self->o->recend : (self->o->recstart ? "" : "\n");
+    const char *recstart = self->o->recstart ? self->o->recstart : "";
+    size_t el = strlen (recend), sl = strlen (recstart);
+    int lines = self->o->max_args == -1 ? self->o->pipe_records : 1;
+    //  is `p` a record boundary (recend just before, recstart at p)?
+    #define S_BOUNDARY(p) ((p) >= el && (p) + sl <= avail \
+        && !memcmp (data + (p) - el, recend, el) && !memcmp (data + (p), recstart, sl))
+    if (self->o->pipe_records > 0 && self->o->max_args != -1) {
+        //  -N: exactly N records
+        int count = 0;
+        for (size_t p = 1; p <= avail; p++)
+            if (S_BOUNDARY (p) && ++count == self->o->pipe_records)
+                return p;
+        return r->eof ? avail : 0;
+    }
+    if (avail < self->o->block_size && !r->eof)
+        return 0;
+    if (r->eof && avail <= self->o->block_size)
+        return avail;
+    //  the last boundary within the block, else the first after it
+    size_t limit = avail < self->o->block_size ? avail : self->o->block_size;
+    size_t best = 0;
+    if (el == 1 && sl == 0 && lines == 1) {
+        const char *nl = (const char *) memrchr (data, recend [0], limit);
+        if (nl)
+            best = (size_t) (nl - data) + 1;
+        if (!best) {
+            nl = (const char *) memchr (data + limit, recend [0], avail - limit);
+            best = nl ? (size_t) (nl - data) + 1 : 0;
+        }
+    }
+    else {
+        int count = 0;
+        for (size_t p = 1; p <= avail; p++)
+            if (S_BOUNDARY (p) && ++count % lines == 0) {
+                if (p > limit && best)
+                    break;
+                best = p;
+                if (p > limit)
+                    break;
+            }
+    }
+    #undef S_BOUNDARY
+    if (best == 0 || best == avail)
+        return r->eof ? avail : (best == avail ? best : 0);
+    return best;
+}
+
+static int
+s_next_block (run_gen_t *self, run_job_t *job)
+{
+    s_reader_t *r = &self->stdin_reader;
+    while (true) {
+        size_t end = r->end > r->start ? s_block_end (self) : 0;
+        if (end > 0) {
+            job->stdin_data = r->buf + r->start;
+            job->stdin_len = end;
+            r->start += end;
+            return 1;
+        }
+        if (r->eof && r->start == r->end)
+            return 0;
+        //  make room so one block fits after the unread bytes
+        if (r->start > 0 && r->end - r->start < r->cap / 2) {
+            memmove (r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        int rc = s_reader_fill (r);
+        if (rc == 2)
+            return 2;
+    }
+}
+
+int
+run_gen_next (run_gen_t *self, run_job_t *job)
+{
+    run_opts_t *o = self->o;
+    memset (job, 0, sizeof *job);
+    if (!self->partial) {
+        for (size_t i = 0; i < self->args.n; i++)
+            free (self->args.v [i]);
+        self->args.n = 0;
+        self->got = 0;
+    }
+    if (o->pipe) {
+        int rc = s_next_block (self, job);
+        if (rc != 1)
+            return rc;
+    }
+    else {
+        //  one job's arguments: per_job input tuples (-n, -m, -X), else one
+        size_t want = self->per_job ? self->per_job : 1;
+        while (self->got < want) {
+            int rc = self->stream ? s_next_streamed (self) : s_next_tuple (self);
+            if (rc == 2) {
+                //  (a partial -n group waits for the rest, or the end)
+                self->partial = true;
+                return 2;
+            }
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                break;
+            self->got++;
+        }
+        self->partial = false;
+        if (self->got == 0)
+            return 0;
+    }
+    self->seq++;
+    int slot = (int) ((self->seq - 1) % (uint64_t) (o->jobslots > 0 ? o->jobslots : 1)) + 1;
+    size_t nargs = o->max_replace && o->max_args == 0 ? 0 : self->args.n;
+    self->cmd.len = 0;
+    run_str_add (&self->cmd, "", 0);
+    s_expand (&self->cmd, &self->tpl, (const char **) self->args.v, self->args.len, nargs,
+              self->seq, slot, o->multi == 'X', !o->pipe, false);
+    job->seq = self->seq;
+    job->args = self->args.v;
+    job->arg_lens = self->args.len;
+    job->nargs = nargs;
+    job->names = &self->names;
+    job->cmd = self->cmd.p;
+    job->cmd_len = self->cmd.len;
+    if (o->tagstring || o->tag) {
+        self->tag.len = 0;
+        run_str_add (&self->tag, "", 0);
+        if (o->tagstring)
+            s_expand (&self->tag, &self->tag_tpl, (const char **) self->args.v,
+                      self->args.len, nargs, self->seq, slot, false, false, true);
+        else
+            for (size_t i = 0; i < nargs; i++) {
+                if (i)
+                    run_str_add (&self->tag, " ", 1);
+                run_str_add (&self->tag, self->args.v [i], self->args.len [i]);
+            }
+        job->tag = self->tag.p;
+    }
+    return 1;
+}
+
+int
+run_build_command (run_opts_t *opts, const char **args, const size_t *lens, size_t nargs,
+                   uint64_t seq, run_str_t *out)
+{
+    s_template_t t = { 0 };
+    int rc = s_template_parse (&t, opts, NULL);
+    if (rc == 0)
+        s_expand (out, &t, args, lens, nargs, seq, 1, opts->multi == 'X', true, false);
+    free (t.text);
+    free (t.toks);
+    return rc;
+}

@@ -1,0 +1,644 @@
+/*  Limits a real dpool-broker enforces on peers, over real sockets, with
+    raw DEALERs for the peers that misbehave:
+
+    window   WELCOME's wbytes and item window: a BATCH beyond them gets
+             ERROR EWINDOW and is not kept
+    noread   a client that sends items and reads nothing: the broker's RSS
+             stays bounded (its answers wait, its window stays closed)
+    caps     --max-clients, --max-workers, --max-jobs answered ELIMIT
+    fds      under a file descriptor limit of 256, hundreds of idle
+             connections, then a local worker restart: the broker lives,
+             and a real job runs
+    bigitems, multipart: measurements (not in the suite), see README
+
+    `test_broker_limits` runs the suite's parts; `test_broker_limits PART
+    [SIZE]` one part, SIZE scaling the measurements (MiB, or connections). */
+#include "testutil.h"
+#include "dp_proto.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *s_ctx;
+static pid_t s_broker;
+static const char *s_broker_err;    //  the next broker's stderr, or NULL
+
+static void
+s_kill_broker (void)
+{
+    if (s_broker > 0)
+        kill (s_broker, SIGKILL);
+}
+
+//  Start a broker with these extra arguments, file descriptors limited to
+//  `nofile` (0: as we are). Endpoints written to clients, workers.
+static pid_t
+s_start_broker (char *clients, char *workers, const char *jobs, char *const *extra, int nofile)
+{
+    snprintf (clients, 64, "tcp://127.0.0.1:%d", tu_free_port ());
+    snprintf (workers, 64, "tcp://127.0.0.1:%d", tu_free_port ());
+    char *argv [32] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers,
+                        "-j", (char *) jobs, "-m", (char *) tu_lib ("libdpool_testtasks.so"),
+                        "--task-wait", "60000", "--no-curve" };
+    int argc = 12;          //  raw sockets below: plaintext on loopback
+    for (int i = 0; extra && extra [i] && argc < 31; i++)
+        argv [argc++] = extra [i];
+    argv [argc] = NULL;
+    fflush (stdout);
+    pid_t pid = fork ();
+    if (pid == 0) {
+        if (nofile) {
+            struct rlimit limit = { (rlim_t) nofile, (rlim_t) nofile };
+            setrlimit (RLIMIT_NOFILE, &limit);
+        }
+        //  CZMQ logs to stdout
+        if (s_broker_err && (!freopen (s_broker_err, "w", stdout) || dup2 (1, 2) < 0))
+            _exit (126);
+        execv (argv [0], argv);
+        _exit (127);
+    }
+    REQUIRE (pid > 0);
+    s_broker = pid;
+    return pid;
+}
+
+static void
+s_stop_broker (pid_t pid)
+{
+    CHECK (tu_alive (pid));
+    kill (pid, SIGTERM);
+    int status = tu_wait (pid, 10000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    s_broker = 0;
+}
+
+//  The broker's resident set, KiB, from /proc.
+static long
+s_rss_kb (pid_t pid)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *f = fopen (path, "r");
+    long kb = -1;
+    while (f && fgets (line, sizeof line, f))
+        if (strncmp (line, "VmRSS:", 6) == 0)
+            kb = atol (line + 6);
+    if (f)
+        fclose (f);
+    return kb;
+}
+
+static void *
+s_dealer (const char *endpoint, int rcvhwm)
+{
+    void *sock = zmq_socket (s_ctx, ZMQ_DEALER);
+    int linger = 0, ivl = 1000;
+    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    if (rcvhwm)
+        zmq_setsockopt (sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    REQUIRE (zmq_connect (sock, endpoint) == 0);
+    return sock;
+}
+
+static int
+s_send (void *sock, dp_msg_t *msg)
+{
+    int rc = dp_msg_send (msg, sock, NULL);
+    dp_msg_reset (msg);
+    return rc;
+}
+
+//  The next message within `ms`, skipping heartbeats: its command or -1.
+static int
+s_recv (void *sock, dp_msg_t *msg, int ms)
+{
+    int64_t deadline = tu_now_ms () + ms;
+    while (tu_now_ms () < deadline) {
+        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 50) <= 0)
+            continue;
+        dp_msg_reset (msg);
+        if (dp_msg_recv (msg, sock, NULL, 0, NULL, 0) == 0 && msg->cmd != DP_CMD_HEARTBEAT)
+            return msg->cmd;
+    }
+    return -1;
+}
+
+//  A raw client: HELLO, WELCOME (copied to *welcome if given).
+static void *
+s_client (const char *clients, int rcvhwm, dp_msg_t *welcome)
+{
+    void *sock = s_dealer (clients, rcvhwm);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_HELLO);
+    msg.hb = 1000;
+    s_send (sock, &msg);
+    dp_msg_init (&msg, 0);
+    int cmd = s_recv (sock, &msg, 5000);
+    CHECK (cmd == DP_CMD_WELCOME);
+    if (welcome)
+        *welcome = msg;
+    dp_msg_reset (&msg);
+    return sock;
+}
+
+static void
+s_job (void *sock, uint32_t job, const char *task)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_JOB);
+    msg.job = job;
+    snprintf (msg.task, sizeof msg.task, "%s", task);
+    s_send (sock, &msg);
+}
+
+//  BATCH of n items of `size` bytes each.
+static int
+s_batch (void *sock, uint32_t job, uint64_t first, uint32_t n, size_t size, int flags)
+{
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t start = batch.size;
+        void *p = dp_batch_reserve (&batch, size);
+        REQUIRE (p);
+        memset (p, 'a' + (int) (i % 26), size);
+        dp_batch_set_size (&batch, start + size);
+        dp_batch_commit (&batch, start, 0);
+    }
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_BATCH);
+    msg.job = job;
+    msg.first = first;
+    REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
+    dp_batch_clear (&batch);
+    (void) flags;
+    return s_send (sock, &msg);
+}
+
+//  The next ERROR within `ms` (other messages skipped): its code, or 0.
+static int
+s_error (void *sock, int ms, uint32_t *job)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    int64_t deadline = tu_now_ms () + ms;
+    int code = 0;
+    while (!code && tu_now_ms () < deadline) {
+        int cmd = s_recv (sock, &msg, (int) (deadline - tu_now_ms ()));
+        if (cmd == DP_CMD_ERROR) {
+            code = msg.code;
+            if (job)
+                *job = msg.job;
+            printf ("  ERROR %d: %s\n", msg.code, msg.text);
+        }
+        dp_msg_reset (&msg);
+    }
+    return code;
+}
+
+//  --------------------------------------------------------------------------
+
+static void
+s_test_window (void)
+{
+    char clients [64], workers [64];
+    char *extra [] = { "--window-bytes", "4", "--window", "100", NULL };
+    pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
+    dp_msg_t welcome;
+    void *sock = s_client (clients, 0, &welcome);
+    printf ("window: WELCOME window %u wbytes %llu batch %u\n", welcome.window,
+            (unsigned long long) welcome.wbytes, welcome.batch);
+    CHECK (welcome.window == 100 && welcome.wbytes == 4u << 20);
+    //  no worker has the task: nothing is answered, everything stays out
+    s_job (sock, 1, "echo");
+    s_batch (sock, 1, 0, 3, 1 << 20, 0);        //  3 MiB out: fine
+    s_batch (sock, 1, 3, 3, 1 << 20, 0);        //  started under 4 MiB: fine
+    CHECK (s_error (sock, 500, NULL) == 0);
+    s_batch (sock, 1, 6, 1, 10, 0);             //  6 MiB out: over
+    uint32_t job = 0;
+    CHECK (s_error (sock, 3000, &job) == DP_PROTO_EWINDOW && job == 1);
+    //  the job's bytes are released with it: a new job may send again
+    s_job (sock, 2, "echo");
+    s_batch (sock, 2, 0, 50, 100, 0);
+    CHECK (s_error (sock, 500, NULL) == 0);
+    s_batch (sock, 2, 50, 51, 100, 0);          //  101 items out: over
+    CHECK (s_error (sock, 3000, &job) == DP_PROTO_EWINDOW && job == 2);
+    zmq_close (sock);
+    s_stop_broker (broker);
+}
+
+//  A client sends `mib` MiB of 1 MiB items to an echo worker and reads
+//  nothing (its receive queue holds one message). Returns the broker's
+//  peak RSS in KiB.
+static long
+s_noread (int mib, int window_mb)
+{
+    char clients [64], workers [64], wmb [16];
+    snprintf (wmb, sizeof wmb, "%d", window_mb);
+    char *extra [] = { "--window-bytes", wmb, NULL };
+    pid_t broker = s_start_broker (clients, workers, "2", extra, 0);
+    void *sock = s_client (clients, 1, NULL);
+    long base = s_rss_kb (broker), peak = base;
+    uint32_t job = 1;
+    s_job (sock, job, "echo");
+    uint64_t first = 0;
+    int sent = 0;
+    int64_t deadline = tu_now_ms () + 120000;
+    while (sent < mib && tu_now_ms () < deadline) {
+        zmq_pollitem_t item = { sock, 0, ZMQ_POLLOUT, 0 };
+        if (zmq_poll (&item, 1, 10000) <= 0)
+            break;                  //  our own queue stays full: TCP pushes back
+        if (s_batch (sock, job, first, 1, 1 << 20, ZMQ_DONTWAIT) != 0)
+            break;
+        first++;
+        sent++;
+        if (sent % 64 == 0) {
+            //  a job refused with EWINDOW is gone: the next BATCHes get
+            //  EJOB; a new job keeps the pressure on
+            s_job (sock, ++job, "echo");
+            first = 0;
+            long rss = s_rss_kb (broker);
+            peak = rss > peak ? rss : peak;
+        }
+    }
+    for (int i = 0; i < 20; i++) {
+        long rss = s_rss_kb (broker);
+        peak = rss > peak ? rss : peak;
+        usleep (50000);
+    }
+    printf ("noread: sent %d MiB in 1 MiB items without reading; broker RSS %ld MiB at start, "
+            "%ld MiB at most (window %d MiB)\n", sent, base / 1024, peak / 1024, window_mb);
+    zmq_close (sock);
+    s_stop_broker (broker);
+    return peak;
+}
+
+static void
+s_test_caps (void)
+{
+    char clients [64], workers [64];
+    char *extra [] = { "--max-clients", "3", "--max-workers", "2", "--max-jobs", "2", NULL };
+    pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
+    void *c [4];
+    for (int i = 0; i < 3; i++)
+        c [i] = s_client (clients, 0, NULL);
+    c [3] = s_dealer (clients, 0);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_HELLO);
+    msg.hb = 1000;
+    s_send (c [3], &msg);
+    CHECK (s_error (c [3], 3000, NULL) == DP_PROTO_ELIMIT);
+    s_job (c [0], 1, "echo");
+    s_job (c [1], 1, "echo");
+    s_job (c [2], 7, "echo");
+    uint32_t job = 0;
+    CHECK (s_error (c [2], 3000, &job) == DP_PROTO_ELIMIT && job == 7);
+    void *w [3];
+    for (int i = 0; i < 3; i++) {
+        w [i] = s_dealer (workers, 0);
+        dp_msg_init (&msg, DP_CMD_READY);
+        msg.credit = 1;
+        msg.hb = 1000;
+        s_send (w [i], &msg);
+    }
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (w [0], &msg, 3000) == DP_CMD_WELCOME);
+    CHECK (s_recv (w [1], &msg, 3000) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+    CHECK (s_error (w [2], 3000, NULL) == DP_PROTO_ELIMIT);
+    for (int i = 0; i < 4; i++)
+        zmq_close (c [i]);
+    for (int i = 0; i < 3; i++)
+        zmq_close (w [i]);
+    s_stop_broker (broker);
+}
+
+//  A flood of malformed messages writes a bounded log: at most 10 lines a
+//  second plus a count.
+static void
+s_test_log (void)
+{
+    char clients [64], workers [64];
+    char err [] = "/tmp/dpool-limits-log-XXXXXX";
+    close (mkstemp (err));
+    s_broker_err = err;
+    pid_t broker = s_start_broker (clients, workers, "none", NULL, 0);
+    s_broker_err = NULL;
+    void *sock = s_client (clients, 0, NULL);
+    int64_t start = tu_now_ms ();
+    const int flood = 5000;
+    for (int i = 0; i < flood; i++) {
+        //  the right signature, an unknown command: ECMD, answered and logged
+        zmq_send (sock, "DPL\x01", 4, ZMQ_SNDMORE);
+        zmq_send (sock, "\x7f", 1, ZMQ_SNDMORE);
+        zmq_send (sock, "\x80", 1, 0);
+        if (i % 1000 == 0) {
+            dp_msg_t msg;
+            dp_msg_init (&msg, 0);
+            while (s_recv (sock, &msg, 1) != -1)
+                dp_msg_reset (&msg);
+        }
+    }
+    //  the broker has read them all when it answers a STATUS after them
+    //  (and when our queue has room for the answer: ERRORs to a client
+    //  whose queue is full are dropped)
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    while (s_recv (sock, &msg, 500) != -1)
+        dp_msg_reset (&msg);
+    dp_msg_init (&msg, DP_CMD_STATUS);
+    s_send (sock, &msg);
+    dp_msg_init (&msg, 0);
+    int64_t deadline = tu_now_ms () + 30000;
+    int cmd = -1;
+    while (cmd != DP_CMD_REPORT && tu_now_ms () < deadline)
+        if ((cmd = s_recv (sock, &msg, 1000)) != -1)
+            dp_msg_reset (&msg);
+    CHECK (cmd == DP_CMD_REPORT);
+    usleep (1200000);               //  the last second's summary
+    double seconds = (double) (tu_now_ms () - start) / 1000;
+    zmq_close (sock);
+    s_stop_broker (broker);
+    FILE *f = fopen (err, "r");
+    int lines = 0, summaries = 0;
+    char line [2048];
+    while (f && fgets (line, sizeof line, f)) {
+        lines++;
+        summaries += strstr (line, "bad-input warnings not logged") != NULL;
+    }
+    if (f)
+        fclose (f);
+    unlink (err);
+    printf ("log: %d malformed messages in %.1f s wrote %d log lines (%d summaries)\n",
+            flood, seconds, lines, summaries);
+    CHECK (summaries > 0);
+    CHECK (lines <= (int) (seconds + 2) * 11 + 5);
+}
+
+//  Run `dpool map -b clients square` over 0..n-1; true if exact.
+static bool
+s_real_job (const char *clients, int n)
+{
+    char in [] = "/tmp/dpool-limits-in-XXXXXX", out [] = "/tmp/dpool-limits-out-XXXXXX";
+    close (mkstemp (in));
+    close (mkstemp (out));
+    FILE *f = fopen (in, "w");
+    for (int i = 0; f && i < n; i++)
+        fprintf (f, "%d\n", i);
+    if (f)
+        fclose (f);
+    char *argv [] = { (char *) tu_bin ("dpool"), "map", "-b", (char *) clients, "square", NULL };
+    fflush (stdout);
+    pid_t cli = fork ();
+    if (cli == 0) {
+        if (!freopen (in, "r", stdin) || !freopen (out, "w", stdout))
+            _exit (126);
+        execv (argv [0], argv);
+        _exit (127);
+    }
+    int status = tu_wait (cli, 30000);
+    f = fopen (out, "r");
+    int lines = 0, wrong = 0;
+    char line [64];
+    while (f && fgets (line, sizeof line, f)) {
+        wrong += atoll (line) != (long long) lines * lines;
+        lines++;
+    }
+    if (f)
+        fclose (f);
+    unlink (in);
+    unlink (out);
+    return status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0 && lines == n && !wrong;
+}
+
+//  Workers registered at the broker, from `dpool status --json`; -1 if no
+//  answer.
+static int
+s_workers (const char *clients)
+{
+    char cmd [256];
+    snprintf (cmd, sizeof cmd, "%s status -b %s --json 2>/dev/null", tu_bin ("dpool"), clients);
+    FILE *p = popen (cmd, "r");
+    char text [65536];
+    size_t size = p ? fread (text, 1, sizeof text - 1, p) : 0;
+    if (p)
+        pclose (p);
+    text [size] = 0;
+    const char *at = strstr (text, "\"workers\":[");
+    if (!at)
+        return -1;
+    int count = 0;
+    for (at += 11; *at && *at != ']'; at++)
+        count += *at == '{';
+    return count;
+}
+
+static void
+s_test_fds (int conns)
+{
+    //  we hold `conns` connections ourselves: room for them
+    struct rlimit limit;
+    getrlimit (RLIMIT_NOFILE, &limit);
+    if (limit.rlim_max < (rlim_t) conns + 256) {
+        printf ("fds: the hard fd limit %llu is too low for this test\n",
+                (unsigned long long) limit.rlim_max);
+        exit (77);
+    }
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &limit);
+    zmq_ctx_set (s_ctx, ZMQ_MAX_SOCKETS, conns + 64);
+    char clients [64], workers [64];
+    pid_t broker = s_start_broker (clients, workers, "2", NULL, 256);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (s_workers (clients) < 2 && tu_now_ms () < deadline)
+        usleep (100000);
+    CHECK (s_workers (clients) == 2);
+    void **idle = (void **) calloc ((size_t) conns, sizeof (void *));
+    for (int i = 0; i < conns; i++)
+        idle [i] = s_dealer (i % 2 ? workers : clients, 0);
+    //  let them connect (and the ones over budget be refused), then kill
+    //  a local worker: its replacement must get in
+    usleep (1500000);
+    pid_t kids [8];
+    int nkids = tu_children (broker, kids, 8);
+    CHECK (nkids >= 2);
+    if (nkids > 0)
+        kill (kids [0], SIGKILL);
+    usleep (1500000);
+    CHECK (tu_alive (broker));
+    for (int i = 0; i < conns; i++)
+        zmq_close (idle [i]);
+    free (idle);
+    deadline = tu_now_ms () + 15000;
+    int registered = -1;
+    while ((registered = s_workers (clients)) < 2 && tu_now_ms () < deadline)
+        usleep (200000);
+    printf ("fds: %d idle connections under an fd limit of 256, a local worker killed: "
+            "broker alive, %d local workers registered\n", conns, registered);
+    CHECK (registered == 2);
+    CHECK (s_real_job (clients, 1000));
+    s_stop_broker (broker);
+}
+
+//  CPU seconds the process has used (user + system), from /proc.
+static double
+s_cpu_s (pid_t pid)
+{
+    char path [64], text [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen (path, "r");
+    size_t size = f ? fread (text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose (f);
+    text [size] = 0;
+    const char *at = strrchr (text, ')');
+    unsigned long utime = 0, stime = 0;
+    if (at)
+        sscanf (at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+}
+
+//  Measurement: `conns` idle connections (half to each endpoint) held
+//  while a real job runs; the broker's RSS and CPU.
+static void
+s_measure_idle (int conns)
+{
+    struct rlimit limit;
+    getrlimit (RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &limit);
+    zmq_ctx_set (s_ctx, ZMQ_MAX_SOCKETS, conns + 64);
+    char clients [64], workers [64];
+    pid_t broker = s_start_broker (clients, workers, "2", NULL, 0);
+    usleep (500000);
+    long base = s_rss_kb (broker);
+    void **idle = (void **) calloc ((size_t) conns, sizeof (void *));
+    for (int i = 0; i < conns; i++)
+        idle [i] = s_dealer (i % 2 ? workers : clients, 0);
+    usleep (5000000);
+    double cpu0 = s_cpu_s (broker);
+    usleep (5000000);
+    double cpu1 = s_cpu_s (broker);
+    int64_t start = tu_now_ms ();
+    bool ok = s_real_job (clients, 10000);
+    int64_t took = tu_now_ms () - start;
+    printf ("idle: %d idle connections: broker RSS %ld MiB (%ld MiB before), CPU %.0f%% while "
+            "idle, a 10,000-item job %s in %lld ms, alive %d\n", conns, s_rss_kb (broker) / 1024,
+            base / 1024, (cpu1 - cpu0) / 5 * 100, ok ? "exact" : "FAILED", (long long) took,
+            tu_alive (broker));
+    CHECK (ok);
+    for (int i = 0; i < conns; i++)
+        zmq_close (idle [i]);
+    free (idle);
+    s_stop_broker (broker);
+}
+
+//  Measurements (not in the suite): N items of `mib` MiB each through the
+//  echo task by a normal client, and one multipart message of 30 frames.
+static void
+s_measure_bigitems (int mib, int count)
+{
+    char clients [64], workers [64];
+    pid_t broker = s_start_broker (clients, workers, "2", NULL, 0);
+    void *sock = s_client (clients, 0, NULL);
+    s_job (sock, 1, "len");
+    long peak = 0;
+    int refused = 0;
+    for (int i = 0; i < count; i++) {
+        if (s_batch (sock, 1, (uint64_t) i, 1, (size_t) mib << 20, 0) != 0)
+            break;
+        long rss = s_rss_kb (broker);
+        peak = rss > peak ? rss : peak;
+    }
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    int64_t deadline = tu_now_ms () + 60000;
+    int answered = 0;
+    while (tu_now_ms () < deadline && answered + refused < count) {
+        int cmd = s_recv (sock, &msg, 1000);
+        if (cmd == DP_CMD_RESULTS)
+            answered += (int) msg.n;
+        if (cmd == DP_CMD_ERROR) {
+            refused = count - answered;
+            printf ("  ERROR %d %s\n", msg.code, msg.text);
+        }
+        dp_msg_reset (&msg);
+        long rss = s_rss_kb (broker);
+        peak = rss > peak ? rss : peak;
+    }
+    printf ("bigitems: %d x %d MiB: %d answered, %d refused; broker RSS at most %ld MiB\n",
+            count, mib, answered, refused, peak / 1024);
+    zmq_close (sock);
+    s_stop_broker (broker);
+}
+
+static void
+s_measure_multipart (int mib, int frames)
+{
+    char clients [64], workers [64];
+    pid_t broker = s_start_broker (clients, workers, "none", NULL, 0);
+    void *sock = s_dealer (clients, 0);
+    char *frame = (char *) malloc ((size_t) mib << 20);
+    REQUIRE (frame);
+    memset (frame, 'x', (size_t) mib << 20);
+    zmq_send (sock, "DPL\x01", 4, ZMQ_SNDMORE);
+    long peak = 0;
+    for (int i = 0; i < frames; i++) {
+        zmq_send (sock, frame, (size_t) mib << 20, i + 1 < frames ? ZMQ_SNDMORE : 0);
+        long rss = s_rss_kb (broker);
+        peak = rss > peak ? rss : peak;
+    }
+    //  until the broker's RSS has not grown for 5 s (the frames take a
+    //  while over loopback), at most 90 s
+    int64_t still = tu_now_ms (), deadline = tu_now_ms () + 90000;
+    while (tu_now_ms () - still < 5000 && tu_now_ms () < deadline) {
+        long rss = s_rss_kb (broker);
+        if (rss > peak + 1024)
+            still = tu_now_ms ();
+        peak = rss > peak ? rss : peak;
+        usleep (100000);
+    }
+    printf ("multipart: %d frames of %d MiB: broker RSS at most %ld MiB, alive %d\n", frames, mib,
+            peak / 1024, tu_alive (broker));
+    free (frame);
+    zmq_close (sock);
+    s_stop_broker (broker);
+}
+
+int
+main (int argc, char *argv [])
+{
+    atexit (s_kill_broker);
+    s_ctx = zmq_ctx_new ();
+    const char *part = argc > 1 ? argv [1] : "";
+    int size = argc > 2 ? atoi (argv [2]) : 0;
+    if (!*part || !strcmp (part, "window"))
+        s_test_window ();
+    if (!*part || !strcmp (part, "noread")) {
+        long peak = s_noread (size ? size : 400, argc > 3 ? atoi (argv [3]) : 8);
+        //  bound: base + window + the frontend's queue to the client
+        //  (64 answers of 1 MiB) + the workers' credit; generous for CI
+        CHECK (peak > 0 && (argc > 3 || peak < 400 * 1024));
+    }
+    if (!*part || !strcmp (part, "caps"))
+        s_test_caps ();
+    if (!*part || !strcmp (part, "log"))
+        s_test_log ();
+    if (!*part || !strcmp (part, "fds"))
+        s_test_fds (size ? size : 400);
+    if (!strcmp (part, "bigitems"))
+        s_measure_bigitems (size ? size : 100, 20);
+    if (!strcmp (part, "idle"))
+        s_measure_idle (size ? size : 8000);
+    if (!strcmp (part, "multipart"))
+        s_measure_multipart (size ? size : 200, 30);
+    zmq_ctx_term (s_ctx);
+    return tu_done ("test_broker_limits");
+}

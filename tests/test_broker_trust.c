@@ -1,0 +1,460 @@
+/*  Rogue workers and nodes against a real dpool-broker, over real sockets
+    (raw DEALERs speaking the protocol through the codec):
+
+    - a worker that answers with wrong counts or for chunks it was never
+      sent gets strikes, its items go back uncharged, and after 3 strikes
+      it gets no more work; an honest worker then finishes the job exact;
+    - a worker that registered with no task forges RESULTs for another
+      worker's chunks: nothing it says reaches the client;
+    - NODE with token 0 is refused; a rogue node's forged DEATHs for an
+      honest worker's pid fail no item;
+    - a black-hole worker (heartbeats, never answers) does not stall a
+      20,000-item ordered job: its chunks get backup copies elsewhere. */
+#include "testutil.h"
+#include "dp_proto.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *s_ctx;
+static pid_t s_pids [8];
+static int s_npids;
+
+static void
+s_kill_all (void)
+{
+    for (int i = 0; i < s_npids; i++)
+        if (s_pids [i] > 0)
+            kill (s_pids [i], SIGKILL);
+}
+
+static pid_t
+s_start (char *const argv [], const char *err)
+{
+    pid_t pid = tu_spawn (argv, NULL, err);
+    REQUIRE (pid > 0);
+    s_pids [s_npids++] = pid;
+    return pid;
+}
+
+static void
+s_stop (pid_t pid)
+{
+    kill (pid, SIGTERM);
+    int status = tu_wait (pid, 5000);
+    CHECK (status != -1);
+    for (int i = 0; i < s_npids; i++)
+        if (s_pids [i] == pid)
+            s_pids [i] = 0;
+}
+
+static void *
+s_dealer (const char *endpoint)
+{
+    void *sock = zmq_socket (s_ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    REQUIRE (zmq_connect (sock, endpoint) == 0);
+    return sock;
+}
+
+static void
+s_send (void *sock, dp_msg_t *msg)
+{
+    REQUIRE (dp_msg_send (msg, sock, NULL) == 0);
+    dp_msg_reset (msg);
+}
+
+//  The next message within `ms`, skipping heartbeats: its command or -1.
+static int
+s_recv (void *sock, dp_msg_t *msg, int ms)
+{
+    int64_t deadline = tu_now_ms () + ms;
+    while (tu_now_ms () < deadline) {
+        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 50) <= 0)
+            continue;
+        dp_msg_reset (msg);
+        if (dp_msg_recv (msg, sock, NULL, 0, NULL, 0) == 0 && msg->cmd != DP_CMD_HEARTBEAT)
+            return msg->cmd;
+    }
+    return -1;
+}
+
+static void
+s_heartbeat (void *sock)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_HEARTBEAT);
+    s_send (sock, &msg);
+}
+
+//  A raw worker: READY with `task` (NULL: no task at all).
+static void *
+s_rogue_worker (const char *workers, const char *task, uint32_t credit)
+{
+    void *sock = s_dealer (workers);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_READY);
+    char *tasks [] = { (char *) task };
+    msg.tasks = task ? tasks : NULL;
+    msg.ntasks = task ? 1 : 0;
+    msg.credit = credit;
+    msg.hb = 1000;
+    REQUIRE (dp_msg_send (&msg, sock, NULL) == 0);
+    msg.tasks = NULL;
+    msg.ntasks = 0;
+    dp_msg_reset (&msg);
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (sock, &msg, 5000) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+    return sock;
+}
+
+//  RESULT for chunks [chunk, chunk + k) with `count` items of "FORGED".
+static void
+s_forge_result (void *sock, uint64_t chunk, uint32_t k, uint32_t count)
+{
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    for (uint32_t i = 0; i < count; i++)
+        dp_batch_add (&batch, "FORGED", 6);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_RESULT);
+    msg.chunk = chunk;
+    msg.k = k;
+    REQUIRE (dp_batch_attach (&batch, &msg, true) == 0);
+    s_send (sock, &msg);
+    dp_batch_clear (&batch);
+}
+
+//  `dpool map -b clients [--chunksize 1] task` over lines prefix + i
+//  in the background, stdout to `out`, stderr to `err`.
+static pid_t
+s_cli (const char *clients, const char *task, int n, const char *prefix,
+       const char *in, const char *out, const char *err, bool chunk1)
+{
+    FILE *f = fopen (in, "w");
+    REQUIRE (f);
+    for (int i = 0; i < n; i++) {
+        fprintf (f, "%s%d\n", prefix, i);
+    }
+    fclose (f);
+    char *cargv [] = { (char *) tu_bin ("dpool"), "map", "-b", (char *) clients,
+                       "--chunksize", "1", (char *) task, NULL };
+    if (!chunk1) {
+        cargv [4] = (char *) task;
+        cargv [5] = NULL;
+    }
+    fflush (stdout);
+    pid_t cli = fork ();
+    if (cli == 0) {
+        if (!freopen (in, "r", stdin) || !freopen (out, "w", stdout) || !freopen (err, "w", stderr))
+            _exit (126);
+        execv (cargv [0], cargv);
+        _exit (127);
+    }
+    return cli;
+}
+
+//  Lines of `out` that are not prefix + i in order; -1 if unreadable.
+//  `lines` gets the line count.
+static int
+s_wrong_lines (const char *out, const char *prefix, int *lines)
+{
+    FILE *f = fopen (out, "r");
+    if (!f)
+        return -1;
+    char line [256], want [256];
+    int wrong = 0;
+    *lines = 0;
+    while (fgets (line, sizeof line, f)) {
+        line [strcspn (line, "\n")] = 0;
+        snprintf (want, sizeof want, "%s%d", prefix, *lines);
+        wrong += strcmp (line, want) != 0;
+        (*lines)++;
+    }
+    fclose (f);
+    return wrong;
+}
+
+static bool
+s_file_has (const char *path, const char *text)
+{
+    FILE *f = fopen (path, "r");
+    char line [1024];
+    bool found = false;
+    while (f && !found && fgets (line, sizeof line, f))
+        found = strstr (line, text) != NULL;
+    if (f)
+        fclose (f);
+    return found;
+}
+
+static pid_t
+s_honest_worker (const char *workers, const char *jobs)
+{
+    char *argv [] = { (char *) tu_bin ("dpool-worker"), "-c", (char *) workers, "-m",
+                      (char *) tu_lib ("libdpool_testtasks.so"), jobs ? "-j" : NULL,
+                      (char *) jobs, NULL };
+    return s_start (argv, NULL);
+}
+
+//  Strikes: wrong counts, ids never sent, wrong counts again: then no more
+//  work for it, and no item was charged.
+static void
+s_test_strikes (const char *clients, const char *workers)
+{
+    void *rogue = s_rogue_worker (workers, "echo", 8);
+    const int n = 200;
+    char in [] = "/tmp/dpool-trust-in-XXXXXX", out [] = "/tmp/dpool-trust-out-XXXXXX",
+         err [] = "/tmp/dpool-trust-err-XXXXXX";
+    close (mkstemp (in));
+    close (mkstemp (out));
+    close (mkstemp (err));
+    pid_t cli = s_cli (clients, "echo", n, "", in, out, err, true);
+    int strikes = 0;
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (strikes < 3 && tu_now_ms () < deadline) {
+        if (s_recv (rogue, &msg, 500) != DP_CMD_CHUNK)
+            continue;
+        uint64_t chunk = msg.chunk;
+        uint32_t k = msg.k, count = msg.n;
+        dp_msg_reset (&msg);
+        if (strikes == 1)
+            s_forge_result (rogue, chunk + 5000000, k, count);     //  never sent
+        else
+            s_forge_result (rogue, chunk, k, count + k);            //  wrong count
+        strikes++;
+    }
+    CHECK (strikes == 3);
+    //  what was on its way before the third strike, then nothing more
+    while (s_recv (rogue, &msg, 1000) != -1)
+        dp_msg_reset (&msg);
+    pid_t honest = s_honest_worker (workers, NULL);
+    int after = 0;
+    int64_t until = tu_now_ms () + 3000;
+    while (tu_now_ms () < until) {
+        int cmd = s_recv (rogue, &msg, 200);
+        if (cmd == DP_CMD_CHUNK) {
+            after++;
+            s_forge_result (rogue, msg.chunk, msg.k, msg.n);    //  would be a lie
+        }
+        dp_msg_reset (&msg);
+        s_heartbeat (rogue);
+    }
+    printf ("strikes: the quarantined worker got %d chunks after its third strike\n", after);
+    CHECK (after == 0);
+    int status = tu_wait (cli, 30000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    int lines = 0, wrong = s_wrong_lines (out, "", &lines);
+    printf ("strikes: the job gave %d lines, %d wrong\n", lines, wrong);
+    CHECK (lines == n && wrong == 0);
+    CHECK (!s_file_has (err, "died"));
+    s_stop (honest);
+    zmq_close (rogue);
+    unlink (in);
+    unlink (out);
+    unlink (err);
+}
+
+//  A worker with no task forges answers for every chunk id the broker may
+//  have handed out, while an honest worker runs the job.
+static void
+s_test_forged_results (const char *clients, const char *workers)
+{
+    pid_t honest = s_honest_worker (workers, NULL);
+    void *rogue = s_rogue_worker (workers, NULL, 64);
+    const int n = 3000;
+    char in [] = "/tmp/dpool-trust-in-XXXXXX", out [] = "/tmp/dpool-trust-out-XXXXXX",
+         err [] = "/tmp/dpool-trust-err-XXXXXX";
+    close (mkstemp (in));
+    close (mkstemp (out));
+    close (mkstemp (err));
+    pid_t cli = s_cli (clients, "echo", n, "", in, out, err, true);
+    int status = -1;
+    for (uint64_t id = 1; id < 20000; id++) {
+        s_forge_result (rogue, id, 1, 1);
+        if (id % 500 == 0) {
+            s_heartbeat (rogue);
+            if (waitpid (cli, &status, WNOHANG) == cli)
+                break;
+            status = -1;
+            usleep (2000);
+        }
+    }
+    if (status == -1)
+        status = tu_wait (cli, 30000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    int lines = 0, wrong = s_wrong_lines (out, "", &lines);
+    printf ("forged results: the job gave %d lines, %d wrong\n", lines, wrong);
+    CHECK (lines == n && wrong == 0);
+    s_stop (honest);
+    zmq_close (rogue);
+    unlink (in);
+    unlink (out);
+    unlink (err);
+}
+
+//  A rogue node: token 0 refused; with its own token, DEATHs for the honest
+//  worker's pid are ignored.
+static void
+s_test_forged_death (const char *clients, const char *workers)
+{
+    pid_t honest = s_honest_worker (workers, NULL);
+    void *rogue = s_dealer (workers);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_NODE);
+    msg.node = 0;
+    msg.slots = 1;
+    msg.hb = 1000;
+    s_send (rogue, &msg);
+    dp_msg_init (&msg, 0);
+    int cmd = s_recv (rogue, &msg, 5000);
+    printf ("node token 0: %s %d %s\n", dp_cmd_name (cmd > 0 ? cmd : 0), msg.code, msg.text);
+    CHECK (cmd == DP_CMD_ERROR && msg.code == DP_PROTO_EHEADER);
+    dp_msg_reset (&msg);
+    dp_msg_init (&msg, DP_CMD_NODE);
+    msg.node = 0x1234567887654321ull;
+    msg.slots = 1;
+    msg.hb = 1000;
+    s_send (rogue, &msg);
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (rogue, &msg, 5000) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+    //  another connection cannot take that token over
+    void *thief = s_dealer (workers);
+    dp_msg_init (&msg, DP_CMD_NODE);
+    msg.node = 0x1234567887654321ull;
+    msg.slots = 1;
+    msg.hb = 1000;
+    s_send (thief, &msg);
+    dp_msg_init (&msg, 0);
+    cmd = s_recv (thief, &msg, 5000);
+    printf ("node token of another connection: %s %d %s\n", dp_cmd_name (cmd > 0 ? cmd : 0),
+            msg.code, msg.text);
+    CHECK (cmd == DP_CMD_ERROR && msg.code == DP_PROTO_EHEADER);
+    dp_msg_reset (&msg);
+    zmq_close (thief);
+
+    const int n = 400;
+    char in [] = "/tmp/dpool-trust-in-XXXXXX", out [] = "/tmp/dpool-trust-out-XXXXXX",
+         err [] = "/tmp/dpool-trust-err-XXXXXX";
+    close (mkstemp (in));
+    close (mkstemp (out));
+    close (mkstemp (err));
+    pid_t cli = s_cli (clients, "nap_echo", n, "2000:", in, out, err, true);
+    int status = -1;
+    for (uint64_t id = 1; status == -1; id++) {
+        dp_msg_init (&msg, DP_CMD_DEATH);
+        msg.pid = (uint32_t) honest;
+        msg.code = DP_ST_DIED;
+        msg.chunk = id;
+        msg.item = 0;
+        snprintf (msg.text, sizeof msg.text, "SIGFORGED");
+        s_send (rogue, &msg);
+        if (id % 50 == 0) {
+            s_heartbeat (rogue);
+            usleep (5000);
+            if (waitpid (cli, &status, WNOHANG) != cli)
+                status = -1;
+            if (id > 200000)
+                break;
+        }
+    }
+    if (status == -1)
+        status = tu_wait (cli, 30000);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    int lines = 0, wrong = s_wrong_lines (out, "2000:", &lines);
+    printf ("forged deaths: the job gave %d lines, %d wrong\n", lines, wrong);
+    CHECK (lines == n && wrong == 0);
+    CHECK (!s_file_has (err, "SIGFORGED"));
+    CHECK (tu_alive (honest));
+    s_stop (honest);
+    zmq_close (rogue);
+    unlink (in);
+    unlink (out);
+    unlink (err);
+}
+
+//  A worker that takes chunks and never answers, while heartbeating.
+static void
+s_test_black_hole (const char *clients, const char *workers)
+{
+    pid_t honest = s_honest_worker (workers, "2");
+    void *rogue = s_rogue_worker (workers, "square", 64);
+    const int n = 20000;
+    char in [] = "/tmp/dpool-trust-in-XXXXXX", out [] = "/tmp/dpool-trust-out-XXXXXX",
+         err [] = "/tmp/dpool-trust-err-XXXXXX";
+    close (mkstemp (in));
+    close (mkstemp (out));
+    close (mkstemp (err));
+    int64_t start = tu_now_ms ();
+    pid_t cli = s_cli (clients, "square", n, "", in, out, err, false);
+    int status = -1, swallowed = 0;
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    while (tu_now_ms () - start < 40000) {
+        int cmd = s_recv (rogue, &msg, 200);
+        swallowed += cmd == DP_CMD_CHUNK;
+        dp_msg_reset (&msg);
+        s_heartbeat (rogue);
+        if (waitpid (cli, &status, WNOHANG) == cli)
+            break;
+        status = -1;
+    }
+    if (status == -1)
+        status = tu_wait (cli, 1000);
+    printf ("black hole: it swallowed %d CHUNKs; the job took %lld ms\n", swallowed,
+            (long long) (tu_now_ms () - start));
+    CHECK (swallowed > 0);
+    CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    FILE *f = fopen (out, "r");
+    int lines = 0, wrong = 0;
+    char line [64];
+    while (f && fgets (line, sizeof line, f)) {
+        wrong += atoll (line) != (long long) lines * lines;
+        lines++;
+    }
+    if (f)
+        fclose (f);
+    printf ("black hole: the job gave %d lines, %d wrong\n", lines, wrong);
+    CHECK (lines == n && wrong == 0);
+    s_stop (honest);
+    zmq_close (rogue);
+    unlink (in);
+    unlink (out);
+    unlink (err);
+}
+
+int
+main (int argc, char *argv [])
+{
+    char clients [64], workers [64];
+    snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
+    snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
+    char *bargv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers, "-j", "none",
+                       "--task-wait", "60000", "--no-curve", NULL };   //  raw sockets
+    atexit (s_kill_all);
+    pid_t broker = s_start (bargv, NULL);
+    s_ctx = zmq_ctx_new ();
+    const char *only = argc > 1 ? argv [1] : "";
+    if (!*only || !strcmp (only, "strikes"))
+        s_test_strikes (clients, workers);
+    if (!*only || !strcmp (only, "forged"))
+        s_test_forged_results (clients, workers);
+    if (!*only || !strcmp (only, "death"))
+        s_test_forged_death (clients, workers);
+    if (!*only || !strcmp (only, "blackhole"))
+        s_test_black_hole (clients, workers);
+    zmq_ctx_term (s_ctx);
+    CHECK (tu_alive (broker));
+    s_stop (broker);
+    return tu_done ("test_broker_trust");
+}
