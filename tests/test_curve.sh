@@ -50,7 +50,7 @@ cp "$T/worker" "$T/fake-allow/"
 # --- a broker with explicit keys, a remote worker with its key -------------
 cp=$(port); wp=$(port)
 CE="tcp://127.0.0.1:$cp" WE="tcp://127.0.0.1:$wp"
-"$BIN/dpool-broker" -v -j 0 -c "$CE" -w "$WE" --curve-secret "$T/broker_secret" \
+"$BIN/dpool-broker" -v -j none -c "$CE" -w "$WE" --curve-secret "$T/broker_secret" \
     --allow-clients "$T/allow-clients" --allow-workers "$T/allow-workers" > "$T/broker.log" 2>&1 &
 PIDS+=($!)
 "$BIN/dpool-worker" --connect "$WE" -m "$MOD" --curve-secret "$T/worker_secret" \
@@ -111,7 +111,7 @@ check 'kill -0 $rogue' "the refused worker keeps trying, it did not crash"
 
 # --- a fake broker (unknown key) gets no worker ----------------------------
 fcp=$(port); fwp=$(port)
-"$BIN/dpool-broker" -v -j 0 -c "tcp://127.0.0.1:$fcp" -w "tcp://127.0.0.1:$fwp" \
+"$BIN/dpool-broker" -v -j none -c "tcp://127.0.0.1:$fcp" -w "tcp://127.0.0.1:$fwp" \
     --curve-secret "$T/fake_secret" --allow-clients "$T/allow-clients" \
     --allow-workers "$T/fake-allow" > "$T/fake.log" 2>&1 &
 PIDS+=($!)
@@ -124,20 +124,20 @@ check '! grep -q "ready" "$T/fake.log"' "a worker never registers with a fake br
 
 # --- bad key options are refused at start -----------------------------------
 cp "$T/broker" "$T/public-only"
-timeout 10 "$BIN/dpool-broker" -j 0 -c "tcp://127.0.0.1:$(port)" -w "tcp://127.0.0.1:$(port)" \
+timeout 10 "$BIN/dpool-broker" -j none -c "tcp://127.0.0.1:$(port)" -w "tcp://127.0.0.1:$(port)" \
     --curve-secret "$T/public-only" --allow-clients "$T/allow-clients" --allow-workers "$T/allow-workers" \
     > /dev/null 2> "$T/err"; rc=$?
 check '[ $rc -ne 0 ] && grep -q "secret" "$T/err"' "a public key file as --curve-secret refused (rc $rc): $(cat "$T/err")"
-timeout 10 "$BIN/dpool-broker" -j 0 -c "tcp://127.0.0.1:$(port)" -w "tcp://127.0.0.1:$(port)" \
+timeout 10 "$BIN/dpool-broker" -j none -c "tcp://127.0.0.1:$(port)" -w "tcp://127.0.0.1:$(port)" \
     --curve-secret "$T/broker_secret" --allow-clients "$T/none" --allow-workers "$T/allow-workers" \
     > /dev/null 2> "$T/err"; rc=$?
 check '[ $rc -ne 0 ] && grep -q "allow-list" "$T/err"' "a missing allow-list refused (rc $rc): $(cat "$T/err")"
-"$BIN/dpool-broker" -j 0 --curve-secret "$T/broker_secret" > /dev/null 2> "$T/err"; rc=$?
+"$BIN/dpool-broker" -j none --curve-secret "$T/broker_secret" > /dev/null 2> "$T/err"; rc=$?
 check '[ $rc -eq 64 ]' "--curve-secret without allow-lists is a usage error (rc $rc)"
 
 # the start-up self-check: without a ZAP handler libzmq would let any key in,
 # and the broker must refuse to run
-timeout 20 env DPOOL_TEST_NO_ZAP=1 "$BIN/dpool-broker" -j 0 -c "tcp://127.0.0.1:$(port)" \
+timeout 20 env DPOOL_TEST_NO_ZAP=1 "$BIN/dpool-broker" -j none -c "tcp://127.0.0.1:$(port)" \
     -w "tcp://127.0.0.1:$(port)" --curve-secret "$T/broker_secret" \
     --allow-clients "$T/allow-clients" --allow-workers "$T/allow-workers" > /dev/null 2> "$T/err"; rc=$?
 check '[ $rc -eq 1 ] && grep -q "let an unknown key in" "$T/err"' \
@@ -145,11 +145,11 @@ check '[ $rc -eq 1 ] && grep -q "let an unknown key in" "$T/err"' \
 
 # --- no CURVE: only loopback and ipc ----------------------------------------
 for ep in "tcp://0.0.0.0:$(port)" "tcp://*:$(port)"; do
-    timeout 10 "$BIN/dpool-broker" --no-curve -j 0 -c "$ep" -w "tcp://127.0.0.1:$(port)" \
+    timeout 10 "$BIN/dpool-broker" --no-curve -j none -c "$ep" -w "tcp://127.0.0.1:$(port)" \
         > /dev/null 2> "$T/err"; rc=$?
     check '[ $rc -eq 1 ] && grep -q "refusing to bind" "$T/err"' "plaintext bind of $ep refused (rc $rc): $(cat "$T/err")"
 done
-timeout 10 "$BIN/dpool-broker" --no-curve -j 0 -c "tcp://127.0.0.1:$(port)" -w "tcp://0.0.0.0:$(port)" \
+timeout 10 "$BIN/dpool-broker" --no-curve -j none -c "tcp://127.0.0.1:$(port)" -w "tcp://0.0.0.0:$(port)" \
     > /dev/null 2> "$T/err"; rc=$?
 check '[ $rc -eq 1 ] && grep -q "refusing to bind" "$T/err"' "plaintext worker bind of 0.0.0.0 refused (rc $rc)"
 pcp=$(port)
@@ -188,7 +188,7 @@ echo 3 | DPOOL_SERVER_DIR="$T/elsewhere" timeout 20 "$BIN/dpool" map -b "tcp://1
 check '[ $rc -eq 2 ] && grep -q "CURVE" "$T/err"' "without the directory: refused, clear error (rc $rc): $(cat "$T/err")"
 
 # --- exec only where it was asked for --------------------------------------
-echo hi | timeout 30 "$BIN/dpool" run -- echo {} > "$T/out" 2> "$T/err"; rc=$?
+echo hi | timeout 30 "$BIN/dpool" run -b "tcp://127.0.0.1:$scp" -- echo {} > "$T/out" 2> "$T/err"; rc=$?
 check '[ $rc -ne 0 ] && [ ! -s "$T/out" ]' "no exec on a broker without --allow-exec (rc $rc): $(cat "$T/err")"
 echo hi | timeout 30 "$BIN/dpool" run -j 1 -- echo {} > "$T/out" 2> "$T/err"; rc=$?
 check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = hi ]' "the embedded pool of dpool run has exec (rc $rc)"
@@ -198,7 +198,7 @@ check '[ ! -e "$DPOOL_SERVER_DIR/endpoints" ]' "a stopped broker takes its endpo
     > "$T/sd2.log" 2>&1 &
 PIDS+=($!)
 check 'wait_lines "$T/sd2.log" "worker .* ready" 1' "broker with --allow-exec restarts on the same keys"
-echo hi | timeout 30 "$BIN/dpool" run -- echo {} > "$T/out" 2> "$T/err"; rc=$?
+echo hi | timeout 30 "$BIN/dpool" run -b "tcp://127.0.0.1:$scp" -- echo {} > "$T/out" 2> "$T/err"; rc=$?
 check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = hi ]' "exec on a broker with --allow-exec (rc $rc): $(cat "$T/err")"
 
 echo "test_curve: $pass passed, $fail failed"
