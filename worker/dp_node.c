@@ -112,12 +112,13 @@ s_connect (s_node_t *self)
     zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
-    //  never block on a send: a DEALER whose only pipe went away (the broker
-    //  gone, a CURVE handshake refused) blocks until a peer comes, and the
-    //  node would not see SIGTERM meanwhile. A message that cannot go is
-    //  dropped; the liveness check reconnects and NODE says it all again.
-    int no_wait = 0;
-    zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &no_wait, sizeof no_wait);
+    //  never block on a send for long: a DEALER whose only pipe went away
+    //  (the broker gone, a CURVE handshake refused) blocks until a peer
+    //  comes, and the node would not see SIGTERM meanwhile. A message that
+    //  cannot go within a heartbeat is dropped; the liveness check
+    //  reconnects and NODE says it all again. (Not 0: NODE, sent right
+    //  after the connect, would be lost.)
+    zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &ivl, sizeof ivl);
     char why [1024];
     if (!self->opts->curve_secret
     &&  dp_curve_client_keys (NULL, NULL, "worker", self->opts->endpoint, &self->curve,
