@@ -963,7 +963,9 @@ run_main (int argc, char *argv [])
     popts.timeout_ms = o.broker_timeout_ms;
     popts.curve_secret = o.curve_secret;
     popts.broker_key = o.broker_key;
-    if (o.jobs || !o.broker) {
+    //  no -j and no -b: $DPOOL_BROKER if set (a pool given workers is
+    //  always embedded, dp_pool_open), else local workers
+    if (o.jobs || (!o.broker && !getenv ("DPOOL_BROKER"))) {
         popts.workers = o.jobslots;
         popts.mode = o.broker ? DP_POOL_REMOTE : o.jobs ? DP_POOL_EMBEDDED : DP_POOL_AUTO;
     }

@@ -155,12 +155,13 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
         FAKE_SRUN_NODES="$(ns_name node1) $(ns_name node2)" \
         bash "$SB" bash -c '
             seq 1 1000 | dpool map square > "$0/out6.txt"
+            #   dpool-worker processes in the two nodes (namespaces $1, $2),
+            #   counted before exec starts each worker its fork server
+            for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
+                grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"
             #   where do the items run? each answers with its node address
             seq 1 200 | dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" \
-                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"
-            #   dpool-worker processes in the two nodes (namespaces $1, $2)
-            for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
-                grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"' "$T" \
+                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"' "$T" \
             "$(stat -L -c %i "/run/netns/$(ns_name node1)")" "$(stat -L -c %i "/run/netns/$(ns_name node2)")" \
         > /dev/null 2> "$T/err6.txt"
     rc=$?
