@@ -8,7 +8,7 @@
 #   bash bench/harness.sh --quick         smoke run: tiny sizes, 1 repetition (< 60 s);
 #                                         writes bench/out/RESULTS.quick.md only
 #   options: -r, --repeats N   repetitions per measure (median; default 5, --quick 1)
-#            --only LIST       comma-separated subset of: raw,w1,w1u,w2,w3,w4,w5,w6,m,scale
+#            --only LIST       comma-separated subset of: raw,w1,w1u,w2,w3,w4,w5,w6,m,scale,curve
 #                              (writes bench/out/RESULTS.partial.md, not RESULTS.md)
 #            --no-write        print the table only
 #   env:     DPOOL_BUILD_DIR   build folder (default build), as deploy/setup.sh
@@ -352,6 +352,40 @@ scale_rate() {
     wait 2>/dev/null
     SCALE_PIDS=()
 }
+#   CURVE on and off: W1 through a dpool-broker -j $WORKERS over
+#   tcp://127.0.0.1, once with its server directory's keys (CURVE: the
+#   client's link authenticated and encrypted), once --no-curve.
+curve_rate() {
+    local mode=$1 d="$T/curve-$1" t n=0 cp wp
+    mkdir -p "$d"
+    cp=$(free_port) wp=$(free_port)
+    local -a opts=()
+    [ "$mode" = off ] && opts=(--no-curve)
+    echo "DPOOL_SERVER_DIR=$d/sd $B/dpool-broker -j $WORKERS -m $MOD ${opts[*]} -c tcp://127.0.0.1:$cp -w tcp://127.0.0.1:$wp -v &" >> "$CMDS"
+    DPOOL_SERVER_DIR="$d/sd" "$B/dpool-broker" -j "$WORKERS" -m "$MOD" ${opts[@]+"${opts[@]}"} \
+        -c "tcp://127.0.0.1:$cp" -w "tcp://127.0.0.1:$wp" -v > "$d/log" 2>&1 &
+    SCALE_PIDS=($!)
+    for ((t = 0; t < 600; t++)); do
+        n=$(grep -c " ready: " "$d/log" 2>/dev/null)
+        [ "${n:-0}" -ge "$WORKERS" ] && break
+        sleep 0.1
+    done
+    echo "  curve $mode: $n workers ready" >> "$LOG"
+    DPOOL_SERVER_DIR="$d/sd" run "$B/bench_map -b tcp://127.0.0.1:$cp -n $W1_N -r $R square $MOD"
+    kill "${SCALE_PIDS[@]}" 2>/dev/null
+    wait 2>/dev/null
+    SCALE_PIDS=()
+}
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CURVE_ON="" CURVE_OFF=""
+if want curve; then
+    say "curve: W1 $W1_N square through dpool-broker -j $WORKERS over tcp://127.0.0.1, CURVE on / off"
+    curve_rate on > "$T/curve.on"
+    CURVE_ON=$(cat "$T/curve.on")
+    curve_rate off > "$T/curve.off"
+    CURVE_OFF=$(cat "$T/curve.off")
+fi
+
 SCALE_2="" SCALE_K_RATE=""
 if want scale; then
     say "scale: broker -j none, $SCALE_K vs $WORKERS dpool-worker processes, $SCALE_N one-item chunks"
@@ -372,6 +406,7 @@ fi
 MIB=65536   # 64 MiB in KiB
 row "W1 $W1_N square, C API dp_map, items/s" "$W1_API" "" "Pool($WORKERS).map" "$W1_PY" "" ge 2
 row "W1 $W1_N square, dpool map CLI (lines in/out), items/s" "$W1_CLI" "" "Pool($WORKERS).map" "$W1_PY" "" ge 1
+row "W1 $W1_N square over tcp, CURVE on (goal: within 15% of off), items/s" "$CURVE_ON" "" "the same, CURVE off" "$CURVE_OFF" "" ge 0.85
 row "W1u $W1U_N square, chunk size 1, C API, items/s" "$W1U_API" "" "Pool.imap(chunksize=1)" "$W1U_PY" "" ge 5
 row "W1u same, vs the physical limit, items/s" "$W1U_API" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" ge 0.55
 row "W2 $W2_N x spin_us $W2_US, automatic chunks, items/s" "$W2_DP" "" "serial C loop" "$W2_SER" "" ge 1.94

@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TICK_MS          100    //  timer resolution of the loop
@@ -705,12 +706,8 @@ s_setup (broker_t *self, char *err, size_t errlen)
     s_remove_stale_ipc (tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp");
     if (s_bind (self->frontend_sock, self->inproc, err, errlen))
         return -1;
-    for (int which = 0; which < 2; which++) {
-        const char *endpoint = which ? self->opts.workers : self->opts.clients;
-        if (endpoint && s_bind (which ? self->backend_sock : self->frontend_sock, endpoint, err, errlen))
-            return -1;
-        self->bound [which] = endpoint != NULL;
-    }
+    //  the local workers' ipc endpoint is bound before CURVE is set: options
+    //  apply to the binds made after them. Only its owner may connect to it.
     if (self->nlocal > 0) {
         snprintf (self->ipc_path, sizeof self->ipc_path, "%s/dpool-%d-%lx.ipc",
                   tmp && *tmp && strlen (tmp) < 60 ? tmp : "/tmp", (int) getpid (),
@@ -718,9 +715,45 @@ s_setup (broker_t *self, char *err, size_t errlen)
         snprintf (self->ipc, sizeof self->ipc, "ipc://%s", self->ipc_path);
         if (s_bind (self->backend_sock, self->ipc, err, errlen))
             return -1;
-        if (spawn_start (self, err, errlen))
+        if (chmod (self->ipc_path, 0600) != 0) {
+            snprintf (err, errlen, "cannot make %s private: %s", self->ipc_path, strerror (errno));
             return -1;
+        }
     }
+    for (int which = 0; which < 2; which++) {
+        const char *endpoint = which ? self->opts.workers : self->opts.clients;
+        if (!endpoint)
+            continue;
+        if (!self->curve.on && !self->opts.insecure && !dp_curve_endpoint_is_local (endpoint)) {
+            snprintf (err, errlen, "refusing to bind %s without CURVE: anyone who reaches it "
+                      "could run tasks (give keys, or --insecure on a trusted network)", endpoint);
+            return -1;
+        }
+        zsock_t *sock = which ? self->backend_sock : self->frontend_sock;
+        if (self->curve.on) {
+            const char *allow = which ? self->opts.allow_workers : self->opts.allow_clients;
+            snprintf (self->zap_domain [which], sizeof self->zap_domain [which],
+                      "dpool-%s-%s", self->inproc + 22, which ? "workers" : "clients");
+            if (dp_curve_server_apply (zsock_resolve (sock), &self->curve, self->zap_domain [which],
+                                       allow, err, errlen)) {
+                self->zap_domain [which][0] = 0;
+                return -1;
+            }
+        }
+        if (s_bind (sock, endpoint, err, errlen))
+            return -1;
+        self->bound [which] = true;
+        //  a real handshake with a key no allow-list has must be refused
+        if (self->curve.on) {
+            char last [512] = "";
+            size_t size = sizeof last;
+            zmq_getsockopt (zsock_resolve (sock), ZMQ_LAST_ENDPOINT, last, &size);
+            if (dp_curve_self_check (last, &self->curve, err, errlen))
+                return -1;
+        }
+    }
+    if (self->nlocal > 0 && spawn_start (self, err, errlen))
+        return -1;
     return 0;
 }
 
@@ -752,6 +785,9 @@ s_teardown (broker_t *self)
         }
     zsock_destroy (&self->frontend_sock);
     zsock_destroy (&self->backend_sock);
+    for (int which = 0; which < 2; which++)
+        if (self->zap_domain [which][0])
+            dp_curve_server_release (self->zap_domain [which]);
     if (self->ipc_path [0])
         unlink (self->ipc_path);
     //  and the ipc files of the endpoints we bound (libzmq leaves them)
@@ -907,6 +943,8 @@ s_broker_free (broker_t **self_p)
     free ((char *) self->opts.clients);
     free ((char *) self->opts.init_args);
     free ((char *) self->opts.workers);
+    free ((char *) self->opts.allow_clients);
+    free ((char *) self->opts.allow_workers);
     free (self->local);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->workers);
@@ -970,6 +1008,14 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
     for (size_t i = 0; i < opts->nmodules; i++)
         self->modules [i] = strdup (opts->modules [i]);
     self->opts.modules = (const char *const *) self->modules;
+    if (opts->curve && opts->curve->on) {
+        self->curve = *opts->curve;
+        self->opts.allow_clients = s_strdup_or_null (opts->allow_clients);
+        self->opts.allow_workers = s_strdup_or_null (opts->allow_workers);
+    }
+    else
+        self->opts.allow_clients = self->opts.allow_workers = NULL;
+    self->opts.curve = NULL;
     if (!self->opts.heartbeat_ms)
         self->opts.heartbeat_ms = 1000;
     if (!self->opts.max_attempts)

@@ -14,6 +14,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "dp_curve.h"
 
 //  Receives the broker's Prometheus metrics text, rendered on the broker's
 //  thread every tick; `text` is malloc'd and passes to the callee.
@@ -38,6 +39,13 @@ typedef struct {
     dp_metrics_fn *metrics_fn;      //  given Prometheus text every tick, or NULL
     void *metrics_arg;              //  its first argument
     uint16_t metrics_port;          //  where it serves them, for status reports
+    const dp_curve_keys_t *curve;   //  the broker's key pair: CURVE on the client
+                                    //  and worker endpoints; NULL: plaintext
+    const char *allow_clients;      //  with curve: allow-list directories of
+    const char *allow_workers;      //  client and worker public keys
+    bool insecure;                  //  allow binding a non-loopback address
+                                    //  without CURVE
+    bool allow_exec;                //  local workers run the built-in exec task
     uint32_t window;                //  items a client may have outstanding; 0: 131072
     uint64_t wbytes;                //  item bytes a client may have outstanding; 0: 256 MiB
     uint32_t max_clients;           //  client sessions at once; 0: 1024

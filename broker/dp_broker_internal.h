@@ -149,6 +149,8 @@ struct broker {
     char ipc [160];             //  local workers' endpoint, or ""
     char ipc_path [128];
     bool bound [2];             //  opts.clients, opts.workers were bound (ipc files to remove)
+    dp_curve_keys_t curve;      //  copy of *opts.curve (curve.on false: plaintext)
+    char zap_domain [2][64];    //  ZAP domains of the client and worker sockets, or ""
     char worker_program [4096];
     zhashx_t *clients;          //  key -> client_t
     zhashx_t *workers;          //  key -> worker_t

@@ -55,11 +55,13 @@ spawn_start (broker_t *self, char *err, size_t errlen)
         return -1;
     char hb [16];
     snprintf (hb, sizeof hb, "%u", self->opts.heartbeat_ms);
-    const char **args = (const char **) zmalloc (sizeof (char *) * (2 * self->opts.nmodules + 14));
+    const char **args = (const char **) zmalloc (sizeof (char *) * (2 * self->opts.nmodules + 16));
     size_t n = 0;
     args [n++] = "--connect";
     args [n++] = self->ipc;
     args [n++] = "--local";
+    if (self->opts.allow_exec)
+        args [n++] = "--allow-exec";
     args [n++] = "--heartbeat";
     args [n++] = hb;
     for (size_t i = 0; i < self->opts.nmodules; i++) {

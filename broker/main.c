@@ -49,6 +49,24 @@ s_usage (FILE *out)
         "                         http://ADDR:PORT/metrics (port 0: any free port,\n"
         "                         logged at start); ADDR must be loopback\n"
         "      --metrics-public   allow a non-loopback --metrics address\n"
+        "      --allow-exec       offer the built-in exec task (shell commands, as\n"
+        "                         dpool run sends) on the local workers; off by default\n"
+        "\n"
+        "Security (CurveZMQ authentication and encryption on both endpoints):\n"
+        "      --curve-secret FILE  the broker's secret key file (PATH_secret of\n"
+        "                         'dpool keygen PATH'); needs both allow-lists:\n"
+        "      --allow-clients DIR  public key files of the clients let in\n"
+        "      --allow-workers DIR  public key files of the workers let in\n"
+        "      --server-dir DIR   without --curve-secret: keep keys in DIR (default\n"
+        "                         $DPOOL_SERVER_DIR, else ~/.dpool/server; made mode\n"
+        "                         0700): the broker's key pair, a client and a worker\n"
+        "                         key pair, allow-clients/, allow-workers/ and the\n"
+        "                         endpoints, so that dpool and dpool-worker run by whoever\n"
+        "                         can read DIR connect with CURVE and no options\n"
+        "      --no-curve         plaintext, no authentication: only on loopback or\n"
+        "                         ipc endpoints\n"
+        "      --insecure         plaintext, and allow binding any address (anyone who\n"
+        "                         reaches the ports can run tasks)\n"
         "      --window N         items a client may have outstanding (default 131072)\n"
         "      --window-bytes MB  item bytes a client may have outstanding (default 256);\n"
         "                         a BATCH beyond either window ends its job (EWINDOW)\n"
@@ -74,6 +92,18 @@ s_number (const char *arg, const char *what, long min, long max)
     return (long) value;
 }
 
+//  The server directory's endpoints name a running broker: take ours out
+//  (not another broker's that wrote its own since).
+static void
+s_forget_endpoints (const char *dir)
+{
+    char path [4200], listed [64];
+    snprintf (path, sizeof path, "%s/endpoints", dir);
+    if (dp_curve_server_endpoint (dir, "pid", listed, sizeof listed) == 0
+    &&  atoi (listed) == (int) getpid ())
+        unlink (path);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -91,6 +121,13 @@ main (int argc, char *argv [])
         { "init", required_argument, NULL, 'I' },
         { "metrics", required_argument, NULL, 'P' },
         { "metrics-public", no_argument, NULL, 'U' },
+        { "allow-exec", no_argument, NULL, 300 },
+        { "curve-secret", required_argument, NULL, 301 },
+        { "allow-clients", required_argument, NULL, 302 },
+        { "allow-workers", required_argument, NULL, 303 },
+        { "server-dir", required_argument, NULL, 304 },
+        { "no-curve", no_argument, NULL, 305 },
+        { "insecure", no_argument, NULL, 306 },
         { "window", required_argument, NULL, 'W' },
         { "window-bytes", required_argument, NULL, 'B' },
         { "max-clients", required_argument, NULL, 'C' },
@@ -106,7 +143,8 @@ main (int argc, char *argv [])
     };
     const char *modules [MAX_MODULES];
     const char *metrics = NULL;
-    bool metrics_public = false;
+    bool metrics_public = false, no_curve = false;
+    const char *secret = NULL, *server_dir = NULL;
     int c;
     while ((c = getopt_long (argc, argv, "c:w:j:m:vhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -145,6 +183,13 @@ main (int argc, char *argv [])
                 break;
             }
             case 'U': metrics_public = true; break;
+            case 300: opts.allow_exec = true; break;
+            case 301: secret = optarg; break;
+            case 302: opts.allow_clients = optarg; break;
+            case 303: opts.allow_workers = optarg; break;
+            case 304: server_dir = optarg; break;
+            case 305: no_curve = true; break;
+            case 306: opts.insecure = no_curve = true; break;
             case 'W': opts.window = (uint32_t) s_number (optarg, "window", 1, 1 << 24); break;
             case 'B': opts.wbytes = (uint64_t) s_number (optarg, "window bytes (MB)", 1, 1 << 20) << 20; break;
             case 'C': opts.max_clients = (uint32_t) s_number (optarg, "client limit", 1, 1 << 20); break;
@@ -162,6 +207,47 @@ main (int argc, char *argv [])
     }
     opts.modules = modules;
     dp_broker_raise_nofile ();      //  as many connections as the host allows
+    //  the keys: given, none asked for, or the server directory's
+    char err [512], dir [4096], path [2][4200];
+    dp_curve_keys_t curve = { 0 };
+    if (secret || opts.allow_clients || opts.allow_workers) {
+        if (!secret || !opts.allow_clients || !opts.allow_workers || no_curve || server_dir) {
+            fprintf (stderr, "dpool-broker: --curve-secret, --allow-clients and --allow-workers "
+                     "go together (and not with --server-dir, --no-curve or --insecure)\n");
+            return 64;
+        }
+        if (dp_curve_load_secret (secret, &curve, err, sizeof err)) {
+            fprintf (stderr, "dpool-broker: %s\n", err);
+            return 64;
+        }
+        server_dir = NULL;
+    }
+    else
+    if (no_curve) {
+        if (server_dir) {
+            fprintf (stderr, "dpool-broker: --server-dir is for CURVE keys: not with "
+                     "--no-curve or --insecure\n");
+            return 64;
+        }
+    }
+    else {
+        server_dir = dp_curve_server_dir (server_dir, dir, sizeof dir);
+        if (!server_dir) {
+            fprintf (stderr, "dpool-broker: no server directory: HOME is not set "
+                     "(give --server-dir DIR)\n");
+            return 64;
+        }
+        if (dp_curve_server_dir_init (server_dir, &curve, err, sizeof err)) {
+            fprintf (stderr, "dpool-broker: %s\n", err);
+            return 1;
+        }
+        snprintf (path [0], sizeof path [0], "%s/allow-clients", server_dir);
+        snprintf (path [1], sizeof path [1], "%s/allow-workers", server_dir);
+        opts.allow_clients = path [0];
+        opts.allow_workers = path [1];
+    }
+    if (curve.on)
+        opts.curve = &curve;
     //  signals are taken with sigwait here, not by CZMQ's handler
     sigset_t signals;
     sigemptyset (&signals);
@@ -169,7 +255,7 @@ main (int argc, char *argv [])
     sigaddset (&signals, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
     zsys_handler_set (NULL);
-    char inproc [64], err [512];
+    char inproc [64];
     dp_http_t *http = NULL;
     if (metrics) {
         http = dp_http_new (metrics, metrics_public, err, sizeof err);
@@ -181,18 +267,31 @@ main (int argc, char *argv [])
         opts.metrics_arg = http;
         opts.metrics_port = dp_http_port (http);
     }
-    dp_broker_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
-    if (!broker) {
+    //  the endpoints first: peers that start with us read them at once
+    if (server_dir && dp_curve_server_dir_endpoints (server_dir, opts.clients, opts.workers,
+                                                     err, sizeof err)) {
         fprintf (stderr, "dpool-broker: %s\n", err);
         dp_http_destroy (&http);
         return 1;
     }
+    dp_broker_t *broker = dp_broker_new (&opts, inproc, sizeof inproc, err, sizeof err);
+    if (!broker) {
+        if (server_dir)
+            s_forget_endpoints (server_dir);
+        fprintf (stderr, "dpool-broker: %s\n", err);
+        dp_http_destroy (&http);
+        return 1;
+    }
+    if (opts.verbose && curve.on)
+        zsys_info ("dpool-broker: CURVE on, keys from %s", server_dir ? server_dir : secret);
     if (http)
         zsys_info ("dpool-broker: metrics on %s", dp_http_url (http));
     if (opts.verbose)
         zsys_info ("dpool-broker: clients on %s, workers on %s", opts.clients, opts.workers);
     int sig = 0;
     sigwait (&signals, &sig);
+    if (server_dir)
+        s_forget_endpoints (server_dir);
     dp_broker_destroy (&broker);
     dp_http_destroy (&http);        //  after the broker: it publishes to it
     return 0;

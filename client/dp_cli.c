@@ -21,6 +21,7 @@
     =========================================================================
 */
 #include "dpool.h"
+#include "dp_curve.h"
 #include "dp_records.h"
 #include "dp_status.h"
 #include "dp_run.h"
@@ -303,9 +304,11 @@ s_usage (FILE *out)
         "                go to stdout one per line, in input order\n"
         "  run COMMAND   GNU parallel's interface: run COMMAND per input\n"
         "  status        show a broker's nodes, workers, jobs and counters\n"
+        "  keygen PATH   write a CURVE key pair: PATH (public) and PATH_secret\n"
         "\n"
         "Options of dpool map:\n"
-        "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else an\n"
+        "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else the\n"
+        "                       running broker of the server directory, else an\n"
         "                       embedded pool with local workers; with -j or -m the\n"
         "                       pool is embedded even when $DPOOL_BROKER is set)\n"
         "  -j, --jobs N         embedded pool: worker processes (default or 0: one per\n"
@@ -334,6 +337,11 @@ s_usage (FILE *out)
         "      --init ARGS      embedded pool: arguments for the modules' initializers\n"
         "      --broker-timeout MS  broker silence before giving up (default 3000;\n"
         "                       --timeout is an old name of it)\n"
+        "      --curve-secret FILE  our secret key file (PATH_secret of dpool keygen)\n"
+        "      --broker-key FILE    the broker's public key file: with --curve-secret,\n"
+        "                       CURVE authentication and encryption. Without both,\n"
+        "                       the server directory's keys ($DPOOL_SERVER_DIR, default\n"
+        "                       ~/.dpool/server) when it lists the broker's endpoint\n"
         "  -h, --help           show this help and exit\n"
         "  -V, --version        show the version and exit\n"
         "\n"
@@ -363,6 +371,30 @@ s_task_timeout (const char *arg, dp_job_opts_t *opts)
         opts->timeout_pct = (uint32_t) value;
     else
         opts->timeout_ms = (uint32_t) (value * 1000 + 0.5);
+    return 0;
+}
+
+//  dpool keygen PATH: a new CURVE key pair in PATH and PATH_secret.
+static int
+s_keygen (int argc, char *argv [])
+{
+    if (argc == 2 && (!strcmp (argv [1], "-h") || !strcmp (argv [1], "--help"))) {
+        printf ("Usage: dpool keygen PATH\n"
+                "Write a new CURVE key pair: PATH (the public key, to give to the broker's\n"
+                "allow-list directory or to its peers) and PATH_secret (both keys, mode\n"
+                "0600, for --curve-secret). CZMQ certificate format; existing files are\n"
+                "not overwritten.\n");
+        return 0;
+    }
+    if (argc != 2 || argv [1][0] == '-') {
+        fprintf (stderr, "dpool keygen: expected one PATH (dpool keygen PATH)\n");
+        return EXIT_USAGE;
+    }
+    char err [512];
+    if (dp_curve_keygen (argv [1], err, sizeof err)) {
+        fprintf (stderr, "dpool keygen: %s\n", err);
+        return EXIT_POOL_ERROR;
+    }
     return 0;
 }
 
@@ -399,6 +431,8 @@ main (int argc, char *argv [])
         { "on-error", required_argument, NULL, 'E' },
         { "progress", no_argument, NULL, 'P' },
         { "no-progress", no_argument, NULL, 'N' },
+        { "curve-secret", required_argument, NULL, 'S' },
+        { "broker-key", required_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -417,6 +451,8 @@ main (int argc, char *argv [])
     }
     if (!strcmp (argv [1], "status"))
         return dp_status_main (argc - 1, argv + 1);
+    if (!strcmp (argv [1], "keygen"))
+        return s_keygen (argc - 1, argv + 1);
     if (!strcmp (argv [1], "run"))
         return run_main (argc - 1, argv + 1);
     if (strcmp (argv [1], "map")) {
@@ -458,6 +494,8 @@ main (int argc, char *argv [])
             case 'M': popts.mem_limit_mb = (uint32_t) s_number (optarg, "memory limit", 16, 1 << 22); break;
             case 'X': popts.max_tasks_per_child = (uint32_t) s_number (optarg, "tasks per child", 1, 2000000000); break;
             case 'G': popts.init_args = optarg; break;
+            case 'S': popts.curve_secret = optarg; break;
+            case 'B': popts.broker_key = optarg; break;
             case 'u': unordered = true; break;
             case 'I': index = true; break;
             case 'E':
@@ -480,6 +518,10 @@ main (int argc, char *argv [])
             case 'V': printf ("dpool %s\n", DPOOL_VERSION_STRING); return 0;
             default: s_usage (stderr); return EXIT_USAGE;
         }
+    }
+    if (!popts.curve_secret != !popts.broker_key) {
+        fprintf (stderr, "dpool: --curve-secret and --broker-key go together\n");
+        return EXIT_USAGE;
     }
     popts.modules = modules;
     if (popts.nmodules)

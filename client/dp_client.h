@@ -25,6 +25,7 @@
 #include "dpool.h"
 #include "dp_link.h"
 #include "dp_proto.h"
+#include "dp_curve.h"
 #include "dp_broker.h"
 
 #include <czmq.h>
@@ -120,6 +121,8 @@ struct dp_pool {
     int pumping;                //  > 0 inside the pump (callbacks run)
     bool closing;               //  BYE follows: no CANCEL per job
     bool welcomed;              //  a broker answered HELLO once
+    dp_curve_keys_t curve;      //  CURVE keys for the broker (on false: plaintext)
+    dp_curve_watch_t *watch;    //  its handshakes, to say why it does not answer
     bool sealed;                //  no new jobs (dp_pool_seal, dp_pool_terminate)
     bool terminated;            //  dp_pool_terminate was called
     dp_msg_t msg;

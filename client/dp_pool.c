@@ -163,11 +163,18 @@ s_handshake (dp_pool_t *self)
     int64_t deadline = zclock_mono () + self->timeout_ms;
     while (true) {
         int64_t left = deadline - zclock_mono ();
+        const char *why = dp_curve_watch_why (self->watch, self->curve.on);
+        if (why) {
+            client_set_error ("cannot reach the broker at %s: %s", self->endpoint, why);
+            return -1;
+        }
         if (left <= 0) {
             client_set_error ("cannot reach the broker at %s: no answer within %d ms",
                               self->endpoint, self->timeout_ms);
             return -1;
         }
+        if (self->watch && left > 100)
+            left = 100;         //  look at the handshakes now and then
         int rc = s_recv (self, (int) left, NULL, 0);
         if (rc == 1 && self->msg.cmd == DP_CMD_WELCOME) {
             self->window = self->msg.window ? self->msg.window : 1024;
@@ -253,6 +260,7 @@ s_open_embedded (dp_pool_t *self, const dp_pool_opts_t *opts)
     bopts.init_args = opts ? opts->init_args : NULL;
     bopts.max_tasks = opts ? opts->max_tasks_per_child : 0;
     bopts.mem_limit_mb = opts ? opts->mem_limit_mb : 0;
+    bopts.allow_exec = true;        //  our own workers: the caller's commands
     //  host tasks (dp_register_task): the workers come from the fork server
     if (client_has_host_tasks () && !dp_forkserver_running ()) {
         client_set_error ("cannot start the embedded pool: tasks are registered with "
@@ -283,6 +291,12 @@ s_choose_endpoint (const dp_pool_opts_t *opts, const char **endpoint)
     const char *env = getenv ("DPOOL_BROKER");
     if (env && !*env)
         env = NULL;
+    //  the server directory's running broker stands in for $DPOOL_BROKER
+    static __thread char found [256];
+    char dir [4096];
+    if (!env && dp_curve_server_dir (NULL, dir, sizeof dir)
+    &&  dp_curve_server_endpoint (dir, "clients", found, sizeof found) == 0)
+        env = found;
     bool embedded_asked = opts && (opts->workers > 0 || opts->nmodules > 0);
     *endpoint = NULL;
     switch (mode) {
@@ -304,10 +318,39 @@ s_choose_endpoint (const dp_pool_opts_t *opts, const char **endpoint)
     return -1;
 }
 
+//  The DEALER to the broker, with the CURVE keys if any, connected.
+//  Returns 0 or -1 (error set).
+static int
+s_open_socket (dp_pool_t *self)
+{
+    self->sock = zsock_new (ZMQ_DEALER);
+    if (!self->sock) {
+        client_set_error ("cannot create a socket: %s", zmq_strerror (errno));
+        return -1;
+    }
+    self->handle = zsock_resolve (self->sock);
+    zsock_set_linger (self->sock, 0);
+    zsock_set_sndhwm (self->sock, 0);
+    zsock_set_rcvhwm (self->sock, 0);
+    zsock_set_maxmsgsize (self->sock, DP_MAX_FRAME);
+    if (dp_curve_client_apply (self->handle, &self->curve) != 0) {
+        client_set_error ("cannot set CURVE keys: %s", zmq_strerror (errno));
+        return -1;
+    }
+    if (!self->broker)
+        self->watch = dp_curve_watch_new (NULL, self->handle);
+    if (zmq_connect (self->handle, self->endpoint) != 0) {
+        client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 dp_pool_t *
 dp_pool_open (const dp_pool_opts_t *opts)
 {
     zsys_handler_set (NULL);        //  a library must not take the host's signals
+    char why_keys [1024];
     dp_pool_t *self = (dp_pool_t *) zmalloc (sizeof (dp_pool_t));
     self->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     self->hb_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : DEFAULT_HB_MS;
@@ -328,36 +371,41 @@ dp_pool_open (const dp_pool_opts_t *opts)
     }
     if (endpoint) {
         const char *from = opts && opts->endpoint ? "endpoint" : "$DPOOL_BROKER";
-        char why [128];
+        char why [1024];
         if (s_check_endpoint (endpoint, why, sizeof why) != 0) {
             client_set_error ("bad broker %s '%s': %s", from, endpoint, why);
             dp_pool_close (&self);
             return NULL;
         }
         snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+        if (dp_curve_client_keys (opts ? opts->curve_secret : NULL, opts ? opts->broker_key : NULL,
+                                  "client", endpoint, &self->curve, why, sizeof why)) {
+            client_set_error ("%s", why);
+            dp_pool_close (&self);
+            return NULL;
+        }
     }
     else
     if (s_open_embedded (self, opts) != 0) {
         dp_pool_close (&self);
         return NULL;
     }
-    self->sock = zsock_new (ZMQ_DEALER);
-    if (!self->sock) {
-        client_set_error ("cannot create a socket: %s", zmq_strerror (errno));
+    if (s_open_socket (self) != 0) {
         dp_pool_close (&self);
         return NULL;
     }
-    self->handle = zsock_resolve (self->sock);
-    zsock_set_linger (self->sock, 0);
-    zsock_set_sndhwm (self->sock, 0);
-    zsock_set_rcvhwm (self->sock, 0);
-    zsock_set_maxmsgsize (self->sock, DP_MAX_FRAME);
-    if (zmq_connect (self->handle, self->endpoint) != 0) {
-        client_set_error ("cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
-        dp_pool_close (&self);
-        return NULL;
+    int rc = s_handshake (self);
+    //  a broker that started with us: its server directory may list the
+    //  endpoint only now (it writes it before it binds), so a handshake
+    //  that failed without keys is tried once more with them
+    if (rc != 0 && !self->broker && !self->curve.on && !(opts && opts->curve_secret)
+    &&  dp_curve_client_keys (NULL, NULL, "client", self->endpoint, &self->curve,
+                              why_keys, sizeof why_keys) == 0 && self->curve.on) {
+        dp_curve_watch_destroy (&self->watch);
+        zsock_destroy (&self->sock);
+        rc = s_open_socket (self) == 0 ? s_handshake (self) : -1;
     }
-    if (s_handshake (self) != 0) {
+    if (rc != 0) {
         dp_pool_close (&self);
         return NULL;
     }
@@ -384,6 +432,7 @@ dp_pool_close (dp_pool_t **self_p)
     //  (a refused endpoint) would block on the send for good
     if (self->sock && self->welcomed && !self->broken [0])
         cpool_send_simple (self, DP_CMD_BYE, 0);
+    dp_curve_watch_destroy (&self->watch);
     zsock_destroy (&self->sock);
     dp_broker_destroy (&self->broker);
     dp_msg_reset (&self->msg);

@@ -972,9 +972,11 @@ s_run_main (run_opts_t *op)
     dp_pool_opts_t popts = { 0 };
     popts.endpoint = o.broker;
     popts.timeout_ms = o.broker_timeout_ms;
-    //  -j makes the pool local; without it, $DPOOL_BROKER (mode AUTO, no
-    //  workers named) or one local worker per usable CPU
-    if (o.jobs) {
+    popts.curve_secret = o.curve_secret;
+    popts.broker_key = o.broker_key;
+    //  no -j and no -b: $DPOOL_BROKER if set (a pool given workers is
+    //  always embedded, dp_pool_open), else local workers
+    if (o.jobs || (!o.broker && !getenv ("DPOOL_BROKER"))) {
         popts.workers = o.jobslots;
         popts.mode = o.broker ? DP_POOL_REMOTE : DP_POOL_EMBEDDED;
     }

@@ -80,6 +80,8 @@ typedef struct {
     uint32_t max_attempts;      //  --max-attempts (0: the pool's 3)
     const char *broker;         //  -b / --broker
     int broker_timeout_ms;
+    const char *curve_secret;   //  --curve-secret FILE
+    const char *broker_key;     //  --broker-key FILE
     double timeout_s;           //  --timeout S (0: none)
     uint32_t timeout_pct;       //  --timeout N%
     int retries;                //  --retries N (times a job is tried)

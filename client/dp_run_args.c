@@ -33,7 +33,8 @@ enum {
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
     O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_ARGSEP, O_ARGFILESEP,
-    O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS
+    O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
+    O_CURVE_SECRET, O_BROKER_KEY
 };
 
 typedef struct {
@@ -106,6 +107,8 @@ static const s_opt_t s_options [] = {
     { "b|broker", O_BROKER, true },
     { "broker-timeout", O_BROKER_TIMEOUT, true },
     { "max-attempts", O_MAX_ATTEMPTS, true },
+    { "curve-secret", O_CURVE_SECRET, true },
+    { "broker-key", O_BROKER_KEY, true },
     { NULL, 0, false }
 };
 
@@ -190,6 +193,9 @@ run_usage (FILE *out)
 "  --resume-by seq|content  with --resume: a job is done when its seq\n"
 "                       (GNU parallel's) or its command text is in the joblog\n"
 "  --max-attempts N     times a job may kill a worker before it fails (3)\n"
+"  --curve-secret FILE  our CURVE secret key file (PATH_secret of dpool keygen)\n"
+"  --broker-key FILE    the broker's public key file (with --curve-secret;\n"
+"                       without both: the local server directory's keys)\n"
 "  -h, --help  -V, --version\n"
 "\n"
 "Commands run with $PARALLEL_SHELL, else $SHELL, else /bin/sh.\n"
@@ -549,6 +555,8 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
                 return RUN_EXIT_ERROR;
             o->max_attempts = (uint32_t) n;
             break;
+        case O_CURVE_SECRET: o->curve_secret = val; break;
+        case O_BROKER_KEY: o->broker_key = val; break;
         default: break;
     }
     return -1;
@@ -709,6 +717,8 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
         return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
     if ((o->resume || o->resume_failed || o->retry_failed) && !o->joblog)
         return run_usage_error ("--resume, --resume-failed and --retry-failed need --joblog FILE");
+    if (!o->curve_secret != !o->broker_key)
+        return run_usage_error ("--curve-secret and --broker-key go together");
     if (o->header && o->colsep == NULL && o->nsources == 0)
         o->header = true;
     if (o->retries < 1)

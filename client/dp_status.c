@@ -15,6 +15,7 @@
 
 #include <czmq.h>
 #include <getopt.h>
+#include "dp_curve.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ s_usage (FILE *out)
         "  -b, --broker EP   the broker's client endpoint (default: $DPOOL_BROKER)\n"
         "      --json        print the report as one JSON object\n"
         "      --timeout MS  how long to wait for the answer (default 3000)\n"
+        "      --curve-secret FILE, --broker-key FILE  CURVE keys, as for dpool map\n"
         "  -h, --help        show this help and exit\n"
         "\n"
         "Exit status: 0 the report was printed, 2 no answer or a bad one, 64 usage.\n");
@@ -41,7 +43,8 @@ s_usage (FILE *out)
 
 //  Ask `endpoint` for a report. Returns 0, or -1 with the reason in err.
 static int
-s_ask (const char *endpoint, int timeout_ms, dp_report_t *report, char *err, size_t errlen)
+s_ask (const char *endpoint, const dp_curve_keys_t *curve, int timeout_ms, dp_report_t *report,
+       char *err, size_t errlen)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     if (!sock) {
@@ -53,7 +56,12 @@ s_ask (const char *endpoint, int timeout_ms, dp_report_t *report, char *err, siz
     int rc = -1;
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_STATUS);
-    if (zmq_connect (zsock_resolve (sock), endpoint) != 0)
+    dp_curve_watch_t *watch = NULL;
+    if (dp_curve_client_apply (zsock_resolve (sock), curve) != 0)
+        snprintf (err, errlen, "cannot set CURVE keys: %s", zmq_strerror (errno));
+    else
+    if (!(watch = dp_curve_watch_new (NULL, zsock_resolve (sock)))
+    ||  zmq_connect (zsock_resolve (sock), endpoint) != 0)
         snprintf (err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror (errno));
     else
     if (dp_msg_send (&msg, zsock_resolve (sock), NULL) != 0)
@@ -64,8 +72,16 @@ s_ask (const char *endpoint, int timeout_ms, dp_report_t *report, char *err, siz
         rc = -2;
         while (rc == -2) {
             int64_t left = deadline - zclock_mono ();
-            int ready = left > 0 ? zmq_poll (&item, 1, left) : 0;
+            int ready = left > 0 ? zmq_poll (&item, 1, left > 100 ? 100 : left) : 0;
             if (ready < 0 && errno == EINTR)
+                continue;
+            const char *failed = dp_curve_watch_why (watch, curve->on);
+            if (ready == 0 && failed) {
+                snprintf (err, errlen, "cannot reach %s: %s", endpoint, failed);
+                rc = -1;
+                continue;
+            }
+            if (ready == 0 && left > 100)
                 continue;
             if (ready <= 0) {
                 snprintf (err, errlen, "no answer from %s within %d ms", endpoint, timeout_ms);
@@ -97,6 +113,7 @@ s_ask (const char *endpoint, int timeout_ms, dp_report_t *report, char *err, siz
         }
     }
     dp_msg_reset (&msg);
+    dp_curve_watch_destroy (&watch);
     zsock_destroy (&sock);
     return rc;
 }
@@ -284,10 +301,13 @@ dp_status_main (int argc, char *argv [])
         { "broker", required_argument, NULL, 'b' },
         { "json", no_argument, NULL, 'J' },
         { "timeout", required_argument, NULL, 'T' },
+        { "curve-secret", required_argument, NULL, 'S' },
+        { "broker-key", required_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *endpoint = getenv ("DPOOL_BROKER");
+    const char *secret = NULL, *broker_key = NULL;
     bool json = false;
     int timeout_ms = 3000;
     int c;
@@ -296,6 +316,8 @@ dp_status_main (int argc, char *argv [])
         switch (c) {
             case 'b': endpoint = optarg; break;
             case 'J': json = true; break;
+            case 'S': secret = optarg; break;
+            case 'B': broker_key = optarg; break;
             case 'T': {
                 uint64_t value;
                 if (dp_opt_uint (optarg, 1, 3600000, &value)) {
@@ -316,6 +338,10 @@ dp_status_main (int argc, char *argv [])
                  argv [optind]);
         return S_EXIT_USAGE;
     }
+    char dir [4096], found [1024];
+    if ((!endpoint || !*endpoint) && dp_curve_server_dir (NULL, dir, sizeof dir)
+    &&  dp_curve_server_endpoint (dir, "clients", found, sizeof found) == 0)
+        endpoint = found;
     if (!endpoint || !*endpoint) {
         fprintf (stderr, "dpool status: which broker? Give -b EP or set DPOOL_BROKER\n");
         return S_EXIT_USAGE;
@@ -324,7 +350,12 @@ dp_status_main (int argc, char *argv [])
     dp_report_t report;
     dp_report_init (&report);
     char err [DP_MAX_TEXT + 512];
-    if (s_ask (endpoint, timeout_ms, &report, err, sizeof err) != 0) {
+    dp_curve_keys_t curve;
+    if (dp_curve_client_keys (secret, broker_key, "client", endpoint, &curve, err, sizeof err)) {
+        fprintf (stderr, "dpool status: %s\n", err);
+        return S_EXIT_USAGE;
+    }
+    if (s_ask (endpoint, &curve, timeout_ms, &report, err, sizeof err) != 0) {
         fprintf (stderr, "dpool status: %s\n", err);
         return S_EXIT_ERROR;
     }

@@ -108,7 +108,18 @@ typedef struct {
                             //  embedded. DP_POOL_EMBEDDED: always embedded
                             //  (endpoint and $DPOOL_BROKER ignored).
                             //  DP_POOL_REMOTE: `endpoint`, else $DPOOL_BROKER,
-                            //  else dp_pool_open fails
+                            //  else the running broker of the server
+                            //  directory, else dp_pool_open fails.
+                            //  DP_POOL_AUTO with none of these asked for
+                            //  also uses the server directory's running
+                            //  broker before an embedded pool.
+    const char *curve_secret;   //  remote: our secret key file (PATH_secret of
+                                //  `dpool keygen PATH`) and the broker's public
+    const char *broker_key;     //  key file: CURVE authentication and
+                                //  encryption (both or neither). Neither: the
+                                //  server directory's keys ($DPOOL_SERVER_DIR,
+                                //  else ~/.dpool/server) when it lists the
+                                //  endpoint; else plaintext
 } dp_pool_opts_t;
 
 #define DP_POOL_AUTO        0

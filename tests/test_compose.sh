@@ -21,7 +21,9 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/.." && pwd)
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+#   the key volume (/keys in the containers), where the image's user can write
+KEYS=$(mktemp -d /tmp/dpool-compose-keys.XXXXXX)
+trap 'rm -rf "$T" "$KEYS"' EXIT
 chmod 755 "$T"
 pass=0 fail=0
 check () { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2" >&2; fi; }
@@ -49,7 +51,7 @@ compose () {    # compose [NAME=VALUE]... ARG...: docker-compose on the reposito
                 #   file, with only the variables given
     local -a vars=()
     while [ $# -gt 0 ] && [[ $1 == *=* ]]; do vars+=("$1"); shift; done
-    env -u DPOOL_IMAGE -u DPOOL_PUBLISH -u DPOOL_BROKER_JOBS ${vars[@]+"${vars[@]}"} \
+    env -u DPOOL_IMAGE -u DPOOL_PUBLISH -u DPOOL_BROKER_JOBS -u DPOOL_KEYS ${vars[@]+"${vars[@]}"} \
         docker-compose --project-directory "$SRC" -f "$SRC/docker-compose.yml" \
             --env-file "$T/empty.env" "$@"
 }
@@ -102,7 +104,7 @@ get () { awk -F'\t' -v k="$2" '$1 == k { sub(/^[^\t]*\t/, ""); print; exit }' "$
 
 # --- 1. the compose file ---------------------------------------------------------
 C="$T/config.yml"
-compose_config "$C"; rc=$?
+compose_config "$C" DPOOL_KEYS="$KEYS"; rc=$?
 check '[ $rc -eq 0 ]' "docker-compose config: status $rc: $(cat "$T/config.err")"
 check 'compose config -q 2>/dev/null' "docker-compose config -q (valid)"
 check '[ "$(compose config --services 2>/dev/null | sort | tr "\n" " ")" = "broker worker " ]' \
@@ -122,7 +124,7 @@ check '[[ " $bc " == *" --jobs none "* ]]' "broker leaves the work to the worker
 check '[[ "$bc" == dpool-broker\ * ]]' "broker runs dpool-broker"
 check '[[ "$wc" == dpool-worker\ * || "$wc" == *"exec dpool-worker "* ]]' "worker runs dpool-worker: $wc"
 check '[[ "$wc" == *" --jobs "* || "$wc" == *" -j "* ]]' "worker is a node supervising --jobs processes: $wc"
-check '[ "$(get "$C" worker.environment)" = DPOOL_WORKER_JOBS= ]' "DPOOL_WORKER_JOBS empty by default: $(get "$C" worker.environment)"
+check '[ "$(get "$C" worker.environment)" = "DPOOL_SERVER_DIR=$KEYS/server DPOOL_WORKER_JOBS=" ]' "DPOOL_WORKER_JOBS empty by default: $(get "$C" worker.environment)"
 check '[[ " $wc " == *" --connect tcp://broker:5556 "* ]]' "worker connects to broker:5556: $wc"
 check '[[ " $wc " == *" --module testtasks "* || " $wc " == *" -m testtasks "* ]]' "worker loads testtasks: $wc"
 check '[ "$(get "$C" broker.ports)" = "127.0.0.1:5555:5555 127.0.0.1:5556:5556" ]' \
@@ -131,14 +133,18 @@ check '[ -z "$(get "$C" worker.ports)" ] && [ -z "$(get "$C" worker.container_na
       "worker scales (no container_name, no host ports)"
 check '[ "$(get "$C" worker.depends_on)" = broker:service_healthy ]' "worker waits for a healthy broker: $(get "$C" worker.depends_on)"
 check '[ -n "$(get "$C" broker.health)" ]' "broker has a healthcheck"
-check '[ "$(get "$C" broker.environment)" = DPOOL_BROKER=tcp://127.0.0.1:5555 ]' "broker's DPOOL_BROKER for exec: $(get "$C" broker.environment)"
+check '[ "$(get "$C" broker.environment)" = "DPOOL_BROKER=tcp://127.0.0.1:5555 DPOOL_SERVER_DIR=$KEYS/server" ]' "broker's DPOOL_BROKER for exec, its server directory: $(get "$C" broker.environment)"
+#   CURVE: no plaintext options; the workers use the key volume's keys
+check '[[ " $bc " != *" --insecure "* && " $bc " != *" --no-curve "* ]]' "broker runs CURVE: $bc"
+check '[[ " $wc " == *" --curve-secret "*worker_secret* && " $wc " == *" --broker-key "* ]]' "worker authenticates with keys: $wc"
+check 'grep -q "dpool-keys:$KEYS" "$C"' "both services mount the key volume"
 check '[ -z "$(get "$C" broker.user)$(get "$C" worker.user)" ]' "services run as the image's user"
 #   variables
 V="$T/config-vars.yml"
-compose_config "$V" DPOOL_BROKER_JOBS=3 DPOOL_PUBLISH=0.0.0.0 DPOOL_IMAGE=registry.example/dpool:1 \
+compose_config "$V" DPOOL_KEYS="$KEYS" DPOOL_BROKER_JOBS=3 DPOOL_PUBLISH=0.0.0.0 DPOOL_IMAGE=registry.example/dpool:1 \
     DPOOL_WORKER_JOBS=3
 facts "$V"
-check '[ "$(get "$V" worker.environment)" = DPOOL_WORKER_JOBS=3 ]' "DPOOL_WORKER_JOBS passed on: $(get "$V" worker.environment)"
+check '[ "$(get "$V" worker.environment)" = "DPOOL_SERVER_DIR=$KEYS/server DPOOL_WORKER_JOBS=3" ]' "DPOOL_WORKER_JOBS passed on: $(get "$V" worker.environment)"
 check '[[ " $(get "$V" broker.command) " == *" --jobs 3 "* ]]' "DPOOL_BROKER_JOBS: $(get "$V" broker.command)"
 check '[ "$(get "$V" broker.ports)" = "0.0.0.0:5555:5555 0.0.0.0:5556:5556" ]' "DPOOL_PUBLISH: $(get "$V" broker.ports)"
 check '[ "$(get "$V" worker.image)" = registry.example/dpool:1 ]' "DPOOL_IMAGE: $(get "$V" worker.image)"
@@ -264,6 +270,7 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
     if [ "${hcmd[0]}" = CMD-SHELL ]; then hcmd=(sh -c "${hcmd[1]}"); else hcmd=("${hcmd[@]:1}"); fi
     healthy () { as_image broker broker "${hcmd[@]}" > /dev/null 2>&1; }
 
+    chown "$uid:$uid" "$KEYS"
     check '! healthy' "healthcheck fails while the broker is down"
     spawn_image broker broker "${bcmd[@]}" > "$T/broker.log" 2>&1; bpid=$NS_PID
     #   worker_1 as configured by default, worker_2 with DPOOL_WORKER_JOBS=3

@@ -82,10 +82,10 @@ seq 1 1000 | awk '{ print $1 * $1 }' > "$T/want.txt"
 "${sbatch_env[@]}" bash "$SB" bash -c '
     seq 1 1000 | dpool map square
     for i in $(seq 1 50); do     # all 3 srun tasks are workers of this broker
-        [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -j 1 -m testtasks")" -eq 3 ] && break
+        [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -j 1 -m testtasks --allow-exec")" -eq 3 ] && break
         sleep 0.1
     done
-    pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -j 1 -m testtasks" > "'"$T"'/nworkers"
+    pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:'"$WP"' -j 1 -m testtasks --allow-exec" > "'"$T"'/nworkers"
     echo "$DPOOL_BROKER" > "'"$T"'/broker_env"' > "$T/out1.txt" 2> "$T/err1.txt"
 rc=$?
 check '[ $rc -eq 0 ]' "sbatch script with a dpool map: status $rc: $(cat "$T/err1.txt")"
@@ -106,7 +106,7 @@ rc=$?
 check '[ $rc -eq 3 ]' "the command's exit status is the script's: $rc"
 check '[ "$(cat "$T/out2.txt")" = "$(printf "xa\nxb c")" ]' "dpool run through DPOOL_COMMAND: $(cat "$T/out2.txt" "$T/err2.txt")"
 check '! grep -q -- " -m " "$FAKE_SRUN_LOG"' "DPOOL_MODULES empty: no -m"
-check 'grep -q -- "dpool-worker --connect tcp://127.0.0.1:$WP -j 2$" "$FAKE_SRUN_LOG"' "DPOOL_WORKER_JOBS=2: -j 2: $(cat "$FAKE_SRUN_LOG")"
+check 'grep -q -- "dpool-worker --connect tcp://127.0.0.1:$WP -j 2 --allow-exec$" "$FAKE_SRUN_LOG"' "DPOOL_WORKER_JOBS=2: -j 2: $(cat "$FAKE_SRUN_LOG")"
 sleep 0.2
 check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(leftovers "127.0.0.1:$WP")"
 
@@ -114,10 +114,10 @@ check '[ -z "$(leftovers "127.0.0.1:$WP")" ]' "no broker or worker left: $(lefto
 "${sbatch_env[@]}" bash "$SB" sleep "60.$$" > /dev/null 2> "$T/err3.txt" &
 job=$!
 for _ in $(seq 1 100); do
-    [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks")" -eq 3 ] && break
+    [ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks --allow-exec")" -eq 3 ] && break
     sleep 0.1
 done
-check '[ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks")" -eq 3 ]' "workers up before the cancel"
+check '[ "$(pgrep -fxc "dpool-worker --connect tcp://127.0.0.1:$WP -j 1 -m testtasks --allow-exec")" -eq 3 ]' "workers up before the cancel"
 t0=$(date +%s%N)
 kill -TERM $job
 wait $job
@@ -155,12 +155,13 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
         FAKE_SRUN_NODES="$(ns_name node1) $(ns_name node2)" \
         bash "$SB" bash -c '
             seq 1 1000 | dpool map square > "$0/out6.txt"
+            #   dpool-worker processes in the two nodes (namespaces $1, $2),
+            #   counted before exec starts each worker its fork server
+            for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
+                grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"
             #   where do the items run? each answers with its node address
             seq 1 200 | dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" \
-                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"
-            #   dpool-worker processes in the two nodes (namespaces $1, $2)
-            for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
-                grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"' "$T" \
+                | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"' "$T" \
             "$(stat -L -c %i "/run/netns/$(ns_name node1)")" "$(stat -L -c %i "/run/netns/$(ns_name node2)")" \
         > /dev/null 2> "$T/err6.txt"
     rc=$?
@@ -168,7 +169,7 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
     check 'grep -q "broker tcp://10.251.0.1:20154, workers tcp://10.251.0.1:20155" "$T/err6.txt"' \
           "broker bound to node1's address, ports from the job id: $(head -1 "$T/err6.txt")"
     check 'cmp -s "$T/out6.txt" "$T/want.txt"' "1000 squares in order on two nodes"
-    check 'grep -q -- "--ntasks=4 --cpus-per-task=2 .* -j 2 -m testtasks$" "$FAKE_SRUN_LOG"' \
+    check 'grep -q -- "--ntasks=4 --cpus-per-task=2 .* -j 2 -m testtasks --allow-exec$" "$FAKE_SRUN_LOG"' \
           "a node per task with the task's CPUs: $(cat "$FAKE_SRUN_LOG")"
     check '[ "$(cat "$T/nprocs")" -eq 12 ]' "4 nodes of 2 processes, 12 dpool-workers in all: $(cat "$T/nprocs")"
     check 'grep -q "10.251.0.1/24" "$T/where.txt" && grep -q "10.251.0.2/24" "$T/where.txt"' \
@@ -209,6 +210,25 @@ ok("--clients tcp://0.0.0.0:5555" in bc and "--workers tcp://0.0.0.0:5556" in bc
 wc = " ".join(w["spec"]["template"]["spec"]["containers"][0]["command"])
 ok("dpool-worker --connect tcp://%s:5556" % svc["metadata"]["name"] in wc, "workers connect to the service: " + wc)
 ok("--jobs" in wc, "workers are nodes (--jobs)")
+#   CURVE: the key options name files that the Secret's items mount
+def mounts(d):
+    spec = d["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    out = {}
+    for m in spec["containers"][0].get("volumeMounts", []):
+        for it in vols.get(m["name"], {}).get("secret", {}).get("items", []):
+            out[m["mountPath"] + "/" + it["path"]] = it["key"]
+    return out
+def flag(cmd, name):
+    m = re.search(name + r" (\S+)", cmd)
+    return m.group(1) if m else "-"
+bm, wm = mounts(b), mounts(w)
+ok("--insecure" not in bc and "--no-curve" not in bc, "broker runs CURVE: " + bc)
+ok(bm.get(flag(bc, "--curve-secret")) == "broker_secret", "broker's --curve-secret is the Secret's broker_secret")
+ok(bm.get(flag(bc, "--allow-clients") + "/client") == "client", "broker's allow-clients holds the client key")
+ok(bm.get(flag(bc, "--allow-workers") + "/worker") == "worker", "broker's allow-workers holds the worker key")
+ok(wm.get(flag(wc, "--curve-secret")) == "worker_secret" and wm.get(flag(wc, "--broker-key")) == "broker",
+   "workers have the worker key and the broker's public key: %s" % wm)
 EOF
     while read -r st what; do
         check '[ "$st" = ok ]' "k8s: $what"

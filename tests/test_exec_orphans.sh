@@ -61,9 +61,9 @@ start_job() {
 }
 
 # --- 1. a worker node SIGKILLed --------------------------------------------
-"$BIN/dpool-broker" -c "ipc://$T/c1" -w "ipc://$T/w1" -j none 2>/dev/null &
+"$BIN/dpool-broker" -c "ipc://$T/c1" -w "ipc://$T/w1" -j none --allow-exec 2>/dev/null &
 broker=$!; pids+=("$broker")
-"$BIN/dpool-worker" -c "ipc://$T/w1" -j 1 2>/dev/null &
+"$BIN/dpool-worker" -c "ipc://$T/w1" -j 1 --allow-exec 2>/dev/null &
 node=$!; pids+=("$node")
 start_job 17.3021 -b "ipc://$T/c1"
 kill -9 "$node"
@@ -72,7 +72,7 @@ check '[ "$n" -eq 0 ]' "node SIGKILLed: $n marker processes left after 3 s"
 kill -9 "$run_pid" "$broker" 2>/dev/null
 
 # --- 2. the broker of a local worker SIGKILLed -----------------------------
-"$BIN/dpool-broker" -c "ipc://$T/c2" -w "ipc://$T/w2" -j 1 2>/dev/null &
+"$BIN/dpool-broker" -c "ipc://$T/c2" -w "ipc://$T/w2" -j 1 --allow-exec 2>/dev/null &
 broker=$!; pids+=("$broker")
 start_job 16.2032 -b "ipc://$T/c2"
 kill -9 "$broker"

@@ -45,12 +45,12 @@ A=$(ns_addr a)
 #   in a subshell whose pid $! would be).
 NSA=$(ns_name a) NSB=$(ns_name b) NSC=$(ns_name c)
 
-ip netns exec "$NSA" "$BIN/dpool-broker" -j none -v -c "tcp://$A:5555" -w "tcp://$A:5556" \
+ip netns exec "$NSA" "$BIN/dpool-broker" -j none -v --allow-exec -c "tcp://$A:5555" -w "tcp://$A:5556" \
     --task-wait 20000 > "$T/broker.log" 2>&1 &
 broker=$!
-ip netns exec "$NSB" "$BIN/dpool-worker" --connect "tcp://$A:5556" -j 2 -m "$MOD" -v > "$T/node-b.log" 2>&1 &
+ip netns exec "$NSB" "$BIN/dpool-worker" --connect "tcp://$A:5556" -j 2 --allow-exec -m "$MOD" -v > "$T/node-b.log" 2>&1 &
 nb=$!
-ip netns exec "$NSC" "$BIN/dpool-worker" --connect "tcp://$A:5556" -j 2 -m "$MOD" -v > "$T/node-c.log" 2>&1 &
+ip netns exec "$NSC" "$BIN/dpool-worker" --connect "tcp://$A:5556" -j 2 --allow-exec -m "$MOD" -v > "$T/node-c.log" 2>&1 &
 nc=$!
 kids () { pgrep -P "$1" | sort | tr '\n' ' '; }
 ready_lines () {  # PID: broker's "ready" lines for that process

@@ -121,7 +121,7 @@ main (void)
     char clients [64], workers [64];
     snprintf (clients, sizeof clients, "tcp://127.0.0.1:%d", tu_free_port ());
     snprintf (workers, sizeof workers, "tcp://127.0.0.1:%d", tu_free_port ());
-    char *argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers, "-j", "2",
+    char *argv [] = { (char *) tu_bin ("dpool-broker"), "-c", clients, "-w", workers, "-j", "2", "--no-curve",
                       "-m", (char *) tu_lib ("libdpool_testtasks.so"), "--heartbeat", "200",
                       "--metrics", "127.0.0.1:0", NULL };
     s_broker = tu_spawn (argv, NULL, NULL);

@@ -34,9 +34,10 @@ timeout 180 $VG "$BIN/dpool-broker" -c "tcp://127.0.0.1:$cp" -w "tcp://127.0.0.1
 bpid=$!
 ok=""
 for i in $(seq 1 200); do
+    kill -0 $bpid 2> /dev/null || break      # it refused to start: say so below
     if echo 1 | timeout 10 "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" --timeout 5000 square > /dev/null 2>&1; then ok=1; break; fi
 done
-check '[ -n "$ok" ]' "broker under valgrind answers"
+check '[ -n "$ok" ]' "broker under valgrind answers: $(filter "$T/broker.err" | head -5)"
 seq 1 20000 | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" square > "$T/out"
 check '[ "$(wc -l < "$T/out")" -eq 20000 ]' "map through the broker"
 printf 'a\ncrash\nb\n' | timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cp" crash_if > "$T/out" 2> "$T/err"

@@ -83,6 +83,9 @@ s_parse_args (const char *const *args, size_t nargs, dp_worker_opts_t *opts, con
             if (!strcmp (arg, "--child"))
                 opts->supervised = true;
             else
+            if (!strcmp (arg, "--allow-exec"))
+                opts->allow_exec = true;
+            else
             if (!strcmp (arg, "--verbose") || !strcmp (arg, "-v"))
                 opts->verbose++;
             else {

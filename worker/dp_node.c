@@ -46,6 +46,7 @@ typedef struct {
     uint32_t backoff;
     unsigned seed;
     char host [DP_MAX_NAME + 1];
+    dp_curve_keys_t curve;          //  CURVE keys for the broker, or none
 } s_node_t;
 
 static volatile sig_atomic_t s_stop;
@@ -111,7 +112,20 @@ s_connect (s_node_t *self)
     zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
-    if (zmq_connect (self->broker, self->opts->endpoint) != 0) {
+    //  never block on a send for long: a DEALER whose only pipe went away
+    //  (the broker gone, a CURVE handshake refused) blocks until a peer
+    //  comes, and the node would not see SIGTERM meanwhile. A message that
+    //  cannot go within a heartbeat is dropped; the liveness check
+    //  reconnects and NODE says it all again. (Not 0: NODE, sent right
+    //  after the connect, would be lost.)
+    zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &ivl, sizeof ivl);
+    char why [1024];
+    if (!self->opts->curve_secret
+    &&  dp_curve_client_keys (NULL, NULL, "worker", self->opts->endpoint, &self->curve,
+                              why, sizeof why))
+        fprintf (stderr, "dpool-worker: %s\n", why);
+    if (dp_curve_client_apply (self->broker, &self->curve) != 0
+    ||  zmq_connect (self->broker, self->opts->endpoint) != 0) {
         fprintf (stderr, "dpool-worker: cannot connect to %s: %s\n", self->opts->endpoint,
                  zmq_strerror (errno));
         zmq_close (self->broker);
@@ -184,7 +198,7 @@ s_tick (s_node_t *self)
 static const char **
 s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
 {
-    const char **args = (const char **) calloc (2 * opts->nmodules + 20, sizeof (char *));
+    const char **args = (const char **) calloc (2 * opts->nmodules + 28, sizeof (char *));
     size_t at = 0;
     args [at++] = "--connect";
     args [at++] = opts->endpoint;
@@ -210,6 +224,14 @@ s_child_args (const dp_worker_opts_t *opts, char numbers [4][16], size_t *n)
     if (opts->init_args) {
         args [at++] = "--init";
         args [at++] = opts->init_args;
+    }
+    if (opts->allow_exec)
+        args [at++] = "--allow-exec";
+    if (opts->curve_secret && opts->broker_key) {
+        args [at++] = "--curve-secret";
+        args [at++] = opts->curve_secret;
+        args [at++] = "--broker-key";
+        args [at++] = opts->broker_key;
     }
     for (int i = 0; i < opts->verbose && i < 3; i++)
         args [at++] = "-v";
@@ -298,6 +320,12 @@ dp_node_run (const dp_worker_opts_t *opts, int jobs)
             self->token = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_mono ();
     if (random)
         fclose (random);
+    char why [1024];
+    if (dp_curve_client_keys (opts->curve_secret, opts->broker_key, "worker", opts->endpoint,
+                              &self->curve, why, sizeof why)) {
+        fprintf (stderr, "dpool-worker: %s\n", why);
+        return DP_WORKER_EXIT_USAGE;
+    }
     dp_wake_open (s_wake);
     struct sigaction action = { .sa_handler = s_on_signal };
     sigaction (SIGTERM, &action, NULL);

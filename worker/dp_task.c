@@ -108,6 +108,19 @@ dp_registry_add_task (dp_registry_t *self, const char *name, dp_task_fn *fn,
     return s_registry_add (self, name, fn, module, err, errlen);
 }
 
+int
+dp_registry_remove (dp_registry_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->ntasks; i++)
+        if (strcmp (self->tasks [i].name, name) == 0) {
+            memmove (self->tasks + i, self->tasks + i + 1,
+                     (self->ntasks - i - 1) * sizeof *self->tasks);
+            self->ntasks--;
+            return 0;
+        }
+    return -1;
+}
+
 dp_registry_t *
 dp_registry_new (void)
 {

@@ -16,6 +16,9 @@ typedef struct dp_registry dp_registry_t;
 
 //  New registry holding the built-in tasks (`exec`). NULL if out of memory.
 dp_registry_t *dp_registry_new (void);
+//  Take a task out (the built-in exec where it was not asked for).
+//  Returns 0, or -1 when there is no such task.
+int dp_registry_remove (dp_registry_t *self, const char *name);
 void dp_registry_destroy (dp_registry_t **self_p);
 
 //  Load a task module: a path (contains '/'), or a name NAME resolved to

@@ -78,6 +78,8 @@ typedef struct s_work {
 typedef struct {
     const dp_worker_opts_t *opts;
     dp_registry_t *registry;        //  read-only once loaded: shared
+    dp_curve_keys_t curve;          //  CURVE keys for the broker (on: false, plaintext)
+    dp_curve_watch_t *watch;        //  its handshakes, to say why it does not answer
     void *ctx;
     void *broker;                   //  DEALER, NULL while backing off
     void *pipe;                     //  main side of the executor PAIR
@@ -513,8 +515,9 @@ static int
 s_send (s_worker_t *self, dp_msg_t *msg)
 {
     if (dp_msg_send (msg, self->broker, NULL)) {
+        const char *why = dp_curve_watch_why (self->watch, self->curve.on);
         s_log (self, 0, "cannot send %s to broker: %s", dp_cmd_name (msg->cmd),
-               zmq_strerror (errno));
+               why ? why : zmq_strerror (errno));
         s_disconnect (self);
         return -1;
     }
@@ -600,9 +603,20 @@ s_connect (s_worker_t *self)
     zmq_setsockopt (self->broker, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
     zmq_setsockopt (self->broker, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     zmq_setsockopt (self->broker, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_connect (self->broker, self->opts->endpoint)) {
+    //  the server directory is read again at every session: a broker that
+    //  started with us may have written its endpoints since
+    char why [1024];
+    if (!self->opts->local && !self->opts->curve_secret
+    &&  dp_curve_client_keys (NULL, NULL, "worker", self->opts->endpoint, &self->curve,
+                              why, sizeof why))
+        s_log (self, 0, "%s", why);
+    if (!self->opts->local)
+        self->watch = dp_curve_watch_new (self->ctx, self->broker);
+    if (dp_curve_client_apply (self->broker, &self->curve)
+    ||  zmq_connect (self->broker, self->opts->endpoint)) {
         s_log (self, 0, "cannot connect to %s: %s", self->opts->endpoint,
                zmq_strerror (errno));
+        dp_curve_watch_destroy (&self->watch);
         zmq_close (self->broker);
         self->broker = NULL;
         return -1;
@@ -617,6 +631,7 @@ s_connect (s_worker_t *self)
 static void
 s_disconnect (s_worker_t *self)
 {
+    dp_curve_watch_destroy (&self->watch);
     if (self->broker)
         zmq_close (self->broker);
     self->broker = NULL;
@@ -815,8 +830,9 @@ s_tick (s_worker_t *self)
     }
     uint32_t hb = self->welcomed ? self->broker_hb : self->hb_ms;
     if (now - self->last_recv > (int64_t) S_LIVENESS * hb) {
-        s_log (self, self->opts->local ? 0 : 1, "broker silent for %lld ms",
-               (long long) (now - self->last_recv));
+        const char *why = dp_curve_watch_why (self->watch, self->curve.on);
+        s_log (self, self->opts->local || why ? 0 : 1, "broker silent for %lld ms%s%s",
+               (long long) (now - self->last_recv), why ? ": " : "", why ? why : "");
         if (self->opts->local)
             return DP_WORKER_EXIT_OK;
         s_disconnect (self);
@@ -945,6 +961,7 @@ s_shutdown (s_worker_t **self_p, bool bye)
         int linger = S_BYE_LINGER_MS;   //  let zmq_ctx_term flush it
         zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
     }
+    dp_curve_watch_destroy (&self->watch);
     s_watchdog_stop (self);
     if (self->broker)
         zmq_close (self->broker);
@@ -1093,10 +1110,20 @@ dp_worker_run (const dp_worker_opts_t *opts)
     self->seed = (unsigned) getpid () ^ (unsigned) s_now_ns ();
     self->registry = s_registry_load (opts->tasks, opts->ntasks, opts->modules, opts->nmodules);
     self->progress = dp_progress_child ();
+    if (self->registry && !opts->allow_exec)
+        dp_registry_remove (self->registry, "exec");
+    char why [1024];
+    //  local workers use the broker's private ipc endpoint, never CURVE
+    if (!opts->local && dp_curve_client_keys (opts->curve_secret, opts->broker_key, "worker",
+                                              opts->endpoint, &self->curve, why, sizeof why)) {
+        fprintf (stderr, "dpool-worker: %s\n", why);
+        dp_registry_destroy (&self->registry);
+        free (self);
+        return DP_WORKER_EXIT_USAGE;
+    }
     //  the initializers run here, in a process that takes items, and
     //  nowhere else; the page tells the supervisor how they went (it
     //  waits for the first worker's at start-up)
-    char why [1024];
     if (self->registry && dp_registry_init (self->registry, opts->init_args, why, sizeof why)) {
         fprintf (stderr, "dpool-worker: %s\n", why);
         dp_registry_destroy (&self->registry);

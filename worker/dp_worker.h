@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "dpool_task.h"
+#include "dp_curve.h"
 
 typedef struct {
     const char *endpoint;           //  broker backend endpoint (required)
@@ -29,6 +30,10 @@ typedef struct {
     const char *init_args;          //  for module initializers (NULL: "")
     const dp_task_def_t *tasks;     //  tasks of the host program, added before
     size_t ntasks;                  //  the modules' (fork server children)
+    bool allow_exec;                //  offer the built-in exec task (shell commands)
+    const char *curve_secret;       //  our secret key file and the broker's public
+    const char *broker_key;         //  key file (both or neither; neither: the
+                                    //  server directory's, when it lists endpoint)
     int verbose;
 } dp_worker_opts_t;
 

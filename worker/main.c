@@ -24,17 +24,24 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "Usage: dpool-worker --connect ENDPOINT [OPTION]...\n"
+        "Usage: dpool-worker [--connect ENDPOINT] [OPTION]...\n"
         "       dpool-worker --check [-m MODULE]...\n"
         "Run dpool tasks for a broker: connect to its worker endpoint, announce\n"
         "the tasks this worker has, run the chunks of items it sends, answer.\n"
         "\n"
-        "  -c, --connect ENDPOINT  broker's worker endpoint (tcp://host:port, ipc://path)\n"
+        "  -c, --connect ENDPOINT  broker's worker endpoint (tcp://host:port, ipc://path;\n"
+        "                          default: the one in the server directory)\n"
         "  -m, --module MODULE     load a task module (repeatable): a path to a .so, or a\n"
         "                          name NAME found as libdpool_NAME.so, NAME.so or\n"
         "                          libNAME.so in $DPOOL_MODULE_PATH (colon-separated),\n"
         "                          the directory of libdpool.so, then the install libdir.\n"
-        "                          The built-in task 'exec' is always there.\n"
+        "      --allow-exec        offer the built-in task 'exec' (runs any shell\n"
+        "                          command the broker's clients send; off by default)\n"
+        "      --curve-secret FILE our secret key file (PATH_secret of 'dpool keygen')\n"
+        "      --broker-key FILE   the broker's public key file: with --curve-secret,\n"
+        "                          CURVE authentication and encryption. Without both,\n"
+        "                          the keys of the server directory ($DPOOL_SERVER_DIR,\n"
+        "                          default ~/.dpool/server) when it lists the endpoint\n"
         "      --credit N          chunks accepted at once, 1-1024 (default 64; the broker\n"
         "                          keeps ~1 ms of work queued, at least 2 chunks)\n"
         "      --heartbeat MS      heartbeat interval, 10-3600000 ms (default 1000); the\n"
@@ -107,7 +114,7 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
          int *node_jobs)
 {
     enum { OPT_CREDIT = 256, OPT_HEARTBEAT, OPT_LOCAL, OPT_CHECK, OPT_CHILD, OPT_MAXTASKS,
-           OPT_MEMLIMIT, OPT_INIT };
+           OPT_MEMLIMIT, OPT_INIT, OPT_EXEC, OPT_SECRET, OPT_BROKERKEY };
     static const struct option options [] = {
         { "connect",   required_argument, NULL, 'c' },
         { "module",    required_argument, NULL, 'm' },
@@ -120,6 +127,9 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
         { "max-tasks-per-child", required_argument, NULL, OPT_MAXTASKS },
         { "mem-limit", required_argument, NULL, OPT_MEMLIMIT },
         { "init",      required_argument, NULL, OPT_INIT },
+        { "allow-exec", no_argument,      NULL, OPT_EXEC },
+        { "curve-secret", required_argument, NULL, OPT_SECRET },
+        { "broker-key", required_argument, NULL, OPT_BROKERKEY },
         { "verbose",   no_argument,       NULL, 'v' },
         { "help",      no_argument,       NULL, 'h' },
         { "version",   no_argument,       NULL, 'V' },
@@ -144,6 +154,15 @@ s_parse (int argc, char *argv [], dp_worker_opts_t *opts, const char **modules, 
                 break;
             case OPT_INIT:
                 opts->init_args = optarg;
+                break;
+            case OPT_EXEC:
+                opts->allow_exec = true;
+                break;
+            case OPT_SECRET:
+                opts->curve_secret = optarg;
+                break;
+            case OPT_BROKERKEY:
+                opts->broker_key = optarg;
                 break;
             case OPT_CHILD:
                 opts->supervised = true;
@@ -201,8 +220,15 @@ main (int argc, char *argv [])
         return code;
     if (check)
         return dp_worker_check (opts.modules, opts.nmodules);
+    char dir [4096], endpoint [1024];
+    if (!opts.endpoint && dp_curve_server_dir (NULL, dir, sizeof dir)
+    &&  dp_curve_server_endpoint (dir, "workers", endpoint, sizeof endpoint) == 0)
+        opts.endpoint = endpoint;
     if (!opts.endpoint)
-        return s_bad_usage ("--connect ENDPOINT is required");
+        return s_bad_usage ("--connect ENDPOINT is required (no running broker in the "
+                            "server directory)");
+    if (!opts.curve_secret != !opts.broker_key)
+        return s_bad_usage ("--curve-secret and --broker-key go together");
     //  A plain remote worker is a node of one supervised worker process:
     //  only a supervisor can kill an item that outlives its job's
     //  timeout (and replace the process), report the death of the one
