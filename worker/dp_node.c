@@ -43,6 +43,8 @@ typedef struct {
     uint64_t token;
     uint32_t hb_ms, broker_hb;
     int64_t last_sent, last_recv, reconnect_at;
+    int64_t connected_at;           //  when s_connect last ran
+    bool welcomed;                  //  the broker answered since then
     uint32_t backoff;
     unsigned seed;
     char host [DP_MAX_NAME + 1];
@@ -132,9 +134,25 @@ s_connect (s_node_t *self)
         self->broker = NULL;
         return -1;
     }
-    self->last_recv = zclock_mono ();
+    self->last_recv = self->connected_at = zclock_mono ();
+    self->welcomed = false;
     s_send_node (self);
     return 0;
+}
+
+//  Connected without CURVE because the server directory had no keys for
+//  the endpoint (a node started just before its broker): once they are
+//  there, connect again at once, rather than after the liveness check.
+static bool
+s_keys_appeared (s_node_t *self)
+{
+    if (self->welcomed || self->curve.on || self->opts->curve_secret)
+        return false;
+    dp_curve_keys_t keys;
+    memset (&keys, 0, sizeof keys);
+    char why [1024];
+    return dp_curve_client_keys (NULL, NULL, "worker", self->opts->endpoint, &keys,
+                                 why, sizeof why) == 0 && keys.on;
 }
 
 //  The broker is silent: drop the socket, try again after a backoff.
@@ -161,6 +179,7 @@ s_from_broker (s_node_t *self)
             break;
         self->last_recv = zclock_mono ();
         if (rc == 0 && msg.cmd == DP_CMD_WELCOME) {
+            self->welcomed = true;
             self->broker_hb = msg.hb ? msg.hb : self->hb_ms;
             self->backoff = S_BACKOFF_MIN;
         }
@@ -186,6 +205,13 @@ s_tick (s_node_t *self)
     }
     if (now - self->last_recv > (int64_t) S_LIVENESS * self->broker_hb)
         s_disconnect (self);
+    else
+    if (!self->welcomed && now - self->connected_at >= 200 && s_keys_appeared (self)) {
+        zmq_close (self->broker);
+        self->broker = NULL;
+        if (s_connect (self))
+            s_disconnect (self);
+    }
     else
     if (now - self->last_sent >= self->hb_ms) {
         dp_msg_t msg;
