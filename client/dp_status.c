@@ -104,7 +104,7 @@ s_ask (const char *endpoint, const dp_curve_keys_t *curve, int timeout_ms, dp_re
             }
             else
             if (msg.cmd == DP_CMD_ERROR) {
-                snprintf (err, errlen, "%s: %s%s", endpoint, msg.text,
+                snprintf (err, errlen, "%s: %.400s%s", endpoint, msg.text,
                           msg.code == DP_PROTO_ECMD ? " (a broker without STATUS?)" : "");
                 rc = -1;
             }
