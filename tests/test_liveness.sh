@@ -57,8 +57,9 @@ for k in $(seq 1 8); do
 done
 wait $mpid; rc=$?
 check '[ $kills -gt 0 ]' "no worker killed"
-check '[ $rc -eq 1 ] && python3 "$(dirname "$0")/mixcheck.py" "$T/mix" "$T/out" "$T/err" > "$T/why"' \
-    "mix of deaths and timeouts rc=$rc: $(head -c 1500 "$T/why") (input $T/mix)"
+python3 "$(dirname "$0")/mixcheck.py" "$T/mix" "$T/out" "$T/err" $kills > "$T/why"; mixrc=$?
+check '[ $rc -eq 1 ] && [ $mixrc -eq 0 ]' \
+    "mix of deaths and timeouts rc=$rc: $(head -c 1500 "$T/why") (input: $(tr '\n' ' ' < "$T/mix" | head -c 600))"
 
 # A standalone broker (no local workers) and one remote worker over tcp
 start_broker() {   # extra broker options in "$@"; sets bpid cport wport
