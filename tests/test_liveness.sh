@@ -3,18 +3,7 @@
 # of busy workers and slow clients, timeouts on every kind of worker, bad
 # option values, items over the size limit. Real processes, real sockets.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-LIB=${DPOOL_LIB:-build/lib}
-MOD="$LIB/libdpool_testtasks.so"
-T=$(mktemp -d)
-PIDS=""
-cleanup() { for p in $PIDS; do kill -KILL $p 2>/dev/null; done; rm -rf "$T"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 
 # Leading failures: the first single-item probes all fail with no timing;
 # the job must go on (it waited for a timing for good)
@@ -161,5 +150,4 @@ check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = "$(printf "1048576\n1048576\n10485
 kill $ppid; wait $ppid 2>/dev/null
 stop_pid $bpid
 
-echo "test_liveness: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_liveness
