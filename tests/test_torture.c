@@ -19,7 +19,11 @@
     bounded (10 bad-input lines a second and a count); the rogues are
     quarantined. Printed: the time to connect the idle connections, the
     handshake failures, the real job's rate before and during the torture
-    (min / median). `test_torture [N]`: N idle connections. */
+    (min / median). `test_torture [N [ITEMS]]`: N idle connections, ITEMS
+    in the real job. Measurements: TORTURE_NOREAD=1 (flooders read no
+    answer), TORTURE_FLOOD_ONLY=client|worker, TORTURE_HEARTBEAT=MS (the
+    broker's --heartbeat), TORTURE_NO_BACKOFF=1 (idle peers retry every
+    100 ms). */
 #include "testpeer.h"
 #include "dp_curve.h"
 #include "dp_report.h"
@@ -476,7 +480,12 @@ main (int argc, char *argv [])
     snprintf (wmb, sizeof wmb, "%d", WINDOW_MB);
     char *bargv [] = { (char *) tu_bin ("dpool-broker"), "-c", s_clients, "-w", s_workers, "-j", "2",
                        "-m", (char *) tu_lib ("libdpool_example.so"), "--window-bytes", wmb,
-                       "--metrics", "127.0.0.1:0", NULL };
+                       "--metrics", "127.0.0.1:0", NULL, NULL, NULL };
+    //  TORTURE_HEARTBEAT=MS: the broker's --heartbeat (also its ZMTP heartbeats)
+    if (getenv ("TORTURE_HEARTBEAT")) {
+        bargv [13] = "--heartbeat";
+        bargv [14] = getenv ("TORTURE_HEARTBEAT");
+    }
     int64_t broker_start = tu_now_ms ();
     s_broker = tu_spawn (bargv, log.out, log.err);
     REQUIRE (s_broker > 0);
