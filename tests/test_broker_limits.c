@@ -13,8 +13,7 @@
 
     `test_broker_limits` runs the suite's parts; `test_broker_limits PART
     [SIZE]` one part, SIZE scaling the measurements (MiB, or connections). */
-#include "testutil.h"
-#include "dp_proto.h"
+#include "testpeer.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -77,57 +76,17 @@ s_stop_broker (pid_t pid)
     s_broker = 0;
 }
 
-//  The broker's resident set, KiB, from /proc.
-static long
-s_rss_kb (pid_t pid)
-{
-    char path [64], line [256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    FILE *f = fopen (path, "r");
-    long kb = -1;
-    while (f && fgets (line, sizeof line, f))
-        if (strncmp (line, "VmRSS:", 6) == 0)
-            kb = atol (line + 6);
-    if (f)
-        fclose (f);
-    return kb;
-}
-
+//  A DEALER that retries a refused connection once a second.
 static void *
 s_dealer (const char *endpoint, int rcvhwm)
 {
-    void *sock = zmq_socket (s_ctx, ZMQ_DEALER);
-    int linger = 0, ivl = 1000;
-    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+    void *sock = tu_dealer_new (s_ctx);
+    int ivl = 1000;
     zmq_setsockopt (sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     if (rcvhwm)
         zmq_setsockopt (sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     REQUIRE (zmq_connect (sock, endpoint) == 0);
     return sock;
-}
-
-static int
-s_send (void *sock, dp_msg_t *msg)
-{
-    int rc = dp_msg_send (msg, sock, NULL);
-    dp_msg_reset (msg);
-    return rc;
-}
-
-//  The next message within `ms`, skipping heartbeats: its command or -1.
-static int
-s_recv (void *sock, dp_msg_t *msg, int ms)
-{
-    int64_t deadline = tu_now_ms () + ms;
-    while (tu_now_ms () < deadline) {
-        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, 50) <= 0)
-            continue;
-        dp_msg_reset (msg);
-        if (dp_msg_recv (msg, sock, NULL, 0, NULL, 0) == 0 && msg->cmd != DP_CMD_HEARTBEAT)
-            return msg->cmd;
-    }
-    return -1;
 }
 
 //  A raw client: HELLO, WELCOME (copied to *welcome if given).
@@ -136,12 +95,7 @@ s_client (const char *clients, int rcvhwm, dp_msg_t *welcome)
 {
     void *sock = s_dealer (clients, rcvhwm);
     dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_HELLO);
-    msg.hb = 1000;
-    s_send (sock, &msg);
-    dp_msg_init (&msg, 0);
-    int cmd = s_recv (sock, &msg, 5000);
-    CHECK (cmd == DP_CMD_WELCOME);
+    CHECK (tu_hello (sock, &msg) == DP_CMD_WELCOME);
     if (welcome)
         *welcome = msg;
     dp_msg_reset (&msg);
@@ -155,7 +109,7 @@ s_job (void *sock, uint32_t job, const char *task)
     dp_msg_init (&msg, DP_CMD_JOB);
     msg.job = job;
     snprintf (msg.task, sizeof msg.task, "%s", task);
-    s_send (sock, &msg);
+    tu_send_try (sock, &msg);
 }
 
 //  BATCH of n items of `size` bytes each.
@@ -179,7 +133,7 @@ s_batch (void *sock, uint32_t job, uint64_t first, uint32_t n, size_t size, int 
     REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
     dp_batch_clear (&batch);
     (void) flags;
-    return s_send (sock, &msg);
+    return tu_send_try (sock, &msg);
 }
 
 //  The next ERROR within `ms` (other messages skipped): its code, or 0.
@@ -191,7 +145,7 @@ s_error (void *sock, int ms, uint32_t *job)
     int64_t deadline = tu_now_ms () + ms;
     int code = 0;
     while (!code && tu_now_ms () < deadline) {
-        int cmd = s_recv (sock, &msg, (int) (deadline - tu_now_ms ()));
+        int cmd = tu_recv (sock, &msg, (int) (deadline - tu_now_ms ()));
         if (cmd == DP_CMD_ERROR) {
             code = msg.code;
             if (job)
@@ -245,7 +199,7 @@ s_noread (int mib, int window_mb)
     char *extra [] = { "--window-bytes", wmb, NULL };
     pid_t broker = s_start_broker (clients, workers, "2", extra, 0);
     void *sock = s_client (clients, 1, NULL);
-    long base = s_rss_kb (broker), peak = base;
+    long base = tu_status_kb (broker, "VmRSS"), peak = base;
     uint32_t job = 1;
     s_job (sock, job, "echo");
     uint64_t first = 0;
@@ -264,12 +218,12 @@ s_noread (int mib, int window_mb)
             //  EJOB; a new job keeps the pressure on
             s_job (sock, ++job, "echo");
             first = 0;
-            long rss = s_rss_kb (broker);
+            long rss = tu_status_kb (broker, "VmRSS");
             peak = rss > peak ? rss : peak;
         }
     }
     for (int i = 0; i < 20; i++) {
-        long rss = s_rss_kb (broker);
+        long rss = tu_status_kb (broker, "VmRSS");
         peak = rss > peak ? rss : peak;
         usleep (50000);
     }
@@ -293,7 +247,7 @@ s_test_caps (void)
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_HELLO);
     msg.hb = 1000;
-    s_send (c [3], &msg);
+    tu_send_try (c [3], &msg);
     CHECK (s_error (c [3], 3000, NULL) == DP_PROTO_ELIMIT);
     s_job (c [0], 1, "echo");
     s_job (c [1], 1, "echo");
@@ -306,11 +260,11 @@ s_test_caps (void)
         dp_msg_init (&msg, DP_CMD_READY);
         msg.credit = 1;
         msg.hb = 1000;
-        s_send (w [i], &msg);
+        tu_send_try (w [i], &msg);
     }
     dp_msg_init (&msg, 0);
-    CHECK (s_recv (w [0], &msg, 3000) == DP_CMD_WELCOME);
-    CHECK (s_recv (w [1], &msg, 3000) == DP_CMD_WELCOME);
+    CHECK (tu_recv (w [0], &msg, 3000) == DP_CMD_WELCOME);
+    CHECK (tu_recv (w [1], &msg, 3000) == DP_CMD_WELCOME);
     dp_msg_reset (&msg);
     CHECK (s_error (w [2], 3000, NULL) == DP_PROTO_ELIMIT);
     for (int i = 0; i < 4; i++)
@@ -342,7 +296,7 @@ s_test_log (void)
         if (i % 1000 == 0) {
             dp_msg_t msg;
             dp_msg_init (&msg, 0);
-            while (s_recv (sock, &msg, 1) != -1)
+            while (tu_recv (sock, &msg, 1) != -1)
                 dp_msg_reset (&msg);
         }
     }
@@ -351,15 +305,15 @@ s_test_log (void)
     //  whose queue is full are dropped)
     dp_msg_t msg;
     dp_msg_init (&msg, 0);
-    while (s_recv (sock, &msg, 500) != -1)
+    while (tu_recv (sock, &msg, 500) != -1)
         dp_msg_reset (&msg);
     dp_msg_init (&msg, DP_CMD_STATUS);
-    s_send (sock, &msg);
+    tu_send_try (sock, &msg);
     dp_msg_init (&msg, 0);
     int64_t deadline = tu_now_ms () + 30000;
     int cmd = -1;
     while (cmd != DP_CMD_REPORT && tu_now_ms () < deadline)
-        if ((cmd = s_recv (sock, &msg, 1000)) != -1)
+        if ((cmd = tu_recv (sock, &msg, 1000)) != -1)
             dp_msg_reset (&msg);
     CHECK (cmd == DP_CMD_REPORT);
     usleep (1200000);               //  the last second's summary
@@ -386,25 +340,17 @@ s_test_log (void)
 static bool
 s_real_job (const char *clients, int n)
 {
-    char in [] = "/tmp/dpool-limits-in-XXXXXX", out [] = "/tmp/dpool-limits-out-XXXXXX";
-    close (mkstemp (in));
-    close (mkstemp (out));
-    FILE *f = fopen (in, "w");
+    tu_files_t files;
+    tu_files_make (&files, "limits");
+    FILE *f = fopen (files.in, "w");
     for (int i = 0; f && i < n; i++)
         fprintf (f, "%d\n", i);
     if (f)
         fclose (f);
     char *argv [] = { (char *) tu_bin ("dpool"), "map", "-b", (char *) clients, "square", NULL };
-    fflush (stdout);
-    pid_t cli = fork ();
-    if (cli == 0) {
-        if (!freopen (in, "r", stdin) || !freopen (out, "w", stdout))
-            _exit (126);
-        execv (argv [0], argv);
-        _exit (127);
-    }
-    int status = tu_wait (cli, 30000);
-    f = fopen (out, "r");
+    pid_t cli = tu_spawn_io (argv, files.in, files.out, NULL);
+    int status = cli > 0 ? tu_wait (cli, 30000) : -1;
+    f = fopen (files.out, "r");
     int lines = 0, wrong = 0;
     char line [64];
     while (f && fgets (line, sizeof line, f)) {
@@ -413,8 +359,7 @@ s_real_job (const char *clients, int n)
     }
     if (f)
         fclose (f);
-    unlink (in);
-    unlink (out);
+    tu_files_remove (&files);
     return status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0 && lines == n && !wrong;
 }
 
@@ -487,24 +432,6 @@ s_test_fds (int conns)
     s_stop_broker (broker);
 }
 
-//  CPU seconds the process has used (user + system), from /proc.
-static double
-s_cpu_s (pid_t pid)
-{
-    char path [64], text [1024];
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-    FILE *f = fopen (path, "r");
-    size_t size = f ? fread (text, 1, sizeof text - 1, f) : 0;
-    if (f)
-        fclose (f);
-    text [size] = 0;
-    const char *at = strrchr (text, ')');
-    unsigned long utime = 0, stime = 0;
-    if (at)
-        sscanf (at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
-    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
-}
-
 //  Measurement: `conns` idle connections (half to each endpoint) held
 //  while a real job runs; the broker's RSS and CPU.
 static void
@@ -518,19 +445,19 @@ s_measure_idle (int conns)
     char clients [64], workers [64];
     pid_t broker = s_start_broker (clients, workers, "2", NULL, 0);
     usleep (500000);
-    long base = s_rss_kb (broker);
+    long base = tu_status_kb (broker, "VmRSS");
     void **idle = (void **) calloc ((size_t) conns, sizeof (void *));
     for (int i = 0; i < conns; i++)
         idle [i] = s_dealer (i % 2 ? workers : clients, 0);
     usleep (5000000);
-    double cpu0 = s_cpu_s (broker);
+    double cpu0 = tu_cpu_s (broker);
     usleep (5000000);
-    double cpu1 = s_cpu_s (broker);
+    double cpu1 = tu_cpu_s (broker);
     int64_t start = tu_now_ms ();
     bool ok = s_real_job (clients, 10000);
     int64_t took = tu_now_ms () - start;
     printf ("idle: %d idle connections: broker RSS %ld MiB (%ld MiB before), CPU %.0f%% while "
-            "idle, a 10,000-item job %s in %lld ms, alive %d\n", conns, s_rss_kb (broker) / 1024,
+            "idle, a 10,000-item job %s in %lld ms, alive %d\n", conns, tu_status_kb (broker, "VmRSS") / 1024,
             base / 1024, (cpu1 - cpu0) / 5 * 100, ok ? "exact" : "FAILED", (long long) took,
             tu_alive (broker));
     CHECK (ok);
@@ -554,7 +481,7 @@ s_measure_bigitems (int mib, int count)
     for (int i = 0; i < count; i++) {
         if (s_batch (sock, 1, (uint64_t) i, 1, (size_t) mib << 20, 0) != 0)
             break;
-        long rss = s_rss_kb (broker);
+        long rss = tu_status_kb (broker, "VmRSS");
         peak = rss > peak ? rss : peak;
     }
     dp_msg_t msg;
@@ -562,7 +489,7 @@ s_measure_bigitems (int mib, int count)
     int64_t deadline = tu_now_ms () + 60000;
     int answered = 0;
     while (tu_now_ms () < deadline && answered + refused < count) {
-        int cmd = s_recv (sock, &msg, 1000);
+        int cmd = tu_recv (sock, &msg, 1000);
         if (cmd == DP_CMD_RESULTS)
             answered += (int) msg.n;
         if (cmd == DP_CMD_ERROR) {
@@ -570,7 +497,7 @@ s_measure_bigitems (int mib, int count)
             printf ("  ERROR %d %s\n", msg.code, msg.text);
         }
         dp_msg_reset (&msg);
-        long rss = s_rss_kb (broker);
+        long rss = tu_status_kb (broker, "VmRSS");
         peak = rss > peak ? rss : peak;
     }
     printf ("bigitems: %d x %d MiB: %d answered, %d refused; broker RSS at most %ld MiB\n",
@@ -592,14 +519,14 @@ s_measure_multipart (int mib, int frames)
     long peak = 0;
     for (int i = 0; i < frames; i++) {
         zmq_send (sock, frame, (size_t) mib << 20, i + 1 < frames ? ZMQ_SNDMORE : 0);
-        long rss = s_rss_kb (broker);
+        long rss = tu_status_kb (broker, "VmRSS");
         peak = rss > peak ? rss : peak;
     }
     //  until the broker's RSS has not grown for 5 s (the frames take a
     //  while over loopback), at most 90 s
     int64_t still = tu_now_ms (), deadline = tu_now_ms () + 90000;
     while (tu_now_ms () - still < 5000 && tu_now_ms () < deadline) {
-        long rss = s_rss_kb (broker);
+        long rss = tu_status_kb (broker, "VmRSS");
         if (rss > peak + 1024)
             still = tu_now_ms ();
         peak = rss > peak ? rss : peak;
