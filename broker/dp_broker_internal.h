@@ -101,6 +101,10 @@ struct client {
     uint64_t outstanding_bytes;
     uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
     bool blocked;               //  a RESULTS or DONE found its pipe full: retry
+    link_t backlog;             //  messages waiting for room in its pipe (dp_guard.c)
+    uint32_t backlog_notes;     //  of them, not job-ending ERRORs (bounded)
+    uint32_t backlog_reports;   //  of them, REPORTs (bounded)
+    uint32_t held;              //  of them, ERRORs that ended a job: hold a job slot
     link_t jobs;
     zhashx_t *job_index;        //  job id -> job_t (job_index_new)
     char name [DP_MAX_NAME + 1];    //  HELLO.host, for status
@@ -181,6 +185,8 @@ struct broker {
         int64_t conns;          //  connections open (accepted - disconnected)
         int64_t max_conns;      //  budget: the fd limit less a reserve
         uint64_t refused;       //  connections shut down over the budget
+        uint64_t held;          //  messages that waited in a client's backlog
+        uint64_t undelivered;   //  ERROR/REPORT/WELCOME dropped: no room, no session
     } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
@@ -243,7 +249,8 @@ int span_gather (span_t *const *spans, size_t count, dp_msg_t *msg, bool with_st
 
 //  dp_metrics.c: status replies, counters, Prometheus metrics
 void metrics_publish (broker_t *self);
-void metrics_status (broker_t *self, zmq_msg_t *rid);
+//  metrics_status returns the send's result (0, or -1 with errno)
+int metrics_status (broker_t *self, zmq_msg_t *rid);
 void metrics_result (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void metrics_worker_gone (broker_t *self, worker_t *worker);
 

@@ -34,6 +34,8 @@
 #define GUARD_CLIENT_SNDHWM 64      //  messages queued to a client that does not read
 #define GUARD_PEER_RCVHWM   1000    //  messages queued from one peer before TCP pushes back
 #define GUARD_RETRY_MS      5       //  a blocked client's answers are retried this often
+#define GUARD_CLIENT_NOTES  64      //  ERRORs that end no job, and WELCOMEs, held for a client
+#define GUARD_CLIENT_REPORTS 4      //  REPORTs held for a client (built when sent)
 
 //  A random 64-bit token (getrandom), never 0.
 uint64_t guard_token (void);
@@ -77,6 +79,32 @@ int guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *er
 //  A RESULTS or DONE to the client found its pipe full (it reads nothing,
 //  or too slowly): its answers wait at the broker, retried shortly.
 void guard_blocked (broker_t *broker, client_t *client);
+
+//  Send a message to a client that must not be lost (ERROR, WELCOME,
+//  REPORT: any but RESULTS, DONE, HEARTBEAT): at once if nothing waits
+//  before it and its pipe has room, else it waits in the client's backlog
+//  (FIFO, ahead of its RESULTS and DONE) and goes when the pipe drains.
+//  `ends_job`: an ERROR that ends a job the client had open; it holds the
+//  job's slot (CLIENT_MAX_JOBS) until it is delivered, so these are bounded
+//  by the open-job limit. Other ERRORs and WELCOMEs wait up to
+//  GUARD_CLIENT_NOTES, REPORTs up to GUARD_CLIENT_REPORTS (a REPORT is
+//  built when it goes); beyond that a message is dropped, counted and
+//  logged (a client that keeps sending requests it never reads the answer
+//  to). The message is consumed. Returns 0 (sent or held), or -1 with
+//  errno (the client is gone: EHOSTUNREACH).
+int guard_client_send (broker_t *broker, client_t *client, dp_msg_t *msg, bool ends_job);
+
+//  Is anything waiting in the client's backlog? Its RESULTS and DONE then
+//  wait too, so that the client sees its messages in order.
+bool guard_client_backlogged (client_t *client);
+
+//  Free the client's backlog (the client is being destroyed).
+void guard_client_forget (broker_t *broker, client_t *client);
+
+//  A message to a peer without a session (ERROR, REPORT) found its pipe
+//  full: it is dropped (there is no session to hold it in), counted and
+//  logged. Call with the failed send's errno in place.
+void guard_undelivered (broker_t *broker, const char *key, uint8_t cmd);
 
 //  Retry blocked clients' deliveries when due; the next time one is due,
 //  or INT64_MAX, in `wake` (lowered only).
