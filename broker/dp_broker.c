@@ -427,8 +427,13 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         zhashx_insert (worker->tasks, msg->tasks [i], (void *) 1);
     worker->is_node = msg->cmd == DP_CMD_NODE;
     worker->credit = worker->is_node ? 0 : msg->credit ? msg->credit : 1;
+    //  a peer's interval is its own, but one of hours would keep a silent
+    //  peer (and its chunks) for hours: liveness takes at most a minute
+    uint32_t max_hb = self->opts.heartbeat_ms > GUARD_MAX_HB_MS ? self->opts.heartbeat_ms : GUARD_MAX_HB_MS;
     worker->hb = msg->hb ? msg->hb : self->opts.heartbeat_ms;
+    worker->hb = worker->hb < max_hb ? worker->hb : max_hb;
     worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
+    worker->heard_ms = self->now_ms;
     worker->pid = (pid_t) msg->pid;
     worker->slots = msg->slots;
     worker->node = msg->node;
@@ -489,7 +494,8 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         return;
     }
     if ((msg->cmd == DP_CMD_READY || msg->cmd == DP_CMD_NODE)
-    &&  !zhashx_lookup (self->workers, key) && zhashx_size (self->workers) >= self->opts.max_workers) {
+    &&  !zhashx_lookup (self->workers, key) && zhashx_size (self->workers) >= self->opts.max_workers
+    &&  !guard_evict_idle (self, key, msg->cmd == DP_CMD_READY ? msg->node : 0)) {
         snprintf (err, sizeof err, "the broker has %u workers, its limit (--max-workers)",
                   self->opts.max_workers);
         guard_log (self, "worker %s refused: %s", key, err);
@@ -507,6 +513,7 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         return;
     }
     worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
+    worker->heard_ms = self->now_ms;
     switch (msg->cmd) {
         case DP_CMD_RESULT:
             metrics_result (self, worker, msg);

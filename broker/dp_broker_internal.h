@@ -120,8 +120,9 @@ struct worker {
     link_t inflight;            //  chunks, via chunk->queue
     link_t available;           //  in broker->available while credit is left
     int64_t expiry_ms;
+    int64_t heard_ms;           //  its last message
     int64_t last_send_ms;
-    uint32_t hb;
+    uint32_t hb;                //  its interval for liveness (at most GUARD_MAX_HB_MS)
     pid_t pid;
     int slot;                   //  local worker slot, or -1 for remote
     uint64_t node;              //  node token of a node's worker (0: none)
@@ -186,6 +187,7 @@ struct broker {
         int64_t max_conns;      //  budget: the fd limit less a reserve
         uint64_t refused;       //  connections shut down over the budget
         uint64_t held;          //  messages that waited in a client's backlog
+        uint64_t evicted;       //  idle workers evicted at --max-workers
         uint64_t undelivered;   //  ERROR/REPORT/WELCOME dropped: no room, no session
     } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)

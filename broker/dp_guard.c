@@ -158,6 +158,56 @@ guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *err, s
 }
 
 //  --------------------------------------------------------------------------
+//  The worker limit
+
+bool
+guard_evict_idle (broker_t *broker, const char *key, uint64_t token_in)
+{
+    //  node tokens with a registered worker: such a node is at work
+    zhashx_t *working = zhashx_new ();
+    char token [24];
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers))
+        if (!w->is_node && w->node) {
+            snprintf (token, sizeof token, "%llx", (unsigned long long) w->node);
+            zhashx_update (working, token, (void *) 1);
+        }
+    worker_t *victim = NULL;
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers)) {
+        if (w->slot >= 0 || w->chunks_done || w->items_done || !link_empty (&w->inflight)
+        ||  streq (w->key, key))
+            continue;
+        if (w->is_node) {
+            //  not the node of the worker asking in, nor one at work
+            snprintf (token, sizeof token, "%llx", (unsigned long long) w->node);
+            if ((token_in && w->node == token_in) || zhashx_lookup (working, token))
+                continue;
+        }
+        //  a worker before a node, then the one heard from least recently
+        if (!victim || (victim->is_node && !w->is_node)
+        ||  (victim->is_node == w->is_node && w->heard_ms < victim->heard_ms))
+            victim = w;
+    }
+    zhashx_destroy (&working);
+    if (!victim)
+        return false;
+    broker->guard.evicted++;
+    guard_log (broker, "%s %s (pid %d, host %s) evicted: idle %lld ms, never answered a chunk, "
+               "and the broker is at its worker limit (--max-workers %u)",
+               victim->is_node ? "node" : "worker", victim->key, victim->pid, victim->host,
+               (long long) (broker->now_ms - victim->heard_ms), broker->opts.max_workers);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ERROR);
+    msg.code = DP_PROTO_ELIMIT;
+    snprintf (msg.text, sizeof msg.text, "evicted: idle and never worked while the broker is at "
+              "its worker limit (--max-workers %u); another took the place", broker->opts.max_workers);
+    broker_send_worker (broker, victim, &msg);
+    broker_worker_lost (broker, victim, NULL);
+    return true;
+}
+
+//  --------------------------------------------------------------------------
 //  Stalled chunks
 
 //  The worker's oldest chunk that a job still waits for, or NULL.

@@ -18,7 +18,8 @@
     - node tokens are unguessable and bound to the connection that
       registered them, so only a worker's own supervisor reports its death;
     - a broker-wide budget of clients, workers and jobs, and of open
-      connections below the file descriptor limit;
+      connections below the file descriptor limit; at the worker limit an
+      idle worker that never worked makes room for a new one;
     - bad-input logging limited to GUARD_LOG_PER_S lines a second.
     =========================================================================
 */
@@ -34,6 +35,8 @@
 #define GUARD_CLIENT_SNDHWM 64      //  messages queued to a client that does not read
 #define GUARD_PEER_RCVHWM   1000    //  messages queued from one peer before TCP pushes back
 #define GUARD_RETRY_MS      5       //  a blocked client's answers are retried this often
+#define GUARD_MAX_HB_MS     60000   //  a worker's announced interval counts as at most this
+                                    //  (or the broker's own, if longer) for its liveness
 #define GUARD_CLIENT_NOTES  64      //  ERRORs that end no job, and WELCOMEs, held for a client
 #define GUARD_CLIENT_REPORTS 4      //  REPORTs held for a client (built when sent)
 
@@ -119,6 +122,19 @@ void guard_connection (broker_t *broker, bool accepted, int fd);
 //  Set the connection budget from the fd limit now in force; `reserve`
 //  fds are kept for everything else (local workers, files).
 void guard_budget (broker_t *broker, int reserve);
+
+//  The broker is at --max-workers and a new worker or node (READY, NODE
+//  from connection `key`) asks in: make room by evicting an idle one that
+//  has never worked, so that peers which say READY and then sit (silent
+//  with a huge interval, or heartbeating and taking nothing) cannot lock
+//  real workers out. The one evicted is, of the entries that hold no chunk
+//  and have answered none in their session (not local workers; a node only
+//  while none of its workers is registered, and never the node `token` of
+//  the worker asking in), a worker before a node, and the one heard from
+//  least recently. It gets ERROR ELIMIT and is forgotten (nothing to
+//  requeue); a dpool-worker then reconnects after its backoff. Returns
+//  true if one was evicted.
+bool guard_evict_idle (broker_t *broker, const char *key, uint64_t token);
 
 //  Timer: bench workers holding stalled chunks and give their chunks
 //  backup copies; summary of suppressed log lines.

@@ -6,6 +6,10 @@
     noread   a client that sends items and reads nothing: the broker's RSS
              stays bounded (its answers wait, its window stays closed)
     caps     --max-clients, --max-workers, --max-jobs answered ELIMIT
+    evict    --max-workers 3 filled by raw READYs that then sit (two silent
+             with an hour's heartbeat, one heartbeating with a task nobody
+             runs): a real dpool-worker still gets in (an idle one that
+             never worked is evicted) and a map through it completes
     backlog  a client that reads nothing while its answers fill its pipe,
              then asks things that are answered ERROR or REPORT, then
              reads: every item answered exactly once, and every ERROR and
@@ -307,22 +311,46 @@ s_test_caps (void)
     s_job (c [2], 7, "echo");
     uint32_t job = 0;
     CHECK (s_error (c [2], 3000, &job) == DP_PROTO_ELIMIT && job == 7);
-    void *w [3];
-    for (int i = 0; i < 3; i++) {
+    //  at the worker limit an idle worker that never worked makes room:
+    //  w2 gets in, w0 is evicted; once w1 and w2 each hold a chunk, w3 is
+    //  refused
+    void *w [4];
+    char *tasks [1] = { "echo" };
+    for (int i = 0; i < 4; i++) {
         w [i] = s_dealer (workers, 0);
         dp_msg_init (&msg, DP_CMD_READY);
+        msg.tasks = tasks;
+        msg.ntasks = 1;
         msg.credit = 1;
         msg.hb = 1000;
-        s_send (w [i], &msg);
+        REQUIRE (dp_msg_send (&msg, w [i], NULL) == 0);
+        msg.tasks = NULL;
+        dp_msg_init (&msg, 0);
+        if (i < 3)
+            CHECK (s_recv (w [i], &msg, 3000) == DP_CMD_WELCOME);
+        dp_msg_reset (&msg);
+        if (i == 2) {
+            CHECK (s_error (w [0], 3000, NULL) == DP_PROTO_ELIMIT);
+            dp_msg_init (&msg, DP_CMD_BATCH);       //  two chunks of job 1
+            dp_batch_t batch;
+            dp_batch_init (&batch);
+            dp_batch_add (&batch, "a", 1);
+            dp_batch_add (&batch, "b", 1);
+            msg.job = 1;
+            msg.csize = 1;
+            REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
+            dp_batch_clear (&batch);
+            s_send (c [0], &msg);
+            dp_msg_init (&msg, 0);
+            CHECK (s_recv (w [1], &msg, 3000) == DP_CMD_CHUNK);
+            CHECK (s_recv (w [2], &msg, 3000) == DP_CMD_CHUNK);
+            dp_msg_reset (&msg);
+        }
     }
-    dp_msg_init (&msg, 0);
-    CHECK (s_recv (w [0], &msg, 3000) == DP_CMD_WELCOME);
-    CHECK (s_recv (w [1], &msg, 3000) == DP_CMD_WELCOME);
-    dp_msg_reset (&msg);
-    CHECK (s_error (w [2], 3000, NULL) == DP_PROTO_ELIMIT);
+    CHECK (s_error (w [3], 3000, NULL) == DP_PROTO_ELIMIT);
     for (int i = 0; i < 4; i++)
         zmq_close (c [i]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         zmq_close (w [i]);
     s_stop_broker (broker);
 }
@@ -601,6 +629,84 @@ s_test_backlog (void)
     s_stop_broker (broker);
 }
 
+//  A raw worker: READY with one task (or none), `hb` ms.
+static void *
+s_squatter (const char *workers, const char *task, uint32_t hb)
+{
+    void *sock = s_dealer (workers, 0);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_READY);
+    char *tasks [1] = { (char *) task };
+    msg.tasks = task ? tasks : NULL;
+    msg.ntasks = task ? 1 : 0;
+    msg.credit = 1;
+    msg.hb = hb;
+    msg.pid = 1;
+    REQUIRE (dp_msg_send (&msg, sock, NULL) == 0);
+    msg.tasks = NULL;
+    dp_msg_reset (&msg);
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (sock, &msg, 3000) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+    return sock;
+}
+
+static void
+s_test_evict (void)
+{
+    char clients [64], workers [64];
+    char *extra [] = { "--max-workers", "3", NULL };
+    pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
+    void *silent1 = s_squatter (workers, "square", 3600000);
+    void *silent2 = s_squatter (workers, NULL, 3600000);
+    void *busy = s_squatter (workers, "nobody_runs_this", 300);
+    CHECK (s_workers (clients) == 3);
+    //  the real worker: it must get in, and run the job
+    char *argv [] = { (char *) tu_bin ("dpool-worker"), "--connect", workers, "-m",
+                      (char *) tu_lib ("libdpool_testtasks.so"), getenv ("EVICT_LOG") ? "-v" : NULL, NULL };
+    pid_t real = tu_spawn (argv, NULL, getenv ("EVICT_LOG"));
+    REQUIRE (real > 0);
+    char text [65536], pid [32];
+    snprintf (pid, sizeof pid, "\"pid\":%d,", (int) real);
+    int64_t start = tu_now_ms (), deadline = start + 15000;
+    bool in = false;
+    while (!in && tu_now_ms () < deadline) {
+        if (zmq_poll (&(zmq_pollitem_t) { busy, 0, ZMQ_POLLIN, 0 }, 1, 0) > 0) {
+            dp_msg_t msg;
+            dp_msg_init (&msg, 0);
+            dp_msg_recv (&msg, busy, NULL, 0, NULL, 0);
+            dp_msg_reset (&msg);
+        }
+        dp_msg_t beat;                              //  the idle one heartbeats
+        dp_msg_init (&beat, DP_CMD_HEARTBEAT);
+        s_send (busy, &beat);
+        in = s_status (clients, text, sizeof text) && strstr (text, pid);
+        if (!in)
+            usleep (200000);
+    }
+    int64_t took = tu_now_ms () - start;
+    //  `dpool-worker --connect` is a node of one worker: two places, those
+    //  of the two silent squatters (heard from least recently); the one
+    //  that heartbeats stays
+    int code1 = s_error (silent1, 1000, NULL);
+    int code2 = s_error (silent2, 1000, NULL);
+    int code3 = s_error (busy, 300, NULL);
+    int64_t t0 = tu_now_ms ();
+    bool ok = in && s_real_job (clients, 200);
+    printf ("evict: the real worker registered after %lld ms (%s); squatters got ERROR %d, %d, %d; "
+            "a 200-item map through it %s in %lld ms\n", (long long) took, in ? "in" : "REFUSED",
+            code1, code2, code3, ok ? "exact" : "FAILED", (long long) (tu_now_ms () - t0));
+    CHECK (in);
+    CHECK (code1 == DP_PROTO_ELIMIT && code2 == DP_PROTO_ELIMIT && code3 == 0);
+    CHECK (ok);
+    kill (real, SIGTERM);
+    CHECK (tu_wait (real, 10000) != -1);
+    zmq_close (silent1);
+    zmq_close (silent2);
+    zmq_close (busy);
+    s_stop_broker (broker);
+}
+
 static void
 s_test_fds (int conns)
 {
@@ -790,6 +896,8 @@ main (int argc, char *argv [])
     }
     if (!*part || !strcmp (part, "caps"))
         s_test_caps ();
+    if (!*part || !strcmp (part, "evict"))
+        s_test_evict ();
     if (!*part || !strcmp (part, "backlog"))
         s_test_backlog ();
     if (!*part || !strcmp (part, "log"))

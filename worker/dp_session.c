@@ -316,6 +316,13 @@ s_on_command (wk_worker_t *self, dp_msg_t *msg)
             else
             if (msg->code != DP_PROTO_ENOTREADY)
                 wk_log (self, 0, "broker error %d: %s", msg->code, msg->text);
+            //  refused or evicted at the broker's worker limit: try again
+            //  later (backoff), else a refused READY is never sent again
+            if (msg->code == DP_PROTO_ELIMIT && !msg->has_job) {
+                if (self->opts->local)
+                    return DP_WORKER_EXIT_OK;
+                s_disconnect (self);
+            }
             break;
         case DP_CMD_BYE:
             wk_log (self, 1, "BYE from broker");
