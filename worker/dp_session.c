@@ -455,6 +455,11 @@ int
 wk_loop (wk_worker_t *self)
 {
     while (!wk_interrupted) {
+        //  a sign of life for our supervisor, every turn (at least every
+        //  S_POLL_MAX_MS): a stopped or hung worker is killed and replaced
+        if (self->progress)
+            atomic_store_explicit (&self->progress->alive_ns, (int64_t) wk_now_ns (),
+                                   memory_order_relaxed);
         zmq_pollitem_t items [3] = {
             { self->pipe, 0, ZMQ_POLLIN, 0 },
             { NULL, wk_wake [0], ZMQ_POLLIN, 0 },
