@@ -6,6 +6,14 @@
     noread   a client that sends items and reads nothing: the broker's RSS
              stays bounded (its answers wait, its window stays closed)
     caps     --max-clients, --max-workers, --max-jobs answered ELIMIT
+    evict    --max-workers 3 filled by raw READYs that then sit (two silent
+             with an hour's heartbeat, one heartbeating with a task nobody
+             runs): a real dpool-worker still gets in (an idle one that
+             never worked is evicted) and a map through it completes
+    backlog  a client that reads nothing while its answers fill its pipe,
+             then asks things that are answered ERROR or REPORT, then
+             reads: every item answered exactly once, and every ERROR and
+             the REPORT arrive (they wait at the broker, never dropped)
     fds      under a file descriptor limit of 256, hundreds of idle
              connections, then a local worker restart: the broker lives,
              and a real job runs
@@ -26,6 +34,7 @@
 static void *s_ctx;
 static pid_t s_broker;
 static const char *s_broker_err;    //  the next broker's stderr, or NULL
+static int s_rcvbuf;                //  SO_RCVBUF of the next DEALERs (0: the kernel's)
 
 static void
 s_kill_broker (void)
@@ -85,6 +94,8 @@ s_dealer (const char *endpoint, int rcvhwm)
     zmq_setsockopt (sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     if (rcvhwm)
         zmq_setsockopt (sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    if (s_rcvbuf)
+        zmq_setsockopt (sock, ZMQ_RCVBUF, &s_rcvbuf, sizeof s_rcvbuf);
     REQUIRE (zmq_connect (sock, endpoint) == 0);
     return sock;
 }
@@ -254,22 +265,46 @@ s_test_caps (void)
     s_job (c [2], 7, "echo");
     uint32_t job = 0;
     CHECK (s_error (c [2], 3000, &job) == DP_PROTO_ELIMIT && job == 7);
-    void *w [3];
-    for (int i = 0; i < 3; i++) {
+    //  at the worker limit an idle worker that never worked makes room:
+    //  w2 gets in, w0 is evicted; once w1 and w2 each hold a chunk, w3 is
+    //  refused
+    void *w [4];
+    char *tasks [1] = { "echo" };
+    for (int i = 0; i < 4; i++) {
         w [i] = s_dealer (workers, 0);
         dp_msg_init (&msg, DP_CMD_READY);
+        msg.tasks = tasks;
+        msg.ntasks = 1;
         msg.credit = 1;
         msg.hb = 1000;
-        tu_send_try (w [i], &msg);
+        REQUIRE (dp_msg_send (&msg, w [i], NULL) == 0);
+        msg.tasks = NULL;
+        dp_msg_init (&msg, 0);
+        if (i < 3)
+            CHECK (tu_recv (w [i], &msg, 3000) == DP_CMD_WELCOME);
+        dp_msg_reset (&msg);
+        if (i == 2) {
+            CHECK (s_error (w [0], 3000, NULL) == DP_PROTO_ELIMIT);
+            dp_msg_init (&msg, DP_CMD_BATCH);       //  two chunks of job 1
+            dp_batch_t batch;
+            dp_batch_init (&batch);
+            dp_batch_add (&batch, "a", 1);
+            dp_batch_add (&batch, "b", 1);
+            msg.job = 1;
+            msg.csize = 1;
+            REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
+            dp_batch_clear (&batch);
+            tu_send_try (c [0], &msg);
+            dp_msg_init (&msg, 0);
+            CHECK (tu_recv (w [1], &msg, 3000) == DP_CMD_CHUNK);
+            CHECK (tu_recv (w [2], &msg, 3000) == DP_CMD_CHUNK);
+            dp_msg_reset (&msg);
+        }
     }
-    dp_msg_init (&msg, 0);
-    CHECK (tu_recv (w [0], &msg, 3000) == DP_CMD_WELCOME);
-    CHECK (tu_recv (w [1], &msg, 3000) == DP_CMD_WELCOME);
-    dp_msg_reset (&msg);
-    CHECK (s_error (w [2], 3000, NULL) == DP_PROTO_ELIMIT);
+    CHECK (s_error (w [3], 3000, NULL) == DP_PROTO_ELIMIT);
     for (int i = 0; i < 4; i++)
         zmq_close (c [i]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         zmq_close (w [i]);
     s_stop_broker (broker);
 }
@@ -301,8 +336,8 @@ s_test_log (void)
         }
     }
     //  the broker has read them all when it answers a STATUS after them
-    //  (and when our queue has room for the answer: ERRORs to a client
-    //  whose queue is full are dropped)
+    //  (after the ERRORs that waited for room in our queue: at most 64 of
+    //  them, the rest were dropped and counted)
     dp_msg_t msg;
     dp_msg_init (&msg, 0);
     while (tu_recv (sock, &msg, 500) != -1)
@@ -383,6 +418,238 @@ s_workers (const char *clients)
     for (at += 11; *at && *at != ']'; at++)
         count += *at == '{';
     return count;
+}
+
+//  `dpool status --json` of the broker into text; false if no answer.
+static bool
+s_status (const char *clients, char *text, size_t size)
+{
+    char cmd [256];
+    snprintf (cmd, sizeof cmd, "%s status -b %s --json 2>/dev/null", tu_bin ("dpool"), clients);
+    FILE *p = popen (cmd, "r");
+    size_t got = p ? fread (text, 1, size - 1, p) : 0;
+    if (p)
+        pclose (p);
+    text [got] = 0;
+    return strstr (text, "\"jobs\":[") != NULL;
+}
+
+//  The unsigned number after `key` in text (from `from` on), or -1.
+static long long
+s_json_num (const char *text, const char *key)
+{
+    const char *at = strstr (text, key);
+    return at ? atoll (at + strlen (key)) : -1;
+}
+
+static void
+s_test_backlog (void)
+{
+    const int total = 600, size = 64 << 10;     //  38 MiB of answers: more than TCP holds
+    char clients [64], workers [64];
+    char *extra [] = { "--window", "1000", "--task-wait", "300", NULL };
+    pid_t broker = s_start_broker (clients, workers, "2", extra, 0);
+    int64_t deadline = tu_now_ms () + 10000;
+    while (s_workers (clients) < 2 && tu_now_ms () < deadline)
+        usleep (100000);
+    //  a small TCP receive buffer: else the kernel holds tens of MiB
+    s_rcvbuf = 65536;
+    void *sock = s_client (clients, 1, NULL);
+    s_rcvbuf = 0;
+    //  job 1: fail_if over 64 KiB items, every 7th "fail" (a task error)
+    s_job (sock, 1, "fail_if");
+    char *item = (char *) malloc ((size_t) size);
+    REQUIRE (item);
+    memset (item, 'x', (size_t) size);
+    //  one item a BATCH, so one a RESULTS: the pipe's limit counts messages
+    for (int first = 0; first < total; first++) {
+        dp_batch_t batch;
+        dp_batch_init (&batch);
+        for (int i = first; i < first + 1; i++)
+            REQUIRE (i % 7 == 0 ? dp_batch_add (&batch, "fail", 4) == 0
+                                : dp_batch_add (&batch, item, (size_t) size) == 0);
+        dp_msg_t msg;
+        dp_msg_init (&msg, DP_CMD_BATCH);
+        msg.job = 1;
+        msg.first = (uint64_t) first;
+        msg.last = first + 1 == total;
+        REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
+        dp_batch_clear (&batch);
+        REQUIRE (tu_send_try (sock, &msg) == 0);
+    }
+    //  the workers have answered everything, the client has not: its pipe
+    //  is full and the rest of its answers wait at the broker
+    char text [65536];
+    deadline = tu_now_ms () + 20000;
+    bool blocked = false;
+    while (!blocked && tu_now_ms () < deadline) {
+        blocked = s_status (clients, text, sizeof text)
+               && s_json_num (text, "\"items_done\":") >= total
+               && s_json_num (text, "\"job\":1,") >= 0
+               && s_json_num (strstr (text, "\"job\":1,"), "\"done\":") < total;
+        if (!blocked)
+            usleep (100000);
+    }
+    long long delivered = s_json_num (strstr (text, "\"job\":1,") ? strstr (text, "\"job\":1,") : "",
+                                      "\"done\":");
+    printf ("backlog: %d items done by the workers, %lld delivered to the client's pipe\n",
+            total, delivered);
+    if (!blocked)
+        printf ("%s\n", text);
+    CHECK (blocked);
+    //  now things that are answered ERROR or REPORT, while the pipe is full
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_END);              //  job 9 does not exist: EJOB
+    msg.job = 9;
+    tu_send_try (sock, &msg);
+    zmq_send (sock, "DPL\x01", 4, ZMQ_SNDMORE);  //  an unknown command: ECMD
+    zmq_send (sock, "\x7f", 1, ZMQ_SNDMORE);
+    zmq_send (sock, "\x80", 1, 0);
+    dp_msg_init (&msg, DP_CMD_STATUS);
+    tu_send_try (sock, &msg);
+    s_job (sock, 2, "no_such_task");             //  no worker has it: ERROR NOWORKER
+    s_job (sock, 3, "echo");                     //  600 + 500 items over the window of 1000
+    s_batch (sock, 3, 0, 500, 10, 0);
+    //  the broker has read them all once jobs 2 and 3 are gone
+    deadline = tu_now_ms () + 10000;
+    bool read = false;
+    while (!read && tu_now_ms () < deadline) {
+        read = s_status (clients, text, sizeof text) && !strstr (text, "\"job\":2,")
+            && !strstr (text, "\"job\":3,") && s_json_num (text, "\"clients\":") == 1;
+        if (!read)
+            usleep (100000);
+    }
+    CHECK (read);
+    //  now read everything
+    uint8_t *seen = (uint8_t *) calloc ((size_t) total, 1);
+    int answered = 0, twice = 0, wrong = 0, failed = 0, reports = 0;
+    bool done = false, noworker = false, ewindow = false, ejob = false, ecmd = false;
+    dp_msg_init (&msg, 0);
+    deadline = tu_now_ms () + 20000;
+    while (!(done && noworker && ewindow && ejob && ecmd && reports) && tu_now_ms () < deadline) {
+        int cmd = tu_recv (sock, &msg, 1000);
+        if (cmd == DP_CMD_RESULTS && msg.job == 1) {
+            size_t offset = 0;
+            for (uint32_t i = 0; i < msg.n; i++) {
+                uint64_t at = msg.first + i;
+                uint32_t len = dp_msg_len (&msg, i);
+                uint8_t status = dp_msg_status (&msg, i);
+                if (at >= (uint64_t) total || seen [at]++)
+                    twice++;
+                else
+                if (at % 7 == 0 ? status != DP_ST_TASK
+                                : status != DP_ST_OK || len != (uint32_t) size
+                                  || memcmp (dp_msg_data (&msg) + offset, item, len) != 0)
+                    wrong++;
+                failed += status != DP_ST_OK;
+                answered++;
+                offset += len;
+            }
+            done |= msg.done;
+        }
+        else
+        if (cmd == DP_CMD_DONE && msg.job == 1)
+            done = true;
+        else
+        if (cmd == DP_CMD_REPORT)
+            reports++;
+        else
+        if (cmd == DP_CMD_ERROR) {
+            noworker |= msg.has_job && msg.job == 2 && msg.code == DP_ST_NOWORKER;
+            ewindow |= msg.has_job && msg.job == 3 && msg.code == DP_PROTO_EWINDOW;
+            ejob |= msg.has_job && msg.job == 9 && msg.code == DP_PROTO_EJOB;
+            ecmd |= msg.code == DP_PROTO_ECMD;
+        }
+        dp_msg_reset (&msg);
+    }
+    printf ("backlog: %d answers (%d failed), %d twice, %d wrong, done %d; ERROR NOWORKER %d, "
+            "EWINDOW %d, EJOB %d, ECMD %d; %d REPORT\n", answered, failed, twice, wrong, done,
+            noworker, ewindow, ejob, ecmd, reports);
+    CHECK (answered == total && !twice && !wrong && done);
+    CHECK (failed == (total + 6) / 7);
+    CHECK (noworker && ewindow && ejob && ecmd && reports == 1);
+    free (seen);
+    free (item);
+    zmq_close (sock);
+    s_stop_broker (broker);
+}
+
+//  A raw worker: READY with one task (or none), `hb` ms.
+static void *
+s_squatter (const char *workers, const char *task, uint32_t hb)
+{
+    void *sock = s_dealer (workers, 0);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_READY);
+    char *tasks [1] = { (char *) task };
+    msg.tasks = task ? tasks : NULL;
+    msg.ntasks = task ? 1 : 0;
+    msg.credit = 1;
+    msg.hb = hb;
+    msg.pid = 1;
+    REQUIRE (dp_msg_send (&msg, sock, NULL) == 0);
+    msg.tasks = NULL;
+    dp_msg_reset (&msg);
+    dp_msg_init (&msg, 0);
+    CHECK (tu_recv (sock, &msg, 3000) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+    return sock;
+}
+
+static void
+s_test_evict (void)
+{
+    char clients [64], workers [64];
+    char *extra [] = { "--max-workers", "3", NULL };
+    pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
+    void *silent1 = s_squatter (workers, "square", 3600000);
+    void *silent2 = s_squatter (workers, NULL, 3600000);
+    void *busy = s_squatter (workers, "nobody_runs_this", 300);
+    CHECK (s_workers (clients) == 3);
+    //  the real worker: it must get in, and run the job
+    char *argv [] = { (char *) tu_bin ("dpool-worker"), "--connect", workers, "-m",
+                      (char *) tu_lib ("libdpool_testtasks.so"), getenv ("EVICT_LOG") ? "-v" : NULL, NULL };
+    pid_t real = tu_spawn (argv, NULL, getenv ("EVICT_LOG"));
+    REQUIRE (real > 0);
+    char text [65536], pid [32];
+    snprintf (pid, sizeof pid, "\"pid\":%d,", (int) real);
+    int64_t start = tu_now_ms (), deadline = start + 15000;
+    bool in = false;
+    while (!in && tu_now_ms () < deadline) {
+        if (zmq_poll (&(zmq_pollitem_t) { busy, 0, ZMQ_POLLIN, 0 }, 1, 0) > 0) {
+            dp_msg_t msg;
+            dp_msg_init (&msg, 0);
+            dp_msg_recv (&msg, busy, NULL, 0, NULL, 0);
+            dp_msg_reset (&msg);
+        }
+        dp_msg_t beat;                              //  the idle one heartbeats
+        dp_msg_init (&beat, DP_CMD_HEARTBEAT);
+        tu_send_try (busy, &beat);
+        in = s_status (clients, text, sizeof text) && strstr (text, pid);
+        if (!in)
+            usleep (200000);
+    }
+    int64_t took = tu_now_ms () - start;
+    //  `dpool-worker --connect` is a node of one worker: two places, those
+    //  of the two silent squatters (heard from least recently); the one
+    //  that heartbeats stays
+    int code1 = s_error (silent1, 1000, NULL);
+    int code2 = s_error (silent2, 1000, NULL);
+    int code3 = s_error (busy, 300, NULL);
+    int64_t t0 = tu_now_ms ();
+    bool ok = in && s_real_job (clients, 200);
+    printf ("evict: the real worker registered after %lld ms (%s); squatters got ERROR %d, %d, %d; "
+            "a 200-item map through it %s in %lld ms\n", (long long) took, in ? "in" : "REFUSED",
+            code1, code2, code3, ok ? "exact" : "FAILED", (long long) (tu_now_ms () - t0));
+    CHECK (in);
+    CHECK (code1 == DP_PROTO_ELIMIT && code2 == DP_PROTO_ELIMIT && code3 == 0);
+    CHECK (ok);
+    kill (real, SIGTERM);
+    CHECK (tu_wait (real, 10000) != -1);
+    zmq_close (silent1);
+    zmq_close (silent2);
+    zmq_close (busy);
+    s_stop_broker (broker);
 }
 
 static void
@@ -556,6 +823,10 @@ main (int argc, char *argv [])
     }
     if (!*part || !strcmp (part, "caps"))
         s_test_caps ();
+    if (!*part || !strcmp (part, "evict"))
+        s_test_evict ();
+    if (!*part || !strcmp (part, "backlog"))
+        s_test_backlog ();
     if (!*part || !strcmp (part, "log"))
         s_test_log ();
     if (!*part || !strcmp (part, "fds"))

@@ -124,6 +124,38 @@ check '! kill -0 $victim 2>/dev/null' "stopped worker $victim not killed"
 kill -CONT $victim 2>/dev/null
 stop_pid $bpid
 
+# A stopped (SIGSTOP) worker of a worker node (dpool-worker -j 2) is killed
+# by its node after 1.5 heartbeat intervals without a sign of life on its
+# progress page, and replaced (the broker dropped it after 3 missed
+# heartbeats, but the process stayed, stopped, for ever). The job is exact:
+# the item it ran is charged one attempt (the node's DEATH names it; or, if
+# the broker's "no heartbeat" came first, its chunk is requeued as a silent
+# worker's, PROTOCOL.md rule 7)
+start_broker --heartbeat 300
+"$BIN/dpool-worker" --connect "tcp://127.0.0.1:$wport" -j 2 --heartbeat 300 -m "$MOD" 2> "$T/worker.log" & wpid=$!; PIDS="$PIDS $wpid"
+wait_ready 3                    # the node and its 2 workers
+seq 1 40 | sed 's/.*/200/' > "$T/in"         # 200 ms items: it is stopped in one
+timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" sleep_ms < "$T/in" > "$T/out" 2> "$T/err" & mpid=$!; PIDS="$PIDS $mpid"
+# until the job has answers (its output is block-buffered: ask the broker)
+job_done() {
+    "$BIN/dpool" status -b "tcp://127.0.0.1:$cport" --json 2>/dev/null \
+        | python3 -c 'import json,sys; print(max([j["done"] for j in json.load(sys.stdin)["jobs"]] or [0]))' 2>/dev/null || echo 0
+}
+for i in $(seq 1 100); do [ "$(job_done)" -ge 4 ] && break; sleep 0.05; done
+victim=$(pgrep -P $wpid | head -n 1)
+kill -STOP $victim; t0=$(date +%s%N)
+for i in $(seq 1 100); do kill -0 $victim 2>/dev/null || break; sleep 0.05; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check '! kill -0 $victim 2>/dev/null' "stopped node worker $victim still there after $ms ms: $(grep "State" /proc/$victim/status 2>/dev/null)"
+echo "node worker $victim stopped: gone after $ms ms; broker: $(grep -E "pid $victim\) (died|lost)" "$T/broker.log" | sed 's/.*dpool-broker: //')"
+wait $mpid; rc=$?
+check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "job with a stopped node worker rc=$rc $(cat "$T/err")"
+wait_ready 4
+check '[ "$(grep -c " ready: " "$T/broker.log")" -ge 4 ]' "stopped node worker not replaced: $(cat "$T/broker.log")"
+check 'kill -0 $wpid 2>/dev/null' "the node died"
+kill -CONT $victim 2>/dev/null; kill -KILL $victim 2>/dev/null
+stop_pid $wpid; stop_pid $bpid
+
 # A client keeps its session while it reads a long input line from a slow
 # writer (20 MiB, with a pause over the broker's 3 x 500 ms), then sends
 # it in one message. (100 MiB works as well, but on a loaded machine the
