@@ -35,7 +35,7 @@ s_status (const char *endpoint, dp_report_t *report)
     dp_msg_init (&msg, DP_CMD_STATUS);
     REQUIRE (dp_msg_send (&msg, sock, NULL) == 0);
     dp_msg_init (&msg, 0);
-    REQUIRE (tu_recv (sock, &msg, 3000) == DP_CMD_REPORT);
+    REQUIRE (tu_recv (sock, &msg, 10000) == DP_CMD_REPORT);   //  a loaded machine
     char err [256];
     int rc = dp_report_decode (report, &msg, err, sizeof err);
     if (rc)
