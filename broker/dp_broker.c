@@ -669,7 +669,12 @@ s_tick (broker_t *self)
 //    (or any frame) cannot pass a frame being sent, and libzmq's timeout
 //    counts only whole frames: a client sending a 4 MiB batch or a large
 //    item over a slow link says nothing until it is through, so on the
-//    frontend the ZMTP timeout and TTL are at least CLIENT_ZMTP_MS;
+//    frontend the ZMTP timeout and TTL are at least CLIENT_ZMTP_MS, and
+//    the PINGs go every CLIENT_ZMTP_MS / 6 at the most often (a dead
+//    client host is seen within 70 s): libzmq 4.3's timer cancel is a
+//    linear scan, so PINGs to every connection every second cost the
+//    I/O thread O(connections^2) a second; at 5,000 idle connections it
+//    ran at 100% and handshakes missed their 3 s (tests/test_torture.c);
 //  - MAXMSGSIZE: a frame over DP_MAX_FRAME drops the connection before it
 //    is ever buffered.
 static void *
@@ -680,13 +685,14 @@ s_router (broker_t *self, zsock_t **sock_p, int zmtp_min_ms)
         return NULL;
     int hb = (int) self->opts.heartbeat_ms;
     int timeout = 3 * hb > zmtp_min_ms ? 3 * hb : zmtp_min_ms;
+    int ivl = hb > zmtp_min_ms / 6 ? hb : zmtp_min_ms / 6;
     zsock_set_sndhwm (sock, 0);
     zsock_set_rcvhwm (sock, GUARD_PEER_RCVHWM);
     zsock_set_linger (sock, 0);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_router_handover (sock, 0);
     zsock_set_handshake_ivl (sock, 3000);
-    zsock_set_heartbeat_ivl (sock, hb);
+    zsock_set_heartbeat_ivl (sock, ivl);
     zsock_set_heartbeat_timeout (sock, timeout);
     zsock_set_heartbeat_ttl (sock, timeout);
     zsock_set_maxmsgsize (sock, DP_MAX_FRAME);
