@@ -663,7 +663,9 @@ s_test_evict (void)
     pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
     void *silent1 = s_squatter (workers, "square", 3600000);
     void *silent2 = s_squatter (workers, NULL, 3600000);
-    void *busy = s_squatter (workers, "nobody_runs_this", 300);
+    //  (its interval is long enough that a loaded machine's slow loop
+    //  below does not make it miss 3)
+    void *busy = s_squatter (workers, "nobody_runs_this", 5000);
     CHECK (s_workers (clients) == 3);
     //  the real worker: it must get in, and run the job
     char *argv [] = { (char *) tu_bin ("dpool-worker"), "--connect", workers, "-m",
@@ -694,7 +696,7 @@ s_test_evict (void)
     //  that heartbeats stays
     int code1 = s_error (silent1, 1000, NULL);
     int code2 = s_error (silent2, 1000, NULL);
-    int code3 = s_error (busy, 300, NULL);
+    int code3 = s_error (busy, 300, NULL);      //  heard recently: it stays
     int64_t t0 = tu_now_ms ();
     bool ok = in && s_real_job (clients, 200);
     printf ("evict: the real worker registered after %lld ms (%s); squatters got ERROR %d, %d, %d; "
