@@ -395,7 +395,9 @@ guard_client_send (broker_t *broker, client_t *client, dp_msg_t *msg, bool ends_
     if (!guard_client_backlogged (client)) {
         int rc = report ? metrics_status (broker, &client->rid)
                         : broker_send_to (broker, broker->frontend, &client->rid, msg);
+        int saved = errno;
         dp_msg_reset (msg);
+        errno = saved;
         if (rc == 0 || errno != EAGAIN)
             return rc;
     }

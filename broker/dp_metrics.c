@@ -360,6 +360,14 @@ s_render_guard (s_text_t *text, broker_t *self)
           (uint64_t) self->guard.max_conns },
         { "dpool_connections_refused_total", "counter",
           "Connections shut down at accept, over the budget.", self->guard.refused },
+        { "dpool_workers_evicted_total", "counter",
+          "Idle workers that never worked, evicted at --max-workers for a new one.",
+          self->guard.evicted },
+        { "dpool_client_messages_held_total", "counter",
+          "ERRORs, REPORTs and WELCOMEs that waited for room in a client's pipe.", self->guard.held },
+        { "dpool_client_messages_dropped_total", "counter",
+          "ERRORs, REPORTs and WELCOMEs dropped: no room, and over the backlog or no session.",
+          self->guard.undelivered },
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines [0]; i++) {
         s_family (text, lines [i].name, lines [i].type, lines [i].help);

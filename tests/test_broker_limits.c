@@ -10,6 +10,10 @@
              with an hour's heartbeat, one heartbeating with a task nobody
              runs): a real dpool-worker still gets in (an idle one that
              never worked is evicted) and a map through it completes
+    frames   the bound on one message (PROTOCOL.md §9.1): 10 frames are
+             refused EFRAMES and drained (the next message is read whole);
+             a worker node drops a connection that sends it a 100 KiB
+             frame (its MAXMSGSIZE), not one of 1 KiB
     backlog  a client that reads nothing while its answers fill its pipe,
              then asks things that are answered ERROR or REPORT, then
              reads: every item answered exactly once, and every ERROR and
@@ -604,7 +608,9 @@ s_test_evict (void)
     pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
     void *silent1 = s_squatter (workers, "square", 3600000);
     void *silent2 = s_squatter (workers, NULL, 3600000);
-    void *busy = s_squatter (workers, "nobody_runs_this", 300);
+    //  (its interval is long enough that a loaded machine's slow loop
+    //  below does not make it miss 3)
+    void *busy = s_squatter (workers, "nobody_runs_this", 5000);
     CHECK (s_workers (clients) == 3);
     //  the real worker: it must get in, and run the job
     char *argv [] = { (char *) tu_bin ("dpool-worker"), "--connect", workers, "-m",
@@ -635,7 +641,7 @@ s_test_evict (void)
     //  that heartbeats stays
     int code1 = s_error (silent1, 1000, NULL);
     int code2 = s_error (silent2, 1000, NULL);
-    int code3 = s_error (busy, 300, NULL);
+    int code3 = s_error (busy, 300, NULL);      //  heard recently: it stays
     int64_t t0 = tu_now_ms ();
     bool ok = in && s_real_job (clients, 200);
     printf ("evict: the real worker registered after %lld ms (%s); squatters got ERROR %d, %d, %d; "
@@ -650,6 +656,113 @@ s_test_evict (void)
     zmq_close (silent2);
     zmq_close (busy);
     s_stop_broker (broker);
+}
+
+//  DISCONNECTED events on the monitor within `ms`.
+static int
+s_disconnects (void *monitor, int ms)
+{
+    int count = 0;
+    int64_t deadline = tu_now_ms () + ms;
+    while (tu_now_ms () < deadline) {
+        zmq_pollitem_t item = { monitor, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 50) <= 0)
+            continue;
+        zmq_msg_t event;
+        zmq_msg_init (&event);
+        if (zmq_msg_recv (&event, monitor, 0) >= 0 && zmq_msg_size (&event) == 6) {
+            uint16_t id;
+            memcpy (&id, zmq_msg_data (&event), 2);
+            count += id == ZMQ_EVENT_DISCONNECTED;
+        }
+        while (zmq_msg_more (&event) && zmq_msg_recv (&event, monitor, 0) >= 0)
+            ;
+        zmq_msg_close (&event);
+    }
+    return count;
+}
+
+static void
+s_test_frames (void)
+{
+    //  the broker: 10 frames are EFRAMES, and the next message is whole
+    char clients [64], workers [64];
+    pid_t broker = s_start_broker (clients, workers, "none", NULL, 0);
+    void *sock = s_dealer (clients, 0);
+    zmq_send (sock, "DPL\x01", 4, ZMQ_SNDMORE);
+    zmq_send (sock, "\x01", 1, ZMQ_SNDMORE);
+    zmq_send (sock, "\x81\xa2hb\x10", 5, ZMQ_SNDMORE);
+    for (int i = 0; i < 7; i++)
+        zmq_send (sock, "junk", 4, i < 6 ? ZMQ_SNDMORE : 0);
+    CHECK (s_error (sock, 3000, NULL) == DP_PROTO_EFRAMES);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_HELLO);
+    msg.hb = 1000;
+    s_send (sock, &msg);
+    dp_msg_init (&msg, 0);
+    CHECK (s_recv (sock, &msg, 3000) == DP_CMD_WELCOME);
+    dp_msg_reset (&msg);
+    zmq_close (sock);
+    s_stop_broker (broker);
+
+    //  a worker node, connected to a fake broker: a frame over its 64 KiB
+    //  MAXMSGSIZE closes the connection; one of 1 KiB does not
+    void *router = zmq_socket (s_ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt (router, ZMQ_LINGER, &linger, sizeof linger);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tu_free_port ());
+    REQUIRE (zmq_bind (router, endpoint) == 0);
+    REQUIRE (zmq_socket_monitor (router, "inproc://limits-frames-mon", ZMQ_EVENT_DISCONNECTED) == 0);
+    void *monitor = zmq_socket (s_ctx, ZMQ_PAIR);
+    REQUIRE (zmq_connect (monitor, "inproc://limits-frames-mon") == 0);
+    //  a long heartbeat: its worker, never welcomed, stays connected meanwhile
+    char *argv [] = { (char *) tu_bin ("dpool-worker"), "--connect", endpoint, "-j", "1",
+                      "--heartbeat", "20000", "-m", (char *) tu_lib ("libdpool_testtasks.so"), NULL };
+    pid_t node = tu_spawn (argv, NULL, NULL);
+    REQUIRE (node > 0);
+    zmq_msg_t rid;
+    zmq_msg_init (&rid);
+    bool got = false;
+    int64_t deadline = tu_now_ms () + 10000;
+    while (!got && tu_now_ms () < deadline) {
+        zmq_pollitem_t item = { router, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 100) <= 0)
+            continue;
+        dp_msg_init (&msg, 0);
+        if (dp_msg_recv (&msg, router, &rid, 0, NULL, 0) == 0 && msg.cmd == DP_CMD_NODE)
+            got = true;
+        dp_msg_reset (&msg);
+    }
+    CHECK (got);
+    size_t big = 100 << 10;
+    char *frame = (char *) calloc (1, big);
+    int small_drops = -1, big_drops = -1;
+    if (got) {
+        zmq_msg_t copy;
+        for (int pass = 0; pass < 2; pass++) {
+            zmq_msg_init (&copy);
+            zmq_msg_copy (&copy, &rid);
+            zmq_msg_send (&copy, router, ZMQ_SNDMORE);
+            zmq_send (router, "DPL\x01", 4, ZMQ_SNDMORE);
+            zmq_send (router, "\x0a", 1, ZMQ_SNDMORE);
+            zmq_send (router, frame, pass ? big : 1024, 0);
+            if (pass)
+                big_drops = s_disconnects (monitor, 3000);
+            else
+                small_drops = s_disconnects (monitor, 1000);
+        }
+    }
+    printf ("frames: 10 frames refused EFRAMES, the next message read whole; a node's connection "
+            "closed by a 1 KiB frame %d times, by a 100 KiB frame %d times\n", small_drops, big_drops);
+    CHECK (small_drops == 0 && big_drops == 1);
+    free (frame);
+    zmq_msg_close (&rid);
+    kill (node, SIGKILL);           //  its worker dies with it (PDEATHSIG)
+    tu_wait (node, 10000);
+    zmq_socket_monitor (router, NULL, 0);
+    zmq_close (monitor);
+    zmq_close (router);
 }
 
 static void
@@ -825,6 +938,8 @@ main (int argc, char *argv [])
         s_test_caps ();
     if (!*part || !strcmp (part, "evict"))
         s_test_evict ();
+    if (!*part || !strcmp (part, "frames"))
+        s_test_frames ();
     if (!*part || !strcmp (part, "backlog"))
         s_test_backlog ();
     if (!*part || !strcmp (part, "log"))

@@ -150,8 +150,10 @@ check '! kill -0 $victim 2>/dev/null' "stopped node worker $victim still there a
 echo "node worker $victim stopped: gone after $ms ms; broker: $(grep -E "pid $victim\) (died|lost)" "$T/broker.log" | sed 's/.*dpool-broker: //')"
 wait $mpid; rc=$?
 check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "job with a stopped node worker rc=$rc $(cat "$T/err")"
+for i in $(seq 1 100); do [ "$(pgrep -P $wpid | grep -cvx "$victim")" -ge 2 ] && break; sleep 0.1; done
+check '[ "$(pgrep -P $wpid | grep -cvx "$victim")" -ge 2 ]' "stopped node worker not restarted: $(pgrep -P $wpid -a)"
 wait_ready 4
-check '[ "$(grep -c " ready: " "$T/broker.log")" -ge 4 ]' "stopped node worker not replaced: $(cat "$T/broker.log")"
+check '[ "$(grep -c " ready: " "$T/broker.log")" -ge 4 ]' "stopped node worker's replacement not registered: $(cat "$T/broker.log")"
 check 'kill -0 $wpid 2>/dev/null' "the node died"
 kill -CONT $victim 2>/dev/null; kill -KILL $victim 2>/dev/null
 stop_pid $wpid; stop_pid $bpid

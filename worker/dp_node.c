@@ -38,6 +38,7 @@
 #define S_BACKOFF_MAX   32000
 #define S_LIVENESS      3
 #define S_STOP_GRACE_MS 2000
+#define S_MAXMSG        65536   //  the largest frame the node accepts (ZMQ_MAXMSGSIZE)
 #define S_LIVENESS_MIN_MS 500   //  a worker silent this long (at least) is killed
 #define INIT_WAIT_MS    10000   //  start-up waits this long for a worker's initializers
 
@@ -119,6 +120,10 @@ s_connect (s_node_t *self)
     zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    //  a node is sent only header-only messages (WELCOME, HEARTBEAT, ERROR,
+    //  BYE): a bigger frame closes the connection before it is buffered
+    int64_t maxmsg = S_MAXMSG;
+    zmq_setsockopt (self->broker, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     //  never block on a send for long: a DEALER whose only pipe went away
     //  (the broker gone, a CURVE handshake refused) blocks until a peer
     //  comes, and the node would not see SIGTERM meanwhile. A message that
