@@ -271,6 +271,8 @@ guard_retry (broker_t *broker, int64_t *wake)
         if (!c->blocked)
             continue;
         c->blocked = false;
+        if (!stream_flush (broker, c))
+            continue;                       //  its waiting PARTs go first
         link_t *l = c->jobs.next;
         while (l != &c->jobs && !c->blocked) {
             job_t *job = link_entry (l, job_t, by_client);
