@@ -813,8 +813,9 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
     e->nparts++;
     const uint8_t *bytes = (const uint8_t *) data;
     run_opts_t *o = self->o;
-    if (o->output == RUN_OUT_UNGROUP || (pos == self->head && e->direct)) {
-        s_unspill (self, e);
+    if (o->output == RUN_OUT_UNGROUP || pos == self->head) {
+        s_unspill (self, e);            //  what came before it first
+        e->direct = true;
         s_emit (self, e, fd, bytes, len);
         return;
     }
