@@ -109,15 +109,18 @@ s_part_send (void *arg, int fd, const void *data, size_t len)
     }
     memcpy (zmq_msg_data (&part->msg.frame [0]), data, len);
     part->msg.nframes = 1;
+    //  counted before it leaves: its WACK may come back before this
+    //  thread runs again, and is only taken for a part counted as sent
+    atomic_fetch_add (&self->stream.sent, 1);
     void *record [2] = { NULL, part };
     while (zmq_send (self->exec_pipe, record, sizeof record, 0) < 0) {
         if (errno != EINTR) {
+            atomic_fetch_sub (&self->stream.sent, 1);
             dp_msg_reset (&part->msg);
             free (part);
             return -1;
         }
     }
-    atomic_fetch_add (&self->stream.sent, 1);
     return 0;
 }
 
@@ -147,11 +150,9 @@ static void
 s_stream_open (wk_worker_t *self, wk_work_t *work, uint64_t id, uint32_t at)
 {
     wk_stream_t *st = &self->stream;
-    atomic_store (&st->chunk, 0);       //  acks for the last one are ignored now
-    uint64_t count;
-    if (read (st->wake, &count, sizeof count) < 0) {
-        //  nothing pending
-    }
+    //  acks for the last one are ignored from now on (a wake-up it left
+    //  in the eventfd costs the next item one spare loop, no syscall here)
+    atomic_store (&st->chunk, 0);
     atomic_store (&st->sent, 0);
     atomic_store (&st->acked, 0);
     atomic_store (&st->cut, work->gen != atomic_load (&self->gen));
