@@ -813,7 +813,9 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
     e->nparts++;
     const uint8_t *bytes = (const uint8_t *) data;
     run_opts_t *o = self->o;
-    if (o->output == RUN_OUT_UNGROUP || pos == self->head) {
+    //  (--line-buffer: never a part line, even for the job due, since
+    //  other jobs' lines go out meanwhile)
+    if (o->output == RUN_OUT_UNGROUP || (o->output == RUN_OUT_GROUP && pos == self->head)) {
         s_unspill (self, e);            //  what came before it first
         e->direct = true;
         s_emit (self, e, fd, bytes, len);
@@ -875,7 +877,7 @@ s_print_ready (s_run_t *self, bool all_done)
         self->head++;
     }
     //  the job due next writes its parts straight out from now on
-    if (self->head < self->tail && !self->stdout_broken) {
+    if (self->head < self->tail && !self->stdout_broken && self->o->output == RUN_OUT_GROUP) {
         s_ent_t *e = s_ent (self, self->head);
         if (!e->direct) {
             s_unspill (self, e);

@@ -4,7 +4,7 @@
 # broker and worker far under the output size, on the embedded pool and
 # through a standalone broker and a remote worker. Also: a later job's early
 # output is spilled and printed in order, --tag prefixes each line once
-# across parts, `| head -2` stops at once, and a job whose worker is killed
+# across parts, --line-buffer never cuts a line, `| head -2` stops at once, and a job whose worker is killed
 # while it prints fails instead of printing its output twice.
 set -u
 BIN=${DPOOL_BIN:-build/bin}
@@ -79,6 +79,13 @@ check '[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name "dpool-run-*" -user "$(i
 # 3. --tag: each line prefixed once, lines cut between parts included
 "$BIN/dpool" run -j 2 --tag 'seq 1 {}' ::: 2000000 | sha256sum > "$T/sum3"
 check '[ "$(cat "$T/sum3")" = "$(seq 1 2000000 | sed "s/^/2000000\t/" | sha256sum)" ]' "--tag over parts"
+
+# 3b. --line-buffer: the jobs' lines interleave as they come, none cut
+"$BIN/dpool" run -j 2 --line-buffer 'seq -f "{}-%g" 1 400000' ::: a b > "$T/out3b"
+check '[ "$(sort "$T/out3b" | sha256sum)" = "$( (seq -f "a-%g" 1 400000; seq -f "b-%g" 1 400000) | sort | sha256sum)" ]' \
+    "--line-buffer: lines lost or cut"
+check '! grep -qvE "^[ab]-[0-9]+\$" "$T/out3b"' "--line-buffer: a line mixes two jobs"
+rm -f "$T/out3b"
 
 # 4. | head -2 stops at once (timed from head's exit), 141
 (timeout 30 "$BIN/dpool" run -j 2 'yes | head -c {}' ::: 1000000000 2> "$T/errh"; echo "${PIPESTATUS[0]}" > "$T/rch") \
