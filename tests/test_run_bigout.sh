@@ -46,6 +46,7 @@ watch_mem() {
 mem() { awk -v n="$2" '$1 == n { print $2 }' "$1"; }
 
 # 1. embedded pool, -j 2: one job of 300 MiB
+echo "[${SECONDS}s] 1"
 start=$SECONDS
 "$BIN/dpool" run -j 2 "$BIG" ::: $SIZE 2> "$T/err1" | sha256sum > "$T/sum1" &
 sleep 0.2
@@ -62,6 +63,7 @@ check '[ "${c:-0}" -gt 0 ] && [ "$c" -lt $LIMIT_KB ]' "embedded: client (with it
 check '[ "${w:-0}" -gt 0 ] && [ "$w" -lt $LIMIT_KB ]' "embedded: worker peaked at ${w:-?} kB"
 
 # 2. a later job's output that comes first is spilled, then printed in order
+echo "[${SECONDS}s] 2"
 SPILL=104857600
 "$BIN/dpool" run -j 2 'if [ {} = 1 ]; then sleep 1; echo first; else head -c '$SPILL' /dev/zero | tr "\0" y; fi' \
     ::: 1 2 2> "$T/err2" | sha256sum > "$T/sum2" &
@@ -77,10 +79,12 @@ check '[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name "dpool-run-*" -user "$(i
     "spill: a spill file was left in ${TMPDIR:-/tmp}"
 
 # 3. --tag: each line prefixed once, lines cut between parts included
+echo "[${SECONDS}s] 3"
 "$BIN/dpool" run -j 2 --tag 'seq 1 {}' ::: 2000000 | sha256sum > "$T/sum3"
 check '[ "$(cat "$T/sum3")" = "$(seq 1 2000000 | sed "s/^/2000000\t/" | sha256sum)" ]' "--tag over parts"
 
 # 3b. --line-buffer: the jobs' lines interleave as they come, none cut
+echo "[${SECONDS}s] 3b"
 "$BIN/dpool" run -j 2 --line-buffer 'seq -f "{}-%g" 1 400000' ::: a b > "$T/out3b"
 check '[ "$(sort "$T/out3b" | sha256sum)" = "$( (seq -f "a-%g" 1 400000; seq -f "b-%g" 1 400000) | sort | sha256sum)" ]' \
     "--line-buffer: lines lost or cut"
@@ -88,6 +92,7 @@ check '! grep -qvE "^[ab]-[0-9]+\$" "$T/out3b"' "--line-buffer: a line mixes two
 rm -f "$T/out3b"
 
 # 4. | head -2 stops at once (timed from head's exit), 141
+echo "[${SECONDS}s] 4"
 (timeout 30 "$BIN/dpool" run -j 2 'yes | head -c {}' ::: 1000000000 2> "$T/errh"; echo "${PIPESTATUS[0]}" > "$T/rch") \
     | (head -2 > "$T/outh"; date +%s%N > "$T/thead")
 ms=$(( ($(date +%s%N) - $(cat "$T/thead")) / 1000000 ))
@@ -96,13 +101,14 @@ check '[ "$(cat "$T/rch")" -eq 141 ]' "| head -2: exit $(cat "$T/rch"), not 141"
 check '[ $ms -lt 2000 ]' "dpool run went on $ms ms after head -2 exited"
 
 # 5. the worker killed while it prints: the job fails, nothing printed twice
-"$BIN/dpool" run -j 1 'yes abcdefgh | head -c {}' ::: 800000000 > "$T/out5" 2> "$T/err5" &
+echo "[${SECONDS}s] 5"
+"$BIN/dpool" run -j 1 'yes abcdefgh | head -c {}' ::: 400000000 > "$T/out5" 2> "$T/err5" &
 run5=$!
 pids+=("$run5")
 killed=0
 for _ in $(seq 1 100); do
     #   once it has printed a good part, kill the worker running it
-    if [ "$(stat -c %s "$T/out5" 2>/dev/null || echo 0)" -gt 20000000 ]; then
+    if [ "$(stat -c %s "$T/out5" 2>/dev/null || echo 0)" -gt 10000000 ]; then
         for p in $(descendants "$run5"); do
             #   the worker whose child is the command (not its guard)
             if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = dpool-worker ] \
@@ -119,15 +125,18 @@ wait $run5; rc5=$?
 size5=$(stat -c %s "$T/out5")
 check '[ $killed -eq 1 ]' "could not kill the worker mid-stream"
 check '[ $rc5 -ne 0 ]' "killed mid-stream: the job did not fail (exit $rc5)"
-check '[ "$size5" -lt 800000000 ]' "killed mid-stream: $size5 bytes printed: printed twice?"
+check '[ "$size5" -lt 400000000 ]' "killed mid-stream: $size5 bytes printed: printed twice?"
 check 'grep -q "two runs" "$T/err5"' "killed mid-stream: no reason given: $(head -c 300 "$T/err5")"
 check '[ -z "$(head -c "$size5" "$T/out5" | tr -d "\n" | tr -d "abcdefgh")" ]' "killed mid-stream: garbled output"
 
 # 6. a standalone broker and a remote worker
+echo "[${SECONDS}s] 6"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 if command -v python3 > /dev/null; then
     CEP="tcp://127.0.0.1:$(free_port)" WEP="tcp://127.0.0.1:$(free_port)"
-    "$BIN/dpool-broker" -j none -c "$CEP" -w "$WEP" > "$T/broker.log" 2>&1 &
+    #   plaintext on loopback: CURVE costs ~10x the time here (100 MB: 11 s
+    #   against 1 s at load 15), and memory is what this checks
+    "$BIN/dpool-broker" --no-curve -j none -c "$CEP" -w "$WEP" > "$T/broker.log" 2>&1 &
     broker=$!; pids+=("$broker")
     "$BIN/dpool-worker" --connect "$WEP" --allow-exec > "$T/worker.log" 2>&1 &
     worker=$!; pids+=("$worker")
@@ -146,5 +155,6 @@ if command -v python3 > /dev/null; then
     done
 fi
 
+echo "[${SECONDS}s] done"
 echo "test_run_bigout: $pass passed, $fail failed"
 [ $fail -eq 0 ]
