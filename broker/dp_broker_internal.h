@@ -104,6 +104,10 @@ struct client {
     uint64_t outstanding_bytes;
     uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
     bool blocked;               //  a RESULTS or DONE found its pipe full: retry
+    link_t backlog;             //  messages waiting for room in its pipe (dp_guard.c)
+    uint32_t backlog_notes;     //  of them, not job-ending ERRORs (bounded)
+    uint32_t backlog_reports;   //  of them, REPORTs (bounded)
+    uint32_t held;              //  of them, ERRORs that ended a job: hold a job slot
     pending_t *parts_head, *parts_tail;     //  PARTs waiting for its pipe (dp_stream.c)
     link_t jobs;
     zhashx_t *job_index;        //  job id -> job_t (job_index_new)
@@ -120,8 +124,9 @@ struct worker {
     link_t inflight;            //  chunks, via chunk->queue
     link_t available;           //  in broker->available while credit is left
     int64_t expiry_ms;
+    int64_t heard_ms;           //  its last message
     int64_t last_send_ms;
-    uint32_t hb;
+    uint32_t hb;                //  its interval for liveness (at most GUARD_MAX_HB_MS)
     pid_t pid;
     int slot;                   //  local worker slot, or -1 for remote
     uint64_t node;              //  node token of a node's worker (0: none)
@@ -191,6 +196,9 @@ struct broker {
         int64_t conns;          //  connections open (accepted - disconnected)
         int64_t max_conns;      //  budget: the fd limit less a reserve
         uint64_t refused;       //  connections shut down over the budget
+        uint64_t held;          //  messages that waited in a client's backlog
+        uint64_t evicted;       //  idle workers evicted at --max-workers
+        uint64_t undelivered;   //  ERROR/REPORT/WELCOME dropped: no room, no session
     } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
@@ -253,7 +261,8 @@ int span_gather (span_t *const *spans, size_t count, dp_msg_t *msg, bool with_st
 
 //  dp_metrics.c: status replies, counters, Prometheus metrics
 void metrics_publish (broker_t *self);
-void metrics_status (broker_t *self, zmq_msg_t *rid);
+//  metrics_status returns the send's result (0, or -1 with errno)
+int metrics_status (broker_t *self, zmq_msg_t *rid);
 void metrics_result (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void metrics_worker_gone (broker_t *self, worker_t *worker);
 

@@ -426,6 +426,11 @@ s_watchdog (void *arg)
     pthread_mutex_lock (&self->inline_lock);
     while (!self->watchdog_stop) {
         int64_t now = wk_now_ms ();
+        //  the main thread runs a chunk and does not turn its loop: the
+        //  sign of life for our supervisor is ours to give
+        if (self->inline_running && self->progress)
+            atomic_store_explicit (&self->progress->alive_ns, (int64_t) wk_now_ns (),
+                                   memory_order_relaxed);
         if (self->inline_running && self->broker && now - self->last_sent >= self->hb_ms / 2) {
             dp_msg_t msg;
             dp_msg_init (&msg, DP_CMD_HEARTBEAT);

@@ -322,6 +322,13 @@ s_on_command (wk_worker_t *self, dp_msg_t *msg)
             else
             if (msg->code != DP_PROTO_ENOTREADY)
                 wk_log (self, 0, "broker error %d: %s", msg->code, msg->text);
+            //  refused or evicted at the broker's worker limit: try again
+            //  later (backoff), else a refused READY is never sent again
+            if (msg->code == DP_PROTO_ELIMIT && !msg->has_job) {
+                if (self->opts->local)
+                    return DP_WORKER_EXIT_OK;
+                s_disconnect (self);
+            }
             break;
         case DP_CMD_BYE:
             wk_log (self, 1, "BYE from broker");
@@ -465,6 +472,11 @@ int
 wk_loop (wk_worker_t *self)
 {
     while (!wk_interrupted) {
+        //  a sign of life for our supervisor, every turn (at least every
+        //  S_POLL_MAX_MS): a stopped or hung worker is killed and replaced
+        if (self->progress)
+            atomic_store_explicit (&self->progress->alive_ns, (int64_t) wk_now_ns (),
+                                   memory_order_relaxed);
         zmq_pollitem_t items [3] = {
             { self->pipe, 0, ZMQ_POLLIN, 0 },
             { NULL, wk_wake [0], ZMQ_POLLIN, 0 },
