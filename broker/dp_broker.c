@@ -188,6 +188,7 @@ s_client_destroy (broker_t *self, client_t **client_p)
         job_t *job = link_entry (client->jobs.next, job_t, by_client);
         job_destroy (self, &job);
     }
+    stream_client_gone (self, client);
     guard_client_forget (self, client);
     zhashx_delete (self->clients, client->key);
     zhashx_destroy (&client->job_index);
@@ -328,6 +329,9 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         case DP_CMD_BYE:
             s_log (self, "client %s left", key);
             s_client_destroy (self, &client);
+            break;
+        case DP_CMD_ACK:
+            stream_ack (self, client, msg);
             break;
         case DP_CMD_JOB:
         case DP_CMD_BATCH:
@@ -518,6 +522,9 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         case DP_CMD_RESULT:
             metrics_result (self, worker, msg);
             jobs_result (self, worker, msg);
+            break;
+        case DP_CMD_WPART:
+            stream_part (self, worker, msg);
             break;
         case DP_CMD_DEATH:
             if (worker->is_node)

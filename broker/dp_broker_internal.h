@@ -8,6 +8,7 @@
     dp_span.c     payload blocks shared by chunks, and spans of them
     dp_metrics.c  status reports and Prometheus metrics
     dp_guard.c    what is enforced on untrusted peers: strikes, stalls, limits
+    dp_stream.c   items' output parts: worker -> client, acknowledgements back
 
     Everything here is owned by the one broker thread: no locks.
     =========================================================================
@@ -27,6 +28,7 @@ typedef struct worker worker_t;
 typedef struct job job_t;
 typedef struct chunk chunk_t;
 typedef struct block block_t;
+typedef struct pending pending_t;
 
 //  Items [item, item + n) of a received payload block (dp_span.c); holds a
 //  reference on the block. A span with block NULL holds nothing.
@@ -83,6 +85,7 @@ struct job {
     uint32_t nsamples;
     uint32_t median_us;         //  of samples, refreshed every 8 new ones
     bool no_spec;               //  JOB.spec OFF: never a backup copy
+    bool parts;                 //  JOB.parts: its client takes PARTs
     uint64_t backups;           //  backup copies run (told in RESULTS, DONE)
     uint64_t in_bytes;          //  item bytes received, not yet answered (window)
     link_t chunks;              //  chunks not yet sent back, index order
@@ -105,6 +108,7 @@ struct client {
     uint32_t backlog_notes;     //  of them, not job-ending ERRORs (bounded)
     uint32_t backlog_reports;   //  of them, REPORTs (bounded)
     uint32_t held;              //  of them, ERRORs that ended a job: hold a job slot
+    pending_t *parts_head, *parts_tail;     //  PARTs waiting for its pipe (dp_stream.c)
     link_t jobs;
     zhashx_t *job_index;        //  job id -> job_t (job_index_new)
     char name [DP_MAX_NAME + 1];    //  HELLO.host, for status
@@ -139,6 +143,12 @@ struct worker {
     bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
     uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
     uint64_t id_base;           //  the last chunk id issued before its session began
+    struct {                    //  the item whose output it streams (dp_stream.c)
+        uint64_t chunk;         //  0: none yet
+        uint32_t item;
+        uint64_t next;          //  parts received (the next seq)
+        uint64_t acked;         //  parts the client took
+    } stream;
 };
 
 struct broker {
@@ -255,6 +265,14 @@ void metrics_publish (broker_t *self);
 int metrics_status (broker_t *self, zmq_msg_t *rid);
 void metrics_result (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void metrics_worker_gone (broker_t *self, worker_t *worker);
+
+//  dp_stream.c: a WPART from a worker (checked, forwarded as PART); an
+//  ACK from a client (forwarded as WACK); send a client's waiting PARTs
+//  (false: its pipe is still full); free them (the client is gone)
+void stream_part (broker_t *broker, worker_t *worker, dp_msg_t *msg);
+void stream_ack (broker_t *broker, client_t *client, dp_msg_t *msg);
+bool stream_flush (broker_t *broker, client_t *client);
+void stream_client_gone (broker_t *broker, client_t *client);
 
 //  dp_spawn.c
 int spawn_start (broker_t *self, char *err, size_t errlen);

@@ -461,6 +461,8 @@ guard_retry (broker_t *broker, int64_t *wake)
             guard_blocked (broker, c);
             continue;
         }
+        if (!stream_flush (broker, c))
+            continue;                       //  its waiting PARTs go next (blocked again)
         link_t *l = c->jobs.next;
         while (l != &c->jobs && !c->blocked) {
             job_t *job = link_entry (l, job_t, by_client);

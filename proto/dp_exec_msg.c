@@ -138,7 +138,7 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
 int
 dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
 {
-    int rc = msgpack_pack_map (pk, 8);
+    int rc = msgpack_pack_map (pk, self->parts ? 9 : 8);
     rc |= s_pack_key (pk, "status");
     rc |= msgpack_pack_int (pk, self->status);
     rc |= s_pack_key (pk, "signal");
@@ -152,6 +152,10 @@ dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
     rc |= s_pack_key (pk, "runtime");
     rc |= msgpack_pack_double (pk, self->runtime);
     rc |= s_pack_str (pk, "host", self->host);
+    if (self->parts) {
+        rc |= s_pack_key (pk, "parts");
+        rc |= msgpack_pack_uint64 (pk, self->parts);
+    }
     return rc ? -1 : 0;
 }
 
@@ -436,14 +440,14 @@ s_reply_field (dp_exec_reply_t *self, const msgpack_object_kv *kv, unsigned *see
                char *err, size_t errlen)
 {
     static const char *keys [] = { "status", "signal", "timedout", "out", "err",
-                                   "start", "runtime", "host" };
+                                   "start", "runtime", "host", "parts" };
     const char *what = "exec reply";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 8 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 9 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 8)
+    if (k == 9)
         return 0;
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
@@ -460,6 +464,7 @@ s_reply_field (dp_exec_reply_t *self, const msgpack_object_kv *kv, unsigned *see
         case 4: return s_get_bin (v, "exec reply: err", &self->err, &self->err_size, err, errlen);
         case 5: return s_get_double (v, "exec reply: start", &self->start, err, errlen);
         case 6: return s_get_double (v, "exec reply: runtime", &self->runtime, err, errlen);
+        case 8: return s_get_uint (v, "exec reply: parts", &self->parts, err, errlen);
         default: return (self->host = s_get_str (v, "exec reply: host", err, errlen)) ? 0 : -1;
     }
 }

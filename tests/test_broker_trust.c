@@ -9,7 +9,11 @@
     - NODE with token 0 is refused; a rogue node's forged DEATHs for an
       honest worker's pid fail no item;
     - a black-hole worker (heartbeats, never answers) does not stall a
-      20,000-item ordered job: its chunks get backup copies elsewhere. */
+      20,000-item ordered job: its chunks get backup copies elsewhere;
+    - output parts: a WPART for a chunk the worker does not hold, or
+      beyond the window of unacknowledged parts, is a strike and reaches
+      no client; good ones reach the job's client as PARTs, in order, and
+      its ACKs come back as WACKs. */
 #include "testpeer.h"
 
 #include <signal.h>
@@ -335,6 +339,110 @@ s_test_black_hole (const char *clients, const char *workers)
     tu_files_remove (&f);
 }
 
+//  WPART from `sock` for item 0 of `chunk`, part `seq`, 10 bytes "part-SEQ".
+static void
+s_wpart (void *sock, uint64_t chunk, uint64_t seq)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_WPART);
+    msg.chunk = chunk;
+    msg.item = 0;
+    msg.seq = seq;
+    msg.fd = 1;
+    char data [16];
+    snprintf (data, sizeof data, "part-%05llu", (unsigned long long) seq);
+    zmq_msg_init_size (&msg.frame [0], 10);
+    memcpy (zmq_msg_data (&msg.frame [0]), data, 10);
+    msg.nframes = 1;
+    tu_send (sock, &msg);
+}
+
+//  The PARTs `client` gets within `ms`: their seqs in order into seqs
+//  (at most max); each checked for job 1, item 0 and its data. Returns
+//  the count, or -1 if one was wrong.
+static int
+s_parts (void *client, uint64_t *seqs, int max, int ms)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, 0);
+    int count = 0;
+    while (tu_recv (client, &msg, ms) == DP_CMD_PART && count < max) {
+        char want [16];
+        snprintf (want, sizeof want, "part-%05llu", (unsigned long long) msg.seq);
+        if (msg.job != 1 || msg.first != 0 || msg.fd != 1 || zmq_msg_size (&msg.frame [0]) != 10
+        ||  memcmp (zmq_msg_data (&msg.frame [0]), want, 10) != 0)
+            count = -1000;
+        seqs [count < 0 ? 0 : count] = msg.seq;
+        count++;
+        dp_msg_reset (&msg);
+    }
+    dp_msg_reset (&msg);
+    return count < 0 ? -1 : count;
+}
+
+static void
+s_test_parts (const char *clients, const char *workers)
+{
+    void *rogue = s_rogue_worker (workers, "exec", 1);
+    //  a raw client: one exec job of one item that takes parts
+    void *client = tu_dealer (s_ctx, clients);
+    CHECK (tu_hello (client, NULL) == DP_CMD_WELCOME);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_JOB);
+    msg.job = 1;
+    strcpy (msg.task, "exec");
+    msg.parts = true;
+    msg.spec = DP_SPEC_OFF;
+    tu_send (client, &msg);
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    dp_batch_add (&batch, "item", 4);
+    dp_msg_init (&msg, DP_CMD_BATCH);
+    msg.job = 1;
+    msg.last = true;
+    REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
+    tu_send (client, &msg);
+    dp_batch_clear (&batch);
+    //  the CHUNK says the job takes parts
+    dp_msg_init (&msg, 0);
+    CHECK (tu_recv (rogue, &msg, 5000) == DP_CMD_CHUNK);
+    CHECK (msg.parts);
+    uint64_t chunk = msg.chunk;
+    dp_msg_reset (&msg);
+    //  a part for a chunk it does not hold: a strike, nothing forwarded;
+    //  the chunk comes back under a new id
+    s_wpart (rogue, chunk + 1000000, 0);
+    CHECK (tu_recv (rogue, &msg, 5000) == DP_CMD_CHUNK);
+    CHECK (msg.chunk != chunk);
+    chunk = msg.chunk;
+    dp_msg_reset (&msg);
+    uint64_t seqs [16];
+    CHECK (s_parts (client, seqs, 16, 300) == 0);
+    //  part 0, taken by the client: its ACK comes back as WACK 1
+    s_wpart (rogue, chunk, 0);
+    CHECK (s_parts (client, seqs, 16, 1000) == 1 && seqs [0] == 0);
+    dp_msg_init (&msg, DP_CMD_ACK);
+    msg.job = 1;
+    msg.first = 0;
+    msg.chunk = chunk;
+    msg.seq = 1;
+    tu_send (client, &msg);
+    dp_msg_init (&msg, 0);
+    CHECK (tu_recv (rogue, &msg, 5000) == DP_CMD_WACK);
+    CHECK (msg.chunk == chunk && msg.item == 0 && msg.seq == 1);
+    dp_msg_reset (&msg);
+    //  parts 1..4 fill the window; part 5 is beyond it: a strike
+    for (uint64_t seq = 1; seq <= 5; seq++)
+        s_wpart (rogue, chunk, seq);
+    int got = s_parts (client, seqs, 16, 1000);
+    printf ("parts: the client got %d of parts 1..5 sent without ACK\n", got);
+    CHECK (got == 4 && seqs [0] == 1 && seqs [3] == 4);
+    CHECK (tu_recv (rogue, &msg, 5000) == DP_CMD_CHUNK);     //  requeued after the strike
+    dp_msg_reset (&msg);
+    zmq_close (rogue);
+    zmq_close (client);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -355,6 +463,8 @@ main (int argc, char *argv [])
         s_test_forged_death (clients, workers);
     if (!*only || !strcmp (only, "blackhole"))
         s_test_black_hole (clients, workers);
+    if (!*only || !strcmp (only, "parts"))
+        s_test_parts (clients, workers);
     zmq_ctx_term (s_ctx);
     CHECK (tu_alive (broker));
     s_stop (broker);
