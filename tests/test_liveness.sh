@@ -109,7 +109,7 @@ done
 # takes its slot, the stopped one is killed
 start_broker -j 2 -m "$MOD" --heartbeat 300
 wait_ready 2
-kids=$(pgrep -P $bpid); victim=${kids%% *}
+kids=$(pgrep -P $bpid); victim=$(echo "$kids" | head -n 1)   # one of them (the list is one pid a line)
 seq 1 400 | sed 's/.*/20/' > "$T/in"
 timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" sleep_ms < "$T/in" > "$T/out" 2> "$T/err" & mpid=$!; PIDS="$PIDS $mpid"
 for i in $(seq 1 200); do [ "$(wc -l < "$T/out")" -ge 20 ] && break; sleep 0.05; done
