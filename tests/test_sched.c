@@ -110,6 +110,7 @@ s_client_new (broker_t *b)
     snprintf (c->key, sizeof c->key, "client");
     zmq_msg_init (&c->rid);
     link_init (&c->jobs);
+    link_init (&c->backlog);
     c->job_index = job_index_new ();
     zhashx_insert (b->clients, c->key, c);
     return c;
