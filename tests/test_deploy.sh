@@ -156,9 +156,14 @@ elif check '[ $rc -eq 0 ]' "netns_setup: $rc"; then
         bash "$SB" bash -c '
             seq 1 1000 | dpool map square > "$0/out6.txt"
             #   dpool-worker processes in the two nodes (namespaces $1, $2),
-            #   counted before exec starts each worker its fork server
-            for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
-                grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"
+            #   counted before exec starts each worker its fork server (a
+            #   worker being restarted is missing for a moment: 10 s at most)
+            for i in $(seq 1 100); do
+                for p in $(pgrep -x dpool-worker); do readlink "/proc/$p/ns/net"; done |
+                    grep -cx -e "net:\[$1\]" -e "net:\[$2\]" > "$0/nprocs"
+                [ "$(cat "$0/nprocs")" -eq 12 ] && break
+                sleep 0.1
+            done
             #   where do the items run? each answers with its node address
             seq 1 200 | dpool run -- "sleep 0.02; ip -o -4 addr show dev eth0; : {}" \
                 | awk "{ print \$4 }" | sort | uniq -c > "$0/where.txt"' "$T" \
