@@ -24,6 +24,7 @@
 */
 #include "dp_run.h"
 #include "dpool.h"
+#include "dp_client.h"
 #include "dp_exec_msg.h"
 
 #include <czmq.h>
@@ -60,6 +61,8 @@ typedef struct {
     size_t input_len;
     char *results;              //  --results: the job's directory
     int attempts;
+    uint64_t avoid [DP_MAX_AVOID];  //  --retries: tags of the nodes it failed on
+    uint32_t navoid;
     bool done;
     bool failed;
     dp_exec_reply_t reply;
@@ -76,6 +79,7 @@ typedef struct {
 typedef struct {
     run_opts_t *o;
     run_gen_t *gen;
+    dp_iter_t *it;              //  the job (set once started)
     //  the ring of jobs in order: positions [head, tail)
     s_ent_t *ring;
     size_t cap;
@@ -593,6 +597,8 @@ s_input (void *arg, const void **data, size_t *len)
         s_ent_t *e = s_ent (self, pos);
         if (s_encode (self, pos, e->input, e->input_len) != 0)
             return -1;
+        //  on another node than those it failed on, where there is one
+        citer_avoid (self->it, e->avoid, e->navoid);
         *data = self->item.data;
         *len = self->item.size;
         return 1;
@@ -783,6 +789,13 @@ s_result (s_run_t *self, const dp_result_t *r)
     }
     if (failed && e->attempts < self->o->retries && !self->halting && !s_interrupted
     &&  r->status != DP_ERR_CANCELLED) {
+        //  GNU parallel retries "on another computer on which it has not
+        //  failed": the broker is told the nodes it failed on
+        bool known = !e->reply.node;
+        for (uint32_t i = 0; i < e->navoid && !known; i++)
+            known = e->avoid [i] == e->reply.node;
+        if (!known && e->navoid < DP_MAX_AVOID)
+            e->avoid [e->navoid++] = e->reply.node;
         if (self->nretry == self->retry_cap) {
             self->retry_cap = self->retry_cap ? self->retry_cap * 2 : 64;
             self->retry = (uint64_t *) s_alloc (self->retry, self->retry_cap * sizeof (uint64_t));
@@ -1000,6 +1013,7 @@ s_run_main (run_opts_t *op)
     jopts.timeout_pct = o.timeout_pct;
     jopts.max_attempts = o.max_attempts;
     dp_iter_t *it = dp_imap_unordered (pool, "exec", &jopts, s_input, &self);
+    self.it = it;
     if (!it) {
         fprintf (stderr, "dpool run: %s\n", dp_strerror_last ());
         rc = RUN_EXIT_ERROR;

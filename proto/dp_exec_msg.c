@@ -138,7 +138,7 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
 int
 dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
 {
-    int rc = msgpack_pack_map (pk, 8);
+    int rc = msgpack_pack_map (pk, 9);
     rc |= s_pack_key (pk, "status");
     rc |= msgpack_pack_int (pk, self->status);
     rc |= s_pack_key (pk, "signal");
@@ -152,6 +152,8 @@ dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
     rc |= s_pack_key (pk, "runtime");
     rc |= msgpack_pack_double (pk, self->runtime);
     rc |= s_pack_str (pk, "host", self->host);
+    rc |= s_pack_key (pk, "node");
+    rc |= msgpack_pack_uint64 (pk, self->node);
     return rc ? -1 : 0;
 }
 
@@ -436,19 +438,20 @@ s_reply_field (dp_exec_reply_t *self, const msgpack_object_kv *kv, unsigned *see
                char *err, size_t errlen)
 {
     static const char *keys [] = { "status", "signal", "timedout", "out", "err",
-                                   "start", "runtime", "host" };
+                                   "start", "runtime", "host", "node" };
     const char *what = "exec reply";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 8 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 9 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 8)
+    if (k == 9)
         return 0;
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
     const msgpack_object *v = &kv->val;
     switch (k) {
+        case 8: return s_get_uint (v, "exec reply: node", &self->node, err, errlen);
         case 0: return s_get_int (v, "exec reply: status", 0, 255 + 128, &self->status, err, errlen);
         case 1: return s_get_int (v, "exec reply: signal", 0, 255, &self->signal, err, errlen);
         case 2:

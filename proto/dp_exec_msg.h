@@ -22,6 +22,8 @@
                 "start" float64        epoch seconds when it started
                 "runtime" float64      seconds it ran
                 "host"  str            gethostname of the node
+                "node"  uint           tag of the node that ran it (dp_node_tag of
+                                       its $DPOOL_NODE; absent or 0: unknown)
 
     Decoders take untrusted bytes: they check the msgpack first
     (dp_proto_check_map), then every type; they never assert and fail with
@@ -76,6 +78,7 @@ typedef struct {
     double start;               //  epoch seconds
     double runtime;             //  seconds
     char *host;                 //  NULL encodes ""
+    uint64_t node;              //  node tag (dp_node_tag), 0: unknown
 } dp_exec_reply_t;
 
 //  Append the item to `buf`. Returns 0, or -1 when the item is not valid

@@ -34,6 +34,7 @@
 */
 #include "dp_exec.h"
 #include "dp_exec_msg.h"
+#include "dp_proto.h"
 #include "dp_task_internal.h"
 
 #include <errno.h>
@@ -562,12 +563,17 @@ s_run (s_run_t *r, double timeout)
 //  The task
 
 static char s_host [DP_MAX_NAME + 1];
+static uint64_t s_node_tag;
 
 static void
 s_host_init (void)
 {
     if (gethostname (s_host, sizeof s_host - 1))
         snprintf (s_host, sizeof s_host, "localhost");
+    //  the node this worker belongs to (its supervisor's token), told to
+    //  the client as a tag: a retry can then ask for another node
+    const char *node = getenv ("DPOOL_NODE");
+    s_node_tag = node ? dp_node_tag (strtoull (node, NULL, 10)) : 0;
 }
 
 //  gethostname, once
@@ -649,8 +655,9 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
     int rc = msgpack_pack_str (&pk, 3) | msgpack_pack_str_body (&pk, "err", 3)
            | msgpack_pack_bin (&pk, r->err_size)
            | msgpack_pack_bin_body (&pk, r->errbuf ? (char *) r->errbuf : "", r->err_size);
-    const char *keys [] = { "status", "signal", "timedout", "start", "runtime", "host" };
-    for (int i = 0; i < 6; i++) {
+    const char *keys [] = { "status", "signal", "timedout", "start", "runtime", "host", "node" };
+    s_hostname ();                  //  (sets s_node_tag too)
+    for (int i = 0; i < 7; i++) {
         rc |= msgpack_pack_str (&pk, strlen (keys [i]));
         rc |= msgpack_pack_str_body (&pk, keys [i], strlen (keys [i]));
         switch (i) {
@@ -659,6 +666,7 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
             case 2: rc |= r->timedout ? msgpack_pack_true (&pk) : msgpack_pack_false (&pk); break;
             case 3: rc |= msgpack_pack_double (&pk, start); break;
             case 4: rc |= msgpack_pack_double (&pk, runtime); break;
+            case 6: rc |= msgpack_pack_uint64 (&pk, s_node_tag); break;
             default:
                 rc |= msgpack_pack_str (&pk, strlen (s_hostname ()));
                 rc |= msgpack_pack_str_body (&pk, s_hostname (), strlen (s_hostname ()));
@@ -706,8 +714,8 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     }
     atomic_store (&s_child_pgid, r.pid);
     r.pidfd = (int) syscall (SYS_pidfd_open, r.pid, 0);
-    //  map of 8, "out", bin32 of a length patched at the end
-    static const uint8_t head [] = { 0x88, 0xa3, 'o', 'u', 't', 0xc6, 0, 0, 0, 0 };
+    //  map of 9, "out", bin32 of a length patched at the end
+    static const uint8_t head [] = { 0x89, 0xa3, 'o', 'u', 't', 0xc6, 0, 0, 0, 0 };
     uint8_t *dest = dp_task_grow (task, sizeof head);
     if (dest)
         memcpy (dest, head, sizeof head);
