@@ -57,6 +57,8 @@ typedef struct {
     char *cmd;
     size_t cmd_len;
     char *tag;
+    run_offs_t slot_at;         //  where {%} goes in cmd: the slot that ran it
+    run_offs_t tag_slot_at;     //  and in tag
     char *input;                //  --pipe block, kept only for --retries
     size_t input_len;
     char *results;              //  --results: the job's directory
@@ -161,6 +163,26 @@ s_alloc (void *p, size_t size)
         exit (RUN_EXIT_ERROR);
     }
     return q;
+}
+
+//  A copy of `from` (NULL: none) into `to`
+static void
+s_offs_copy (run_offs_t *to, const run_offs_t *from)
+{
+    memset (to, 0, sizeof *to);
+    if (!from || !from->n)
+        return;
+    to->at = (size_t *) s_alloc (NULL, from->n * sizeof (size_t));
+    memcpy (to->at, from->at, from->n * sizeof (size_t));
+    to->n = to->cap = from->n;
+}
+
+//  The slot a job would have if jobs took turns: told to a worker that has
+//  no slot of its own (one started without a supervisor), and --dry-run's
+static uint64_t
+s_turn_slot (const run_opts_t *o, uint64_t seq)
+{
+    return (seq - 1) % (uint64_t) (o->jobslots > 0 ? o->jobslots : 1) + 1;
 }
 
 //  --------------------------------------------------------------------------
@@ -292,9 +314,20 @@ s_joblog_line (s_run_t *self, s_ent_t *e)
     fprintf (self->joblog, "%llu\t%s\t%.3f\t%10.3f\t%zu\t%zu\t%d\t%d\t",
              (unsigned long long) e->seq, host, r->start, r->runtime, e->input_len,
              r->out_size + r->err_size, exitval, sig);
-    for (size_t i = 0; i < e->cmd_len; i++)
-        fputc (e->cmd [i] == '\n' ? ' ' : e->cmd [i], self->joblog);
+    const char *cmd = e->cmd;
+    size_t len = e->cmd_len;
+    run_str_t filled = { 0 };
+    if (e->slot_at.n) {
+        //  {%}: the command as it ran, in its worker's slot
+        run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at,
+                       r->slot ? r->slot : s_turn_slot (self->o, e->seq));
+        cmd = filled.p;
+        len = filled.len;
+    }
+    for (size_t i = 0; i < len; i++)
+        fputc (cmd [i] == '\n' ? ' ' : cmd [i], self->joblog);
     fputc ('\n', self->joblog);
+    free (filled.p);
 }
 
 //  Flush the joblog to disk, at most every 50 ms (and at the end)
@@ -468,12 +501,14 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
 {
     s_ent_t *e = s_ent (self, pos);
     run_opts_t *o = self->o;
-    char **argv = s_plain_argv (self, e->cmd, e->cmd_len);
+    //  {%} is written in by the worker (its own slot): a shell command
+    char **argv = e->slot_at.n ? NULL : s_plain_argv (self, e->cmd, e->cmd_len);
     dp_exec_item_t item = {
         .argv = argv, .sh = argv ? NULL : e->cmd, .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
         .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
-        .slot = (e->seq - 1) % (uint64_t) o->jobslots + 1, .has_slot = true
+        .slot = s_turn_slot (o, e->seq), .has_slot = true,
+        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = true
     };
     msgpack_sbuffer_clear (&self->item);
     if (dp_exec_item_encode (&item, &self->item) != 0) {
@@ -488,8 +523,8 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
     self->index_pos [self->nindex++] = pos;
     e->attempts++;
     self->in_flight++;
-    if (o->verbose)
-        fprintf (stderr, "%s\n", e->cmd);
+    if (o->verbose && !e->slot_at.n)
+        fprintf (stderr, "%s\n", e->cmd);     //  (with {%}: once its slot is known)
     return 0;
 }
 
@@ -641,6 +676,8 @@ s_input (void *arg, const void **data, size_t *len)
         memcpy (e->cmd, job.cmd, job.cmd_len + 1);
         e->cmd_len = job.cmd_len;
         e->tag = job.tag ? strdup (job.tag) : NULL;
+        s_offs_copy (&e->slot_at, job.slot_at);
+        s_offs_copy (&e->tag_slot_at, job.tag_slot_at);
         e->input_len = job.stdin_len;
         if (job.stdin_data && self->o->retries > 1) {
             e->input = (char *) s_alloc (NULL, job.stdin_len);
@@ -691,6 +728,8 @@ s_ent_free (s_ent_t *e)
     free (e->input);
     free (e->message);
     free (e->results);
+    free (e->slot_at.at);
+    free (e->tag_slot_at.at);
     dp_exec_reply_destroy (&e->reply);
     memset (e, 0, sizeof *e);
 }
@@ -705,16 +744,24 @@ s_print_ready (s_run_t *self, bool all_done)
             break;
         if (e->done && !self->stdout_broken && !e->results) {
             s_progress_clear (self);
-            s_write_tagged (stdout, e->tag, e->reply.out, e->reply.out_size);
+            const char *tag = e->tag;
+            run_str_t filled = { 0 };
+            if (tag && e->tag_slot_at.n) {
+                run_slot_fill (&filled, tag, strlen (tag), &e->tag_slot_at,
+                               e->reply.slot ? e->reply.slot : s_turn_slot (self->o, e->seq));
+                tag = filled.p;
+            }
+            s_write_tagged (stdout, tag, e->reply.out, e->reply.out_size);
             if (e->reply.err_size || e->message) {
                 fflush (stdout);
-                s_write_tagged (stderr, e->tag, e->reply.err, e->reply.err_size);
+                s_write_tagged (stderr, tag, e->reply.err, e->reply.err_size);
                 if (e->message)
                     fprintf (stderr, "dpool run: job %llu (%s): %s\n",
                              (unsigned long long) e->seq, e->cmd, e->message);
             }
             if (ferror (stdout))
                 self->stdout_broken = true;
+            free (filled.p);
         }
         s_ent_free (e);
         self->head++;
@@ -774,6 +821,14 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         else
             failed = e->reply.status != 0 || e->reply.signal != 0 || e->reply.timedout;
+        if (self->o->verbose && e->slot_at.n && !e->message) {
+            run_str_t filled = { 0 };
+            run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at,
+                           e->reply.slot ? e->reply.slot : s_turn_slot (self->o, e->seq));
+            s_progress_clear (self);
+            fprintf (stderr, "%s\n", filled.p);
+            free (filled.p);
+        }
     }
     else {
         const char *kind = dp_status_name (r->status);
@@ -850,7 +905,10 @@ s_dry_run (s_run_t *self)
             break;
         if (s_resumed (self, job.seq, job.cmd))
             continue;
-        fwrite (job.cmd, 1, job.cmd_len, stdout);
+        run_str_t filled = { 0 };
+        run_slot_fill (&filled, job.cmd, job.cmd_len, job.slot_at, s_turn_slot (self->o, job.seq));
+        fwrite (filled.p, 1, filled.len, stdout);
+        free (filled.p);
         fputc ('\n', stdout);
         if (ferror (stdout))
             break;

@@ -354,10 +354,12 @@ s_exec (void)
     s_write ("exec_msg", "item-argv", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);
     char *env [] = { "A=1", "BASH_FUNC_f%%=() {  echo hi $1\n}", NULL };
+    size_t slot_at [] = { 2, 2, 17 };
     dp_exec_item_t full = { .sh = "f {} | tr a-z A-Z", .shell = "/bin/bash", .cwd = "/tmp",
                             .env = env, .input = (uint8_t *) "in\0put", .input_size = 6,
                             .has_input = true, .timeout = 2.5, .seq = 7, .has_seq = true,
-                            .slot = 2, .has_slot = true };
+                            .slot = 2, .has_slot = true, .slot_at = slot_at, .nslot_at = 3,
+                            .has_slot_at = true };
     dp_exec_item_encode (&full, &buf);
     s_write ("exec_msg", "item-sh-full", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);
@@ -365,7 +367,7 @@ s_exec (void)
                               .out = (uint8_t *) "out\n", .out_size = 4,
                               .err = (uint8_t *) "err\n", .err_size = 4,
                               .start = 1764640000.5, .runtime = 2.25, .host = "node-1",
-                              .node = 0xfedcba9876543210ull };
+                              .slot = 3, .node = 0xfedcba9876543210ull };
     dp_exec_reply_encode (&reply, &buf);
     s_write ("exec_msg", "reply", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);

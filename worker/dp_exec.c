@@ -371,6 +371,7 @@ typedef struct {
     uint8_t *errbuf;
     size_t err_size, err_cap;
     bool exited, timedout, overflow, oom;
+    uint64_t slot;              //  the job slot it runs in (0: none)
 } s_run_t;
 
 static int64_t
@@ -564,6 +565,8 @@ s_run (s_run_t *r, double timeout)
 
 static char s_host [DP_MAX_NAME + 1];
 static uint64_t s_node_tag;
+static uint64_t s_slot;         //  $DPOOL_SLOT: this worker's place in its node
+static const char *s_hostname (void);
 
 static void
 s_host_init (void)
@@ -574,6 +577,45 @@ s_host_init (void)
     //  the client as a tag: a retry can then ask for another node
     const char *node = getenv ("DPOOL_NODE");
     s_node_tag = node ? dp_node_tag (strtoull (node, NULL, 10)) : 0;
+    //  one item at a time runs in a worker process, so its place among
+    //  its supervisor's processes is a job slot no running job shares
+    const char *slot = getenv ("DPOOL_SLOT");
+    s_slot = slot ? strtoull (slot, NULL, 10) : 0;
+}
+
+//  An item that asks for the worker's job slot ("slotat"): the slot goes
+//  to PARALLEL_JOBSLOT and into the command at each offset. Returns 0 or
+//  -1 (out of memory).
+static int
+s_slot_in (dp_exec_item_t *item)
+{
+    s_hostname ();                  //  (reads $DPOOL_SLOT)
+    if (s_slot)
+        item->slot = s_slot;
+    else
+    if (!item->has_slot || !item->slot)
+        item->slot = 1;             //  a worker of no supervisor: the only slot
+    item->has_slot = true;
+    if (!item->nslot_at)
+        return 0;
+    char num [24];
+    size_t nlen = (size_t) snprintf (num, sizeof num, "%llu", (unsigned long long) item->slot);
+    size_t len = strlen (item->sh);
+    char *sh = (char *) malloc (len + item->nslot_at * nlen + 1);
+    if (!sh)
+        return -1;
+    size_t from = 0, at = 0;
+    for (size_t i = 0; i < item->nslot_at; i++) {
+        memcpy (sh + at, item->sh + from, item->slot_at [i] - from);
+        at += item->slot_at [i] - from;
+        memcpy (sh + at, num, nlen);
+        at += nlen;
+        from = item->slot_at [i];
+    }
+    memcpy (sh + at, item->sh + from, len - from + 1);
+    free (item->sh);
+    item->sh = sh;
+    return 0;
 }
 
 //  gethostname, once
@@ -655,9 +697,10 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
     int rc = msgpack_pack_str (&pk, 3) | msgpack_pack_str_body (&pk, "err", 3)
            | msgpack_pack_bin (&pk, r->err_size)
            | msgpack_pack_bin_body (&pk, r->errbuf ? (char *) r->errbuf : "", r->err_size);
-    const char *keys [] = { "status", "signal", "timedout", "start", "runtime", "host", "node" };
+    const char *keys [] = { "status", "signal", "timedout", "start", "runtime", "host", "node",
+                            "slot" };
     s_hostname ();                  //  (sets s_node_tag too)
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         rc |= msgpack_pack_str (&pk, strlen (keys [i]));
         rc |= msgpack_pack_str_body (&pk, keys [i], strlen (keys [i]));
         switch (i) {
@@ -667,6 +710,7 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
             case 3: rc |= msgpack_pack_double (&pk, start); break;
             case 4: rc |= msgpack_pack_double (&pk, runtime); break;
             case 6: rc |= msgpack_pack_uint64 (&pk, s_node_tag); break;
+            case 7: rc |= msgpack_pack_uint64 (&pk, r->slot); break;
             default:
                 rc |= msgpack_pack_str (&pk, strlen (s_hostname ()));
                 rc |= msgpack_pack_str_body (&pk, s_hostname (), strlen (s_hostname ()));
@@ -682,12 +726,17 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     char err [256];
     if (dp_exec_item_decode (in, len, &item, err, sizeof err))
         return dp_task_fail (task, "exec: %s", err);
+    if (item.has_slot_at && s_slot_in (&item) != 0) {
+        dp_exec_item_destroy (&item);
+        return dp_task_fail (task, "exec: out of memory");
+    }
     char *sh_argv [4] = { item.shell ? item.shell : "/bin/sh", "-c", item.sh, NULL };
     char **argv = item.sh ? sh_argv : item.argv;
     char path [PATH_MAX], extra [2][48];
     char **envp = NULL;
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
-                  .input = item.input, .input_size = item.input_size };
+                  .input = item.input, .input_size = item.input_size,
+                  .slot = item.has_slot ? item.slot : 0 };
     s_spawn_t a = { .path = path, .argv = argv, .cwd = item.cwd, .guard = s_guard_get () };
     int rc = s_resolve (argv [0], path, sizeof path);
     if (rc == 0)
@@ -714,8 +763,8 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     }
     atomic_store (&s_child_pgid, r.pid);
     r.pidfd = (int) syscall (SYS_pidfd_open, r.pid, 0);
-    //  map of 9, "out", bin32 of a length patched at the end
-    static const uint8_t head [] = { 0x89, 0xa3, 'o', 'u', 't', 0xc6, 0, 0, 0, 0 };
+    //  map of 10, "out", bin32 of a length patched at the end
+    static const uint8_t head [] = { 0x8a, 0xa3, 'o', 'u', 't', 0xc6, 0, 0, 0, 0 };
     uint8_t *dest = dp_task_grow (task, sizeof head);
     if (dest)
         memcpy (dest, head, sizeof head);
