@@ -195,7 +195,7 @@ row() {
 #   Workloads. Each sets shell variables; the table is built at the end.
 
 RAW_PIPE="" RAW_P50="" RAW_P99=""
-if want raw || want w1u || want w6; then
+if want raw || want w1u || want w6 || want curve; then
     say "raw ZMQ: pipelined round trips (window $RAW_WINDOW) and one at a time"
     RAW_PIPE=$(run "$B/raw_zmq -W $WORKERS -n $RAW_N -w $RAW_WINDOW -r $R pipe")
     read -r RAW_P50 RAW_P99 <<< "$(run "$B/raw_zmq -W $WORKERS -n $LAT_N -r $R lat")"
@@ -352,10 +352,14 @@ scale_rate() {
     wait 2>/dev/null
     SCALE_PIDS=()
 }
-#   CURVE on and off: W1 through a dpool-broker -j $WORKERS over
-#   tcp://127.0.0.1, once with its server directory's keys (CURVE: the
-#   client's link authenticated and encrypted), once --no-curve.
-curve_rate() {
+#   CURVE on and off: the same job through two dpool-brokers -j $WORKERS on
+#   tcp://127.0.0.1, up at once, one with its server directory's keys (the
+#   client's link authenticated and encrypted), one --no-curve; their runs
+#   interleaved (on, off, on, off, ...) so that a disturbance hits both
+#   alike. Chunk size automatic ($W1_N items) and 1 ($W1U_N items); items/s
+#   as bench_map times them (pool start-up not timed). Rates of every run
+#   in $T/curve.MODE.CHUNK.
+curve_start() {
     local mode=$1 d="$T/curve-$1" t n=0 cp wp
     mkdir -p "$d"
     cp=$(free_port) wp=$(free_port)
@@ -364,26 +368,44 @@ curve_rate() {
     echo "DPOOL_SERVER_DIR=$d/sd $B/dpool-broker -j $WORKERS -m $MOD ${opts[*]} -c tcp://127.0.0.1:$cp -w tcp://127.0.0.1:$wp -v &" >> "$CMDS"
     DPOOL_SERVER_DIR="$d/sd" "$B/dpool-broker" -j "$WORKERS" -m "$MOD" ${opts[@]+"${opts[@]}"} \
         -c "tcp://127.0.0.1:$cp" -w "tcp://127.0.0.1:$wp" -v > "$d/log" 2>&1 &
-    SCALE_PIDS=($!)
+    SCALE_PIDS+=($!)
     for ((t = 0; t < 600; t++)); do
         n=$(grep -c " ready: " "$d/log" 2>/dev/null)
         [ "${n:-0}" -ge "$WORKERS" ] && break
         sleep 0.1
     done
     echo "  curve $mode: $n workers ready" >> "$LOG"
-    DPOOL_SERVER_DIR="$d/sd" run "$B/bench_map -b tcp://127.0.0.1:$cp -n $W1_N -r $R square $MOD"
+    echo "tcp://127.0.0.1:$cp" > "$d/ep"
+}
+curve_run() {   # MODE ITEMS CHUNK (auto or 1)
+    local d="$T/curve-$1" copt=""
+    [ "$3" = auto ] || copt="-c $3"
+    DPOOL_SERVER_DIR="$d/sd" run "$B/bench_map -b $(cat "$d/ep") -n $2 $copt -r 1 square $MOD" \
+        >> "$T/curve.$1.$3"
+}
+range() { sort -g "$1" 2>/dev/null | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.0f-%.0f", lo, hi }'; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CURVE_ON="" CURVE_OFF="" CURVE1_ON="" CURVE1_OFF="" CURVE_RANGES=""
+if want curve; then
+    say "curve: square through dpool-broker -j $WORKERS over tcp://127.0.0.1, CURVE on / off interleaved, chunk size automatic ($W1_N items) and 1 ($W1U_N)"
+    curve_start on
+    curve_start off
+    for ((r = 1; r <= R; r++)); do
+        for mode in on off; do
+            curve_run $mode "$W1_N" auto
+            curve_run $mode "$W1U_N" 1
+        done
+    done
     kill "${SCALE_PIDS[@]}" 2>/dev/null
     wait 2>/dev/null
     SCALE_PIDS=()
-}
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CURVE_ON="" CURVE_OFF=""
-if want curve; then
-    say "curve: W1 $W1_N square through dpool-broker -j $WORKERS over tcp://127.0.0.1, CURVE on / off"
-    curve_rate on > "$T/curve.on"
-    CURVE_ON=$(cat "$T/curve.on")
-    curve_rate off > "$T/curve.off"
-    CURVE_OFF=$(cat "$T/curve.off")
+    CURVE_ON=$(median < "$T/curve.on.auto") CURVE_OFF=$(median < "$T/curve.off.auto")
+    CURVE1_ON=$(median < "$T/curve.on.1") CURVE1_OFF=$(median < "$T/curve.off.1")
+    CURVE_RANGES="CURVE on / off, items/s, min-max of $R interleaved runs: chunk size automatic"
+    CURVE_RANGES+=" $(range "$T/curve.on.auto") / $(range "$T/curve.off.auto"), chunk size 1"
+    CURVE_RANGES+=" $(range "$T/curve.on.1") / $(range "$T/curve.off.1"); raw ZMQ pipelined"
+    CURVE_RANGES+=" $(fmt "$RAW_PIPE" "msgs/s") (broker thread, ipc:// workers, no CURVE)."
+    say "$CURVE_RANGES"
 fi
 
 SCALE_2="" SCALE_K_RATE=""
@@ -406,7 +428,9 @@ fi
 MIB=65536   # 64 MiB in KiB
 row "W1 $W1_N square, C API dp_map, items/s" "$W1_API" "" "Pool($WORKERS).map" "$W1_PY" "" ge 2
 row "W1 $W1_N square, dpool map CLI (lines in/out), items/s" "$W1_CLI" "" "Pool($WORKERS).map" "$W1_PY" "" ge 1
-row "W1 $W1_N square over tcp, CURVE on (goal: within 15% of off), items/s" "$CURVE_ON" "" "the same, CURVE off" "$CURVE_OFF" "" ge 0.85
+row "W1 $W1_N square via dpool-broker over tcp, CURVE on (goal: within 15% of off), items/s" "$CURVE_ON" "" "the same, CURVE off" "$CURVE_OFF" "" ge 0.85
+row "W1u $W1U_N square, chunk size 1, via dpool-broker over tcp, CURVE on, items/s" "$CURVE1_ON" "" "the same, CURVE off" "$CURVE1_OFF" "" ge 0.85
+row "W1u same, CURVE on, vs the physical limit (info), items/s" "$CURVE1_ON" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" info
 row "W1u $W1U_N square, chunk size 1, C API, items/s" "$W1U_API" "" "Pool.imap(chunksize=1)" "$W1U_PY" "" ge 5
 row "W1u same, vs the physical limit, items/s" "$W1U_API" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" ge 0.55
 row "W2 $W2_N x spin_us $W2_US, automatic chunks, items/s" "$W2_DP" "" "serial C loop" "$W2_SER" "" ge 1.94
@@ -443,6 +467,7 @@ TABLE=$T/table.md
     echo "peak RSS $(fmt "$M_PY_WORKER" "KiB"). W2 efficiency (rate / serial C rate; ideal 2.00):"
     echo "dpool $(isnum "$W2_DP" && isnum "$W2_SER" && awk -v d="$W2_DP" -v s="$W2_SER" 'BEGIN { printf "%.3f", d / s }' || echo n/a),"
     echo "Pool.map ${W2_PY_EFF:-n/a}."
+    [ -z "$CURVE_RANGES" ] || { echo; echo "$CURVE_RANGES"; }
 } > "$T/after.md"
 echo
 cat "$TABLE" "$T/after.md"

@@ -97,9 +97,19 @@ broker_send_to (broker_t *self, void *socket, zmq_msg_t *rid, dp_msg_t *msg)
     return s_send (self, socket, rid, msg);
 }
 
+//  RESULTS and DONE go at once or fail with EAGAIN (the job keeps them and
+//  they are retried); they also wait while the client's backlog holds
+//  older messages. Anything else must not be lost: dp_guard.c holds it.
 int
 broker_send_client (broker_t *self, client_t *client, dp_msg_t *msg)
 {
+    if (msg->cmd != DP_CMD_RESULTS && msg->cmd != DP_CMD_DONE)
+        return guard_client_send (self, client, msg, msg->cmd == DP_CMD_ERROR);
+    if (guard_client_backlogged (client)) {
+        dp_msg_reset (msg);
+        errno = EAGAIN;
+        return -1;
+    }
     client->last_send_ms = self->now_ms;
     return s_send (self, self->frontend, &client->rid, msg);
 }
@@ -111,7 +121,9 @@ broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg)
     return s_send (self, self->backend, &worker->rid, msg);
 }
 
-//  Reply ERROR to a peer we may not know (only its routing id).
+//  Reply ERROR to a peer we may not know (only its routing id). To a
+//  client without a session, an ERROR that finds its pipe full is dropped
+//  and counted (guard_undelivered); a worker's pipe has no limit.
 static void
 s_send_error (broker_t *self, void *socket, zmq_msg_t *rid, int code,
               const uint32_t *job, const char *text)
@@ -124,7 +136,28 @@ s_send_error (broker_t *self, void *socket, zmq_msg_t *rid, int code,
         msg.job = *job;
     }
     snprintf (msg.text, sizeof msg.text, "%s", text);
-    s_send (self, socket, rid, &msg);
+    if (s_send (self, socket, rid, &msg) != 0 && errno == EAGAIN && socket == self->frontend) {
+        char key [32];
+        s_key (rid, key, sizeof key);
+        guard_undelivered (self, key, DP_CMD_ERROR);
+    }
+}
+
+//  Reply ERROR to a client with a session: it waits if its pipe is full
+//  (guard_client_send). `ends_job`: the broker ended that job.
+static void
+s_client_error (broker_t *self, client_t *client, int code, const uint32_t *job,
+                const char *text, bool ends_job)
+{
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ERROR);
+    msg.code = code;
+    if (job) {
+        msg.has_job = true;
+        msg.job = *job;
+    }
+    snprintf (msg.text, sizeof msg.text, "%s", text);
+    guard_client_send (self, client, &msg, ends_job);
 }
 
 //  --------------------------------------------------------------------------
@@ -140,6 +173,7 @@ s_client_new (broker_t *self, zmq_msg_t *rid, const char *key, uint32_t hb)
     client->hb = hb ? hb : self->opts.heartbeat_ms;
     client->expiry_ms = self->now_ms + LIVENESS * client->hb;
     link_init (&client->jobs);
+    link_init (&client->backlog);
     client->job_index = job_index_new ();
     zhashx_insert (self->clients, key, client);
     return client;
@@ -154,6 +188,8 @@ s_client_destroy (broker_t *self, client_t **client_p)
         job_t *job = link_entry (client->jobs.next, job_t, by_client);
         job_destroy (self, &job);
     }
+    stream_client_gone (self, client);
+    guard_client_forget (self, client);
     zhashx_delete (self->clients, client->key);
     zhashx_destroy (&client->job_index);
     zmq_msg_close (&client->rid);
@@ -174,9 +210,11 @@ s_client_welcome (broker_t *self, client_t *client)
 }
 
 //  A job-level request from a known client. Returns 0, or an ERROR code
-//  (DP_PROTO_EJOB, EWINDOW, ELIMIT) with a reason for the reply.
+//  (DP_PROTO_EJOB, EWINDOW, ELIMIT) with a reason for the reply; *ended
+//  is set when the broker ended the job for it.
 static int
-s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen)
+s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen,
+                      bool *ended)
 {
     job_t *job = job_lookup (client, msg->job);
     if (msg->cmd == DP_CMD_JOB) {
@@ -184,7 +222,9 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
             snprintf (err, errlen, job ? "job %u already exists" : "job %u: empty task name", msg->job);
             return -1;
         }
-        if (client->njobs >= CLIENT_MAX_JOBS) {
+        //  an ERROR that ended a job and waits for the client to read
+        //  still holds the job's slot: so such ERRORs are bounded too
+        if (client->njobs + client->held >= CLIENT_MAX_JOBS) {
             snprintf (err, errlen, "job %u: more than %d open jobs", msg->job, CLIENT_MAX_JOBS);
             return -1;
         }
@@ -215,6 +255,7 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
                       (unsigned long long) bytes, self->opts.window,
                       (unsigned long long) self->opts.wbytes, CLIENT_BATCH);
             job_destroy (self, &job);
+            *ended = true;
             return DP_PROTO_EWINDOW;
         }
         if (job_add_batch (self, job, msg, err, errlen) != 0)
@@ -263,9 +304,17 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         return;
     }
     if (msg->cmd == DP_CMD_STATUS) {    //  anyone may ask; no session needed
-        if (client)
+        if (client) {
+            //  a client's REPORT waits, like its other answers, if its
+            //  pipe is full (built when it goes)
             client->expiry_ms = self->now_ms + LIVENESS * client->hb;
-        metrics_status (self, rid);
+            dp_msg_t report;
+            dp_msg_init (&report, DP_CMD_REPORT);
+            guard_client_send (self, client, &report, false);
+        }
+        else
+        if (metrics_status (self, rid) != 0 && errno == EAGAIN)
+            guard_undelivered (self, key, DP_CMD_REPORT);
         return;
     }
     if (!client) {
@@ -281,20 +330,24 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
             s_log (self, "client %s left", key);
             s_client_destroy (self, &client);
             break;
+        case DP_CMD_ACK:
+            stream_ack (self, client, msg);
+            break;
         case DP_CMD_JOB:
         case DP_CMD_BATCH:
         case DP_CMD_END:
         case DP_CMD_CANCEL:
         {
-            int code = s_client_job_command (self, client, msg, err, sizeof err);
+            bool ended = false;
+            int code = s_client_job_command (self, client, msg, err, sizeof err, &ended);
             if (code != 0)
-                s_send_error (self, self->frontend, rid, code == -1 ? DP_PROTO_EJOB : code,
-                              &msg->job, err);
+                s_client_error (self, client, code == -1 ? DP_PROTO_EJOB : code, &msg->job,
+                                err, ended);
         }
             break;
         default:
             snprintf (err, sizeof err, "unexpected %s from a client", dp_cmd_name (msg->cmd));
-            s_send_error (self, self->frontend, rid, DP_PROTO_ECMD, NULL, err);
+            s_client_error (self, client, DP_PROTO_ECMD, NULL, err, false);
             self->dropped++;
     }
 }
@@ -378,8 +431,13 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         zhashx_insert (worker->tasks, msg->tasks [i], (void *) 1);
     worker->is_node = msg->cmd == DP_CMD_NODE;
     worker->credit = worker->is_node ? 0 : msg->credit ? msg->credit : 1;
+    //  a peer's interval is its own, but one of hours would keep a silent
+    //  peer (and its chunks) for hours: liveness takes at most a minute
+    uint32_t max_hb = self->opts.heartbeat_ms > GUARD_MAX_HB_MS ? self->opts.heartbeat_ms : GUARD_MAX_HB_MS;
     worker->hb = msg->hb ? msg->hb : self->opts.heartbeat_ms;
+    worker->hb = worker->hb < max_hb ? worker->hb : max_hb;
     worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
+    worker->heard_ms = self->now_ms;
     worker->pid = (pid_t) msg->pid;
     worker->slots = msg->slots;
     worker->node = msg->node;
@@ -441,7 +499,8 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         return;
     }
     if ((msg->cmd == DP_CMD_READY || msg->cmd == DP_CMD_NODE)
-    &&  !zhashx_lookup (self->workers, key) && zhashx_size (self->workers) >= self->opts.max_workers) {
+    &&  !zhashx_lookup (self->workers, key) && zhashx_size (self->workers) >= self->opts.max_workers
+    &&  !guard_evict_idle (self, key, msg->cmd == DP_CMD_READY ? msg->node : 0)) {
         snprintf (err, sizeof err, "the broker has %u workers, its limit (--max-workers)",
                   self->opts.max_workers);
         guard_log (self, "worker %s refused: %s", key, err);
@@ -459,10 +518,14 @@ s_worker_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         return;
     }
     worker->expiry_ms = self->now_ms + LIVENESS * worker->hb;
+    worker->heard_ms = self->now_ms;
     switch (msg->cmd) {
         case DP_CMD_RESULT:
             metrics_result (self, worker, msg);
             jobs_result (self, worker, msg);
+            break;
+        case DP_CMD_WPART:
+            stream_part (self, worker, msg);
             break;
         case DP_CMD_DEATH:
             if (worker->is_node)
@@ -506,8 +569,15 @@ s_drain (broker_t *self, void *socket, bool frontend, int max)
             self->dropped++;
             guard_log (self, "dropped a malformed message from a %s: %s",
                        frontend ? "client" : "worker", err);
-            if (rc != DP_PROTO_ESIG && zmq_msg_size (&rid) > 0)
-                s_send_error (self, socket, &rid, rc, NULL, err);
+            if (rc != DP_PROTO_ESIG && zmq_msg_size (&rid) > 0) {
+                char key [32];
+                s_key (&rid, key, sizeof key);
+                client_t *client = frontend ? (client_t *) zhashx_lookup (self->clients, key) : NULL;
+                if (client)
+                    s_client_error (self, client, rc, NULL, err, false);
+                else
+                    s_send_error (self, socket, &rid, rc, NULL, err);
+            }
             continue;
         }
         if (frontend)
@@ -607,7 +677,12 @@ s_tick (broker_t *self)
 //    (or any frame) cannot pass a frame being sent, and libzmq's timeout
 //    counts only whole frames: a client sending a 4 MiB batch or a large
 //    item over a slow link says nothing until it is through, so on the
-//    frontend the ZMTP timeout and TTL are at least CLIENT_ZMTP_MS;
+//    frontend the ZMTP timeout and TTL are at least CLIENT_ZMTP_MS, and
+//    the PINGs go every CLIENT_ZMTP_MS / 6 at the most often (a dead
+//    client host is seen within 70 s): libzmq 4.3's timer cancel is a
+//    linear scan, so PINGs to every connection every second cost the
+//    I/O thread O(connections^2) a second; at 5,000 idle connections it
+//    ran at 100% and handshakes missed their 3 s (tests/test_torture.c);
 //  - MAXMSGSIZE: a frame over DP_MAX_FRAME drops the connection before it
 //    is ever buffered.
 static void *
@@ -618,13 +693,14 @@ s_router (broker_t *self, zsock_t **sock_p, int zmtp_min_ms)
         return NULL;
     int hb = (int) self->opts.heartbeat_ms;
     int timeout = 3 * hb > zmtp_min_ms ? 3 * hb : zmtp_min_ms;
+    int ivl = hb > zmtp_min_ms / 6 ? hb : zmtp_min_ms / 6;
     zsock_set_sndhwm (sock, 0);
     zsock_set_rcvhwm (sock, GUARD_PEER_RCVHWM);
     zsock_set_linger (sock, 0);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_router_handover (sock, 0);
     zsock_set_handshake_ivl (sock, 3000);
-    zsock_set_heartbeat_ivl (sock, hb);
+    zsock_set_heartbeat_ivl (sock, ivl);
     zsock_set_heartbeat_timeout (sock, timeout);
     zsock_set_heartbeat_ttl (sock, timeout);
     zsock_set_maxmsgsize (sock, DP_MAX_FRAME);

@@ -8,6 +8,7 @@
     dp_span.c     payload blocks shared by chunks, and spans of them
     dp_metrics.c  status reports and Prometheus metrics
     dp_guard.c    what is enforced on untrusted peers: strikes, stalls, limits
+    dp_stream.c   items' output parts: worker -> client, acknowledgements back
 
     Everything here is owned by the one broker thread: no locks.
     =========================================================================
@@ -27,6 +28,7 @@ typedef struct worker worker_t;
 typedef struct job job_t;
 typedef struct chunk chunk_t;
 typedef struct block block_t;
+typedef struct pending pending_t;
 
 //  Items [item, item + n) of a received payload block (dp_span.c); holds a
 //  reference on the block. A span with block NULL holds nothing.
@@ -85,6 +87,7 @@ struct job {
     uint32_t nsamples;
     uint32_t median_us;         //  of samples, refreshed every 8 new ones
     bool no_spec;               //  JOB.spec OFF: never a backup copy
+    bool parts;                 //  JOB.parts: its client takes PARTs
     uint64_t backups;           //  backup copies run (told in RESULTS, DONE)
     uint64_t in_bytes;          //  item bytes received, not yet answered (window)
     link_t chunks;              //  chunks not yet sent back, index order
@@ -103,6 +106,11 @@ struct client {
     uint64_t outstanding_bytes;
     uint32_t njobs;             //  open jobs (bounded: CLIENT_MAX_JOBS)
     bool blocked;               //  a RESULTS or DONE found its pipe full: retry
+    link_t backlog;             //  messages waiting for room in its pipe (dp_guard.c)
+    uint32_t backlog_notes;     //  of them, not job-ending ERRORs (bounded)
+    uint32_t backlog_reports;   //  of them, REPORTs (bounded)
+    uint32_t held;              //  of them, ERRORs that ended a job: hold a job slot
+    pending_t *parts_head, *parts_tail;     //  PARTs waiting for its pipe (dp_stream.c)
     link_t jobs;
     zhashx_t *job_index;        //  job id -> job_t (job_index_new)
     char name [DP_MAX_NAME + 1];    //  HELLO.host, for status
@@ -118,8 +126,9 @@ struct worker {
     link_t inflight;            //  chunks, via chunk->queue
     link_t available;           //  in broker->available while credit is left
     int64_t expiry_ms;
+    int64_t heard_ms;           //  its last message
     int64_t last_send_ms;
-    uint32_t hb;
+    uint32_t hb;                //  its interval for liveness (at most GUARD_MAX_HB_MS)
     pid_t pid;
     int slot;                   //  local worker slot, or -1 for remote
     uint64_t node;              //  node token of a node's worker (0: none)
@@ -137,6 +146,12 @@ struct worker {
     bool benched;               //  no dispatch: stalled or quarantined (dp_guard.c)
     uint64_t id_lo, id_hi;      //  chunk ids it was sent this session (0: none)
     uint64_t id_base;           //  the last chunk id issued before its session began
+    struct {                    //  the item whose output it streams (dp_stream.c)
+        uint64_t chunk;         //  0: none yet
+        uint32_t item;
+        uint64_t next;          //  parts received (the next seq)
+        uint64_t acked;         //  parts the client took
+    } stream;
 };
 
 struct broker {
@@ -184,6 +199,9 @@ struct broker {
         int64_t conns;          //  connections open (accepted - disconnected)
         int64_t max_conns;      //  budget: the fd limit less a reserve
         uint64_t refused;       //  connections shut down over the budget
+        uint64_t held;          //  messages that waited in a client's backlog
+        uint64_t evicted;       //  idle workers evicted at --max-workers
+        uint64_t undelivered;   //  ERROR/REPORT/WELCOME dropped: no room, no session
     } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
@@ -246,9 +264,18 @@ int span_gather (span_t *const *spans, size_t count, dp_msg_t *msg, bool with_st
 
 //  dp_metrics.c: status replies, counters, Prometheus metrics
 void metrics_publish (broker_t *self);
-void metrics_status (broker_t *self, zmq_msg_t *rid);
+//  metrics_status returns the send's result (0, or -1 with errno)
+int metrics_status (broker_t *self, zmq_msg_t *rid);
 void metrics_result (broker_t *self, worker_t *worker, dp_msg_t *msg);
 void metrics_worker_gone (broker_t *self, worker_t *worker);
+
+//  dp_stream.c: a WPART from a worker (checked, forwarded as PART); an
+//  ACK from a client (forwarded as WACK); send a client's waiting PARTs
+//  (false: its pipe is still full); free them (the client is gone)
+void stream_part (broker_t *broker, worker_t *worker, dp_msg_t *msg);
+void stream_ack (broker_t *broker, client_t *client, dp_msg_t *msg);
+bool stream_flush (broker_t *broker, client_t *client);
+void stream_client_gone (broker_t *broker, client_t *client);
 
 //  dp_spawn.c
 int spawn_start (broker_t *self, char *err, size_t errlen);

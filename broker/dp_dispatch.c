@@ -227,6 +227,7 @@ s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
     msg.chunk = broker->next_chunk_id + 1;
     msg.k = k;
     msg.timeout = s_job_timeout (job);
+    msg.parts = job->parts;
     memcpy (msg.task, job->task, sizeof msg.task);
     if (span_gather (spans, k, &msg, false) != 0) {
         zsys_error ("dpool-broker: out of memory");     //  as zmalloc does

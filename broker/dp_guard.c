@@ -9,6 +9,7 @@
 #include "dp_guard.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
@@ -157,6 +158,56 @@ guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *err, s
 }
 
 //  --------------------------------------------------------------------------
+//  The worker limit
+
+bool
+guard_evict_idle (broker_t *broker, const char *key, uint64_t token_in)
+{
+    //  node tokens with a registered worker: such a node is at work
+    zhashx_t *working = zhashx_new ();
+    char token [24];
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers))
+        if (!w->is_node && w->node) {
+            snprintf (token, sizeof token, "%llx", (unsigned long long) w->node);
+            zhashx_update (working, token, (void *) 1);
+        }
+    worker_t *victim = NULL;
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers)) {
+        if (w->slot >= 0 || w->chunks_done || w->items_done || !link_empty (&w->inflight)
+        ||  streq (w->key, key))
+            continue;
+        if (w->is_node) {
+            //  not the node of the worker asking in, nor one at work
+            snprintf (token, sizeof token, "%llx", (unsigned long long) w->node);
+            if ((token_in && w->node == token_in) || zhashx_lookup (working, token))
+                continue;
+        }
+        //  a worker before a node, then the one heard from least recently
+        if (!victim || (victim->is_node && !w->is_node)
+        ||  (victim->is_node == w->is_node && w->heard_ms < victim->heard_ms))
+            victim = w;
+    }
+    zhashx_destroy (&working);
+    if (!victim)
+        return false;
+    broker->guard.evicted++;
+    guard_log (broker, "%s %s (pid %d, host %s) evicted: idle %lld ms, never answered a chunk, "
+               "and the broker is at its worker limit (--max-workers %u)",
+               victim->is_node ? "node" : "worker", victim->key, victim->pid, victim->host,
+               (long long) (broker->now_ms - victim->heard_ms), broker->opts.max_workers);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_ERROR);
+    msg.code = DP_PROTO_ELIMIT;
+    snprintf (msg.text, sizeof msg.text, "evicted: idle and never worked while the broker is at "
+              "its worker limit (--max-workers %u); another took the place", broker->opts.max_workers);
+    broker_send_worker (broker, victim, &msg);
+    broker_worker_lost (broker, victim, NULL);
+    return true;
+}
+
+//  --------------------------------------------------------------------------
 //  Stalled chunks
 
 //  The worker's oldest chunk that a job still waits for, or NULL.
@@ -255,6 +306,141 @@ guard_blocked (broker_t *broker, client_t *client)
     broker->guard.blocked = true;
 }
 
+//  A message held for a client until its pipe has room. ERROR and WELCOME
+//  keep their fields; a REPORT is built when it goes (it says what the
+//  broker is doing then).
+typedef struct {
+    link_t link;                //  in client->backlog
+    uint8_t cmd;
+    bool ends_job;              //  an ERROR that ended a job (client->held)
+    bool has_job;
+    uint32_t job;
+    int32_t code;
+    uint32_t hb, window, batch;
+    uint64_t wbytes;
+    char text [];               //  ERROR.text
+} note_t;
+
+bool
+guard_client_backlogged (client_t *client)
+{
+    return !link_empty (&client->backlog);
+}
+
+static void
+s_note_destroy (client_t *client, note_t **note_p)
+{
+    note_t *note = *note_p;
+    link_remove (&note->link);
+    if (note->cmd == DP_CMD_REPORT)
+        client->backlog_reports--;
+    else
+    if (note->ends_job)
+        client->held--;
+    else
+        client->backlog_notes--;
+    free (note);
+    *note_p = NULL;
+}
+
+void
+guard_client_forget (broker_t *broker, client_t *client)
+{
+    (void) broker;
+    while (guard_client_backlogged (client)) {
+        note_t *note = link_entry (client->backlog.next, note_t, link);
+        s_note_destroy (client, &note);
+    }
+}
+
+void
+guard_undelivered (broker_t *broker, const char *key, uint8_t cmd)
+{
+    broker->guard.undelivered++;
+    guard_log (broker, "%s to client %s dropped: its queue is full and %s",
+               dp_cmd_name (cmd), key, "nothing more can wait for it");
+}
+
+//  Send a held message. Returns 0, or -1 with errno (EAGAIN: no room yet).
+static int
+s_note_send (broker_t *broker, client_t *client, note_t *note)
+{
+    if (note->cmd == DP_CMD_REPORT)
+        return metrics_status (broker, &client->rid);
+    dp_msg_t msg;
+    dp_msg_init (&msg, note->cmd);
+    msg.code = note->code;
+    msg.has_job = note->has_job;
+    msg.job = note->job;
+    msg.hb = note->hb;
+    msg.window = note->window;
+    msg.wbytes = note->wbytes;
+    msg.batch = note->batch;
+    snprintf (msg.text, sizeof msg.text, "%s", note->text);
+    return broker_send_to (broker, broker->frontend, &client->rid, &msg);
+}
+
+int
+guard_client_send (broker_t *broker, client_t *client, dp_msg_t *msg, bool ends_job)
+{
+    client->last_send_ms = broker->now_ms;
+    bool report = msg->cmd == DP_CMD_REPORT;
+    ends_job &= msg->cmd == DP_CMD_ERROR && msg->has_job;
+    //  what is needed to send it again; a REPORT is built anew
+    note_t copy = { .cmd = msg->cmd, .ends_job = ends_job, .has_job = msg->has_job,
+                    .job = msg->job, .code = msg->code, .hb = msg->hb, .window = msg->window,
+                    .batch = msg->batch, .wbytes = msg->wbytes };
+    char text [DP_MAX_TEXT + 1];
+    snprintf (text, sizeof text, "%s", msg->text);
+    if (!guard_client_backlogged (client)) {
+        int rc = report ? metrics_status (broker, &client->rid)
+                        : broker_send_to (broker, broker->frontend, &client->rid, msg);
+        int saved = errno;
+        dp_msg_reset (msg);
+        errno = saved;
+        if (rc == 0 || errno != EAGAIN)
+            return rc;
+    }
+    else
+        dp_msg_reset (msg);
+    if (report ? client->backlog_reports >= GUARD_CLIENT_REPORTS
+               : !ends_job && client->backlog_notes >= GUARD_CLIENT_NOTES) {
+        guard_undelivered (broker, client->key, copy.cmd);
+        return 0;
+    }
+    size_t size = report ? 0 : strlen (text);
+    note_t *note = (note_t *) zmalloc (sizeof (note_t) + size + 1);
+    *note = copy;
+    memcpy (note->text, text, size);
+    note->text [size] = 0;
+    link_init (&note->link);
+    link_append (&client->backlog, &note->link);
+    if (report)
+        client->backlog_reports++;
+    else
+    if (ends_job)
+        client->held++;
+    else
+        client->backlog_notes++;
+    broker->guard.held++;
+    guard_blocked (broker, client);
+    return 0;
+}
+
+//  Send what waits in the client's backlog, in order, while its pipe has
+//  room. Returns true when the backlog is empty.
+static bool
+s_backlog_flush (broker_t *broker, client_t *client)
+{
+    while (guard_client_backlogged (client)) {
+        note_t *note = link_entry (client->backlog.next, note_t, link);
+        if (s_note_send (broker, client, note) != 0 && errno == EAGAIN)
+            return false;
+        s_note_destroy (client, &note);     //  sent, or the client is gone
+    }
+    return true;
+}
+
 void
 guard_retry (broker_t *broker, int64_t *wake)
 {
@@ -271,6 +457,12 @@ guard_retry (broker_t *broker, int64_t *wake)
         if (!c->blocked)
             continue;
         c->blocked = false;
+        if (!s_backlog_flush (broker, c)) {
+            guard_blocked (broker, c);
+            continue;
+        }
+        if (!stream_flush (broker, c))
+            continue;                       //  its waiting PARTs go next (blocked again)
         link_t *l = c->jobs.next;
         while (l != &c->jobs && !c->blocked) {
             job_t *job = link_entry (l, job_t, by_client);

@@ -18,7 +18,8 @@
     - node tokens are unguessable and bound to the connection that
       registered them, so only a worker's own supervisor reports its death;
     - a broker-wide budget of clients, workers and jobs, and of open
-      connections below the file descriptor limit;
+      connections below the file descriptor limit; at the worker limit an
+      idle worker that never worked makes room for a new one;
     - bad-input logging limited to GUARD_LOG_PER_S lines a second.
     =========================================================================
 */
@@ -34,6 +35,10 @@
 #define GUARD_CLIENT_SNDHWM 64      //  messages queued to a client that does not read
 #define GUARD_PEER_RCVHWM   1000    //  messages queued from one peer before TCP pushes back
 #define GUARD_RETRY_MS      5       //  a blocked client's answers are retried this often
+#define GUARD_MAX_HB_MS     60000   //  a worker's announced interval counts as at most this
+                                    //  (or the broker's own, if longer) for its liveness
+#define GUARD_CLIENT_NOTES  64      //  ERRORs that end no job, and WELCOMEs, held for a client
+#define GUARD_CLIENT_REPORTS 4      //  REPORTs held for a client (built when sent)
 
 //  A random 64-bit token (getrandom), never 0.
 uint64_t guard_token (void);
@@ -78,6 +83,32 @@ int guard_node_check (broker_t *broker, const char *key, dp_msg_t *msg, char *er
 //  or too slowly): its answers wait at the broker, retried shortly.
 void guard_blocked (broker_t *broker, client_t *client);
 
+//  Send a message to a client that must not be lost (ERROR, WELCOME,
+//  REPORT: any but RESULTS, DONE, HEARTBEAT): at once if nothing waits
+//  before it and its pipe has room, else it waits in the client's backlog
+//  (FIFO, ahead of its RESULTS and DONE) and goes when the pipe drains.
+//  `ends_job`: an ERROR that ends a job the client had open; it holds the
+//  job's slot (CLIENT_MAX_JOBS) until it is delivered, so these are bounded
+//  by the open-job limit. Other ERRORs and WELCOMEs wait up to
+//  GUARD_CLIENT_NOTES, REPORTs up to GUARD_CLIENT_REPORTS (a REPORT is
+//  built when it goes); beyond that a message is dropped, counted and
+//  logged (a client that keeps sending requests it never reads the answer
+//  to). The message is consumed. Returns 0 (sent or held), or -1 with
+//  errno (the client is gone: EHOSTUNREACH).
+int guard_client_send (broker_t *broker, client_t *client, dp_msg_t *msg, bool ends_job);
+
+//  Is anything waiting in the client's backlog? Its RESULTS and DONE then
+//  wait too, so that the client sees its messages in order.
+bool guard_client_backlogged (client_t *client);
+
+//  Free the client's backlog (the client is being destroyed).
+void guard_client_forget (broker_t *broker, client_t *client);
+
+//  A message to a peer without a session (ERROR, REPORT) found its pipe
+//  full: it is dropped (there is no session to hold it in), counted and
+//  logged. Call with the failed send's errno in place.
+void guard_undelivered (broker_t *broker, const char *key, uint8_t cmd);
+
 //  Retry blocked clients' deliveries when due; the next time one is due,
 //  or INT64_MAX, in `wake` (lowered only).
 void guard_retry (broker_t *broker, int64_t *wake);
@@ -91,6 +122,19 @@ void guard_connection (broker_t *broker, bool accepted, int fd);
 //  Set the connection budget from the fd limit now in force; `reserve`
 //  fds are kept for everything else (local workers, files).
 void guard_budget (broker_t *broker, int reserve);
+
+//  The broker is at --max-workers and a new worker or node (READY, NODE
+//  from connection `key`) asks in: make room by evicting an idle one that
+//  has never worked, so that peers which say READY and then sit (silent
+//  with a huge interval, or heartbeating and taking nothing) cannot lock
+//  real workers out. The one evicted is, of the entries that hold no chunk
+//  and have answered none in their session (not local workers; a node only
+//  while none of its workers is registered, and never the node `token` of
+//  the worker asking in), a worker before a node, and the one heard from
+//  least recently. It gets ERROR ELIMIT and is forgotten (nothing to
+//  requeue); a dpool-worker then reconnects after its backoff. Returns
+//  true if one was evicted.
+bool guard_evict_idle (broker_t *broker, const char *key, uint64_t token);
 
 //  Timer: bench workers holding stalled chunks and give their chunks
 //  backup copies; summary of suppressed log lines.

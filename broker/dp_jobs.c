@@ -156,6 +156,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     self->tpct = msg->tpct;
     self->weight = msg->weight ? msg->weight : 1;
     self->no_spec = msg->spec == DP_SPEC_OFF;
+    self->parts = msg->parts;
     self->deficit_ns = (int64_t) QUANTUM_NS * self->weight;
     self->created_ms = broker->now_ms;
     link_init (&self->chunks);

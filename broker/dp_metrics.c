@@ -20,6 +20,7 @@
 #include "dp_broker_internal.h"
 #include "dp_report.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,7 +136,7 @@ s_report_fill (broker_t *self, dp_report_t *report)
 }
 
 //  Answer STATUS with a REPORT of the broker now.
-void
+int
 metrics_status (broker_t *self, zmq_msg_t *rid)
 {
     dp_report_t report;
@@ -143,12 +144,16 @@ metrics_status (broker_t *self, zmq_msg_t *rid)
     s_report_fill (self, &report);
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_REPORT);
+    int rc = 0;
     if (dp_report_encode (&report, &msg) == 0)
-        broker_send_to (self, self->frontend, rid, &msg);
+        rc = broker_send_to (self, self->frontend, rid, &msg);
     else
         zsys_warning ("dpool-broker: cannot encode a status report");
+    int saved = errno;
     dp_msg_reset (&msg);
     dp_report_clear (&report);
+    errno = saved;
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -355,6 +360,14 @@ s_render_guard (s_text_t *text, broker_t *self)
           (uint64_t) self->guard.max_conns },
         { "dpool_connections_refused_total", "counter",
           "Connections shut down at accept, over the budget.", self->guard.refused },
+        { "dpool_workers_evicted_total", "counter",
+          "Idle workers that never worked, evicted at --max-workers for a new one.",
+          self->guard.evicted },
+        { "dpool_client_messages_held_total", "counter",
+          "ERRORs, REPORTs and WELCOMEs that waited for room in a client's pipe.", self->guard.held },
+        { "dpool_client_messages_dropped_total", "counter",
+          "ERRORs, REPORTs and WELCOMEs dropped: no room, and over the backlog or no session.",
+          self->guard.undelivered },
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines [0]; i++) {
         s_family (text, lines [i].name, lines [i].type, lines [i].help);

@@ -652,11 +652,34 @@ s_on_error (dp_pool_t *pool, dp_msg_t *msg)
     cpool_fail_all (pool, DP_ERR_POOL, pool->broken [0] ? pool->broken : text);
 }
 
+//  A PART of an item's output: to the job's callback if the item is one
+//  sent and not yet answered, then acknowledged whatever it was (so the
+//  worker never waits on a part nobody takes).
+static void
+s_on_part (dp_pool_t *pool, dp_msg_t *msg)
+{
+    dp_job_t *job = cpool_table_lookup (pool, msg->job);
+    if (job && job->opts.on_part && msg->first < job->sent
+    &&  (job->opts.unordered || msg->first >= job->answered))
+        job->opts.on_part (job->opts.part_arg, msg->first, msg->chunk, msg->seq, (int) msg->fd,
+                           zmq_msg_data (&msg->frame [0]), zmq_msg_size (&msg->frame [0]));
+    dp_msg_t ack;
+    dp_msg_init (&ack, DP_CMD_ACK);
+    ack.job = msg->job;
+    ack.first = msg->first;
+    ack.chunk = msg->chunk;
+    ack.seq = msg->seq + 1;
+    cpool_send (pool, &ack);
+}
+
 void
 cjob_on_message (dp_pool_t *pool, dp_msg_t *msg)
 {
     dp_job_t *job;
     switch (msg->cmd) {
+        case DP_CMD_PART:
+            s_on_part (pool, msg);
+            break;
         case DP_CMD_RESULTS:
             if ((job = cpool_table_lookup (pool, msg->job))) {
                 if (msg->backups > job->backups)
@@ -738,6 +761,7 @@ s_job_open (dp_job_t *self)
     if (spec == DP_SPECULATE_AUTO)
         spec = strcmp (self->task, "exec") == 0 ? DP_SPECULATE_OFF : DP_SPECULATE_ON;
     msg.spec = spec == DP_SPECULATE_OFF ? DP_SPEC_OFF : DP_SPEC_ON;
+    msg.parts = self->opts.on_part != NULL;
     if (cpool_send (pool, &msg) != 0) {
         client_set_error ("cannot send to the broker: %s", zmq_strerror (errno));
         return -1;

@@ -15,6 +15,21 @@
     parallel writes it, written out per batch of results and synced to disk
     every second.
 
+    A job's output over 1 MiB streams from its worker in parts ahead of
+    its reply (the pool's on_part). The parts of the job due next (the
+    ring's head) go straight to stdout / stderr; those of a later job are
+    appended to one temporary file (made under $TMPDIR and unlinked at
+    once, so nothing is left behind) and written out when the job comes
+    due, after which its parts go straight through too. So memory stays
+    bounded however much a job prints, and the order is kept. With -u,
+    parts are written as they come; with --line-buffer, their whole lines
+    are, the unfinished last line waiting in the file. A job whose parts
+    came from two runs of its command (its worker died while it printed
+    and the pool ran it again) fails: what it printed cannot be taken
+    back, so it is not printed twice; for the same reason a job that
+    streamed is not run again by --retries. --results keeps the whole
+    output in memory (it writes files per job): its jobs do not stream.
+
     The input callback may have nothing to give for a while (stdin has no
     complete record yet, or the input has ended but a failure may still be
     retried): it then returns 2 and the pool waits on fd 0. Once fd 0 is no
@@ -59,6 +74,13 @@ s_on_signal (int sig)
     s_interrupted = 1;
 }
 
+//  Part of a job's output kept in the spill file until the job is due
+typedef struct {
+    uint64_t off;
+    uint32_t len;
+    int fd;                     //  1 stdout, 2 stderr
+} s_seg_t;
+
 //  One job in the ring, from its first send until it is printed
 typedef struct {
     uint64_t seq;
@@ -77,6 +99,14 @@ typedef struct {
     bool failed;
     dp_exec_reply_t reply;
     char *message;              //  the pool's reason when no reply came
+    //  streamed output
+    uint64_t attempt;           //  run whose parts came (0: none yet)
+    uint64_t nparts;            //  parts taken from it
+    bool broken;                //  parts of two runs, or out of sequence
+    bool direct;                //  due: parts go straight out
+    bool mid_line [2];          //  --tag: the last byte written to fd 1 / 2 was no newline
+    s_seg_t *segs;              //  parts in the spill file, in order
+    size_t nsegs, seg_cap;
 } s_ent_t;
 
 //  A joblog entry read back for --resume
@@ -126,6 +156,11 @@ typedef struct {
     bool bar_shown;
     bool stdout_broken;
     uint64_t skipped;
+    //  the spill file for early parts (unlinked), its size, and the jobs
+    //  holding segments in it (at 0 it is emptied)
+    int spill;
+    uint64_t spill_size;
+    size_t spill_jobs;
     //  commands run without a shell (s_plain_argv)
     char *plain_name;
     bool plain_ok;
@@ -710,28 +745,153 @@ s_input (void *arg, const void **data, size_t *len)
 //  --------------------------------------------------------------------------
 //  Results
 
-//  Write `data` with each line prefixed by `tag` and a tab
+//  Write a piece of job e's output to fd 1 or 2, with --tag's prefix at
+//  the start of each line (a line may continue from the last piece).
 static void
-s_write_tagged (FILE *out, const char *tag, const uint8_t *data, size_t len)
+s_emit (s_run_t *self, s_ent_t *e, int fd, const uint8_t *data, size_t len)
 {
-    if (!tag) {
+    FILE *out = fd == 2 ? stderr : stdout;
+    if (self->stdout_broken || len == 0)
+        return;
+    s_progress_clear (self);
+    if (!e->tag)
         fwrite (data, 1, len, out);
+    else {
+        size_t at = 0;
+        while (at < len) {
+            const uint8_t *eol = (const uint8_t *) memchr (data + at, '\n', len - at);
+            size_t n = eol ? (size_t) (eol - data) - at + 1 : len - at;
+            if (!e->mid_line [fd - 1]) {
+                fputs (e->tag, out);
+                fputc ('\t', out);
+            }
+            fwrite (data + at, 1, n, out);
+            e->mid_line [fd - 1] = !eol;
+            at += n;
+        }
+    }
+    if (ferror (stdout))
+        self->stdout_broken = true;
+}
+
+//  Keep a piece of job e's output in the spill file. Returns 0, or -1
+//  (printed) when the file cannot be made or written.
+static int
+s_spill (s_run_t *self, s_ent_t *e, int fd, const uint8_t *data, size_t len)
+{
+    if (self->spill < 0) {
+        const char *dir = getenv ("TMPDIR");
+        char path [4096];
+        snprintf (path, sizeof path, "%s/dpool-run-XXXXXX", dir && *dir ? dir : "/tmp");
+        self->spill = mkstemp (path);
+        if (self->spill < 0) {
+            fprintf (stderr, "dpool run: cannot make a spill file %s: %s\n", path, strerror (errno));
+            return -1;
+        }
+        unlink (path);                  //  gone with us, whatever happens
+        fcntl (self->spill, F_SETFD, FD_CLOEXEC);
+    }
+    for (size_t done = 0; done < len; ) {
+        ssize_t n = pwrite (self->spill, data + done, len - done, (off_t) (self->spill_size + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf (stderr, "dpool run: cannot write the spill file: %s\n", strerror (errno));
+            return -1;
+        }
+        done += (size_t) n;
+    }
+    if (e->nsegs == 0)
+        self->spill_jobs++;
+    if (e->nsegs == e->seg_cap) {
+        e->seg_cap = e->seg_cap ? e->seg_cap * 2 : 8;
+        e->segs = (s_seg_t *) s_alloc (e->segs, e->seg_cap * sizeof (s_seg_t));
+    }
+    e->segs [e->nsegs++] = (s_seg_t) { self->spill_size, (uint32_t) len, fd };
+    self->spill_size += len;
+    return 0;
+}
+
+//  Write out what job e has in the spill file, in order, and forget it.
+static void
+s_unspill (s_run_t *self, s_ent_t *e)
+{
+    if (e->nsegs == 0)
+        return;
+    uint8_t *buf = (uint8_t *) s_alloc (NULL, DP_EXEC_PART);
+    for (size_t i = 0; i < e->nsegs; i++) {
+        s_seg_t *g = &e->segs [i];
+        for (uint64_t done = 0; done < g->len; ) {
+            size_t want = g->len - done < DP_EXEC_PART ? (size_t) (g->len - done) : DP_EXEC_PART;
+            ssize_t n = pread (self->spill, buf, want, (off_t) (g->off + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            s_emit (self, e, g->fd, buf, (size_t) n);
+            done += (uint64_t) n;
+        }
+    }
+    free (buf);
+    e->nsegs = 0;
+    if (--self->spill_jobs == 0) {
+        //  nobody holds anything in it: start it again from the beginning
+        self->spill_size = 0;
+        if (ftruncate (self->spill, 0) != 0) {
+            //  only space kept a little longer
+        }
+    }
+}
+
+//  The pool's part callback: a piece of a job's output, ahead of its reply.
+static void
+s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
+        const void *data, size_t len)
+{
+    s_run_t *self = (s_run_t *) arg;
+    if (index >= self->nindex || (fd != 1 && fd != 2))
+        return;
+    uint64_t pos = self->index_pos [index];
+    s_ent_t *e = s_ent (self, pos);
+    if (e->done || e->broken)
+        return;
+    if (e->nparts == 0 && seq == 0)
+        e->attempt = attempt;
+    else
+    if (attempt != e->attempt || seq != e->nparts) {
+        e->broken = true;               //  another run of it: not printed twice
         return;
     }
-    size_t at = 0;
-    while (at < len) {
-        const uint8_t *eol = (const uint8_t *) memchr (data + at, '\n', len - at);
-        size_t n = eol ? (size_t) (eol - data) - at + 1 : len - at;
-        fputs (tag, out);
-        fputc ('\t', out);
-        fwrite (data + at, 1, n, out);
-        at += n;
+    e->nparts++;
+    const uint8_t *bytes = (const uint8_t *) data;
+    run_opts_t *o = self->o;
+    //  (--line-buffer: never a part line, even for the job due, since
+    //  other jobs' lines go out meanwhile)
+    if (o->output == RUN_OUT_UNGROUP || (o->output == RUN_OUT_GROUP && pos == self->head)) {
+        s_unspill (self, e);            //  what came before it first
+        e->direct = true;
+        s_emit (self, e, fd, bytes, len);
+        return;
     }
+    if (o->output == RUN_OUT_LINE) {
+        //  whole lines now, after the unfinished line kept before them
+        const uint8_t *eol = (const uint8_t *) memrchr (bytes, '\n', len);
+        if (eol) {
+            size_t whole = (size_t) (eol - bytes) + 1;
+            s_unspill (self, e);
+            s_emit (self, e, fd, bytes, whole);
+            bytes += whole;
+            len -= whole;
+        }
+    }
+    if (len && s_spill (self, e, fd, bytes, len) != 0)
+        e->broken = true;
 }
 
 static void
 s_ent_free (s_ent_t *e)
 {
+    free (e->segs);
     free (e->cmd);
     free (e->tag);
     free (e->input);
@@ -753,27 +913,30 @@ s_print_ready (s_run_t *self, bool all_done)
             break;
         if (e->done && !self->stdout_broken && !e->results) {
             s_progress_clear (self);
-            const char *tag = e->tag;
-            run_str_t filled = { 0 };
-            if (tag && e->tag_slot_at.n) {
-                run_slot_fill (&filled, tag, strlen (tag), &e->tag_slot_at,
-                               e->reply.slot ? e->reply.slot : s_turn_slot (self->o, e->seq));
-                tag = filled.p;
-            }
-            s_write_tagged (stdout, tag, e->reply.out, e->reply.out_size);
+            s_unspill (self, e);
+            s_emit (self, e, 1, e->reply.out, e->reply.out_size);
             if (e->reply.err_size || e->message) {
                 fflush (stdout);
-                s_write_tagged (stderr, tag, e->reply.err, e->reply.err_size);
+                s_emit (self, e, 2, e->reply.err, e->reply.err_size);
                 if (e->message)
                     fprintf (stderr, "dpool run: job %llu (%s): %s\n",
                              (unsigned long long) e->seq, e->cmd, e->message);
             }
             if (ferror (stdout))
                 self->stdout_broken = true;
-            free (filled.p);
         }
+        if (e->nsegs && --self->spill_jobs == 0)
+            self->spill_size = 0;       //  (not printed: a halt, a closed stdout)
         s_ent_free (e);
         self->head++;
+    }
+    //  the job due next writes its parts straight out from now on
+    if (self->head < self->tail && !self->stdout_broken && self->o->output == RUN_OUT_GROUP) {
+        s_ent_t *e = s_ent (self, self->head);
+        if (!e->direct) {
+            s_unspill (self, e);
+            e->direct = true;
+        }
     }
     if (fflush (stdout) != 0 || ferror (stdout))
         self->stdout_broken = true;
@@ -838,6 +1001,27 @@ s_result (s_run_t *self, const dp_result_t *r)
             fprintf (stderr, "%s\n", filled.p);
             free (filled.p);
         }
+        if (e->tag && e->tag_slot_at.n && !e->message && e->reply.slot) {
+            //  --tagstring with {%}: its slot, now known (the parts of a
+            //  streamed output that went out before it carry the tag unfilled)
+            run_str_t filled = { 0 };
+            run_slot_fill (&filled, e->tag, strlen (e->tag), &e->tag_slot_at, e->reply.slot);
+            free (e->tag);
+            e->tag = filled.p;
+            e->tag_slot_at.n = 0;
+        }
+        if (e->broken || e->reply.parts != e->nparts) {
+            char text [160];
+            if (e->broken)
+                snprintf (text, sizeof text, "its output came from two runs of the command "
+                          "(a worker was lost while it printed): the rest is not printed");
+            else
+                snprintf (text, sizeof text, "%llu of its %llu output parts came",
+                          (unsigned long long) e->nparts, (unsigned long long) e->reply.parts);
+            free (e->message);
+            e->message = strdup (text);
+            failed = true;
+        }
     }
     else {
         const char *kind = dp_status_name (r->status);
@@ -851,8 +1035,9 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         failed = true;
     }
+    //  a job that streamed has printed (or spilled) what cannot be taken back
     if (failed && e->attempts < self->o->retries && !self->halting && !s_interrupted
-    &&  r->status != DP_ERR_CANCELLED) {
+    &&  r->status != DP_ERR_CANCELLED && e->nparts == 0 && !e->broken) {
         //  GNU parallel retries "on another computer on which it has not
         //  failed": the broker is told the nodes it failed on
         bool known = !e->reply.node;
@@ -947,6 +1132,8 @@ s_run (s_run_t *self, dp_iter_t *it)
             rc = 130;
             break;
         }
+        if (self->stdout_broken)
+            break;                      //  a part found stdout closed (| head)
         if (got == 1) {
             s_result (self, &r);
             //  the whole batch that has arrived, then print and sync once
@@ -996,7 +1183,7 @@ s_run_main (run_opts_t *op)
 {
     run_opts_t o = *op;         //  (read-only from here; freed by run_main)
     int rc;
-    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1 };
+    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1, .spill = -1 };
     self.start_ms = s_now_ms ();
     if (o.joblog && (o.resume || o.resume_failed || o.retry_failed)
     &&  s_joblog_read (&self) != 0) {
@@ -1079,6 +1266,10 @@ s_run_main (run_opts_t *op)
     jopts.input_fd = 0;
     jopts.timeout_pct = o.timeout_pct;
     jopts.max_attempts = o.max_attempts;
+    if (!o.results) {                   //  --results writes whole outputs
+        jopts.on_part = s_part;
+        jopts.part_arg = &self;
+    }
     dp_iter_t *it = dp_imap_unordered (pool, "exec", &jopts, s_input, &self);
     self.it = it;
     if (!it) {
@@ -1113,6 +1304,8 @@ s_run_main (run_opts_t *op)
     free (self.plain_text);
     close (self.wake [0]);
     close (self.wake [1]);
+    if (self.spill >= 0)
+        close (self.spill);
     if (self.stdout_broken) {
         //  the conventional end of a writer whose reader went away
         signal (SIGPIPE, SIG_DFL);

@@ -24,6 +24,11 @@
 #define RUN_MAX_ENV         64
 
 //  A growable list of owned strings
+//  How a job's streamed output (its parts, over 1 MiB) is written
+#define RUN_OUT_GROUP   0           //  -g: per job, in input order
+#define RUN_OUT_UNGROUP 1           //  -u: as it comes
+#define RUN_OUT_LINE    2           //  --line-buffer: in whole lines as they come
+
 typedef struct {
     char **v;
     size_t *len;                //  lengths (strings may hold NUL with -0)
@@ -105,6 +110,7 @@ typedef struct {
     const char *workdir;        //  --wd DIR
     //  output
     bool dry_run;
+    int output;                 //  RUN_OUT_*: -g (default), -u, --line-buffer
     bool tag;
     const char *tagstring;
     bool verbose;               //  -t: commands to stderr

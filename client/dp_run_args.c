@@ -176,7 +176,12 @@ run_usage (FILE *out)
 "  -j, --jobs N|N%%|+N|-N|0  job slots (default or 0: one per usable CPU:\n"
 "                       affinity mask and cgroup quota, as nproc)\n"
 "  -k, --keep-order     accepted: output is always in input order\n"
-"  -g, -u, --line-buffer  accepted: output is always grouped per job\n"
+"  -g, --group          output per job, in input order (default); a job's\n"
+"                       output over 1 MiB streams: written as it comes\n"
+"                       while the job is the next due, else kept in a\n"
+"                       temporary file under $TMPDIR until it is\n"
+"  -u, --ungroup        write streamed output as it comes, any job\n"
+"  --line-buffer        write streamed output in whole lines as it comes\n"
 "  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
 "  --retries N          run a failing job up to N times in all\n"
 "  --halt now|soon,fail|success|done=N|N%%  stop early\n"
@@ -460,7 +465,10 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
                 return run_usage_error ("invalid value '%s' for -j (N, N%%, +N, -N or 0)", val);
             o->jobs = val;
             break;
-        case O_KEEP: case O_NOKEEP: case O_GROUP: case O_UNGROUP: case O_LB:
+        case O_GROUP: o->output = RUN_OUT_GROUP; break;
+        case O_UNGROUP: o->output = RUN_OUT_UNGROUP; break;
+        case O_LB: o->output = RUN_OUT_LINE; break;
+        case O_KEEP: case O_NOKEEP:
         case O_WILLCITE: case O_SILENT: case O_GNU:
             break;
         case O_TAG: o->tag = true; break;

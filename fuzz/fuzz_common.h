@@ -34,14 +34,15 @@
 //  command byte of an input is an index into its list (mod its length).
 //  Client -> broker:
 #define FUZZ_CMDS_CLIENT { DP_CMD_HELLO, DP_CMD_JOB, DP_CMD_BATCH, DP_CMD_END, DP_CMD_CANCEL, \
-    DP_CMD_STATUS, DP_CMD_ERROR, DP_CMD_HEARTBEAT, DP_CMD_BYE }
+    DP_CMD_STATUS, DP_CMD_ERROR, DP_CMD_HEARTBEAT, DP_CMD_BYE, DP_CMD_ACK }
 //  Worker -> broker:
-#define FUZZ_CMDS_WORKER { DP_CMD_READY, DP_CMD_RESULT, DP_CMD_ERROR, DP_CMD_HEARTBEAT, DP_CMD_BYE }
+#define FUZZ_CMDS_WORKER { DP_CMD_READY, DP_CMD_RESULT, DP_CMD_ERROR, DP_CMD_HEARTBEAT, DP_CMD_BYE, \
+    DP_CMD_WPART }
 //  Worker node (supervisor) -> broker:
 #define FUZZ_CMDS_NODE { DP_CMD_NODE, DP_CMD_DEATH, DP_CMD_HEARTBEAT, DP_CMD_BYE, DP_CMD_ERROR }
 //  Broker -> client and broker -> worker:
 #define FUZZ_CMDS_BROKER { DP_CMD_WELCOME, DP_CMD_RESULTS, DP_CMD_DONE, DP_CMD_REPORT, DP_CMD_ERROR, \
-    DP_CMD_HEARTBEAT, DP_CMD_BYE, DP_CMD_CHUNK, DP_CMD_ABORT }
+    DP_CMD_HEARTBEAT, DP_CMD_BYE, DP_CMD_CHUNK, DP_CMD_ABORT, DP_CMD_PART, DP_CMD_WACK }
 
 #define FUZZ_ASSERT(cond) do { if (!(cond)) { \
     fprintf (stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, #cond); \
@@ -107,7 +108,7 @@ fuzz_payload_frames (uint8_t cmd)
     switch (cmd) {
         case DP_CMD_BATCH: case DP_CMD_CHUNK: return 2;
         case DP_CMD_RESULTS: case DP_CMD_RESULT: return 3;
-        case DP_CMD_REPORT: return 1;
+        case DP_CMD_REPORT: case DP_CMD_PART: case DP_CMD_WPART: return 1;
         default: return 0;
     }
 }
@@ -151,7 +152,10 @@ fuzz_check_invariants (dp_msg_t *msg)
             FUZZ_ASSERT (zmq_msg_size (&msg->frame [2]) == msg->n);
     }
     if (msg->nframes == 1)
-        FUZZ_ASSERT (zmq_msg_size (&msg->frame [0]) <= DP_MAX_REPORT);
+        FUZZ_ASSERT (zmq_msg_size (&msg->frame [0])
+                     <= (msg->cmd == DP_CMD_REPORT ? DP_MAX_REPORT : DP_MAX_PART));
+    if (msg->cmd == DP_CMD_PART || msg->cmd == DP_CMD_WPART)
+        FUZZ_ASSERT (msg->fd == 1 || msg->fd == 2);
 }
 
 //  The header members of two messages are equal (all but bytes and frames).
@@ -171,6 +175,7 @@ fuzz_check_same (const dp_msg_t *a, const dp_msg_t *b)
     FUZZ_ASSERT (a->node == b->node && a->csize == b->csize && a->k == b->k);
     FUZZ_ASSERT (a->ordered == b->ordered && a->last == b->last && a->done == b->done);
     FUZZ_ASSERT (a->has_job == b->has_job);
+    FUZZ_ASSERT (a->seq == b->seq && a->fd == b->fd && a->parts == b->parts);
     FUZZ_ASSERT (strcmp (a->task, b->task) == 0);
     FUZZ_ASSERT (strcmp (a->host, b->host) == 0);
     FUZZ_ASSERT (strcmp (a->text, b->text) == 0);

@@ -88,6 +88,7 @@ s_reply (const uint8_t *data, size_t size)
     FUZZ_ASSERT (dp_exec_reply_decode (buf.data, buf.size, &again, err, sizeof err) == 0);
     FUZZ_ASSERT (reply.status == again.status && reply.signal == again.signal);
     FUZZ_ASSERT (reply.timedout == again.timedout);
+    FUZZ_ASSERT (reply.parts == again.parts);
     FUZZ_ASSERT (reply.out_size == again.out_size && reply.err_size == again.err_size);
     FUZZ_ASSERT (!reply.out_size || memcmp (reply.out, again.out, reply.out_size) == 0);
     FUZZ_ASSERT (!reply.err_size || memcmp (reply.err, again.err, reply.err_size) == 0);

@@ -139,6 +139,7 @@ s_example (dp_msg_t *msg, uint8_t cmd, int v)
             msg->tpct = v ? 300 : 0;
             msg->weight = 2;
             msg->spec = (uint32_t) (v ? DP_SPEC_OFF : DP_SPEC_ON);
+            msg->parts = v;
             break;
         case DP_CMD_BATCH:
             msg->job = 1; msg->first = v ? 1ull << 40 : 0; msg->csize = v ? 4 : 0; msg->last = v;
@@ -168,6 +169,7 @@ s_example (dp_msg_t *msg, uint8_t cmd, int v)
         }
         case DP_CMD_CHUNK:
             msg->chunk = 77; strcpy (msg->task, "square"); msg->timeout = v ? 1000 : 0;
+            msg->parts = v;
             msg->k = v ? 2 : 1;
             s_payload (msg, v ? 6 : 3, false);
             break;
@@ -180,6 +182,17 @@ s_example (dp_msg_t *msg, uint8_t cmd, int v)
         case DP_CMD_DEATH: msg->pid = 4243; msg->chunk = 77; msg->item = v ? UINT32_MAX : 2;
                            msg->code = 9; strcpy (msg->text, "SIGKILL"); break;
         case DP_CMD_ABORT: msg->chunk = 77; msg->k = v ? 4 : 1; break;
+        case DP_CMD_PART: case DP_CMD_WPART:
+            msg->job = 1; msg->first = v ? 12 : 0; msg->chunk = 77; msg->item = v ? 3 : 0;
+            msg->seq = v ? 41 : 0; msg->fd = v ? 2 : 1;
+            zmq_msg_init_size (&msg->frame [0], v ? 0 : 16);
+            memcpy (zmq_msg_data (&msg->frame [0]), "line one\nline t", v ? 0 : 16);
+            msg->nframes = 1;
+            break;
+        case DP_CMD_ACK: case DP_CMD_WACK:
+            msg->job = 1; msg->first = v ? 12 : 0; msg->chunk = 77; msg->item = v ? 3 : 0;
+            msg->seq = v ? 42 : 1;
+            break;
         case DP_CMD_REPORT: {
             dp_report_t report;
             dp_report_init (&report);
@@ -214,7 +227,8 @@ s_messages (void)
         DP_CMD_HELLO, DP_CMD_WELCOME, DP_CMD_JOB, DP_CMD_BATCH, DP_CMD_END, DP_CMD_CANCEL,
         DP_CMD_RESULTS, DP_CMD_DONE, DP_CMD_ERROR, DP_CMD_HEARTBEAT, DP_CMD_BYE,
         DP_CMD_STATUS, DP_CMD_REPORT, DP_CMD_READY, DP_CMD_CHUNK, DP_CMD_RESULT,
-        DP_CMD_NODE, DP_CMD_DEATH, DP_CMD_ABORT };
+        DP_CMD_NODE, DP_CMD_DEATH, DP_CMD_ABORT, DP_CMD_PART, DP_CMD_ACK, DP_CMD_WPART,
+        DP_CMD_WACK };
     for (size_t c = 0; c < sizeof all; c++)
         for (int v = 0; v < 2; v++) {
             char name [64];
@@ -374,6 +388,11 @@ s_exec (void)
     dp_exec_reply_t ok = { .host = "h" };
     dp_exec_reply_encode (&ok, &buf);
     s_write ("exec_msg", "reply-empty", buf.data, buf.size);
+    msgpack_sbuffer_clear (&buf);
+    dp_exec_reply_t streamed = { .out = (uint8_t *) "tail", .out_size = 4, .host = "h",
+                                 .parts = 300 };
+    dp_exec_reply_encode (&streamed, &buf);
+    s_write ("exec_msg", "reply-parts", buf.data, buf.size);
     msgpack_sbuffer_destroy (&buf);
 }
 

@@ -131,6 +131,17 @@ typedef struct {
     size_t len;
 } dp_item_t;
 
+//  A part of one item's output, streamed ahead of its result (only the
+//  built-in "exec" task streams, and only what is over 1 MiB): `index` is
+//  the item, `attempt` names the run that printed it (a retried item's
+//  new run has another), `seq` counts the parts of that run from 0, `fd`
+//  is 1 (stdout) or 2 (stderr); `data` is valid during the call only. The
+//  result's "parts" says how many parts came before it. The pool takes
+//  the next part only once the call has returned, so a slow callback
+//  slows the command down instead of filling memory.
+typedef void (dp_part_fn) (void *arg, uint64_t index, uint64_t attempt, uint64_t seq,
+                           int fd, const void *data, size_t len);
+
 //  Options of one job; all zero is the default. Fields may be added at the
 //  end: initialise with `= { 0 }` or designated initialisers.
 typedef struct {
@@ -164,6 +175,10 @@ typedef struct {
                             //  the built-in "exec" task (commands may have side
                             //  effects); DP_SPECULATE_ON; DP_SPECULATE_OFF: no
                             //  item of the job ever runs twice
+    dp_part_fn *on_part;    //  take big output in parts (dp_part_fn), called
+    void *part_arg;         //  inside pool calls as results are; NULL: none,
+                            //  an exec item's output is then whole in its
+                            //  result, at most 128 MiB
 } dp_job_opts_t;
 
 #define DP_SPECULATE_AUTO   0

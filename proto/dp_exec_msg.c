@@ -150,7 +150,7 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
 int
 dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
 {
-    int rc = msgpack_pack_map (pk, 10);
+    int rc = msgpack_pack_map (pk, self->parts ? 11 : 10);
     rc |= s_pack_key (pk, "status");
     rc |= msgpack_pack_int (pk, self->status);
     rc |= s_pack_key (pk, "signal");
@@ -168,6 +168,10 @@ dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
     rc |= msgpack_pack_uint64 (pk, self->slot);
     rc |= s_pack_key (pk, "node");
     rc |= msgpack_pack_uint64 (pk, self->node);
+    if (self->parts) {
+        rc |= s_pack_key (pk, "parts");
+        rc |= msgpack_pack_uint64 (pk, self->parts);
+    }
     return rc ? -1 : 0;
 }
 
@@ -482,21 +486,21 @@ s_reply_field (dp_exec_reply_t *self, const msgpack_object_kv *kv, unsigned *see
                char *err, size_t errlen)
 {
     static const char *keys [] = { "status", "signal", "timedout", "out", "err",
-                                   "start", "runtime", "host", "node", "slot" };
+                                   "start", "runtime", "host", "parts", "node", "slot" };
     const char *what = "exec reply";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 10 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 11 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 10)
+    if (k == 11)
         return 0;
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
     const msgpack_object *v = &kv->val;
     switch (k) {
-        case 8: return s_get_uint (v, "exec reply: node", &self->node, err, errlen);
-        case 9: return s_get_uint (v, "exec reply: slot", &self->slot, err, errlen);
+        case 9: return s_get_uint (v, "exec reply: node", &self->node, err, errlen);
+        case 10: return s_get_uint (v, "exec reply: slot", &self->slot, err, errlen);
         case 0: return s_get_int (v, "exec reply: status", 0, 255 + 128, &self->status, err, errlen);
         case 1: return s_get_int (v, "exec reply: signal", 0, 255, &self->signal, err, errlen);
         case 2:
@@ -508,6 +512,7 @@ s_reply_field (dp_exec_reply_t *self, const msgpack_object_kv *kv, unsigned *see
         case 4: return s_get_bin (v, "exec reply: err", &self->err, &self->err_size, err, errlen);
         case 5: return s_get_double (v, "exec reply: start", &self->start, err, errlen);
         case 6: return s_get_double (v, "exec reply: runtime", &self->runtime, err, errlen);
+        case 8: return s_get_uint (v, "exec reply: parts", &self->parts, err, errlen);
         default: return (self->host = s_get_str (v, "exec reply: host", err, errlen)) ? 0 : -1;
     }
 }

@@ -31,6 +31,9 @@
                 "slot"  uint           the job slot it ran in (PARALLEL_JOBSLOT), 0: none
                 "node"  uint           tag of the node that ran it (dp_node_tag of
                                        its $DPOOL_NODE; absent or 0: unknown)
+                "parts" uint           PARTs of this item's output streamed
+                                       before the reply (absent: 0); "out"
+                                       and "err" then hold only the rest
 
     Decoders take untrusted bytes: they check the msgpack first
     (dp_proto_check_map), then every type; they never assert and fail with
@@ -51,11 +54,14 @@
 extern "C" {
 #endif
 
-//  Most bytes of stdout + stderr the exec task returns for one item: a
-//  command that writes more is killed and its item fails with a message.
+//  Most bytes of stdout + stderr the exec task returns in one reply: a
+//  command that writes more is killed and its item fails with a message,
+//  unless its client takes PARTs (JOB.parts): the output then streams in
+//  PARTs of DP_EXEC_PART bytes ahead of the reply, with no limit.
 #define DP_EXEC_MAX_OUTPUT  (128u << 20)
 //  Most offsets in an item's "slotat"
 #define DP_EXEC_MAX_SLOTAT  1024
+#define DP_EXEC_PART        (1u << 20)
 
 //  An exec item. Decoded items own every pointer (malloc'd, freed by
 //  dp_exec_item_destroy); to encode, fill it with your own pointers.
@@ -92,6 +98,7 @@ typedef struct {
     char *host;                 //  NULL encodes ""
     uint64_t slot;              //  job slot it ran in, 0: none
     uint64_t node;              //  node tag (dp_node_tag), 0: unknown
+    uint64_t parts;             //  PARTs streamed before the reply (0: none)
 } dp_exec_reply_t;
 
 //  Append the item to `buf`. Returns 0, or -1 when the item is not valid

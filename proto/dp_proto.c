@@ -50,7 +50,7 @@ typedef enum {
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
     K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE, K_CSIZE, K_K, K_LAST, K_DONE,
-    K_SPEC, K_BACKUPS, K_BIG, K_AVOID,
+    K_SPEC, K_BACKUPS, K_BIG, K_SEQ, K_FD, K_PARTS, K_AVOID,
     K_COUNT
 } s_key_id_t;
 
@@ -80,6 +80,7 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (item, T_U32),      S_KEY (node, T_U64),     S_KEY (csize, T_U32),
     S_KEY (k, T_U32),         S_KEY (last, T_BOOL),    S_KEY (done, T_BOOL),
     S_KEY (spec, T_U32),      S_KEY (backups, T_U64),  S_KEY (big, T_U64),
+    S_KEY (seq, T_U64),       S_KEY (fd, T_U32),       S_KEY (parts, T_BOOL),
     S_KEY (avoid, T_AVOID)
 };
 
@@ -101,7 +102,7 @@ static const s_cmd_t s_cmds [] = {
         B (K_HB) | B (K_WINDOW) | B (K_WBYTES) | B (K_BATCH) },
     [DP_CMD_JOB]       = { "JOB", 0,
         B (K_JOB) | B (K_TASK) | B (K_ORDERED) | B (K_ATTEMPTS) | B (K_CHUNKSIZE)
-        | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT) | B (K_SPEC),
+        | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT) | B (K_SPEC) | B (K_PARTS),
         B (K_JOB) | B (K_TASK) },
     [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST)
                                        | B (K_BIG) | B (K_AVOID),
@@ -116,13 +117,18 @@ static const s_cmd_t s_cmds [] = {
     [DP_CMD_ERROR]     = { "ERROR", 0, B (K_CODE) | B (K_TEXT) | B (K_JOB), B (K_CODE) },
     [DP_CMD_STATUS]    = { "STATUS", 0, 0, 0 },
     [DP_CMD_REPORT]    = { "REPORT", 1, 0, 0 },
+    [DP_CMD_PART]      = { "PART", 1, B (K_JOB) | B (K_FIRST) | B (K_CHUNK) | B (K_SEQ) | B (K_FD),
+                                      B (K_JOB) | B (K_FIRST) | B (K_CHUNK) | B (K_SEQ) | B (K_FD) },
+    [DP_CMD_ACK]       = { "ACK", 0, B (K_JOB) | B (K_FIRST) | B (K_CHUNK) | B (K_SEQ),
+                                     B (K_JOB) | B (K_FIRST) | B (K_CHUNK) | B (K_SEQ) },
     [DP_CMD_HEARTBEAT] = { "HEARTBEAT", 0, 0, 0 },
     [DP_CMD_BYE]       = { "BYE", 0, 0, 0 },
     [DP_CMD_READY]     = { "READY", 0,
         B (K_TASKS) | B (K_CREDIT) | B (K_PID) | B (K_HOST) | B (K_SLOTS) | B (K_HB)
         | B (K_NODE),
         B (K_TASKS) | B (K_CREDIT) | B (K_HB) },
-    [DP_CMD_CHUNK]     = { "CHUNK", 2, B (K_CHUNK) | B (K_TASK) | B (K_N) | B (K_TIMEOUT) | B (K_K),
+    [DP_CMD_CHUNK]     = { "CHUNK", 2, B (K_CHUNK) | B (K_TASK) | B (K_N) | B (K_TIMEOUT) | B (K_K)
+                                       | B (K_PARTS),
                                        B (K_CHUNK) | B (K_TASK) | B (K_N) },
     [DP_CMD_RESULT]    = { "RESULT", 3, B (K_CHUNK) | B (K_N) | B (K_NS) | B (K_K),
                                         B (K_CHUNK) | B (K_N) },
@@ -131,6 +137,10 @@ static const s_cmd_t s_cmds [] = {
     [DP_CMD_DEATH]     = { "DEATH", 0, B (K_PID) | B (K_CHUNK) | B (K_ITEM) | B (K_CODE) | B (K_TEXT),
                                        B (K_PID) | B (K_CODE) },
     [DP_CMD_ABORT]     = { "ABORT", 0, B (K_CHUNK) | B (K_K), B (K_CHUNK) },
+    [DP_CMD_WPART]     = { "WPART", 1, B (K_CHUNK) | B (K_ITEM) | B (K_SEQ) | B (K_FD),
+                                       B (K_CHUNK) | B (K_ITEM) | B (K_SEQ) | B (K_FD) },
+    [DP_CMD_WACK]      = { "WACK", 0, B (K_CHUNK) | B (K_ITEM) | B (K_SEQ),
+                                      B (K_CHUNK) | B (K_ITEM) | B (K_SEQ) },
 };
 
 //  The command's table entry, or NULL if the command is unknown.
@@ -520,6 +530,9 @@ s_decode_header (dp_msg_t *self, const s_cmd_t *info, zmq_msg_t *frame,
     if (rc == 0 && info->payload && self->n > DP_MAX_BATCH)
         rc = s_fail (err, errlen, DP_PROTO_ELIMIT, "%s: n=%u exceeds %d",
                      info->name, self->n, DP_MAX_BATCH);
+    if (rc == 0 && (info->keys & B (K_FD)) && self->fd != 1 && self->fd != 2)
+        rc = s_fail (err, errlen, DP_PROTO_EHEADER, "%s: fd=%u is neither 1 nor 2",
+                     info->name, self->fd);
     if (rc == 0 && self->k == 0)
         self->k = 1;                    //  0 or absent: one chunk
     if (rc == 0 && info->payload && (info->keys & B (K_K)) && !s_k_fits (self->n, self->k))
@@ -594,6 +607,14 @@ static int
 s_check_payload (const dp_msg_t *self, const s_cmd_t *info, zmq_msg_t *payload,
                  char *err, size_t errlen)
 {
+    if (info->payload == 1 && self->cmd != DP_CMD_REPORT) {
+        //  PART, WPART: raw output bytes, bounded
+        size_t size = zmq_msg_size (&payload [0]);
+        if (size > DP_MAX_PART)
+            return s_fail (err, errlen, DP_PROTO_ELIMIT, "%s: %zu bytes exceed %u",
+                           info->name, size, DP_MAX_PART);
+        return 0;
+    }
     if (info->payload == 1)             //  REPORT: one msgpack body
         return s_check_body (info, &payload [0], err, errlen);
     size_t lens_size = zmq_msg_size (&payload [0]);
@@ -777,6 +798,8 @@ s_check_fields (const dp_msg_t *self, const s_cmd_t *info, uint64_t keys)
     }
     if (s_task_required (self->cmd) && self->task [0] == 0)
         return DP_PROTO_EHEADER;
+    if ((keys & B (K_FD)) && self->fd != 1 && self->fd != 2)
+        return DP_PROTO_EHEADER;
     if (keys & B (K_TASKS)) {
         if (self->ntasks > DP_MAX_TASKS)
             return DP_PROTO_ELIMIT;
@@ -806,7 +829,8 @@ s_check_frames (const dp_msg_t *self, const s_cmd_t *info)
         if (zmq_msg_size ((zmq_msg_t *) &self->frame [i]) > DP_MAX_FRAME)
             return DP_PROTO_ELIMIT;
     if (info->payload == 1
-    &&  zmq_msg_size ((zmq_msg_t *) &self->frame [0]) > DP_MAX_REPORT)
+    &&  zmq_msg_size ((zmq_msg_t *) &self->frame [0])
+        > (self->cmd == DP_CMD_REPORT ? DP_MAX_REPORT : DP_MAX_PART))
         return DP_PROTO_ELIMIT;
     if (info->payload >= 2
     &&  zmq_msg_size ((zmq_msg_t *) &self->frame [0]) != 4 * (size_t) self->n)
@@ -857,6 +881,8 @@ dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes)
         keys &= ~B (K_JOB);
     if (self->navoid == 0)
         keys &= ~B (K_AVOID);       //  (as before the key existed: BATCH bytes unchanged)
+    if (!self->parts)
+        keys &= ~B (K_PARTS);           //  absent = false: JOB and CHUNK as before
     int rc = s_check_fields (self, info, keys);
     if (rc == 0)
         rc = s_check_frames (self, info);

@@ -48,6 +48,8 @@ extern "C" {
 #define DP_MAX_PAYLOAD      3           //  payload frames in one message
 #define DP_MAX_REPORT       (2u << 20)  //  bytes in a REPORT body (dp_report.h)
 #define DP_MAX_AVOID        8           //  node tags in one BATCH.avoid
+#define DP_MAX_PART         (4u << 20)  //  bytes in one PART / WPART (output stream)
+#define DP_PART_WINDOW      4           //  PARTs of one stream sent, not yet acknowledged
 
 typedef enum {
     //  client <-> broker
@@ -62,6 +64,8 @@ typedef enum {
     DP_CMD_DONE      = 0x08,    //  B->C  {job, ok, failed, backups}
     DP_CMD_STATUS    = 0x0C,    //  C->B  {}  (no session needed)
     DP_CMD_REPORT    = 0x0D,    //  B->C  {}  body (msgpack map, dp_report.h)
+    DP_CMD_PART      = 0x0E,    //  B->C  {job, first, chunk, seq, fd}  data (an item's output)
+    DP_CMD_ACK       = 0x0F,    //  C->B  {job, first, chunk, seq}  (PARTs taken: seq)
     //  both conversations
     DP_CMD_ERROR     = 0x09,    //  any   {code, text, job?}
     DP_CMD_HEARTBEAT = 0x0A,    //  any   {}
@@ -73,6 +77,8 @@ typedef enum {
     DP_CMD_NODE      = 0x13,    //  N->B  {node, host, pid, slots, hb}
     DP_CMD_DEATH     = 0x14,    //  N->B  {pid, chunk, item, code, text}
     DP_CMD_ABORT     = 0x15,    //  B->W  {chunk, k}
+    DP_CMD_WPART     = 0x16,    //  W->B  {chunk, item, seq, fd}  data (an item's output)
+    DP_CMD_WACK      = 0x17,    //  B->W  {chunk, item, seq}  (PARTs taken: seq)
 } dp_cmd_t;
 
 //  JOB.spec: may the broker run backup copies of the job's straggling
@@ -148,12 +154,16 @@ typedef struct {
     uint32_t navoid;            //  (dp_node_tag; encoded only when navoid > 0)
     uint32_t k;                 //  CHUNK, RESULT, ABORT: chunks carried, ids
                                 //  chunk .. chunk + k - 1 (>= 1); n / k items each
+    uint64_t seq;               //  PART, WPART: the part's number in its stream (from 0);
+                                //  ACK, WACK: parts taken (seq of the last + 1)
+    uint32_t fd;                //  PART, WPART: 1 stdout, 2 stderr
     uint64_t bytes;             //  wire size, all frames but the routing id: set
                                 //  by dp_msg_decode (even on failure) and encode
     bool     ordered;           //  JOB
     bool     last;              //  BATCH: the job's last (no END follows)
     bool     done;              //  RESULTS: the job's last (ok, failed; no DONE follows)
     bool     has_job;           //  ERROR: job field present
+    bool     parts;             //  JOB: the client takes PARTs; CHUNK: the worker may send WPARTs
     char task [DP_MAX_NAME + 1];
     char host [DP_MAX_NAME + 1];    //  READY: host; HELLO: client name
     char text [DP_MAX_TEXT + 1];    //  ERROR

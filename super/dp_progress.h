@@ -35,6 +35,10 @@ typedef struct {
     _Atomic uint32_t oom;           //  crash near the memory limit (signal handler)
     _Atomic uint64_t items_done;    //  items run since the process started
     _Atomic uint32_t init_state;    //  the modules' initializers: DP_INIT_*
+    _Atomic int64_t  alive_ns;      //  CLOCK_MONOTONIC of the worker's last loop turn, at
+                                    //  least every 100 ms while it runs (0: not yet): a
+                                    //  supervisor with a liveness limit kills a worker
+                                    //  that stops (SIGSTOP) or hangs
     char init_error [256];          //  DP_INIT_FAILED: why (written before)
 } dp_progress_page_t;
 

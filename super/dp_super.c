@@ -47,9 +47,12 @@ typedef struct {
     bool exited;                //  fork server child: its pidfd fired, status due
     int64_t dead_ms;
     dp_death_t death;
-    const char *kill_reason;    //  why we killed it (timeout, abort), or NULL
+    const char *kill_reason;    //  why we killed it (timeout, abort, silence), or NULL
     uint64_t kill_chunk;
     uint32_t kill_item;
+    uint8_t kill_code;          //  its death's code: DP_ST_DIED for silence (0: as the reason)
+    int64_t seen_alive;         //  the progress page's alive_ns when we last saw it change
+    int64_t seen_at_ns;         //  our clock then
 } s_child_t;
 
 struct dp_super {
@@ -62,6 +65,7 @@ struct dp_super {
     bool fs_gone;               //  its end was seen: no more children
     char **fs_env;              //  the extras alone (the server adds the rest)
     char fs_err [256];          //  why the last fork failed
+    int64_t last_tick_ns;       //  our last dp_super_tick (liveness: our own stalls)
 };
 
 //  --------------------------------------------------------------------------
@@ -292,6 +296,7 @@ s_start_forked (dp_super_t *self, s_child_t *child)
     child->dead = false;
     child->exited = false;
     child->kill_reason = NULL;
+    child->kill_code = 0;
     return 0;
 }
 
@@ -340,6 +345,7 @@ s_start (dp_super_t *self, s_child_t *child)
     child->restart_at_ms = 0;
     child->dead = false;
     child->kill_reason = NULL;
+    child->kill_code = 0;
     return 0;
 }
 
@@ -487,8 +493,10 @@ s_describe (dp_super_t *self, s_child_t *child, int status)
         snprintf (death->reason, sizeof death->reason, "%s", child->kill_reason);
         death->chunk = child->kill_chunk;
         death->item = child->kill_item;
-        death->aborted = strcmp (child->kill_reason, "aborted") == 0 || !child->kill_chunk;
-        death->code = death->aborted ? DP_ST_CANCELLED : DP_ST_TIMEOUT;
+        death->aborted = strcmp (child->kill_reason, "aborted") == 0 || !child->kill_chunk
+                      || child->kill_item == DP_PROGRESS_NONE;
+        death->code = death->aborted ? DP_ST_CANCELLED
+                    : child->kill_code ? child->kill_code : DP_ST_TIMEOUT;
     }
     else
     if (atomic_load (&child->progress->oom) && self->opts.mem_limit_mb)
@@ -620,12 +628,46 @@ s_aborted_since (dp_progress_page_t *p, uint64_t chunk, int64_t now_ns)
     return false;
 }
 
+//  Kill a child that stopped turning its loop (SIGSTOP, a hang) for longer
+//  than the liveness limit: it is replaced like any dead child, and the
+//  item it runs, if any, is blamed as for a crash (PROTOCOL.md rule 7: the
+//  one item charged an attempt, the others requeued uncharged). Returns
+//  true if it was killed.
+static bool
+s_watch_alive (dp_super_t *self, s_child_t *child, int64_t now_ns)
+{
+    dp_progress_page_t *p = child->progress;
+    int64_t alive = atomic_load (&p->alive_ns);
+    //  silence is counted on our own clock from when we saw the last sign,
+    //  and only while we ourselves run (dp_super_tick resets it after a
+    //  stall of ours: a loaded host that stopped everybody kills nobody)
+    if (alive != child->seen_alive) {
+        child->seen_alive = alive;
+        child->seen_at_ns = now_ns;
+    }
+    int64_t silent = now_ns - child->seen_at_ns;
+    if (!self->opts.liveness_ms || !alive || child->kill_reason
+    ||  silent <= (int64_t) self->opts.liveness_ms * 1000000)
+        return false;
+    static __thread char reason [64];
+    snprintf (reason, sizeof reason, "no sign of life for %.1f s (stopped or hung)",
+              (double) silent / 1e9);
+    child->kill_reason = reason;
+    child->kill_code = DP_ST_DIED;
+    child->kill_chunk = atomic_load (&p->chunk);
+    child->kill_item = child->kill_chunk ? atomic_load (&p->item) : DP_PROGRESS_NONE;
+    s_signal (self, child, SIGKILL);
+    return true;
+}
+
 //  Kill a child whose item outlived its timeout, or whose chunk was
 //  aborted and is still running after ABORT_GRACE_MS.
 static void
 s_watch (dp_super_t *self, s_child_t *child, int64_t now_ns)
 {
     dp_progress_page_t *p = child->progress;
+    if (s_watch_alive (self, child, now_ns))
+        return;
     uint64_t chunk = atomic_load (&p->chunk);
     uint32_t item = atomic_load (&p->item);
     if (!chunk || item == DP_PROGRESS_NONE || child->kill_reason)
@@ -666,6 +708,13 @@ dp_super_tick (dp_super_t *self)
 {
     int64_t now = zclock_mono ();
     int64_t now_ns = dp_progress_now_ns ();
+    //  we did not run for half the liveness limit: we cannot tell who was
+    //  silent, so every child's silence counts from now
+    bool stalled = self->opts.liveness_ms && self->last_tick_ns
+                && now_ns - self->last_tick_ns > (int64_t) self->opts.liveness_ms * 500000;
+    self->last_tick_ns = now_ns;
+    for (int i = 0; stalled && i < self->opts.children; i++)
+        self->children [i].seen_at_ns = now_ns;
     if (self->fs)
         s_fs_drain (self);
     for (int i = 0; i < self->opts.children; i++) {

@@ -58,6 +58,9 @@ typedef struct {
     uint32_t mem_limit_mb;          //  reported in "out of memory" reasons
     dp_death_fn *on_death;
     void *owner;
+    uint32_t liveness_ms;           //  kill a child whose progress page's alive_ns is
+                                    //  older than this (stopped, hung), blaming the
+                                    //  item it runs as a death would; 0: never
     dp_forkserver_t *forkserver;    //  start children through this channel to
                                     //  the fork server (program is then only
                                     //  a name), or NULL: posix_spawn

@@ -1,8 +1,7 @@
 /*  Bad input from a peer, sent to a real dpool-broker through a raw
     DEALER socket: each bad message is answered with an ERROR or dropped,
     the broker lives on, and a real job through it still works. */
-#include "testutil.h"
-#include "dp_proto.h"
+#include "testpeer.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -30,36 +29,12 @@ s_send_raw (const void *const *frames, const size_t *sizes, int n)
         zmq_send (s_sock, frames [i], sizes [i], i < n - 1 ? ZMQ_SNDMORE : 0);
 }
 
-static void
-s_send (dp_msg_t *msg)
-{
-    REQUIRE (dp_msg_send (msg, s_sock, NULL) == 0);
-    dp_msg_reset (msg);
-}
-
-//  The next message from the broker within 3 s, skipping heartbeats; its
-//  command, or -1 on timeout.
-static int
-s_recv (dp_msg_t *msg)
-{
-    int64_t deadline = tu_now_ms () + 3000;
-    while (tu_now_ms () < deadline) {
-        zmq_pollitem_t item = { s_sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, 100) <= 0)
-            continue;
-        dp_msg_reset (msg);
-        if (dp_msg_recv (msg, s_sock, NULL, 0, NULL, 0) == 0 && msg->cmd != DP_CMD_HEARTBEAT)
-            return msg->cmd;
-    }
-    return -1;
-}
-
 static int
 s_expect_error (const char *what)
 {
     dp_msg_t msg;
     dp_msg_init (&msg, 0);
-    int cmd = s_recv (&msg);
+    int cmd = tu_recv (s_sock, &msg, 3000);
     int code = cmd == DP_CMD_ERROR ? msg.code : 0;
     if (cmd != DP_CMD_ERROR)
         fprintf (stderr, "%s: expected ERROR, got %d\n", what, cmd);
@@ -67,18 +42,6 @@ s_expect_error (const char *what)
         printf ("%s: ERROR %d %s\n", what, msg.code, msg.text);
     dp_msg_reset (&msg);
     return code;
-}
-
-static void
-s_hello (void)
-{
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_HELLO);
-    msg.hb = 1000;
-    s_send (&msg);
-    dp_msg_init (&msg, 0);
-    CHECK (s_recv (&msg) == DP_CMD_WELCOME);
-    dp_msg_reset (&msg);
 }
 
 //  Run `dpool map -b clients --chunksize 1 echo` over the lines 0..n-1 in
@@ -93,14 +56,8 @@ s_cli_echo (const char *clients, int n, const char *in, const char *out)
     fclose (f);
     char *cargv [] = { (char *) tu_bin ("dpool"), "map", "-b", (char *) clients,
                        "--chunksize", "1", "echo", NULL };
-    fflush (stdout);
-    pid_t cli = fork ();
-    if (cli == 0) {
-        if (!freopen (in, "r", stdin) || !freopen (out, "w", stdout))
-            _exit (126);
-        execv (cargv [0], cargv);
-        _exit (127);
-    }
+    pid_t cli = tu_spawn_io (cargv, in, out, NULL);
+    REQUIRE (cli > 0);
     return cli;
 }
 
@@ -112,30 +69,16 @@ static void
 s_test_lying_worker (const char *clients, const char *workers)
 {
     void *client_sock = s_sock;
-    s_sock = zmq_socket (s_ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt (s_sock, ZMQ_LINGER, &linger, sizeof linger);
-    REQUIRE (zmq_connect (s_sock, workers) == 0);
+    s_sock = tu_dealer (s_ctx, workers);
+    CHECK (tu_ready (s_sock, "echo", 8) == DP_CMD_WELCOME);
     dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_READY);
-    char *tasks [] = { "echo" };
-    msg.tasks = tasks;
-    msg.ntasks = 1;
-    msg.credit = 8;
-    msg.hb = 1000;
-    REQUIRE (dp_msg_send (&msg, s_sock, NULL) == 0);
-    msg.tasks = NULL;               //  not ours to free
-    msg.ntasks = 0;
-    dp_msg_reset (&msg);
     dp_msg_init (&msg, 0);
-    CHECK (s_recv (&msg) == DP_CMD_WELCOME);
 
     const int n = 5000;
-    char in [] = "/tmp/dpool-test-lying-in-XXXXXX", out [] = "/tmp/dpool-test-lying-out-XXXXXX";
-    close (mkstemp (in));
-    close (mkstemp (out));
-    pid_t cli = s_cli_echo (clients, n, in, out);
-    int cmd = s_recv (&msg);
+    tu_files_t files;
+    tu_files_make (&files, "lying");
+    pid_t cli = s_cli_echo (clients, n, files.in, files.out);
+    int cmd = tu_recv (s_sock, &msg, 3000);
     CHECK (cmd == DP_CMD_CHUNK);
     if (cmd == DP_CMD_CHUNK) {
         printf ("lying worker: got CHUNK %llu, %u chunks, %u items\n",
@@ -143,39 +86,23 @@ s_test_lying_worker (const char *clients, const char *workers)
         uint64_t chunk = msg.chunk;
         uint32_t k = msg.k, count = msg.n;
         dp_msg_reset (&msg);            //  the CHUNK's frames
-        dp_batch_t batch;
-        dp_batch_init (&batch);
         //  ids it does not hold: dropped, the worker stays
-        for (uint32_t i = 0; i < count; i++)
-            dp_batch_add (&batch, "lie", 3);
-        dp_msg_init (&msg, DP_CMD_RESULT);
-        msg.chunk = chunk + 1000000;
-        msg.k = k;
-        REQUIRE (dp_batch_attach (&batch, &msg, true) == 0);
-        s_send (&msg);
+        tu_forge_result (s_sock, chunk + 1000000, k, count);
         //  one item too many per chunk: a broken worker, dropped
-        for (uint32_t i = 0; i < count + k; i++)
-            dp_batch_add (&batch, "lie", 3);
-        dp_msg_init (&msg, DP_CMD_RESULT);
-        msg.chunk = chunk;
-        msg.k = k;
-        REQUIRE (dp_batch_attach (&batch, &msg, true) == 0);
-        s_send (&msg);
-        dp_batch_clear (&batch);
+        tu_forge_result (s_sock, chunk, k, count + k);
     }
     int status = tu_wait (cli, 30000);
     CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    FILE *f = fopen (out, "r");
+    FILE *f = fopen (files.out, "r");
     int lines = 0, wrong = 0;
     char line [64];
     while (f && fgets (line, sizeof line, f))
-        wrong += atoi (line) != lines++ || strstr (line, "lie") != NULL;
+        wrong += atoi (line) != lines++ || strstr (line, "FORGED") != NULL;
     if (f)
         fclose (f);
     printf ("lying worker: the job gave %d lines, %d wrong\n", lines, wrong);
     CHECK (lines == n && wrong == 0);
-    unlink (in);
-    unlink (out);
+    tu_files_remove (&files);
     dp_msg_reset (&msg);
     zmq_close (s_sock);
     s_sock = client_sock;
@@ -194,10 +121,7 @@ main (void)
     s_broker = broker;
     atexit (s_kill_broker);
     s_ctx = zmq_ctx_new ();
-    s_sock = zmq_socket (s_ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt (s_sock, ZMQ_LINGER, &linger, sizeof linger);
-    REQUIRE (zmq_connect (s_sock, clients) == 0);
+    s_sock = tu_dealer (s_ctx, clients);
 
     //  a command before HELLO: ENOTREADY (the broker may still be starting)
     int code = 0;
@@ -206,7 +130,7 @@ main (void)
         dp_msg_init (&msg, DP_CMD_JOB);
         msg.job = 1;
         snprintf (msg.task, sizeof msg.task, "echo");
-        s_send (&msg);
+        tu_send (s_sock, &msg);
         code = s_expect_error ("JOB before HELLO");
     }
     CHECK (code == DP_PROTO_ENOTREADY);
@@ -234,17 +158,17 @@ main (void)
     CHECK (s_expect_error ("deep nesting") != 0);
 
     //  a session, then protocol mistakes within it
-    s_hello ();
+    CHECK (tu_hello (s_sock, NULL) == DP_CMD_WELCOME);
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_END);
     msg.job = 77;
     msg.total = 0;
-    s_send (&msg);
+    tu_send (s_sock, &msg);
     CHECK (s_expect_error ("END of no job") == DP_PROTO_EJOB);
     dp_msg_init (&msg, DP_CMD_JOB);
     msg.job = 1;
     snprintf (msg.task, sizeof msg.task, "echo");
-    s_send (&msg);
+    tu_send (s_sock, &msg);
     dp_batch_t batch;
     dp_batch_init (&batch);
     dp_batch_add (&batch, "x", 1);
@@ -252,10 +176,10 @@ main (void)
     msg.job = 1;
     msg.first = 5;                  //  must be 0
     REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
-    s_send (&msg);
+    tu_send (s_sock, &msg);
     CHECK (s_expect_error ("BATCH out of order") == DP_PROTO_EJOB);
     dp_msg_init (&msg, DP_CMD_WELCOME);    //  the broker's command, from a client
-    s_send (&msg);
+    tu_send (s_sock, &msg);
     CHECK (s_expect_error ("WELCOME from a client") == DP_PROTO_ECMD);
     //  more open jobs than the broker allows: refused, not allocated
     int refused = 0;
@@ -263,7 +187,7 @@ main (void)
         dp_msg_init (&msg, DP_CMD_JOB);
         msg.job = j;
         snprintf (msg.task, sizeof msg.task, "echo");
-        s_send (&msg);
+        tu_send (s_sock, &msg);
         if (j > 1020) {
             zmq_pollitem_t item = { s_sock, 0, ZMQ_POLLIN, 0 };
             while (zmq_poll (&item, 1, j > 1030 ? 200 : 0) > 0 && !refused) {
@@ -277,7 +201,7 @@ main (void)
     }
     CHECK (refused);
     dp_msg_init (&msg, DP_CMD_BYE);
-    s_send (&msg);
+    tu_send (s_sock, &msg);
     dp_batch_clear (&batch);
     s_test_lying_worker (clients, workers);
     zmq_close (s_sock);
@@ -291,15 +215,8 @@ main (void)
     REQUIRE (fd >= 0);
     REQUIRE (write (fd, "3\n4\n", 4) == 4);
     close (fd);
-    fflush (stdout);
-    pid_t cli = fork ();
-    if (cli == 0) {
-        if (!freopen (in, "r", stdin) || !freopen ("/dev/null", "w", stdout))
-            _exit (126);
-        execv (cargv [0], cargv);
-        _exit (127);
-    }
-    int status = tu_wait (cli, 20000);
+    pid_t cli = tu_spawn_io (cargv, in, "/dev/null", NULL);
+    int status = cli > 0 ? tu_wait (cli, 20000) : -1;
     CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
     unlink (in);
     kill (broker, SIGTERM);

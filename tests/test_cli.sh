@@ -1,15 +1,7 @@
 #!/usr/bin/env bash
 # The dpool CLI contract, end to end with real processes.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-LIB=${DPOOL_LIB:-build/lib}
-MOD="$LIB/libdpool_testtasks.so"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 # map: results exact and in input order
 seq 1 20000 > "$T/in"
@@ -103,5 +95,4 @@ check '[ $rc -eq 0 ]' "broker exit status $rc"
 for k in $kids; do check '! kill -0 $k 2>/dev/null' "worker $k outlived the broker"; done
 check '[ -z "$(ls ${TMPDIR:-/tmp}/dpool-$bpid-*.ipc 2>/dev/null)" ]' "ipc file left behind"
 
-echo "test_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_cli

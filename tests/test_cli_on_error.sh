@@ -3,15 +3,7 @@
 # "dpool: KIND: MESSAGE"), so output line N belongs to input line N; the
 # reasons still go to stderr and the exit status is still 1.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-LIB=${DPOOL_LIB:-build/lib}
-MOD="$LIB/libdpool_testtasks.so"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 # 2,000 lines, every 7th fails: as many output lines as input lines
 for i in $(seq 1 2000); do if [ $((i % 7)) -eq 0 ]; then echo fail; else echo "$i"; fi; done > "$T/in"
@@ -44,5 +36,4 @@ echo 1 | "$BIN/dpool" map --on-error sometimes -j 1 -m "$MOD" echo > /dev/null 2
 check '[ $rc -eq 64 ] && grep -q "skip, empty or error-text" "$T/err"' "bad mode: rc $rc $(cat "$T/err")"
 check '"$BIN/dpool" --help | grep -q -- "--on-error MODE"' "--help names --on-error"
 
-echo "test_cli_on_error: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish test_cli_on_error

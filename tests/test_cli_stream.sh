@@ -4,16 +4,9 @@
 # terminal (a pty) and nothing extra when piped, Ctrl-C (a real SIGINT)
 # mid-job against a dpool-broker process, then a job that works.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-LIB=${DPOOL_LIB:-build/lib}
-MOD="$LIB/libdpool_testtasks.so"
-T=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
 bpid=""
-trap '[ -n "$bpid" ] && kill -KILL $bpid 2>/dev/null; rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+on_exit() { [ -n "$bpid" ] && kill -KILL $bpid 2>/dev/null; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- memory ceiling: 3,000,000 lines from a generator process ------------
@@ -155,5 +148,4 @@ wait $bpid; rc=$?
 bpid=""
 check '[ $rc -eq 0 ]' "broker exit status $rc"
 
-echo "test_cli_stream: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_cli_stream

@@ -3,15 +3,7 @@
 # dpool-broker and dpool-worker refuses nan, inf, signs, spaces, exponents,
 # hex, trailing junk and out-of-range values with exit 64.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-LIB=${DPOOL_LIB:-build/lib}
-MOD="$LIB/libdpool_testtasks.so"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-check() { if eval "$1"; then ok; else bad "$2"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 # Bad numeric option values are usage errors (exit 64, the value named on
 # the first line) for every numeric option of the three programs: one
@@ -50,5 +42,4 @@ check '[ $rc -eq 0 ] && [ "$(cat "$T/out")" = "$(printf "1\n4")" ]' "good option
 printf '1\n' | timeout 60 "$BIN/dpool" map -j 1 -m "$MOD" --task-timeout 300% square > "$T/out"; rc=$?
 check '[ $rc -eq 0 ]' "--task-timeout 300% rc=$rc"
 
-echo "test_options: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_options

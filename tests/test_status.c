@@ -3,8 +3,7 @@
     (STATUS -> REPORT, no session), through `dpool status`, and scraped
     over HTTP with curl. Counters must move with what happens: bad
     messages, a job's items, a killed worker, a client that vanished. */
-#include "testutil.h"
-#include "dp_proto.h"
+#include "testpeer.h"
 #include "dp_report.h"
 
 #include <signal.h>
@@ -27,42 +26,16 @@ s_kill_all (void)
         kill (s_broker, SIGKILL);
 }
 
-static void *
-s_dealer (const char *endpoint)
-{
-    void *sock = zmq_socket (s_ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
-    REQUIRE (zmq_connect (sock, endpoint) == 0);
-    return sock;
-}
-
-//  The next message that is not a HEARTBEAT within 3 s: its command, or -1.
-static int
-s_recv (void *sock, dp_msg_t *msg)
-{
-    int64_t deadline = tu_now_ms () + 3000;
-    while (tu_now_ms () < deadline) {
-        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, 100) <= 0)
-            continue;
-        dp_msg_reset (msg);
-        if (dp_msg_recv (msg, sock, NULL, 0, NULL, 0) == 0 && msg->cmd != DP_CMD_HEARTBEAT)
-            return msg->cmd;
-    }
-    return -1;
-}
-
 //  STATUS on a fresh socket (no session); the decoded report, or exit.
 static void
 s_status (const char *endpoint, dp_report_t *report)
 {
-    void *sock = s_dealer (endpoint);
+    void *sock = tu_dealer (s_ctx, endpoint);
     dp_msg_t msg;
     dp_msg_init (&msg, DP_CMD_STATUS);
     REQUIRE (dp_msg_send (&msg, sock, NULL) == 0);
     dp_msg_init (&msg, 0);
-    REQUIRE (s_recv (sock, &msg) == DP_CMD_REPORT);
+    REQUIRE (tu_recv (sock, &msg, 10000) == DP_CMD_REPORT);   //  a loaded machine
     char err [256];
     int rc = dp_report_decode (report, &msg, err, sizeof err);
     if (rc)
@@ -140,7 +113,7 @@ main (void)
 
     //  2. bad messages are counted: a wrong signature (dropped, no answer)
     //  and STATUS with a payload frame (EFRAMES, answered)
-    void *sock = s_dealer (clients);
+    void *sock = tu_dealer (s_ctx, clients);
     zmq_send (sock, "XYZ", 3, 0);
     zmq_send (sock, "DPL\x01", 4, ZMQ_SNDMORE);
     zmq_send (sock, "\x0c", 1, ZMQ_SNDMORE);
@@ -148,7 +121,7 @@ main (void)
     zmq_send (sock, "junk", 4, 0);
     dp_msg_t msg;
     dp_msg_init (&msg, 0);
-    CHECK (s_recv (sock, &msg) == DP_CMD_ERROR && msg.code == DP_PROTO_EFRAMES);
+    CHECK (tu_recv (sock, &msg, 3000) == DP_CMD_ERROR && msg.code == DP_PROTO_EFRAMES);
     s_status (clients, &r);
     CHECK (r.broker.bad_messages == 2);
     dp_report_clear (&r);
@@ -169,7 +142,7 @@ main (void)
     strcpy (msg.host, "tester");
     REQUIRE (dp_msg_send (&msg, sock, NULL) == 0);
     dp_msg_init (&msg, 0);
-    CHECK (s_recv (sock, &msg) == DP_CMD_WELCOME);
+    CHECK (tu_recv (sock, &msg, 3000) == DP_CMD_WELCOME);
     dp_msg_init (&msg, DP_CMD_JOB);
     msg.job = 7;
     strcpy (msg.task, "sleep_ms");
@@ -231,7 +204,7 @@ main (void)
     deadline = tu_now_ms () + 10000;
     dp_msg_init (&msg, 0);
     while (answered < 40 && tu_now_ms () < deadline) {
-        int cmd = s_recv (sock, &msg);     //  (it resets msg first)
+        int cmd = tu_recv (sock, &msg, 3000);     //  (it resets msg first)
         if (cmd == DP_CMD_RESULTS)
             answered += msg.n;
         else

@@ -54,8 +54,16 @@ tu_lib (const char *name)
 pid_t
 tu_spawn (char *const argv [], const char *out_path, const char *err_path)
 {
+    return tu_spawn_io (argv, NULL, out_path, err_path);
+}
+
+pid_t
+tu_spawn_io (char *const argv [], const char *in_path, const char *out_path, const char *err_path)
+{
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init (&fa);
+    if (in_path)
+        posix_spawn_file_actions_addopen (&fa, 0, in_path, O_RDONLY, 0);
     if (out_path)
         posix_spawn_file_actions_addopen (&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (err_path)
@@ -85,6 +93,39 @@ tu_wait (pid_t pid, int timeout_ms)
         struct timespec ts = { 0, 5 * 1000000 };
         nanosleep (&ts, NULL);  //  poll interval of a deadline wait
     }
+}
+
+long
+tu_status_kb (pid_t pid, const char *field)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *f = fopen (path, "r");
+    size_t len = strlen (field);
+    long kb = -1;
+    while (f && fgets (line, sizeof line, f))
+        if (strncmp (line, field, len) == 0 && line [len] == ':')
+            kb = atol (line + len + 1);
+    if (f)
+        fclose (f);
+    return kb;
+}
+
+double
+tu_cpu_s (pid_t pid)
+{
+    char path [64], text [1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen (path, "r");
+    size_t size = f ? fread (text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose (f);
+    text [size] = 0;
+    const char *at = strrchr (text, ')');
+    unsigned long utime = 0, stime = 0;
+    if (at)
+        sscanf (at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    return (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
 }
 
 bool
@@ -186,4 +227,25 @@ tu_pool_open (int workers)
     if (!pool)
         fprintf (stderr, "dp_pool_open: %s\n", dp_strerror_last ());
     return pool;
+}
+
+void
+tu_files_make (tu_files_t *self, const char *tag)
+{
+    char *paths [] = { self->in, self->out, self->err };
+    const char *names [] = { "in", "out", "err" };
+    for (int i = 0; i < 3; i++) {
+        snprintf (paths [i], sizeof self->in, "/tmp/dpool-%.20s-%s-XXXXXX", tag, names [i]);
+        int fd = mkstemp (paths [i]);
+        REQUIRE (fd >= 0);
+        close (fd);
+    }
+}
+
+void
+tu_files_remove (tu_files_t *self)
+{
+    unlink (self->in);
+    unlink (self->out);
+    unlink (self->err);
 }

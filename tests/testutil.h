@@ -33,6 +33,10 @@ const char *tu_lib (const char *name);
 //  inherit). Returns pid or -1.
 pid_t tu_spawn (char *const argv [], const char *out_path, const char *err_path);
 
+//  The same with stdin from in_path too (NULL: inherit).
+pid_t tu_spawn_io (char *const argv [], const char *in_path, const char *out_path,
+                   const char *err_path);
+
 //  Wait for pid up to timeout_ms; returns the wait status, or -1 on timeout
 //  (the process is then SIGKILLed and reaped).
 int tu_wait (pid_t pid, int timeout_ms);
@@ -40,10 +44,16 @@ int tu_wait (pid_t pid, int timeout_ms);
 //  Is the process alive (not a zombie)?
 bool tu_alive (pid_t pid);
 
+//  A "Name:  N kB" field of /proc/PID/status (VmRSS, VmHWM...) in KiB, or
+//  -1 (no such process or field).
+long tu_status_kb (pid_t pid, const char *field);
+
+//  CPU seconds the process has used (user + system), from /proc/PID/stat.
+double tu_cpu_s (pid_t pid);
+
 //  Children of pid (from /proc), up to max; returns how many.
 int tu_children (pid_t pid, pid_t *out, int max);
 
-#endif
 
 //  An embedded pool of `workers` local workers with the test task module;
 //  NULL (the reason printed) if it does not open.
@@ -63,3 +73,13 @@ struct tu_items {
 };
 void tu_items_numbers (tu_items_t *self, size_t n, long long start);
 void tu_items_free (tu_items_t *self);
+
+//  Empty files /tmp/dpool-TAG-{in,out,err}-XXXXXX for a command's streams;
+//  tu_files_remove unlinks them.
+typedef struct {
+    char in [64], out [64], err [64];
+} tu_files_t;
+void tu_files_make (tu_files_t *self, const char *tag);
+void tu_files_remove (tu_files_t *self);
+
+#endif

@@ -30,6 +30,17 @@
     first process exits, the pipes are drained of what is there and the
     rest of its process group is killed: nothing a command started in its
     group outlives its item.
+
+    Big output streams when the executor gives a stream (the client takes
+    PARTs): each time DP_EXEC_PART bytes of stdout (or of stderr) are
+    buffered, they go as a PART and the buffer starts again, so memory
+    stays bounded whatever the command prints. With DP_PART_WINDOW parts
+    unacknowledged, the pipes are not read (the command blocks on its
+    writes) until an acknowledgement wakes us. The reply then holds the
+    rest and the number of parts, and goes only once every part has been
+    acknowledged, so the client has them all before the reply. A cut
+    stream (session over, chunk aborted) kills the command and fails the
+    item.
     =========================================================================
 */
 #include "dp_exec.h"
@@ -63,6 +74,15 @@ extern char **environ;
 
 //  Process group of the running command (0: none), for dp_task_kill_child
 static atomic_int s_child_pgid;
+
+//  The calling thread's output stream, or NULL (dp_exec_stream_set)
+static _Thread_local const dp_exec_stream_t *s_stream;
+
+void
+dp_exec_stream_set (const dp_exec_stream_t *stream)
+{
+    s_stream = stream;
+}
 
 //  The guard's socket (worker side) and the pid it was forked in: a fork
 //  of the worker (a fork server's child) starts a guard of its own.
@@ -367,10 +387,13 @@ typedef struct {
     const uint8_t *input;
     size_t input_size, input_off;
     size_t out_at;              //  where stdout starts in the reply
-    size_t out_size;
+    size_t out_size;            //  stdout bytes in the reply
     uint8_t *errbuf;
-    size_t err_size, err_cap;
-    bool exited, timedout, overflow, oom;
+    size_t err_size, err_cap;   //  stderr bytes in errbuf
+    const dp_exec_stream_t *stream;     //  or NULL: no PARTs
+    uint64_t parts;             //  PARTs sent
+    uint64_t streamed;          //  bytes they carried
+    bool exited, timedout, overflow, oom, cut;
     uint64_t slot;              //  the job slot it runs in (0: none)
 } s_run_t;
 
@@ -498,6 +521,76 @@ s_terminate (pid_t pgid, int step)
     return -1;
 }
 
+//  Send what is buffered of stdout, then of stderr, as PARTs while the
+//  window has room and a buffer holds DP_EXEC_PART bytes. A cut stream
+//  sets r->cut; a failed send r->oom.
+static void
+s_stream_flush (s_run_t *r)
+{
+    const dp_exec_stream_t *st = r->stream;
+    if (st->cut (st->arg)) {
+        r->cut = true;
+        return;
+    }
+    if (r->out_size >= DP_EXEC_PART && st->room (st->arg)) {
+        if (st->send (st->arg, 1, dp_task_data (r->task) + r->out_at, r->out_size)) {
+            r->oom = true;
+            return;
+        }
+        dp_task_set_size (r->task, r->out_at);
+        r->streamed += r->out_size;
+        r->out_size = 0;
+        r->parts++;
+    }
+    if (r->err_size >= DP_EXEC_PART && st->room (st->arg)) {
+        if (st->send (st->arg, 2, r->errbuf, r->err_size)) {
+            r->oom = true;
+            return;
+        }
+        r->streamed += r->err_size;
+        r->err_size = 0;
+        r->parts++;
+    }
+}
+
+//  Is a buffer full and waiting for the window (so the pipes wait too)?
+static bool
+s_stream_held (s_run_t *r)
+{
+    return r->stream && !r->cut && !r->oom
+        && (r->out_size >= DP_EXEC_PART || r->err_size >= DP_EXEC_PART);
+}
+
+//  Empty the stream's eventfd.
+static void
+s_stream_clear (const dp_exec_stream_t *st)
+{
+    uint64_t count;
+    if (read (st->wake_fd, &count, sizeof count) < 0) {
+        //  nothing there: fine
+    }
+}
+
+//  Once the parts are all sent, wait until they are all acknowledged (or
+//  the stream is cut): the reply must not pass them.
+static void
+s_stream_drain (s_run_t *r)
+{
+    const dp_exec_stream_t *st = r->stream;
+    while (!r->cut) {
+        if (st->cut (st->arg))
+            r->cut = true;
+        else
+        if (st->drained (st->arg))
+            break;
+        else {
+            struct pollfd fd = { st->wake_fd, POLLIN, 0 };
+            if (poll (&fd, 1, 1000) > 0)
+                s_stream_clear (st);
+        }
+    }
+}
+
 //  Poll until the command's first process exited and the pipes are drained,
 //  killing it at its timeout (ms, 0 = none) or when output is over the limit.
 static void
@@ -507,21 +600,26 @@ s_run (s_run_t *r, double timeout)
     int64_t next_kill = timeout > 0 && timeout < 1e9 ? s_mono_ms () + (int64_t) (timeout * 1000) : -1;
     int step = 0;
     while (true) {
-        if (r->exited && r->out < 0 && r->err < 0)
+        if (r->stream && !r->cut && !r->oom)
+            s_stream_flush (r);
+        bool held = s_stream_held (r);
+        if (r->exited && r->out < 0 && r->err < 0 && !held)
             break;
-        struct pollfd fds [4];
-        int nfds = 0, at_out = -1, at_err = -1, at_in = -1, at_pid = -1;
-        if (r->out >= 0)
+        struct pollfd fds [5];
+        int nfds = 0, at_out = -1, at_err = -1, at_in = -1, at_pid = -1, at_wake = -1;
+        if (r->out >= 0 && !held)
             at_out = nfds, fds [nfds++] = (struct pollfd) { r->out, POLLIN, 0 };
-        if (r->err >= 0)
+        if (r->err >= 0 && !held)
             at_err = nfds, fds [nfds++] = (struct pollfd) { r->err, POLLIN, 0 };
         if (r->in >= 0)
             at_in = nfds, fds [nfds++] = (struct pollfd) { r->in, POLLOUT, 0 };
         if (!r->exited && r->pidfd >= 0)
             at_pid = nfds, fds [nfds++] = (struct pollfd) { r->pidfd, POLLIN, 0 };
+        if (held)
+            at_wake = nfds, fds [nfds++] = (struct pollfd) { r->stream->wake_fd, POLLIN, 0 };
         int wait_ms = -1;
         if (r->exited)
-            wait_ms = 0;                //  drain what is there, no more
+            wait_ms = held ? 1000 : 0;  //  drain what is there, no more
         else {
             if (next_kill >= 0) {
                 int64_t left = next_kill - s_mono_ms ();
@@ -533,8 +631,10 @@ s_run (s_run_t *r, double timeout)
         int ready = poll (fds, (nfds_t) nfds, wait_ms);
         if (ready < 0 && errno != EINTR)
             break;                      //  cannot happen with valid fds
-        if (r->exited && ready == 0)
+        if (r->exited && ready == 0 && !held)
             break;
+        if (at_wake >= 0 && fds [at_wake].revents)
+            s_stream_clear (r->stream);
         if (at_out >= 0 && fds [at_out].revents)
             s_read_out (r);
         if (at_err >= 0 && fds [at_err].revents)
@@ -545,7 +645,7 @@ s_run (s_run_t *r, double timeout)
             r->exited = true;
             s_close (&r->in);
         }
-        if (r->overflow || r->oom) {
+        if (r->overflow || r->oom || r->cut) {
             kill (-r->pid, SIGKILL);
             s_close (&r->out);
             s_close (&r->err);
@@ -685,6 +785,8 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
     uint8_t *head = dp_task_data (r->task) + r->out_at - 4;
     uint32_t size = (uint32_t) r->out_size;
     head [0] = size >> 24, head [1] = size >> 16, head [2] = size >> 8, head [3] = size;
+    if (r->parts)
+        head [-6] = 0x8b;               //  a fixmap of 11: "parts" follows
     msgpack_packer pk;
     msgpack_packer_init (&pk, r->task, s_reply_write);
     dp_exec_reply_t reply = { 0 };
@@ -716,6 +818,9 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
                 rc |= msgpack_pack_str_body (&pk, s_hostname (), strlen (s_hostname ()));
         }
     }
+    if (r->parts)
+        rc |= msgpack_pack_str (&pk, 5) | msgpack_pack_str_body (&pk, "parts", 5)
+            | msgpack_pack_uint64 (&pk, r->parts);
     return rc ? -1 : 0;
 }
 
@@ -735,7 +840,7 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     char path [PATH_MAX], extra [2][48];
     char **envp = NULL;
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
-                  .input = item.input, .input_size = item.input_size,
+                  .input = item.input, .input_size = item.input_size, .stream = s_stream,
                   .slot = item.has_slot ? item.slot : 0 };
     s_spawn_t a = { .path = path, .argv = argv, .cwd = item.cwd, .guard = s_guard_get () };
     int rc = s_resolve (argv [0], path, sizeof path);
@@ -772,6 +877,8 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
         r.oom = true;
     r.out_at = sizeof head;
     s_run (&r, item.timeout);
+    if (r.parts && !r.oom)
+        s_stream_drain (&r);
     //  whatever it left in its group goes too; then the guard forgets the
     //  group, before the zombie is reaped and its id can be reused
     kill (-r.pid, SIGKILL);
@@ -782,7 +889,11 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     atomic_store (&s_child_pgid, 0);
     double runtime = (double) (s_mono_ms () - started) / 1000.0;
     s_close (&r.pidfd), s_close (&r.in), s_close (&r.out), s_close (&r.err);
-    bool failed = r.overflow || r.oom;
+    bool failed = r.overflow || r.oom || r.cut;
+    if (r.cut)
+        dp_task_fail (task, "exec: output stream cut after %llu parts (%llu bytes): command killed",
+                      (unsigned long long) r.parts, (unsigned long long) r.streamed);
+    else
     if (r.overflow)
         dp_task_fail (task, "exec: output over %u bytes (stdout %zu, stderr %zu so far): "
                       "command killed", DP_EXEC_MAX_OUTPUT, r.out_size, r.err_size);

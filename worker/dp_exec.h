@@ -20,6 +20,32 @@
 
 #include "dpool_task.h"
 
+#include <stdbool.h>
+
+//  Where the running item's output may stream, in PARTs ahead of its reply
+//  (PROTOCOL.md WPART), with credit: at most DP_PART_WINDOW parts not yet
+//  acknowledged. The executor provides one for the items of a CHUNK that
+//  allows parts. None of the calls blocks.
+typedef struct {
+    //  Send `len` bytes of fd 1 (stdout) or 2 (stderr) as the next part.
+    //  Returns 0, or -1 when out of memory.
+    int (*send) (void *arg, int fd, const void *data, size_t len);
+    //  May another part go now?
+    bool (*room) (void *arg);
+    //  Has every part sent been acknowledged?
+    bool (*drained) (void *arg);
+    //  Was the stream cut (the session ended, the chunk was aborted)?
+    bool (*cut) (void *arg);
+    int wake_fd;                //  readable when an acknowledgement or a cut
+                                //  came (an eventfd: read it to clear it)
+    void *arg;
+} dp_exec_stream_t;
+
+//  Set the stream for exec items run next by the calling thread (NULL:
+//  none: a reply holds the whole output, up to DP_EXEC_MAX_OUTPUT). The
+//  stream must outlive them.
+void dp_exec_stream_set (const dp_exec_stream_t *stream);
+
 //  The task function registered as "exec".
 int dp_exec_task (dp_task_t *task, const void *in, size_t len);
 

@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_STOP_GRACE_MS 250         //  wait for the executor on exit
 #define INLINE_MAX_NS   200000      //  chunks expected shorter run on the main thread
@@ -75,13 +77,133 @@ s_cancel_items (uint32_t count, dp_batch_t *batch)
     }
 }
 
+//  --------------------------------------------------------------------------
+//  Output streams (dp_exec_stream_t for the executor thread)
+
+static void
+s_stream_wake (wk_worker_t *self)
+{
+    uint64_t one = 1;
+    if (self->stream.wake >= 0 && write (self->stream.wake, &one, sizeof one) < 0) {
+        //  the counter is full: the executor is woken anyway
+    }
+}
+
+//  Executor: hand a part to the main thread, which sends it.
+static int
+s_part_send (void *arg, int fd, const void *data, size_t len)
+{
+    wk_worker_t *self = (wk_worker_t *) arg;
+    wk_part_t *part = (wk_part_t *) malloc (sizeof *part);
+    if (!part)
+        return -1;
+    dp_msg_init (&part->msg, DP_CMD_WPART);
+    part->msg.chunk = atomic_load (&self->stream.chunk);
+    part->msg.item = atomic_load (&self->stream.item);
+    part->msg.seq = atomic_load (&self->stream.sent);
+    part->msg.fd = (uint32_t) fd;
+    part->gen = self->stream.gen;
+    if (zmq_msg_init_size (&part->msg.frame [0], len)) {
+        free (part);
+        return -1;
+    }
+    memcpy (zmq_msg_data (&part->msg.frame [0]), data, len);
+    part->msg.nframes = 1;
+    //  counted before it leaves: its WACK may come back before this
+    //  thread runs again, and is only taken for a part counted as sent
+    atomic_fetch_add (&self->stream.sent, 1);
+    void *record [2] = { NULL, part };
+    while (zmq_send (self->exec_pipe, record, sizeof record, 0) < 0) {
+        if (errno != EINTR) {
+            atomic_fetch_sub (&self->stream.sent, 1);
+            dp_msg_reset (&part->msg);
+            free (part);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool
+s_part_room (void *arg)
+{
+    wk_worker_t *self = (wk_worker_t *) arg;
+    return atomic_load (&self->stream.sent) - atomic_load (&self->stream.acked) < DP_PART_WINDOW;
+}
+
+static bool
+s_part_drained (void *arg)
+{
+    wk_worker_t *self = (wk_worker_t *) arg;
+    return atomic_load (&self->stream.acked) >= atomic_load (&self->stream.sent);
+}
+
+static bool
+s_part_cut (void *arg)
+{
+    wk_worker_t *self = (wk_worker_t *) arg;
+    return atomic_load (&self->stream.cut);
+}
+
+//  Executor: the item `at` of chunk `id` may stream from now on.
+static void
+s_stream_open (wk_worker_t *self, wk_work_t *work, uint64_t id, uint32_t at)
+{
+    wk_stream_t *st = &self->stream;
+    //  acks for the last one are ignored from now on (a wake-up it left
+    //  in the eventfd costs the next item one spare loop, no syscall here)
+    atomic_store (&st->chunk, 0);
+    atomic_store (&st->sent, 0);
+    atomic_store (&st->acked, 0);
+    atomic_store (&st->cut, work->gen != atomic_load (&self->gen));
+    st->gen = work->gen;
+    atomic_store (&st->item, at);
+    atomic_store (&st->chunk, id);
+}
+
+//  Main thread: a WACK moves the running stream's acknowledged count.
+void
+wk_stream_ack (wk_worker_t *self, const dp_msg_t *msg)
+{
+    wk_stream_t *st = &self->stream;
+    if (msg->chunk == 0 || msg->chunk != atomic_load (&st->chunk)
+    ||  msg->item != atomic_load (&st->item))
+        return;                         //  a stream that has ended
+    uint64_t acked = atomic_load (&st->acked);
+    if (msg->seq > acked && msg->seq <= atomic_load (&st->sent)) {
+        atomic_store (&st->acked, msg->seq);
+        s_stream_wake (self);
+    }
+}
+
+//  Main thread: cut the stream (all with k 0, else if its chunk is one of
+//  chunk .. chunk + k - 1).
+void
+wk_stream_cut (wk_worker_t *self, uint64_t chunk, uint32_t k)
+{
+    wk_stream_t *st = &self->stream;
+    uint64_t id = atomic_load (&st->chunk);
+    if (id == 0 || (k && (id < chunk || id - chunk >= k)))
+        return;
+    atomic_store (&st->cut, true);
+    s_stream_wake (self);
+}
+
 //  Run the items of a CHUNK in order into batch: its k chunks one after
 //  the other (ids chunk, chunk + 1, ...; n / k items each), each under its
 //  own id on the progress page and for ABORT. Returns 0, or -1 if the
 //  chunk went stale (its session ended) before it was done.
 static int
-s_run_items (wk_worker_t *self, wk_work_t *work, dp_task_fn *fn, dp_batch_t *batch)
+s_run_items (wk_worker_t *self, wk_work_t *work, dp_task_fn *fn, dp_batch_t *batch,
+             bool stream)
 {
+    static const dp_exec_stream_t ops_proto = {
+        s_part_send, s_part_room, s_part_drained, s_part_cut, -1, NULL
+    };
+    dp_exec_stream_t ops = ops_proto;
+    ops.wake_fd = self->stream.wake;
+    ops.arg = self;
+    stream = stream && work->chunk.parts && self->stream.wake >= 0;
     dp_msg_t *chunk = &work->chunk;
     if (chunk->n == 0)
         return 0;
@@ -122,7 +244,15 @@ s_run_items (wk_worker_t *self, wk_work_t *work, dp_task_fn *fn, dp_batch_t *bat
                 atomic_store_explicit (&p->started_ns, (int64_t) wk_now_ns (), memory_order_relaxed);
             atomic_store_explicit (&p->item, at, memory_order_release);
         }
+        if (stream) {
+            s_stream_open (self, work, id, at);
+            dp_exec_stream_set (&ops);
+        }
         dp_task_run (fn, data + offset, len, batch);
+        if (stream) {
+            dp_exec_stream_set (NULL);
+            atomic_store (&self->stream.chunk, 0);
+        }
         offset += len;
     }
     if (p) {
@@ -159,12 +289,12 @@ s_pace_expect (wk_worker_t *self, dp_task_fn *fn, uint32_t n)
 //  Run one chunk and build its RESULT in work->result (work->ran).
 
 static void
-s_run_chunk (wk_worker_t *self, wk_work_t *work, dp_batch_t *batch)
+s_run_chunk (wk_worker_t *self, wk_work_t *work, dp_batch_t *batch, bool stream)
 {
     dp_msg_t *chunk = &work->chunk;
     dp_task_fn *fn = dp_registry_find (self->registry, chunk->task);
     uint64_t start = wk_now_ns ();
-    int rc = fn ? s_run_items (self, work, fn, batch) : s_fail_chunk (chunk, batch);
+    int rc = fn ? s_run_items (self, work, fn, batch, stream) : s_fail_chunk (chunk, batch);
     uint64_t ns = wk_now_ns () - start;
     if (fn && rc == 0 && chunk->n)
         s_pace_record (self, fn, ns / chunk->n + 1);
@@ -209,7 +339,7 @@ s_executor (void *arg)
         if (rc != (int) sizeof work || !work)
             break;
         if (work->gen == atomic_load (&self->gen))
-            s_run_chunk (self, work, &batch);
+            s_run_chunk (self, work, &batch, true);
         while (zmq_send (self->exec_pipe, &work, sizeof work, 0) < 0 && errno == EINTR)
             ;
     }
@@ -239,6 +369,8 @@ s_thread_start (pthread_t *thread, void *(*fn) (void *), void *arg)
 int
 wk_executor_start (wk_worker_t *self)
 {
+    //  without it, items run with no stream (their output is bounded)
+    self->stream.wake = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     snprintf (self->inproc, sizeof self->inproc, "inproc://dpool-executor-%p", (void *) self);
     self->pipe = zmq_socket (self->ctx, ZMQ_PAIR);
     self->exec_pipe = zmq_socket (self->ctx, ZMQ_PAIR);
@@ -260,6 +392,7 @@ int
 wk_executor_stop (wk_worker_t *self)
 {
     atomic_fetch_add (&self->gen, 1);       //  skip whatever is queued
+    wk_stream_cut (self, 0, 0);
     dp_task_kill_child (SIGTERM);
     wk_work_t *stop = NULL;
     if (zmq_send (self->pipe, &stop, sizeof stop, 0) != (int) sizeof stop)
@@ -293,6 +426,11 @@ s_watchdog (void *arg)
     pthread_mutex_lock (&self->inline_lock);
     while (!self->watchdog_stop) {
         int64_t now = wk_now_ms ();
+        //  the main thread runs a chunk and does not turn its loop: the
+        //  sign of life for our supervisor is ours to give
+        if (self->inline_running && self->progress)
+            atomic_store_explicit (&self->progress->alive_ns, (int64_t) wk_now_ns (),
+                                   memory_order_relaxed);
         if (self->inline_running && self->broker && now - self->last_sent >= self->hb_ms / 2) {
             dp_msg_t msg;
             dp_msg_init (&msg, DP_CMD_HEARTBEAT);
@@ -353,12 +491,12 @@ bool
 wk_run_inline (wk_worker_t *self, wk_work_t *work)
 {
     dp_task_fn *fn = dp_registry_find (self->registry, work->chunk.task);
-    if (self->outstanding == 0 && fn && self->watchdog_started
+    if (self->outstanding == 0 && fn && self->watchdog_started && !work->chunk.parts
     &&  s_pace_expect (self, fn, work->chunk.n) < INLINE_MAX_NS) {
         pthread_mutex_lock (&self->inline_lock);
         self->inline_running = true;
         pthread_mutex_unlock (&self->inline_lock);
-        s_run_chunk (self, work, &self->inline_batch);
+        s_run_chunk (self, work, &self->inline_batch, false);
         pthread_mutex_lock (&self->inline_lock);
         self->inline_running = false;
         pthread_mutex_unlock (&self->inline_lock);

@@ -10,6 +10,10 @@
     its timeout is killed here and reported as timed out. Workers die with
     their node (PR_SET_PDEATHSIG and a getppid check); the node restarts a
     dead worker at once, or with a capped backoff if it never ran anything.
+    A worker that stops turning its loop (SIGSTOP, a hang) for 1.5 heartbeat
+    intervals (at least 500 ms; it turns it at least every 100 ms) is killed
+    (SIGKILL) and replaced: the broker would drop it after 3, but the
+    process would stay, stopped, for ever.
     The node reconnects to a broker that went away (capped, jittered
     exponential backoff 1 s -> 32 s), like its workers do.
     =========================================================================
@@ -34,6 +38,8 @@
 #define S_BACKOFF_MAX   32000
 #define S_LIVENESS      3
 #define S_STOP_GRACE_MS 2000
+#define S_MAXMSG        65536   //  the largest frame the node accepts (ZMQ_MAXMSGSIZE)
+#define S_LIVENESS_MIN_MS 500   //  a worker silent this long (at least) is killed
 #define INIT_WAIT_MS    10000   //  start-up waits this long for a worker's initializers
 
 typedef struct {
@@ -114,6 +120,10 @@ s_connect (s_node_t *self)
     zmq_setsockopt (self->broker, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (self->broker, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    //  a node is sent only header-only messages (WELCOME, HEARTBEAT, ERROR,
+    //  BYE): a bigger frame closes the connection before it is buffered
+    int64_t maxmsg = S_MAXMSG;
+    zmq_setsockopt (self->broker, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     //  never block on a send for long: a DEALER whose only pipe went away
     //  (the broker gone, a CURVE handshake refused) blocks until a peer
     //  comes, and the node would not see SIGTERM meanwhile. A message that
@@ -293,7 +303,11 @@ s_start_workers (s_node_t *self, int jobs)
     dp_super_opts_t sopts = {
         .program = program, .args = args, .nargs = nargs, .env = env, .nenv = 1,
         .children = jobs, .mem_limit_mb = self->opts->mem_limit_mb,
-        .on_death = s_on_death, .owner = self
+        .on_death = s_on_death, .owner = self,
+        //  a worker that stops (SIGSTOP) or hangs is killed and replaced
+        //  before the broker's 3 missed heartbeats, so that the item it ran
+        //  is the one blamed (DEATH) rather than its whole chunk
+        .liveness_ms = 3 * self->hb_ms / 2 > S_LIVENESS_MIN_MS ? 3 * self->hb_ms / 2 : S_LIVENESS_MIN_MS
     };
     self->super = dp_super_new (&sopts);
     free (args);

@@ -152,6 +152,7 @@ static int
 s_send_ready (wk_worker_t *self)
 {
     atomic_fetch_add (&self->gen, 1);
+    wk_stream_cut (self, 0, 0);
     self->inflight = 0;
     self->welcomed = false;
     self->last_recv = wk_now_ms ();
@@ -231,6 +232,7 @@ s_disconnect (wk_worker_t *self)
         zmq_close (self->broker);
     self->broker = NULL;
     atomic_fetch_add (&self->gen, 1);
+    wk_stream_cut (self, 0, 0);
     self->inflight = 0;
     self->welcomed = false;
     uint32_t delay = self->backoff * 3 / 4 + (uint32_t) rand_r (&self->seed) % (self->backoff / 2 + 1);
@@ -306,6 +308,10 @@ s_on_command (wk_worker_t *self, dp_msg_t *msg)
             dp_abort_set (&self->abort_chunk [self->abort_next % 4],
                           &self->abort_count [self->abort_next % 4], msg->chunk, msg->k);
             self->abort_next++;
+            wk_stream_cut (self, msg->chunk, msg->k ? msg->k : 1);
+            break;
+        case DP_CMD_WACK:
+            wk_stream_ack (self, msg);
             break;
         case DP_CMD_ERROR:
             wk_log (self, 1, "ERROR from broker: %d %s", msg->code, msg->text);
@@ -316,6 +322,13 @@ s_on_command (wk_worker_t *self, dp_msg_t *msg)
             else
             if (msg->code != DP_PROTO_ENOTREADY)
                 wk_log (self, 0, "broker error %d: %s", msg->code, msg->text);
+            //  refused or evicted at the broker's worker limit: try again
+            //  later (backoff), else a refused READY is never sent again
+            if (msg->code == DP_PROTO_ELIMIT && !msg->has_job) {
+                if (self->opts->local)
+                    return DP_WORKER_EXIT_OK;
+                s_disconnect (self);
+            }
             break;
         case DP_CMD_BYE:
             wk_log (self, 1, "BYE from broker");
@@ -377,8 +390,19 @@ s_from_broker (wk_worker_t *self)
 void
 wk_from_executor (wk_worker_t *self)
 {
-    wk_work_t *work;
-    while (zmq_recv (self->pipe, &work, sizeof work, ZMQ_DONTWAIT) == (int) sizeof work) {
+    void *record [2];
+    int rc;
+    while ((rc = zmq_recv (self->pipe, record, sizeof record, ZMQ_DONTWAIT)) >= (int) sizeof record [0]) {
+        if (rc == (int) sizeof record) {
+            //  a part of the running item's output
+            wk_part_t *part = (wk_part_t *) record [1];
+            if (part->gen == atomic_load (&self->gen) && self->broker)
+                s_send (self, &part->msg);
+            dp_msg_reset (&part->msg);
+            free (part);
+            continue;
+        }
+        wk_work_t *work = (wk_work_t *) record [0];
         self->outstanding--;
         if (work->gen == atomic_load (&self->gen)) {
             self->inflight -= work->chunk.k;
@@ -448,6 +472,11 @@ int
 wk_loop (wk_worker_t *self)
 {
     while (!wk_interrupted) {
+        //  a sign of life for our supervisor, every turn (at least every
+        //  S_POLL_MAX_MS): a stopped or hung worker is killed and replaced
+        if (self->progress)
+            atomic_store_explicit (&self->progress->alive_ns, (int64_t) wk_now_ns (),
+                                   memory_order_relaxed);
         zmq_pollitem_t items [3] = {
             { self->pipe, 0, ZMQ_POLLIN, 0 },
             { NULL, wk_wake [0], ZMQ_POLLIN, 0 },

@@ -34,6 +34,13 @@
     those items back to its queue, and a restarted broker may reuse the
     chunk ids.
 
+    An exec item of a CHUNK that allows parts streams its big output
+    (dp_exec.c): the executor hands each part to the main thread over the
+    same pipe (a two-pointer message: NULL, then the part), which sends it
+    as WPART if its session is current; WACKs from the broker move the
+    stream's acknowledged count and wake the executor through an eventfd.
+    A session's end or an ABORT of the chunk cuts the stream.
+
     Liveness follows PROTOCOL.md (Paranoid Pirate): the worker sends a
     HEARTBEAT when it has sent nothing for its own interval; the broker is
     dead after 3 of its intervals without a message. A remote worker then
@@ -69,6 +76,23 @@ typedef struct wk_work {
     bool ran;                       //  result holds the chunk's answers
     struct wk_work *next;           //  free list
 } wk_work_t;
+
+//  A part of an item's output on its way from the executor to the broker
+typedef struct {
+    dp_msg_t msg;                   //  WPART
+    uint64_t gen;                   //  session of its chunk
+} wk_part_t;
+
+//  The item whose output streams now (one at a time: the executor's)
+typedef struct {
+    _Atomic uint64_t chunk;         //  its chunk id (0: no stream)
+    _Atomic uint32_t item;          //  its index in that chunk
+    _Atomic uint64_t sent;          //  parts sent (executor)
+    _Atomic uint64_t acked;         //  parts acknowledged (main thread)
+    _Atomic bool cut;               //  the session ended or the chunk was aborted
+    uint64_t gen;                   //  session of its chunk
+    int wake;                       //  eventfd: main -> executor
+} wk_stream_t;
 
 typedef struct {
     const dp_worker_opts_t *opts;
@@ -113,6 +137,7 @@ typedef struct {
     bool watchdog_started;
     int64_t fault_window;           //  rate limit for peer-fault logs
     unsigned faults_logged, faults_hidden;
+    wk_stream_t stream;             //  the output stream of the running item
     char inproc [64];
 } wk_worker_t;
 
@@ -181,6 +206,12 @@ int wk_executor_stop (wk_worker_t *self);
 //  a chunk inline. Start returns 0 or -1.
 int wk_watchdog_start (wk_worker_t *self);
 void wk_watchdog_stop (wk_worker_t *self);
+
+//  Main thread: an acknowledgement (WACK) for the running stream; cut the
+//  stream (a session ended: all; an ABORT: if its chunk is in [chunk,
+//  chunk + k), k 0 = any).
+void wk_stream_ack (wk_worker_t *self, const dp_msg_t *msg);
+void wk_stream_cut (wk_worker_t *self, uint64_t chunk, uint32_t k);
 
 //  Run a CHUNK on the main thread when the executor is idle and its task's
 //  recent pace says it is very short: builds work->result (work->ran).
