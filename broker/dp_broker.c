@@ -123,7 +123,8 @@ broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg)
 
 //  Reply ERROR to a peer we may not know (only its routing id). To a
 //  client without a session, an ERROR that finds its pipe full is dropped
-//  and counted (guard_undelivered); a worker's pipe has no limit.
+//  and counted (guard_undelivered), and so is one to a worker that has
+//  GUARD_WORKER_SNDHWM messages waiting (it reads nothing).
 static void
 s_send_error (broker_t *self, void *socket, zmq_msg_t *rid, int code,
               const uint32_t *job, const char *text)
@@ -136,10 +137,10 @@ s_send_error (broker_t *self, void *socket, zmq_msg_t *rid, int code,
         msg.job = *job;
     }
     snprintf (msg.text, sizeof msg.text, "%s", text);
-    if (s_send (self, socket, rid, &msg) != 0 && errno == EAGAIN && socket == self->frontend) {
+    if (s_send (self, socket, rid, &msg) != 0 && errno == EAGAIN) {
         char key [32];
         s_key (rid, key, sizeof key);
-        guard_undelivered (self, key, DP_CMD_ERROR);
+        guard_undelivered (self, key, DP_CMD_ERROR, socket == self->frontend);
     }
 }
 
@@ -314,7 +315,7 @@ s_client_message (broker_t *self, zmq_msg_t *rid, dp_msg_t *msg)
         }
         else
         if (metrics_status (self, rid) != 0 && errno == EAGAIN)
-            guard_undelivered (self, key, DP_CMD_REPORT);
+            guard_undelivered (self, key, DP_CMD_REPORT, true);
         return;
     }
     if (!client) {
@@ -662,8 +663,10 @@ s_tick (broker_t *self)
 //  Set-up and teardown
 
 //  A broker ROUTER. The options are deliberate:
-//  - no high-water marks: flow control is the protocol's (window, credit),
-//    so queues are bounded by it, and the broker never blocks or drops;
+//  - no send high-water mark here: flow control is the protocol's (window,
+//    credit); s_start sets the limits for peers that ignore it (a client
+//    that reads nothing, a worker that floods and reads nothing), and a
+//    send never blocks;
 //  - ROUTER_MANDATORY: a send to a peer that is gone fails at once
 //    (EHOSTUNREACH) instead of vanishing, so the peer is handled as lost;
 //  - ROUTER_HANDOVER off: peers use the routing ids ZeroMQ gives them, so a
@@ -767,6 +770,13 @@ s_setup (broker_t *self, char *err, size_t errlen)
         //  stays closed
         zsock_set_sndhwm (self->frontend_sock, GUARD_CLIENT_SNDHWM);
         zsock_set_sndtimeo (self->frontend_sock, 0);
+    }
+    if (self->backend) {
+        //  the credit bounds what an honest worker is sent; a peer that
+        //  floods bad messages and reads nothing would have its ERRORs
+        //  queued without end: past this many, sends to it fail at once
+        zsock_set_sndhwm (self->backend_sock, GUARD_WORKER_SNDHWM);
+        zsock_set_sndtimeo (self->backend_sock, 0);
     }
     if (!self->frontend || !self->backend) {
         snprintf (err, errlen, "cannot create sockets: %s", zmq_strerror (errno));

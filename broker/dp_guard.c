@@ -354,11 +354,12 @@ guard_client_forget (broker_t *broker, client_t *client)
 }
 
 void
-guard_undelivered (broker_t *broker, const char *key, uint8_t cmd)
+guard_undelivered (broker_t *broker, const char *key, uint8_t cmd, bool client)
 {
     broker->guard.undelivered++;
-    guard_log (broker, "%s to client %s dropped: its queue is full and %s",
-               dp_cmd_name (cmd), key, "nothing more can wait for it");
+    guard_log (broker, "%s to %s %s dropped: its queue is full and %s",
+               dp_cmd_name (cmd), client ? "client" : "worker", key,
+               client ? "nothing more can wait for it" : "it reads nothing");
 }
 
 //  Send a held message. Returns 0, or -1 with errno (EAGAIN: no room yet).
@@ -405,7 +406,7 @@ guard_client_send (broker_t *broker, client_t *client, dp_msg_t *msg, bool ends_
         dp_msg_reset (msg);
     if (report ? client->backlog_reports >= GUARD_CLIENT_REPORTS
                : !ends_job && client->backlog_notes >= GUARD_CLIENT_NOTES) {
-        guard_undelivered (broker, client->key, copy.cmd);
+        guard_undelivered (broker, client->key, copy.cmd, true);
         return 0;
     }
     size_t size = report ? 0 : strlen (text);

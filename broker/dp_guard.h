@@ -34,6 +34,8 @@
 #define GUARD_LOG_PER_S     10      //  bad-input log lines a second, then a count
 #define GUARD_CLIENT_SNDHWM 64      //  messages queued to a client that does not read
 #define GUARD_PEER_RCVHWM   1000    //  messages queued from one peer before TCP pushes back
+#define GUARD_WORKER_SNDHWM 1000    //  messages queued to a worker that does not read: then
+                                    //  sends fail (EAGAIN), an ERROR to it is dropped and counted
 #define GUARD_RETRY_MS      5       //  a blocked client's answers are retried this often
 #define GUARD_MAX_HB_MS     60000   //  a worker's announced interval counts as at most this
                                     //  (or the broker's own, if longer) for its liveness
@@ -104,10 +106,11 @@ bool guard_client_backlogged (client_t *client);
 //  Free the client's backlog (the client is being destroyed).
 void guard_client_forget (broker_t *broker, client_t *client);
 
-//  A message to a peer without a session (ERROR, REPORT) found its pipe
-//  full: it is dropped (there is no session to hold it in), counted and
-//  logged. Call with the failed send's errno in place.
-void guard_undelivered (broker_t *broker, const char *key, uint8_t cmd);
+//  A message to a peer without a session (ERROR, REPORT), or an ERROR to
+//  a worker (`client` false), found its pipe full: it is dropped (there is
+//  nothing to hold it in), counted and logged. Call with the failed
+//  send's errno in place.
+void guard_undelivered (broker_t *broker, const char *key, uint8_t cmd, bool client);
 
 //  Retry blocked clients' deliveries when due; the next time one is due,
 //  or INT64_MAX, in `wake` (lowered only).
