@@ -4,6 +4,7 @@
 #   5,000 short jobs (echo), 500 jobs of `sleep 0.02`, --pipe of MB megabytes
 #   of lines into `wc -l` (xargs has no --pipe), and dpool run with --joblog.
 #   bash bench/bench_run.sh [J] [MB] [ROUNDS] [SHORT_JOBS] [SLEEP_JOBS]   (defaults 2 200 3 5000 500)
+#   BENCH_RUN_ONLY=joblog: only dpool run's short jobs with and without --joblog
 set -euo pipefail
 cd "$(dirname "$0")/.."
 J=${1:-2}
@@ -43,6 +44,16 @@ pipe_dpool()     { "$B/dpool" run -j "$J" --pipe --block 4M wc -l < "$T/lines" >
 pipe_par()       { parallel --will-cite -k -j "$J" --pipe --block 4M wc -l < "$T/lines" > "$T/o"; }
 check_pipe()     { [ "$(awk '{ s += $1 } END { print s }' "$T/o")" = "$lines" ] || { echo "bench_run: --pipe lost lines" >&2; exit 1; }; }
 declare -A t
+if [ "${BENCH_RUN_ONLY:-}" = joblog ]; then
+    for r in $(seq 1 "$R"); do
+        for w in short_dpool short_dpool_jl; do
+            t[$w]+="$(time_of $w) "
+        done
+    done
+    echo "== -j $J, $(nproc) cores, $R interleaved rounds, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "times (s) without: ${t[short_dpool]}; with --joblog: ${t[short_dpool_jl]}"
+    R=0
+fi
 for r in $(seq 1 "$R"); do
     for w in short_dpool short_dpool_jl short_par short_xargs sleep_dpool sleep_par sleep_xargs; do
         t[$w]+="$(time_of $w) "
@@ -53,11 +64,19 @@ for r in $(seq 1 "$R"); do
     done
 done
 med() { echo "${t[$1]}" | tr ' ' '\n' | grep . | median; }
+least() { echo "${t[$1]}" | tr ' ' '\n' | grep . | sort -g | head -1; }
+# the --joblog cost: time with it over time without, less 1, in %
+cost() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (b / a - 1) * 100 }'; }
 rate() { awk -v n="$1" -v s="$(med "$2")" 'BEGIN { printf "%.0f", n / s }'; }
 mbs() { awk -v b="$bytes" -v s="$(med "$1")" 'BEGIN { printf "%.1f", b / 1048576 / s }'; }
+[ "${BENCH_RUN_ONLY:-}" = joblog ] || {
 echo "== -j $J, $(nproc) cores, medians of $R interleaved rounds, $(date -u +%Y-%m-%d), GNU parallel $(parallel --version | head -1 | awk '{ print $3 }')"
 printf '%-34s %14s %14s %14s\n' "workload" "dpool run" "GNU parallel" "xargs -P"
 printf '%-34s %14s %14s %14s\n' "$N x echo (jobs/s)" "$(rate "$N" short_dpool)" "$(rate "$N" short_par)" "$(rate "$N" short_xargs)"
 printf '%-34s %14s %14s %14s\n' "$N x echo, --joblog (jobs/s)" "$(rate "$N" short_dpool_jl)" "-" "-"
 printf '%-34s %14s %14s %14s\n' "$S x sleep 0.02 (jobs/s)" "$(rate "$S" sleep_dpool)" "$(rate "$S" sleep_par)" "$(rate "$S" sleep_xargs)"
 printf '%-34s %14s %14s %14s\n' "--pipe $MB MB into wc -l (MB/s)" "$(mbs pipe_dpool)" "$(mbs pipe_par)" "-"
+}
+echo "dpool run --joblog cost on $N x echo: $(cost "$(med short_dpool)" "$(med short_dpool_jl)") (medians:" \
+     "$(med short_dpool) s without, $(med short_dpool_jl) s with), $(cost "$(least short_dpool)" "$(least short_dpool_jl)")" \
+     "(minima: $(least short_dpool) s, $(least short_dpool_jl) s); the goal is under +5%"

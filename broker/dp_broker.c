@@ -453,6 +453,7 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
         self->local [worker->slot] = worker;
     if (!worker->is_node && worker->node == self->local_token && worker->slot < 0)
         worker->node = 0;       //  claims our token but is none of ours
+    worker->tag = dp_node_tag (worker->node);
     zhashx_insert (self->workers, key, worker);
     if (!worker->is_node && !worker->benched)
         link_insert_before (&self->available, &worker->available);

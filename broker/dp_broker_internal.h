@@ -58,6 +58,8 @@ struct chunk {
     int64_t dispatched_ms;      //  when it went to its worker
     chunk_t *backup;            //  speculative copy running elsewhere
     chunk_t *primary;           //  for a backup copy: the chunk it races
+    uint64_t *avoid;            //  BATCH.avoid: node tags not to run on, or NULL
+    uint32_t navoid;
     link_t order;               //  in job->chunks, index order
     link_t queue;               //  in job->pending, or worker->inflight
 };
@@ -130,6 +132,7 @@ struct worker {
     pid_t pid;
     int slot;                   //  local worker slot, or -1 for remote
     uint64_t node;              //  node token of a node's worker (0: none)
+    uint64_t tag;               //  its public tag (dp_node_tag; 0: none)
     bool is_node;               //  a worker node (NODE), not a worker
     uint32_t slots;
     char host [DP_MAX_NAME + 1];

@@ -77,6 +77,80 @@ s_worker_for (broker_t *broker, job_t *job, chunk_t *chunk)
     return shallow;
 }
 
+//  Does the chunk avoid the worker's node (BATCH.avoid: a retry of items
+//  that failed there)?
+static bool
+s_avoids (const chunk_t *chunk, const worker_t *worker)
+{
+    for (uint32_t i = 0; i < chunk->navoid; i++)
+        if (worker->tag && chunk->avoid [i] == worker->tag)
+            return true;
+    return false;
+}
+
+//  Is there a worker for the chunk's task on a node it does not avoid,
+//  free or busy (not gone, not benched)? O(workers): asked only for
+//  chunks that avoid some node, which are rare (retries).
+static bool
+s_elsewhere (broker_t *broker, chunk_t *chunk)
+{
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers))
+        if (!w->is_node && !w->gone && !w->benched && !s_avoids (chunk, w)
+        &&  zhashx_lookup (w->tasks, chunk->job->task))
+            return true;
+    return false;
+}
+
+//  A free worker for a chunk that avoids some nodes: the first with credit
+//  and the task, not on those nodes (an idle one for a suspect), or NULL.
+static worker_t *
+s_worker_avoiding (broker_t *broker, chunk_t *chunk)
+{
+    for (link_t *l = broker->available.next; l != &broker->available; l = l->next) {
+        worker_t *worker = link_entry (l, worker_t, available);
+        if ((!chunk->suspect || worker->inflight_count == 0) && !s_avoids (chunk, worker)
+        &&  zhashx_lookup (worker->tasks, chunk->job->task))
+            return worker;
+    }
+    return NULL;
+}
+
+#define AVOID_SCAN  64          //  pending chunks looked at past waiting retries
+
+//  The job's chunk to send next, and its worker in *worker_p (NULL: none
+//  free). The head of the job's queue, unless it is a retry that avoids
+//  the nodes where its items failed (GNU parallel's --retries: "on another
+//  computer on which it has not failed") and no free worker is elsewhere
+//  while a busy one is: it then waits for that one, and the chunks behind
+//  it go first. Where every worker with the task is on an avoided node,
+//  the retry runs on any (as GNU parallel re-uses all computers).
+static chunk_t *
+s_next_chunk (broker_t *broker, job_t *job, worker_t **worker_p)
+{
+    chunk_t *head = link_entry (job->pending.next, chunk_t, queue);
+    int scanned = 0;
+    for (link_t *l = job->pending.next; l != &job->pending && scanned < AVOID_SCAN;
+         l = l->next, scanned++) {
+        chunk_t *chunk = link_entry (l, chunk_t, queue);
+        if (!chunk->navoid) {
+            *worker_p = s_worker_for (broker, job, chunk);
+            return chunk;
+        }
+        worker_t *worker = s_worker_avoiding (broker, chunk);
+        if (worker) {
+            *worker_p = worker;
+            return chunk;
+        }
+        if (!s_elsewhere (broker, chunk)) {
+            *worker_p = s_worker_for (broker, job, chunk);
+            return chunk;
+        }
+    }
+    *worker_p = NULL;
+    return head;
+}
+
 //  How many chunks to keep in flight at a worker: enough queued work to
 //  cover a round trip (QUEUE_NS) however small its chunks are, but no more
 //  than two long chunks, so a long task never holds work others could run;
@@ -101,11 +175,10 @@ worker_limit (worker_t *worker)
 //  the client gets it as one RESULTS: one message per hop for many tiny
 //  chunks, each still dispatched, timed, retried and blamed on its own.
 static uint32_t
-s_group_size (broker_t *broker, worker_t *worker, job_t *job)
+s_group_size (broker_t *broker, worker_t *worker, job_t *job, chunk_t *first)
 {
-    chunk_t *first = link_entry (job->pending.next, chunk_t, queue);
     uint64_t chunk_ns = (uint64_t) job->median_us * 1000 * first->n;
-    if (first->suspect || job->nsamples < 3 || chunk_ns > QUEUE_NS / 4)
+    if (first->suspect || first->navoid || job->nsamples < 3 || chunk_ns > QUEUE_NS / 4)
         return 1;
     //  a worker that has answered nothing yet has no measure of its own:
     //  the job's stands in, so a fresh worker gets groups at once
@@ -125,7 +198,7 @@ s_group_size (broker_t *broker, worker_t *worker, job_t *job)
     size_t bytes = first->in.size;
     for (link_t *l = first->queue.next; l != &job->pending && count < most; l = l->next) {
         chunk_t *c = link_entry (l, chunk_t, queue);
-        if (c->suspect || c->n != first->n || bytes + c->in.size > MERGE_BYTES
+        if (c->suspect || c->navoid || c->n != first->n || bytes + c->in.size > MERGE_BYTES
         ||  (uint64_t) first->n * (count + 1) > DP_MAX_BATCH)
             break;
         bytes += c->in.size;
@@ -228,9 +301,9 @@ jobs_dispatch (broker_t *broker)
             idle_turns = 0;                 //  progress: it gets there
             continue;
         }
-        chunk_t *chunk = link_entry (job->pending.next, chunk_t, queue);
-        worker_t *worker = s_worker_for (broker, job, chunk);
-        uint32_t k = worker ? s_group_size (broker, worker, job) : 0;
+        worker_t *worker;
+        chunk_t *chunk = s_next_chunk (broker, job, &worker);
+        uint32_t k = worker ? s_group_size (broker, worker, job, chunk) : 0;
         if (worker) {
             job->deficit_ns -= s_chunk_cost (job, chunk) * k;
             job->deficit_ns = job->deficit_ns < -DEBT_MAX ? -DEBT_MAX : job->deficit_ns;

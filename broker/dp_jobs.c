@@ -64,6 +64,7 @@ chunk_destroy (chunk_t **self_p)
     link_remove (&self->queue);
     span_release (&self->in);
     span_release (&self->out);
+    free (self->avoid);
     free (self);
     *self_p = NULL;
 }
@@ -338,6 +339,12 @@ job_add_batch (broker_t *broker, job_t *self, dp_msg_t *msg, char *err, size_t e
         else
             span_at (&chunk->in, &whole, from, offset, count);
         offset += chunk->in.size;
+        if (msg->navoid) {
+            //  a retry: its items failed on these nodes (dp_dispatch.c)
+            chunk->avoid = (uint64_t *) zmalloc (msg->navoid * sizeof (uint64_t));
+            memcpy (chunk->avoid, msg->avoid, msg->navoid * sizeof (uint64_t));
+            chunk->navoid = msg->navoid;
+        }
         link_insert_before (&self->chunks, &chunk->order);
         job_queue (broker, self, chunk, false);
     }

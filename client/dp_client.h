@@ -91,6 +91,10 @@ struct dp_job {
     size_t fifo_head, fifo_tail, fifo_cap;
     uint64_t fifo_answered;
     dp_batch_t batch;
+    //  node tags the item the input callback is returning should not run
+    //  on (citer_avoid, BATCH.avoid): that item goes alone in its BATCH
+    uint64_t avoid [DP_MAX_AVOID];
+    uint32_t navoid;
     //  progress: (time, answered) samples, the oldest is the rate's base
     int64_t started_ms, ended_ms;
     int64_t sample_ms [8];
@@ -166,6 +170,13 @@ void cjob_fail (dp_job_t *self, dp_status_t status, const char *text);
 void cjob_progress (const dp_job_t *self, dp_progress_t *progress);
 bool cjob_has_input_later (dp_pool_t *pool, int *fds, int *nfds, int max);
 void cjob_terminate (dp_job_t *self);
+
+//  dp_iter.c: called from the iterator's input callback just before it
+//  returns an item: that item should not run on the nodes of these tags
+//  (dp_node_tag; the exec reply's "node"), where a worker elsewhere has
+//  the task (a retry of an item that failed there). At most DP_MAX_AVOID
+//  tags are kept.
+void citer_avoid (dp_iter_t *it, const uint64_t *tags, size_t ntags);
 
 //  dp_map.c: a results array filled by an output callback
 dp_results_t *cresults_new (size_t n);

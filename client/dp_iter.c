@@ -42,6 +42,18 @@ s_iter_new (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts, bool u
     return self;
 }
 
+void
+citer_avoid (dp_iter_t *it, const uint64_t *tags, size_t ntags)
+{
+    dp_job_t *job = it ? it->job : NULL;
+    if (!job)
+        return;
+    job->navoid = 0;
+    for (size_t i = 0; i < ntags && job->navoid < DP_MAX_AVOID; i++)
+        if (tags [i])
+            job->avoid [job->navoid++] = tags [i];
+}
+
 dp_iter_t *
 dp_imap (dp_pool_t *pool, const char *task, const dp_job_opts_t *opts,
          dp_input_fn *input, void *arg)

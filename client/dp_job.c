@@ -329,6 +329,36 @@ s_send_big (dp_job_t *self, uint64_t len)
     return 0;
 }
 
+//  An item that avoids some nodes (citer_avoid) goes alone in a BATCH
+//  that names them. Returns 0, or -1 if the job ended (out of memory).
+static int
+s_send_avoiding (dp_job_t *self, const void *data, size_t len)
+{
+    dp_pool_t *pool = self->pool;
+    dp_batch_t batch;
+    dp_batch_init (&batch);
+    dp_msg_t msg;
+    dp_msg_init (&msg, DP_CMD_BATCH);
+    msg.job = self->id;
+    msg.first = self->sent;
+    memcpy (msg.avoid, self->avoid, sizeof msg.avoid);
+    msg.navoid = self->navoid;
+    self->navoid = 0;
+    if (dp_batch_add (&batch, data, len) != 0 || dp_batch_attach (&batch, &msg, false) != 0) {
+        dp_batch_clear (&batch);
+        dp_msg_reset (&msg);
+        s_job_end (self, JOB_FAILED, DP_ERR_POOL, "out of memory", true);
+        return -1;
+    }
+    dp_batch_clear (&batch);
+    self->sent += 1;
+    pool->inflight += 1;
+    cjob_hold (self, 1, 0);
+    s_fifo_push (self, 1, len);
+    cpool_send (pool, &msg);
+    return 0;
+}
+
 //  Read items into one batch within the job's share and send it; send
 //  END once the input has ended. Returns 1 if a batch went out, 0 if not,
 //  -1 if the job ended (an abort: the caller must not touch it again).
@@ -359,13 +389,23 @@ s_send_batch (dp_job_t *self)
         want -= want % csize;           //  whole chunks
     const char *abort = NULL;
     uint64_t big = 0;               //  length of an item over the size limit
+    const void *alone = NULL;       //  an item that avoids some nodes
+    size_t alone_len = 0;
+    bool has_alone = false;
     while (self->batch.n < want && self->batch.size < BATCH_MAX_BYTES
        &&  !(csize && self->batch.n % csize == 0 && self->batch.size >= PACK_BYTES)) {
         const void *data = NULL;
         size_t len = 0;
+        self->navoid = 0;
         int rc = s_next_input (self, &data, &len);
         if (rc == 1 && len > DP_MAX_FRAME / 2)
             big = len;              //  sent after the batch, failed alone
+        else
+        if (rc == 1 && self->navoid) {
+            alone = data;           //  sent after the batch, in its own
+            alone_len = len;
+            has_alone = true;
+        }
         else
         if (rc == 1 && dp_batch_add (&self->batch, data, len) != 0)
             abort = "out of memory";
@@ -419,6 +459,9 @@ s_send_batch (dp_job_t *self)
     if (big && s_send_big (self, big) != 0)
         return -1;
     sent |= big != 0;
+    if (has_alone && s_send_avoiding (self, alone, alone_len) != 0)
+        return -1;
+    sent |= has_alone;
     if (self->input_done && !self->end_sent && !self->cancel_sent)
         s_send_end (self);
     return sent;

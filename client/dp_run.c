@@ -12,7 +12,8 @@
     output is always in input order (GNU parallel's -k) while a failed job
     can be sent again (--retries) without holding the pool's order up. The
     joblog gets a line when a job is final, in completion order as GNU
-    parallel writes it, flushed and fsync'ed per batch of results.
+    parallel writes it, written out per batch of results and synced to disk
+    every second.
 
     A job's output over 1 MiB streams from its worker in parts ahead of
     its reply (the pool's on_part). The parts of the job due next (the
@@ -39,6 +40,7 @@
 */
 #include "dp_run.h"
 #include "dpool.h"
+#include "dp_client.h"
 #include "dp_exec_msg.h"
 
 #include <czmq.h>
@@ -55,6 +57,13 @@
 #include <unistd.h>
 
 #define S_TICK_MS   200
+//  The joblog is written (fflush) after each batch of results, which is
+//  what survives the client's own death; it is synced to disk (against a
+//  crash of the machine) at most this often. Every 50 ms cost 15% and
+//  more of the rate of 5,000 short jobs on a busy 2-core VM (an ext4
+//  fdatasync is a journal commit that the next appends wait for; on a
+//  thread of its own it cost as much); every second costs 1-2% (README).
+#define S_SYNC_MS   1000
 
 static volatile int s_interrupted = 0;
 
@@ -78,10 +87,14 @@ typedef struct {
     char *cmd;
     size_t cmd_len;
     char *tag;
+    run_offs_t slot_at;         //  where {%} goes in cmd: the slot that ran it
+    run_offs_t tag_slot_at;     //  and in tag
     char *input;                //  --pipe block, kept only for --retries
     size_t input_len;
     char *results;              //  --results: the job's directory
     int attempts;
+    uint64_t avoid [DP_MAX_AVOID];  //  --retries: tags of the nodes it failed on
+    uint32_t navoid;
     bool done;
     bool failed;
     dp_exec_reply_t reply;
@@ -106,6 +119,7 @@ typedef struct {
 typedef struct {
     run_opts_t *o;
     run_gen_t *gen;
+    dp_iter_t *it;              //  the job (set once started)
     //  the ring of jobs in order: positions [head, tail)
     s_ent_t *ring;
     size_t cap;
@@ -192,6 +206,26 @@ s_alloc (void *p, size_t size)
         exit (RUN_EXIT_ERROR);
     }
     return q;
+}
+
+//  A copy of `from` (NULL: none) into `to`
+static void
+s_offs_copy (run_offs_t *to, const run_offs_t *from)
+{
+    memset (to, 0, sizeof *to);
+    if (!from || !from->n)
+        return;
+    to->at = (size_t *) s_alloc (NULL, from->n * sizeof (size_t));
+    memcpy (to->at, from->at, from->n * sizeof (size_t));
+    to->n = to->cap = from->n;
+}
+
+//  The slot a job would have if jobs took turns: told to a worker that has
+//  no slot of its own (one started without a supervisor), and --dry-run's
+static uint64_t
+s_turn_slot (const run_opts_t *o, uint64_t seq)
+{
+    return (seq - 1) % (uint64_t) (o->jobslots > 0 ? o->jobslots : 1) + 1;
 }
 
 //  --------------------------------------------------------------------------
@@ -323,12 +357,24 @@ s_joblog_line (s_run_t *self, s_ent_t *e)
     fprintf (self->joblog, "%llu\t%s\t%.3f\t%10.3f\t%zu\t%zu\t%d\t%d\t",
              (unsigned long long) e->seq, host, r->start, r->runtime, e->input_len,
              r->out_size + r->err_size, exitval, sig);
-    for (size_t i = 0; i < e->cmd_len; i++)
-        fputc (e->cmd [i] == '\n' ? ' ' : e->cmd [i], self->joblog);
+    const char *cmd = e->cmd;
+    size_t len = e->cmd_len;
+    run_str_t filled = { 0 };
+    if (e->slot_at.n) {
+        //  {%}: the command as it ran, in its worker's slot
+        run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at,
+                       r->slot ? r->slot : s_turn_slot (self->o, e->seq));
+        cmd = filled.p;
+        len = filled.len;
+    }
+    for (size_t i = 0; i < len; i++)
+        fputc (cmd [i] == '\n' ? ' ' : cmd [i], self->joblog);
     fputc ('\n', self->joblog);
+    free (filled.p);
 }
 
-//  Flush the joblog to disk, at most every 50 ms (and at the end)
+//  Write the joblog out; sync it to disk at most every S_SYNC_MS (and at
+//  the end)
 static void
 s_joblog_sync (s_run_t *self, bool force)
 {
@@ -336,7 +382,7 @@ s_joblog_sync (s_run_t *self, bool force)
         return;
     fflush (self->joblog);
     int64_t now = s_now_ms ();
-    if (force || now - self->last_sync_ms >= 50) {
+    if (force || now - self->last_sync_ms >= S_SYNC_MS) {
         fdatasync (fileno (self->joblog));
         self->last_sync_ms = now;
     }
@@ -499,12 +545,14 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
 {
     s_ent_t *e = s_ent (self, pos);
     run_opts_t *o = self->o;
-    char **argv = s_plain_argv (self, e->cmd, e->cmd_len);
+    //  {%} is written in by the worker (its own slot): a shell command
+    char **argv = e->slot_at.n ? NULL : s_plain_argv (self, e->cmd, e->cmd_len);
     dp_exec_item_t item = {
         .argv = argv, .sh = argv ? NULL : e->cmd, .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
         .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
-        .slot = (e->seq - 1) % (uint64_t) o->jobslots + 1, .has_slot = true
+        .slot = s_turn_slot (o, e->seq), .has_slot = true,
+        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = true
     };
     msgpack_sbuffer_clear (&self->item);
     if (dp_exec_item_encode (&item, &self->item) != 0) {
@@ -519,8 +567,8 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
     self->index_pos [self->nindex++] = pos;
     e->attempts++;
     self->in_flight++;
-    if (o->verbose)
-        fprintf (stderr, "%s\n", e->cmd);
+    if (o->verbose && !e->slot_at.n)
+        fprintf (stderr, "%s\n", e->cmd);     //  (with {%}: once its slot is known)
     return 0;
 }
 
@@ -628,6 +676,8 @@ s_input (void *arg, const void **data, size_t *len)
         s_ent_t *e = s_ent (self, pos);
         if (s_encode (self, pos, e->input, e->input_len) != 0)
             return -1;
+        //  on another node than those it failed on, where there is one
+        citer_avoid (self->it, e->avoid, e->navoid);
         *data = self->item.data;
         *len = self->item.size;
         return 1;
@@ -670,6 +720,8 @@ s_input (void *arg, const void **data, size_t *len)
         memcpy (e->cmd, job.cmd, job.cmd_len + 1);
         e->cmd_len = job.cmd_len;
         e->tag = job.tag ? strdup (job.tag) : NULL;
+        s_offs_copy (&e->slot_at, job.slot_at);
+        s_offs_copy (&e->tag_slot_at, job.tag_slot_at);
         e->input_len = job.stdin_len;
         if (job.stdin_data && self->o->retries > 1) {
             e->input = (char *) s_alloc (NULL, job.stdin_len);
@@ -845,6 +897,8 @@ s_ent_free (s_ent_t *e)
     free (e->input);
     free (e->message);
     free (e->results);
+    free (e->slot_at.at);
+    free (e->tag_slot_at.at);
     dp_exec_reply_destroy (&e->reply);
     memset (e, 0, sizeof *e);
 }
@@ -939,6 +993,23 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         else
             failed = e->reply.status != 0 || e->reply.signal != 0 || e->reply.timedout;
+        if (self->o->verbose && e->slot_at.n && !e->message) {
+            run_str_t filled = { 0 };
+            run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at,
+                           e->reply.slot ? e->reply.slot : s_turn_slot (self->o, e->seq));
+            s_progress_clear (self);
+            fprintf (stderr, "%s\n", filled.p);
+            free (filled.p);
+        }
+        if (e->tag && e->tag_slot_at.n && !e->message && e->reply.slot) {
+            //  --tagstring with {%}: its slot, now known (the parts of a
+            //  streamed output that went out before it carry the tag unfilled)
+            run_str_t filled = { 0 };
+            run_slot_fill (&filled, e->tag, strlen (e->tag), &e->tag_slot_at, e->reply.slot);
+            free (e->tag);
+            e->tag = filled.p;
+            e->tag_slot_at.n = 0;
+        }
         if (e->broken || e->reply.parts != e->nparts) {
             char text [160];
             if (e->broken)
@@ -967,6 +1038,13 @@ s_result (s_run_t *self, const dp_result_t *r)
     //  a job that streamed has printed (or spilled) what cannot be taken back
     if (failed && e->attempts < self->o->retries && !self->halting && !s_interrupted
     &&  r->status != DP_ERR_CANCELLED && e->nparts == 0 && !e->broken) {
+        //  GNU parallel retries "on another computer on which it has not
+        //  failed": the broker is told the nodes it failed on
+        bool known = !e->reply.node;
+        for (uint32_t i = 0; i < e->navoid && !known; i++)
+            known = e->avoid [i] == e->reply.node;
+        if (!known && e->navoid < DP_MAX_AVOID)
+            e->avoid [e->navoid++] = e->reply.node;
         if (self->nretry == self->retry_cap) {
             self->retry_cap = self->retry_cap ? self->retry_cap * 2 : 64;
             self->retry = (uint64_t *) s_alloc (self->retry, self->retry_cap * sizeof (uint64_t));
@@ -1021,7 +1099,10 @@ s_dry_run (s_run_t *self)
             break;
         if (s_resumed (self, job.seq, job.cmd))
             continue;
-        fwrite (job.cmd, 1, job.cmd_len, stdout);
+        run_str_t filled = { 0 };
+        run_slot_fill (&filled, job.cmd, job.cmd_len, job.slot_at, s_turn_slot (self->o, job.seq));
+        fwrite (filled.p, 1, filled.len, stdout);
+        free (filled.p);
         fputc ('\n', stdout);
         if (ferror (stdout))
             break;
@@ -1190,6 +1271,7 @@ s_run_main (run_opts_t *op)
         jopts.part_arg = &self;
     }
     dp_iter_t *it = dp_imap_unordered (pool, "exec", &jopts, s_input, &self);
+    self.it = it;
     if (!it) {
         fprintf (stderr, "dpool run: %s\n", dp_strerror_last ());
         rc = RUN_EXIT_ERROR;

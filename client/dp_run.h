@@ -47,6 +47,17 @@ typedef struct {
 void run_str_add (run_str_t *self, const char *data, size_t len);
 void run_str_adds (run_str_t *self, const char *s);
 
+//  Byte offsets in a command (or tag) where the job slot goes ({%}): it is
+//  known only once a worker runs the job (its slot: dp_exec_msg.h "slotat")
+typedef struct {
+    size_t *at;
+    size_t n, cap;
+} run_offs_t;
+
+//  `text` with `slot` written in decimal at each offset, into out (reset)
+void run_slot_fill (run_str_t *out, const char *text, size_t len, const run_offs_t *offs,
+                    uint64_t slot);
+
 //  One input source: a ::: list, or a file (:::: FILE, -a FILE; "-" is stdin)
 typedef struct {
     bool is_file;
@@ -133,7 +144,9 @@ typedef struct {
     uint64_t seq;               //  {#}, 1-based
     const char *cmd;            //  shell command line
     size_t cmd_len;
+    const run_offs_t *slot_at;  //  where {%} goes in cmd (n 0: nowhere)
     const char *tag;            //  --tag / --tagstring text (NULL: none)
+    const run_offs_t *tag_slot_at;  //  where {%} goes in the tag
     const char *stdin_data;     //  --pipe block
     size_t stdin_len;
     char **args;                //  the job's arguments (for --results)

@@ -411,9 +411,43 @@ s_put_arg (run_str_t *out, const s_template_t *t, int transform, const char *s, 
 
 //  Expand one token. `only`: with -X, the one argument this copy of the
 //  word gets (-1: all of them).
+//  Where a job's slot is not known yet (slot 0), {%} is left out and its
+//  offset recorded in `slots` (run_offs_t).
+static void
+s_offs_add (run_offs_t *self, size_t at)
+{
+    if (self->n == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 8;
+        self->at = (size_t *) realloc (self->at, self->cap * sizeof (size_t));
+        if (!self->at) {
+            fprintf (stderr, "dpool run: out of memory\n");
+            exit (RUN_EXIT_ERROR);
+        }
+    }
+    self->at [self->n++] = at;
+}
+
+void
+run_slot_fill (run_str_t *out, const char *text, size_t len, const run_offs_t *offs,
+               uint64_t slot)
+{
+    char num [24];
+    snprintf (num, sizeof num, "%llu", (unsigned long long) slot);
+    out->len = 0;
+    run_str_add (out, "", 0);
+    size_t from = 0;
+    for (size_t i = 0; offs && i < offs->n; i++) {
+        run_str_add (out, text + from, offs->at [i] - from);
+        run_str_adds (out, num);
+        from = offs->at [i];
+    }
+    run_str_add (out, text + from, len - from);
+}
+
 static void
 s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char **args,
-           const size_t *lens, size_t nargs, uint64_t seq, int slot, long only, bool raw)
+           const size_t *lens, size_t nargs, uint64_t seq, int slot, run_offs_t *slots,
+           long only, bool raw)
 {
     char num [32];
     switch (tok->kind) {
@@ -425,6 +459,10 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
             run_str_adds (out, num);
             break;
         case T_SLOT:
+            if (slots) {
+                s_offs_add (slots, out->len);
+                break;
+            }
             snprintf (num, sizeof num, "%d", slot);
             run_str_adds (out, num);
             break;
@@ -456,7 +494,8 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
 //  Build a command (or, raw, a --tagstring) from the template.
 static void
 s_expand (run_str_t *out, const s_template_t *t, const char **args, const size_t *lens,
-          size_t nargs, uint64_t seq, int slot, bool context, bool append, bool raw)
+          size_t nargs, uint64_t seq, int slot, run_offs_t *slots, bool context, bool append,
+          bool raw)
 {
     for (size_t k = 0; k < t->ntoks; k++) {
         const s_tok_t *tok = &t->toks [k];
@@ -474,13 +513,13 @@ s_expand (run_str_t *out, const s_template_t *t, const char **args, const size_t
                         run_str_add (out, " ", 1);
                     for (size_t j = k; j < end; j++)
                         s_put_tok (out, t, &t->toks [j], args, lens, nargs, seq, slot,
-                                   (long) a, raw);
+                                   slots, (long) a, raw);
                 }
                 k = end - 1;
                 continue;
             }
         }
-        s_put_tok (out, t, tok, args, lens, nargs, seq, slot, -1, raw);
+        s_put_tok (out, t, tok, args, lens, nargs, seq, slot, slots, -1, raw);
     }
     if (append && !t->has_repl && nargs > 0) {
         for (size_t i = 0; i < nargs; i++) {
@@ -602,6 +641,7 @@ struct run_gen {
     size_t got;                 //  input tuples in args
     bool partial;               //  args holds part of a job (stdin blocked)
     run_str_t cmd, tag;
+    run_offs_t cmd_slots, tag_slots;    //  where {%} goes in them
     uint64_t seq;
 };
 
@@ -895,6 +935,8 @@ run_gen_destroy (run_gen_t **self_p)
     run_strv_free (&self->args);
     free (self->cmd.p);
     free (self->tag.p);
+    free (self->cmd_slots.at);
+    free (self->tag_slots.at);
     if (self->stdin_reader.nonblocking)
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) & ~O_NONBLOCK);
     free (self);
@@ -1093,8 +1135,12 @@ run_gen_next (run_gen_t *self, run_job_t *job)
     size_t nargs = o->max_replace && o->max_args == 0 ? 0 : self->args.n;
     self->cmd.len = 0;
     run_str_add (&self->cmd, "", 0);
+    //  {%} is the slot of the worker that runs the job: left for it to fill
+    self->cmd_slots.n = self->tag_slots.n = 0;
     s_expand (&self->cmd, &self->tpl, (const char **) self->args.v, self->args.len, nargs,
-              self->seq, slot, o->multi == 'X', !o->pipe, false);
+              self->seq, slot, &self->cmd_slots, o->multi == 'X', !o->pipe, false);
+    job->slot_at = &self->cmd_slots;
+    job->tag_slot_at = &self->tag_slots;
     job->seq = self->seq;
     job->args = self->args.v;
     job->arg_lens = self->args.len;
@@ -1107,7 +1153,8 @@ run_gen_next (run_gen_t *self, run_job_t *job)
         run_str_add (&self->tag, "", 0);
         if (o->tagstring)
             s_expand (&self->tag, &self->tag_tpl, (const char **) self->args.v,
-                      self->args.len, nargs, self->seq, slot, false, false, true);
+                      self->args.len, nargs, self->seq, slot, &self->tag_slots, false, false,
+                      true);
         else
             for (size_t i = 0; i < nargs; i++) {
                 if (i)
@@ -1126,7 +1173,7 @@ run_build_command (run_opts_t *opts, const char **args, const size_t *lens, size
     s_template_t t = { 0 };
     int rc = s_template_parse (&t, opts, NULL);
     if (rc == 0)
-        s_expand (out, &t, args, lens, nargs, seq, 1, opts->multi == 'X', true, false);
+        s_expand (out, &t, args, lens, nargs, seq, 1, NULL, opts->multi == 'X', true, false);
     free (t.text);
     free (t.toks);
     return rc;

@@ -58,6 +58,11 @@ s_item (const uint8_t *data, size_t size)
     FUZZ_ASSERT (item.timeout == again.timeout);
     FUZZ_ASSERT (item.has_seq == again.has_seq && item.seq == again.seq);
     FUZZ_ASSERT (item.has_slot == again.has_slot && item.slot == again.slot);
+    FUZZ_ASSERT (item.has_slot_at == again.has_slot_at && item.nslot_at == again.nslot_at);
+    for (size_t i = 0; i < item.nslot_at; i++) {
+        FUZZ_ASSERT (item.slot_at [i] == again.slot_at [i] && item.slot_at [i] <= strlen (item.sh));
+        FUZZ_ASSERT (!i || item.slot_at [i] >= item.slot_at [i - 1]);
+    }
     dp_exec_item_destroy (&again);
     dp_exec_item_destroy (&item);
     msgpack_sbuffer_destroy (&buf);
@@ -89,6 +94,7 @@ s_reply (const uint8_t *data, size_t size)
     FUZZ_ASSERT (!reply.err_size || memcmp (reply.err, again.err, reply.err_size) == 0);
     FUZZ_ASSERT (reply.start == again.start && reply.runtime == again.runtime);
     FUZZ_ASSERT (again.host && strcmp (again.host, reply.host ? reply.host : "") == 0);
+    FUZZ_ASSERT (reply.slot == again.slot && reply.node == again.node);
     dp_exec_reply_destroy (&again);
     dp_exec_reply_destroy (&reply);
     msgpack_sbuffer_destroy (&buf);

@@ -143,6 +143,8 @@ s_example (dp_msg_t *msg, uint8_t cmd, int v)
             break;
         case DP_CMD_BATCH:
             msg->job = 1; msg->first = v ? 1ull << 40 : 0; msg->csize = v ? 4 : 0; msg->last = v;
+            msg->navoid = v ? 2 : 0;
+            msg->avoid [0] = 0x0123456789abcdefull; msg->avoid [1] = 7;
             s_payload (msg, v ? 8 : 3, false);
             break;
         case DP_CMD_END: msg->job = 1; msg->total = v ? 0 : 1000; break;
@@ -366,17 +368,20 @@ s_exec (void)
     s_write ("exec_msg", "item-argv", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);
     char *env [] = { "A=1", "BASH_FUNC_f%%=() {  echo hi $1\n}", NULL };
+    size_t slot_at [] = { 2, 2, 17 };
     dp_exec_item_t full = { .sh = "f {} | tr a-z A-Z", .shell = "/bin/bash", .cwd = "/tmp",
                             .env = env, .input = (uint8_t *) "in\0put", .input_size = 6,
                             .has_input = true, .timeout = 2.5, .seq = 7, .has_seq = true,
-                            .slot = 2, .has_slot = true };
+                            .slot = 2, .has_slot = true, .slot_at = slot_at, .nslot_at = 3,
+                            .has_slot_at = true };
     dp_exec_item_encode (&full, &buf);
     s_write ("exec_msg", "item-sh-full", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);
     dp_exec_reply_t reply = { .status = 143, .signal = 15, .timedout = true,
                               .out = (uint8_t *) "out\n", .out_size = 4,
                               .err = (uint8_t *) "err\n", .err_size = 4,
-                              .start = 1764640000.5, .runtime = 2.25, .host = "node-1" };
+                              .start = 1764640000.5, .runtime = 2.25, .host = "node-1",
+                              .slot = 3, .node = 0xfedcba9876543210ull };
     dp_exec_reply_encode (&reply, &buf);
     s_write ("exec_msg", "reply", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);

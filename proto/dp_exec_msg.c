@@ -80,11 +80,17 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
     for (size_t i = 0; i < nenv; i++)
         if (!strchr (self->env [i], '=') || self->env [i][0] == '=')
             return -1;
+    if (self->nslot_at && (!self->sh || self->nslot_at > DP_EXEC_MAX_SLOTAT))
+        return -1;
+    for (size_t i = 0; i < self->nslot_at; i++)
+        if (self->slot_at [i] > strlen (self->sh) || (i && self->slot_at [i] < self->slot_at [i - 1]))
+            return -1;
     size_t before = buf->size;
     msgpack_packer pk;
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     uint32_t n = 1 + (self->shell != NULL) + (self->cwd != NULL) + (self->env != NULL)
-               + self->has_input + (self->timeout > 0) + self->has_seq + self->has_slot;
+               + self->has_input + (self->timeout > 0) + self->has_seq + self->has_slot
+               + self->has_slot_at;
     int rc = msgpack_pack_map (&pk, n);
     if (self->argv) {
         rc |= s_pack_key (&pk, "argv");
@@ -127,6 +133,12 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
         rc |= s_pack_key (&pk, "slot");
         rc |= msgpack_pack_uint64 (&pk, self->slot);
     }
+    if (self->has_slot_at) {
+        rc |= s_pack_key (&pk, "slotat");
+        rc |= msgpack_pack_array (&pk, self->nslot_at);
+        for (size_t i = 0; i < self->nslot_at; i++)
+            rc |= msgpack_pack_uint64 (&pk, self->slot_at [i]);
+    }
     //  A failed write may have left part of the map: take it back
     if (rc) {
         buf->size = before;
@@ -138,7 +150,7 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
 int
 dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
 {
-    int rc = msgpack_pack_map (pk, self->parts ? 9 : 8);
+    int rc = msgpack_pack_map (pk, self->parts ? 11 : 10);
     rc |= s_pack_key (pk, "status");
     rc |= msgpack_pack_int (pk, self->status);
     rc |= s_pack_key (pk, "signal");
@@ -152,6 +164,10 @@ dp_exec_reply_pack (const dp_exec_reply_t *self, msgpack_packer *pk)
     rc |= s_pack_key (pk, "runtime");
     rc |= msgpack_pack_double (pk, self->runtime);
     rc |= s_pack_str (pk, "host", self->host);
+    rc |= s_pack_key (pk, "slot");
+    rc |= msgpack_pack_uint64 (pk, self->slot);
+    rc |= s_pack_key (pk, "node");
+    rc |= msgpack_pack_uint64 (pk, self->node);
     if (self->parts) {
         rc |= s_pack_key (pk, "parts");
         rc |= msgpack_pack_uint64 (pk, self->parts);
@@ -337,6 +353,30 @@ s_get_env (const msgpack_object *v, dp_exec_item_t *self, char *err, size_t errl
     return 0;
 }
 
+//  "slotat": offsets, checked against "sh" once the whole item is read
+static int
+s_get_slot_at (const msgpack_object *v, dp_exec_item_t *self, char *err, size_t errlen)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return s_fail (err, errlen, "exec item: slotat: not an array");
+    size_t n = v->via.array.size;
+    if (n > DP_EXEC_MAX_SLOTAT)
+        return s_fail (err, errlen, "exec item: slotat: more than %d offsets", DP_EXEC_MAX_SLOTAT);
+    self->has_slot_at = true;
+    self->slot_at = (size_t *) malloc ((n ? n : 1) * sizeof (size_t));
+    if (!self->slot_at)
+        return s_fail (err, errlen, "exec item: slotat: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t at = 0;
+        if (s_get_uint (&v->via.array.ptr [i], "exec item: slotat", &at, err, errlen))
+            return -1;
+        if (at > SIZE_MAX || (i && at < self->slot_at [i - 1]))
+            return s_fail (err, errlen, "exec item: slotat: offsets not ascending");
+        self->slot_at [self->nslot_at++] = (size_t) at;
+    }
+    return 0;
+}
+
 //  Unpack a checked map into *obj; `result` owns the zone. Returns 0 or -1.
 static int
 s_unpack (const void *data, size_t size, const char *what, msgpack_unpacked *result,
@@ -367,14 +407,14 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
               char *err, size_t errlen)
 {
     static const char *keys [] = { "argv", "sh", "shell", "cwd", "env", "stdin",
-                                   "timeout", "seq", "slot" };
+                                   "timeout", "seq", "slot", "slotat" };
     const char *what = "exec item";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 9 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 10 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 9)
+    if (k == 10)
         return 0;                       //  unknown: ignored
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
@@ -397,9 +437,11 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
         case 7:
             self->has_seq = true;
             return s_get_uint (v, "exec item: seq", &self->seq, err, errlen);
-        default:
+        case 8:
             self->has_slot = true;
             return s_get_uint (v, "exec item: slot", &self->slot, err, errlen);
+        default:
+            return s_get_slot_at (v, self, err, errlen);
     }
 }
 
@@ -415,6 +457,9 @@ dp_exec_item_decode (const void *data, size_t size, dp_exec_item_t *self,
         rc = s_item_field (self, &result.data.via.map.ptr [i], &seen, err, errlen);
     if (rc == 0 && (self->argv != NULL) == (self->sh != NULL))
         rc = s_fail (err, errlen, "exec item: needs exactly one of 'argv' and 'sh'");
+    if (rc == 0 && self->nslot_at
+    &&  (!self->sh || self->slot_at [self->nslot_at - 1] > strlen (self->sh)))
+        rc = s_fail (err, errlen, "exec item: slotat: an offset beyond 'sh'");
     msgpack_unpacked_destroy (&result);
     if (rc)
         dp_exec_item_destroy (self);
@@ -432,6 +477,7 @@ dp_exec_item_destroy (dp_exec_item_t *self)
     free (self->shell);
     free (self->cwd);
     free (self->input);
+    free (self->slot_at);
     memset (self, 0, sizeof *self);
 }
 
@@ -440,19 +486,21 @@ s_reply_field (dp_exec_reply_t *self, const msgpack_object_kv *kv, unsigned *see
                char *err, size_t errlen)
 {
     static const char *keys [] = { "status", "signal", "timedout", "out", "err",
-                                   "start", "runtime", "host", "parts" };
+                                   "start", "runtime", "host", "parts", "node", "slot" };
     const char *what = "exec reply";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 9 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 11 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 9)
+    if (k == 11)
         return 0;
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
     const msgpack_object *v = &kv->val;
     switch (k) {
+        case 9: return s_get_uint (v, "exec reply: node", &self->node, err, errlen);
+        case 10: return s_get_uint (v, "exec reply: slot", &self->slot, err, errlen);
         case 0: return s_get_int (v, "exec reply: status", 0, 255 + 128, &self->status, err, errlen);
         case 1: return s_get_int (v, "exec reply: signal", 0, 255, &self->signal, err, errlen);
         case 2:

@@ -13,6 +13,12 @@
                 "timeout" float64      seconds; 0 or absent = none
                 "seq"   uint           exported as PARALLEL_SEQ
                 "slot"  uint           exported as PARALLEL_JOBSLOT
+                "slotat" array of uint the job slot is the worker's own (its
+                                       $DPOOL_SLOT: its place 1..N among its
+                                       supervisor's processes, else "slot"),
+                                       written in decimal into "sh" at each of
+                                       these byte offsets (ascending, <= its
+                                       length; at most DP_EXEC_MAX_SLOTAT)
 
         reply   "status" int           exit status, or 128 + signal
                 "signal" int           signal that killed it, 0 if none
@@ -22,6 +28,9 @@
                 "start" float64        epoch seconds when it started
                 "runtime" float64      seconds it ran
                 "host"  str            gethostname of the node
+                "slot"  uint           the job slot it ran in (PARALLEL_JOBSLOT), 0: none
+                "node"  uint           tag of the node that ran it (dp_node_tag of
+                                       its $DPOOL_NODE; absent or 0: unknown)
                 "parts" uint           PARTs of this item's output streamed
                                        before the reply (absent: 0); "out"
                                        and "err" then hold only the rest
@@ -50,6 +59,8 @@ extern "C" {
 //  unless its client takes PARTs (JOB.parts): the output then streams in
 //  PARTs of DP_EXEC_PART bytes ahead of the reply, with no limit.
 #define DP_EXEC_MAX_OUTPUT  (128u << 20)
+//  Most offsets in an item's "slotat"
+#define DP_EXEC_MAX_SLOTAT  1024
 #define DP_EXEC_PART        (1u << 20)
 
 //  An exec item. Decoded items own every pointer (malloc'd, freed by
@@ -68,6 +79,9 @@ typedef struct {
     bool has_seq;
     uint64_t slot;              //  has_slot: present
     bool has_slot;
+    size_t *slot_at;            //  "slotat" offsets into sh (has_slot_at: present)
+    size_t nslot_at;
+    bool has_slot_at;
 } dp_exec_item_t;
 
 //  An exec reply. Decoded replies own out, err and host.
@@ -82,6 +96,8 @@ typedef struct {
     double start;               //  epoch seconds
     double runtime;             //  seconds
     char *host;                 //  NULL encodes ""
+    uint64_t slot;              //  job slot it ran in, 0: none
+    uint64_t node;              //  node tag (dp_node_tag), 0: unknown
     uint64_t parts;             //  PARTs streamed before the reply (0: none)
 } dp_exec_reply_t;
 

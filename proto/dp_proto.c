@@ -29,6 +29,7 @@
 
 #include "dp_proto.h"
 #include "dp_msgpack.h"
+#include <czmq.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -49,11 +50,11 @@ typedef enum {
     K_HB, K_WINDOW, K_BATCH, K_CREDIT, K_PID, K_SLOTS, K_ATTEMPTS,
     K_CHUNKSIZE, K_CODE, K_ORDERED, K_TASK, K_HOST, K_TEXT, K_TASKS,
     K_TIMEOUT, K_TPCT, K_WEIGHT, K_ITEM, K_NODE, K_CSIZE, K_K, K_LAST, K_DONE,
-    K_SPEC, K_BACKUPS, K_BIG, K_SEQ, K_FD, K_PARTS,
+    K_SPEC, K_BACKUPS, K_BIG, K_SEQ, K_FD, K_PARTS, K_AVOID,
     K_COUNT
 } s_key_id_t;
 
-typedef enum { T_U32, T_U64, T_I32, T_BOOL, T_STR, T_TASKS } s_type_t;
+typedef enum { T_U32, T_U64, T_I32, T_BOOL, T_STR, T_TASKS, T_AVOID } s_type_t;
 
 typedef struct {
     const char *name;
@@ -79,7 +80,8 @@ static const s_key_t s_keys [K_COUNT] = {
     S_KEY (item, T_U32),      S_KEY (node, T_U64),     S_KEY (csize, T_U32),
     S_KEY (k, T_U32),         S_KEY (last, T_BOOL),    S_KEY (done, T_BOOL),
     S_KEY (spec, T_U32),      S_KEY (backups, T_U64),  S_KEY (big, T_U64),
-    S_KEY (seq, T_U64),       S_KEY (fd, T_U32),       S_KEY (parts, T_BOOL)
+    S_KEY (seq, T_U64),       S_KEY (fd, T_U32),       S_KEY (parts, T_BOOL),
+    S_KEY (avoid, T_AVOID)
 };
 
 #define B(k) (1ull << (k))
@@ -103,7 +105,7 @@ static const s_cmd_t s_cmds [] = {
         | B (K_TIMEOUT) | B (K_TPCT) | B (K_WEIGHT) | B (K_SPEC) | B (K_PARTS),
         B (K_JOB) | B (K_TASK) },
     [DP_CMD_BATCH]     = { "BATCH", 2, B (K_JOB) | B (K_FIRST) | B (K_N) | B (K_CSIZE) | B (K_LAST)
-                                       | B (K_BIG),
+                                       | B (K_BIG) | B (K_AVOID),
                                        B (K_JOB) | B (K_FIRST) | B (K_N) },
     [DP_CMD_END]       = { "END", 0, B (K_JOB) | B (K_TOTAL), B (K_JOB) | B (K_TOTAL) },
     [DP_CMD_CANCEL]    = { "CANCEL", 0, B (K_JOB), B (K_JOB) },
@@ -382,6 +384,27 @@ s_get_tasks (dp_msg_t *self, const msgpack_object *v, const char *cmd,
     return 0;
 }
 
+//  BATCH.avoid: an array of 0..DP_MAX_AVOID node tags (unsigned 64-bit).
+static int
+s_get_avoid (dp_msg_t *self, const msgpack_object *v, const char *cmd,
+             char *err, size_t errlen)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return s_fail (err, errlen, DP_PROTO_EHEADER,
+                       "%s: 'avoid' must be an array of unsigned integers", cmd);
+    if (v->via.array.size > DP_MAX_AVOID)
+        return s_fail (err, errlen, DP_PROTO_ELIMIT,
+                       "%s: more than %d tags in 'avoid'", cmd, DP_MAX_AVOID);
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        if (v->via.array.ptr [i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return s_fail (err, errlen, DP_PROTO_EHEADER,
+                           "%s: 'avoid' must be an array of unsigned integers", cmd);
+        self->avoid [i] = v->via.array.ptr [i].via.u64;
+    }
+    self->navoid = v->via.array.size;
+    return 0;
+}
+
 //  Store an integer value into its uint32 / uint64 / int32 member,
 //  checking type and range. Returns 0 or DP_PROTO_EHEADER.
 static int
@@ -429,6 +452,8 @@ s_get_field (dp_msg_t *self, const s_key_t *key, const msgpack_object *v,
     }
     if (key->type == T_TASKS)
         return s_get_tasks (self, v, cmd, err, errlen);
+    if (key->type == T_AVOID)
+        return s_get_avoid (self, v, cmd, err, errlen);
     if (key->type == T_BOOL) {
         if (v->type != MSGPACK_OBJECT_BOOLEAN)
             return s_fail (err, errlen, DP_PROTO_EHEADER, "%s: '%s' must be a boolean", cmd, key->name);
@@ -751,6 +776,11 @@ s_pack_field (msgpack_packer *pk, const s_key_t *key, const dp_msg_t *self)
             for (uint32_t i = 0; i < self->ntasks; i++)
                 msgpack_pack_str_with_body (pk, self->tasks [i], strlen (self->tasks [i]));
             break;
+        case T_AVOID:
+            msgpack_pack_array (pk, self->navoid);
+            for (uint32_t i = 0; i < self->navoid; i++)
+                msgpack_pack_uint64 (pk, self->avoid [i]);
+            break;
     }
 }
 
@@ -781,6 +811,8 @@ s_check_fields (const dp_msg_t *self, const s_cmd_t *info, uint64_t keys)
         }
     }
     if (info->payload && self->n > DP_MAX_BATCH)
+        return DP_PROTO_ELIMIT;
+    if ((keys & B (K_AVOID)) && self->navoid > DP_MAX_AVOID)
         return DP_PROTO_ELIMIT;
     if (info->payload && (keys & B (K_K)) && !s_k_fits (self->n, self->k))
         return DP_PROTO_EPAYLOAD;
@@ -847,6 +879,8 @@ dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes)
     uint64_t keys = info->keys;
     if (self->cmd == DP_CMD_ERROR && !self->has_job)
         keys &= ~B (K_JOB);
+    if (self->navoid == 0)
+        keys &= ~B (K_AVOID);       //  (as before the key existed: BATCH bytes unchanged)
     if (!self->parts)
         keys &= ~B (K_PARTS);           //  absent = false: JOB and CHUNK as before
     int rc = s_check_fields (self, info, keys);
@@ -1054,6 +1088,24 @@ dp_msg_reset (dp_msg_t *self)
     }
     self->tasks = NULL;
     self->ntasks = 0;
+}
+
+uint64_t
+dp_node_tag (uint64_t token)
+{
+    if (!token)
+        return 0;
+    uint8_t bytes [24] = "dpool-node-tag:";
+    for (int i = 0; i < 8; i++)
+        bytes [16 + i] = (uint8_t) (token >> (8 * i));
+    zdigest_t *digest = zdigest_new ();     //  (czmq: aborts when out of memory)
+    zdigest_update (digest, bytes, sizeof bytes);
+    const byte *hash = zdigest_data (digest);
+    uint64_t tag = 0;
+    for (int i = 0; i < 8; i++)
+        tag = tag << 8 | hash [i];
+    zdigest_destroy (&digest);
+    return tag ? tag : 1;
 }
 
 const char *

@@ -47,6 +47,7 @@ extern "C" {
 #define DP_MAX_TASKS        256         //  task names in one READY
 #define DP_MAX_PAYLOAD      3           //  payload frames in one message
 #define DP_MAX_REPORT       (2u << 20)  //  bytes in a REPORT body (dp_report.h)
+#define DP_MAX_AVOID        8           //  node tags in one BATCH.avoid
 #define DP_MAX_PART         (4u << 20)  //  bytes in one PART / WPART (output stream)
 #define DP_PART_WINDOW      4           //  PARTs of one stream sent, not yet acknowledged
 
@@ -56,7 +57,7 @@ typedef enum {
     DP_CMD_WELCOME   = 0x02,    //  B->C  {hb, window, wbytes, batch}
     DP_CMD_JOB       = 0x03,    //  C->B  {job, task, ordered, attempts, chunksize,
                                 //         timeout, tpct, weight, spec}
-    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize, last, big}  lens data
+    DP_CMD_BATCH     = 0x04,    //  C->B  {job, first, n, csize, last, big, avoid}  lens data
     DP_CMD_END       = 0x05,    //  C->B  {job, total}
     DP_CMD_CANCEL    = 0x06,    //  C->B  {job}
     DP_CMD_RESULTS   = 0x07,    //  B->C  {job, first, n, ns, done, ok, failed, backups}  lens data status
@@ -149,6 +150,8 @@ typedef struct {
     uint32_t item;              //  DEATH: item running in the chunk (UINT32_MAX: none)
     uint64_t node;              //  NODE, READY: node token (0: not on a node)
     uint32_t csize;             //  BATCH: items per chunk (0: the whole batch)
+    uint64_t avoid [DP_MAX_AVOID];  //  BATCH: node tags its items should not run on
+    uint32_t navoid;            //  (dp_node_tag; encoded only when navoid > 0)
     uint32_t k;                 //  CHUNK, RESULT, ABORT: chunks carried, ids
                                 //  chunk .. chunk + k - 1 (>= 1); n / k items each
     uint64_t seq;               //  PART, WPART: the part's number in its stream (from 0);
@@ -219,6 +222,12 @@ int dp_msg_encode (dp_msg_t *self, zmq_msg_t *frames, size_t *nframes);
 
 //  Name of a command for logs ("BATCH"), or "?" if unknown.
 const char *dp_cmd_name (int cmd);
+
+//  The public tag of a node token (READY.node, $DPOOL_NODE): the first 8
+//  bytes of a SHA-1 of it, never 0 (0: no node). A tag names a node to
+//  clients (the exec reply's "node", BATCH.avoid) without giving its token
+//  away; the broker computes the tag of each worker's token to compare.
+uint64_t dp_node_tag (uint64_t token);
 
 //  Text for a DP_PROTO_E* code.
 const char *dp_proto_strerror (int code);

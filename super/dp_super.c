@@ -206,26 +206,42 @@ dp_super_check_modules (const char *program, const char *const *modules,
     return -1;
 }
 
-//  The children's environment: ours, the owner's extras, DPOOL_PARENT_PID
-//  (built here rather than with setenv, which is unsafe in a threaded host).
+#define S_SLOT_ENV  "DPOOL_SLOT="
+#define S_SLOT_SIZE 32
+
+//  The children's environment: ours, the owner's extras, DPOOL_PARENT_PID,
+//  and at S_ENV_SLOT DPOOL_SLOT, the child's slot + 1, written before each
+//  start (built here rather than with setenv, which is unsafe in a
+//  threaded host).
+#define S_ENV_SLOT  2
 static char **
 s_child_env (const dp_super_opts_t *opts)
 {
     size_t n = 0;
     while (environ [n])
         n++;
-    char **env = (char **) calloc (n + opts->nenv + 3, sizeof (char *));
+    char **env = (char **) calloc (n + opts->nenv + 4, sizeof (char *));
     char parent [48];
     snprintf (parent, sizeof parent, "DPOOL_PARENT_PID=%d", (int) getpid ());
     size_t at = 0;
     env [at++] = strdup (parent);
     env [at++] = strdup (DP_PROGRESS_ENV "=3");
+    env [at++] = (char *) calloc (1, S_SLOT_SIZE);
     for (size_t i = 0; i < opts->nenv; i++)
         env [at++] = strdup (opts->env [i]);
     for (size_t i = 0; i < n; i++)
-        if (strncmp (environ [i], "DPOOL_PARENT_PID=", 17) && strncmp (environ [i], DP_PROGRESS_ENV "=", 18))
+        if (strncmp (environ [i], "DPOOL_PARENT_PID=", 17) && strncmp (environ [i], DP_PROGRESS_ENV "=", 18)
+        &&  strncmp (environ [i], S_SLOT_ENV, strlen (S_SLOT_ENV)))
             env [at++] = strdup (environ [i]);
     return env;
+}
+
+//  Write "DPOOL_SLOT=N" (the slot + 1: a job slot, GNU parallel's {%}) into
+//  the buffer that a child's environment holds for it.
+static void
+s_slot_env (dp_super_t *self, s_child_t *child, char *buffer)
+{
+    snprintf (buffer, S_SLOT_SIZE, S_SLOT_ENV "%d", (int) (child - self->children) + 1);
 }
 
 //  A fresh shared progress page for a child. Returns 0 or -1.
@@ -261,6 +277,7 @@ s_start_forked (dp_super_t *self, s_child_t *child)
     size_t nenv = 0;
     while (self->fs_env [nenv])
         nenv++;
+    s_slot_env (self, child, self->fs_env [nenv - 1]);
     pid_t pid;
     int pidfd = -1;
     if (self->fs_gone
@@ -314,6 +331,7 @@ s_start (dp_super_t *self, s_child_t *child)
     posix_spawnattr_t attr;
     s_spawnattr (&attr);
     pid_t pid;
+    s_slot_env (self, child, self->env [S_ENV_SLOT]);
     int rc = posix_spawn (&pid, self->opts.program, &fa, &attr, (char *const *) argv, self->env);
     posix_spawn_file_actions_destroy (&fa);
     posix_spawnattr_destroy (&attr);
@@ -351,9 +369,10 @@ dp_super_new (const dp_super_opts_t *opts)
     self->env = s_child_env (opts);
     self->fs = opts->forkserver;
     if (self->fs) {
-        self->fs_env = (char **) calloc (opts->nenv + 1, sizeof (char *));
+        self->fs_env = (char **) calloc (opts->nenv + 2, sizeof (char *));
         for (size_t i = 0; i < opts->nenv; i++)
             self->fs_env [i] = strdup (opts->env [i]);
+        self->fs_env [opts->nenv] = (char *) calloc (1, S_SLOT_SIZE);   //  the slot, last
     }
     self->opts.forkserver = NULL;
     return self;

@@ -45,6 +45,7 @@
 */
 #include "dp_exec.h"
 #include "dp_exec_msg.h"
+#include "dp_proto.h"
 #include "dp_task_internal.h"
 
 #include <errno.h>
@@ -393,6 +394,7 @@ typedef struct {
     uint64_t parts;             //  PARTs sent
     uint64_t streamed;          //  bytes they carried
     bool exited, timedout, overflow, oom, cut;
+    uint64_t slot;              //  the job slot it runs in (0: none)
 } s_run_t;
 
 static int64_t
@@ -662,12 +664,58 @@ s_run (s_run_t *r, double timeout)
 //  The task
 
 static char s_host [DP_MAX_NAME + 1];
+static uint64_t s_node_tag;
+static uint64_t s_slot;         //  $DPOOL_SLOT: this worker's place in its node
+static const char *s_hostname (void);
 
 static void
 s_host_init (void)
 {
     if (gethostname (s_host, sizeof s_host - 1))
         snprintf (s_host, sizeof s_host, "localhost");
+    //  the node this worker belongs to (its supervisor's token), told to
+    //  the client as a tag: a retry can then ask for another node
+    const char *node = getenv ("DPOOL_NODE");
+    s_node_tag = node ? dp_node_tag (strtoull (node, NULL, 10)) : 0;
+    //  one item at a time runs in a worker process, so its place among
+    //  its supervisor's processes is a job slot no running job shares
+    const char *slot = getenv ("DPOOL_SLOT");
+    s_slot = slot ? strtoull (slot, NULL, 10) : 0;
+}
+
+//  An item that asks for the worker's job slot ("slotat"): the slot goes
+//  to PARALLEL_JOBSLOT and into the command at each offset. Returns 0 or
+//  -1 (out of memory).
+static int
+s_slot_in (dp_exec_item_t *item)
+{
+    s_hostname ();                  //  (reads $DPOOL_SLOT)
+    if (s_slot)
+        item->slot = s_slot;
+    else
+    if (!item->has_slot || !item->slot)
+        item->slot = 1;             //  a worker of no supervisor: the only slot
+    item->has_slot = true;
+    if (!item->nslot_at)
+        return 0;
+    char num [24];
+    size_t nlen = (size_t) snprintf (num, sizeof num, "%llu", (unsigned long long) item->slot);
+    size_t len = strlen (item->sh);
+    char *sh = (char *) malloc (len + item->nslot_at * nlen + 1);
+    if (!sh)
+        return -1;
+    size_t from = 0, at = 0;
+    for (size_t i = 0; i < item->nslot_at; i++) {
+        memcpy (sh + at, item->sh + from, item->slot_at [i] - from);
+        at += item->slot_at [i] - from;
+        memcpy (sh + at, num, nlen);
+        at += nlen;
+        from = item->slot_at [i];
+    }
+    memcpy (sh + at, item->sh + from, len - from + 1);
+    free (item->sh);
+    item->sh = sh;
+    return 0;
 }
 
 //  gethostname, once
@@ -738,7 +786,7 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
     uint32_t size = (uint32_t) r->out_size;
     head [0] = size >> 24, head [1] = size >> 16, head [2] = size >> 8, head [3] = size;
     if (r->parts)
-        head [-6] = 0x89;               //  a fixmap of 9: "parts" follows
+        head [-6] = 0x8b;               //  a fixmap of 11: "parts" follows
     msgpack_packer pk;
     msgpack_packer_init (&pk, r->task, s_reply_write);
     dp_exec_reply_t reply = { 0 };
@@ -751,8 +799,10 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
     int rc = msgpack_pack_str (&pk, 3) | msgpack_pack_str_body (&pk, "err", 3)
            | msgpack_pack_bin (&pk, r->err_size)
            | msgpack_pack_bin_body (&pk, r->errbuf ? (char *) r->errbuf : "", r->err_size);
-    const char *keys [] = { "status", "signal", "timedout", "start", "runtime", "host" };
-    for (int i = 0; i < 6; i++) {
+    const char *keys [] = { "status", "signal", "timedout", "start", "runtime", "host", "node",
+                            "slot" };
+    s_hostname ();                  //  (sets s_node_tag too)
+    for (int i = 0; i < 8; i++) {
         rc |= msgpack_pack_str (&pk, strlen (keys [i]));
         rc |= msgpack_pack_str_body (&pk, keys [i], strlen (keys [i]));
         switch (i) {
@@ -761,6 +811,8 @@ s_reply_finish (s_run_t *r, int status, double start, double runtime)
             case 2: rc |= r->timedout ? msgpack_pack_true (&pk) : msgpack_pack_false (&pk); break;
             case 3: rc |= msgpack_pack_double (&pk, start); break;
             case 4: rc |= msgpack_pack_double (&pk, runtime); break;
+            case 6: rc |= msgpack_pack_uint64 (&pk, s_node_tag); break;
+            case 7: rc |= msgpack_pack_uint64 (&pk, r->slot); break;
             default:
                 rc |= msgpack_pack_str (&pk, strlen (s_hostname ()));
                 rc |= msgpack_pack_str_body (&pk, s_hostname (), strlen (s_hostname ()));
@@ -779,12 +831,17 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     char err [256];
     if (dp_exec_item_decode (in, len, &item, err, sizeof err))
         return dp_task_fail (task, "exec: %s", err);
+    if (item.has_slot_at && s_slot_in (&item) != 0) {
+        dp_exec_item_destroy (&item);
+        return dp_task_fail (task, "exec: out of memory");
+    }
     char *sh_argv [4] = { item.shell ? item.shell : "/bin/sh", "-c", item.sh, NULL };
     char **argv = item.sh ? sh_argv : item.argv;
     char path [PATH_MAX], extra [2][48];
     char **envp = NULL;
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
-                  .input = item.input, .input_size = item.input_size, .stream = s_stream };
+                  .input = item.input, .input_size = item.input_size, .stream = s_stream,
+                  .slot = item.has_slot ? item.slot : 0 };
     s_spawn_t a = { .path = path, .argv = argv, .cwd = item.cwd, .guard = s_guard_get () };
     int rc = s_resolve (argv [0], path, sizeof path);
     if (rc == 0)
@@ -811,8 +868,8 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     }
     atomic_store (&s_child_pgid, r.pid);
     r.pidfd = (int) syscall (SYS_pidfd_open, r.pid, 0);
-    //  map of 8, "out", bin32 of a length patched at the end
-    static const uint8_t head [] = { 0x88, 0xa3, 'o', 'u', 't', 0xc6, 0, 0, 0, 0 };
+    //  map of 10, "out", bin32 of a length patched at the end
+    static const uint8_t head [] = { 0x8a, 0xa3, 'o', 'u', 't', 0xc6, 0, 0, 0, 0 };
     uint8_t *dest = dp_task_grow (task, sizeof head);
     if (dest)
         memcpy (dest, head, sizeof head);
