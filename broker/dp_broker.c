@@ -121,6 +121,19 @@ broker_send_worker (broker_t *self, worker_t *worker, dp_msg_t *msg)
     return s_send (self, self->backend, &worker->rid, msg);
 }
 
+//  An ERROR with this code, job (NULL: none) and text.
+static void
+s_error_msg (dp_msg_t *msg, int code, const uint32_t *job, const char *text)
+{
+    dp_msg_init (msg, DP_CMD_ERROR);
+    msg->code = code;
+    if (job) {
+        msg->has_job = true;
+        msg->job = *job;
+    }
+    snprintf (msg->text, sizeof msg->text, "%s", text);
+}
+
 //  Reply ERROR to a peer we may not know (only its routing id). To a
 //  client without a session, an ERROR that finds its pipe full is dropped
 //  and counted (guard_undelivered), and so is one to a worker that has
@@ -130,13 +143,7 @@ s_send_error (broker_t *self, void *socket, zmq_msg_t *rid, int code,
               const uint32_t *job, const char *text)
 {
     dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_ERROR);
-    msg.code = code;
-    if (job) {
-        msg.has_job = true;
-        msg.job = *job;
-    }
-    snprintf (msg.text, sizeof msg.text, "%s", text);
+    s_error_msg (&msg, code, job, text);
     if (s_send (self, socket, rid, &msg) != 0 && errno == EAGAIN) {
         char key [32];
         s_key (rid, key, sizeof key);
@@ -151,13 +158,7 @@ s_client_error (broker_t *self, client_t *client, int code, const uint32_t *job,
                 const char *text, bool ends_job)
 {
     dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_ERROR);
-    msg.code = code;
-    if (job) {
-        msg.has_job = true;
-        msg.job = *job;
-    }
-    snprintf (msg.text, sizeof msg.text, "%s", text);
+    s_error_msg (&msg, code, job, text);
     guard_client_send (self, client, &msg, ends_job);
 }
 

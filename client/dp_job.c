@@ -299,12 +299,13 @@ s_send_end (dp_job_t *self)
     return cpool_send (self->pool, &msg);
 }
 
-//  An item over the size limit (DP_MAX_FRAME / 2) is not sent: a BATCH of
-//  one empty item with `big` set stands for it, and the broker answers it
-//  failed, so it fails alone and the job goes on. Returns 0, or -1 if the
-//  job ended (out of memory).
+//  One item alone in a BATCH: an item over the size limit (DP_MAX_FRAME /
+//  2, `big` its length) is not sent: an empty item with `big` set stands
+//  for it, and the broker answers it failed, so it fails alone and the job
+//  goes on; an item that avoids some nodes (citer_avoid) names them.
+//  Returns 0, or -1 if the job ended (out of memory).
 static int
-s_send_big (dp_job_t *self, uint64_t len)
+s_send_alone (dp_job_t *self, const void *data, size_t len, uint64_t big, bool avoiding)
 {
     dp_pool_t *pool = self->pool;
     dp_batch_t batch;
@@ -313,37 +314,12 @@ s_send_big (dp_job_t *self, uint64_t len)
     dp_msg_init (&msg, DP_CMD_BATCH);
     msg.job = self->id;
     msg.first = self->sent;
-    msg.big = len;
-    if (dp_batch_add (&batch, "", 0) != 0 || dp_batch_attach (&batch, &msg, false) != 0) {
-        dp_batch_clear (&batch);
-        dp_msg_reset (&msg);
-        s_job_end (self, JOB_FAILED, DP_ERR_POOL, "out of memory", true);
-        return -1;
+    msg.big = big;
+    if (avoiding) {
+        memcpy (msg.avoid, self->avoid, sizeof msg.avoid);
+        msg.navoid = self->navoid;
+        self->navoid = 0;
     }
-    dp_batch_clear (&batch);
-    self->sent += 1;
-    pool->inflight += 1;
-    cjob_hold (self, 1, 0);
-    s_fifo_push (self, 1, 0);
-    cpool_send (pool, &msg);
-    return 0;
-}
-
-//  An item that avoids some nodes (citer_avoid) goes alone in a BATCH
-//  that names them. Returns 0, or -1 if the job ended (out of memory).
-static int
-s_send_avoiding (dp_job_t *self, const void *data, size_t len)
-{
-    dp_pool_t *pool = self->pool;
-    dp_batch_t batch;
-    dp_batch_init (&batch);
-    dp_msg_t msg;
-    dp_msg_init (&msg, DP_CMD_BATCH);
-    msg.job = self->id;
-    msg.first = self->sent;
-    memcpy (msg.avoid, self->avoid, sizeof msg.avoid);
-    msg.navoid = self->navoid;
-    self->navoid = 0;
     if (dp_batch_add (&batch, data, len) != 0 || dp_batch_attach (&batch, &msg, false) != 0) {
         dp_batch_clear (&batch);
         dp_msg_reset (&msg);
@@ -456,10 +432,10 @@ s_send_batch (dp_job_t *self)
         cpool_send (pool, &msg);
         sent = 1;
     }
-    if (big && s_send_big (self, big) != 0)
+    if (big && s_send_alone (self, "", 0, big, false) != 0)
         return -1;
     sent |= big != 0;
-    if (has_alone && s_send_avoiding (self, alone, alone_len) != 0)
+    if (has_alone && s_send_alone (self, alone, alone_len, 0, true) != 0)
         return -1;
     sent |= has_alone;
     if (self->input_done && !self->end_sent && !self->cancel_sent)
