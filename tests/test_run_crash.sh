@@ -6,14 +6,8 @@
 # the jobs not logged; --resume-failed then reruns the failed ones only.
 # In the end every job is logged successful exactly once.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-T=$(mktemp -d)
-PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 command -v python3 > /dev/null || { echo "test_run_crash: SKIP (no python3)"; exit 77; }
-pass=0 fail=0
-check() { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2" >&2; fi; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 wait_for() {       # CONDITION SECONDS
     local deadline=$((SECONDS + $2))
     while ! eval "$1"; do
@@ -119,5 +113,4 @@ for i in $(tail -n +2 "$T/jo.killed" | cut -f1); do
 done
 check '[ $twice -eq 0 ]' "$twice jobs logged before the kill ran again"
 
-echo "test_run_crash: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_run_crash

@@ -6,14 +6,8 @@
 # Node "a" fails every job, node "b" runs them: with --retries 2 every job
 # must succeed, on b, and the joblog says so.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-T=$(mktemp -d)
-PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 command -v python3 > /dev/null || { echo "test_run_retry: SKIP (no python3)"; exit 77; }
-pass=0 fail=0
-check() { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2" >&2; fi; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 wait_ready() {     # wait until the broker log shows $1 workers and nodes ready
     for i in $(seq 1 300); do
         [ "$(grep -c " ready: " "$T/broker.log")" -ge "$1" ] && return 0
@@ -66,5 +60,4 @@ check '[ $rc -eq 3 ]' "node a alone: rc=$rc, expected 3 failed jobs: $(head -c 3
 check '[ "$(cat "$T"/side/* | grep -c a)" -eq 9 ]' "node a alone: $(cat "$T"/side/* | wc -l) attempts, expected 3 x 3"
 check '[ "$(tail -n +2 "$T/jl3" | awk -F"\t" "\$7 == 1" | wc -l)" -eq 3 ]' "joblog of failures: $(cat "$T/jl3")"
 
-echo "test_run_retry: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_run_retry

@@ -7,14 +7,8 @@
 # --tagstring {%} and -t; through a broker, a node's workers are slots
 # 1..its -j.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-T=$(mktemp -d)
-PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$T"' EXIT
 command -v python3 > /dev/null || { echo "test_run_slot: SKIP (no python3)"; exit 77; }
-pass=0 fail=0
-check() { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2" >&2; fi; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/lib.sh"
 
 # SLOTS FILE: every line "slot start end" (ns); slots in 1..SLOTS, all
 # used, and no two jobs of one slot overlap in time
@@ -70,5 +64,4 @@ timeout 60 "$BIN/dpool" run -b "tcp://127.0.0.1:$cport" "$JOB" ::: $(seq 1 12) >
 check '[ $rc -eq 0 ] && [ $(wc -l < "$T/out3") -eq 12 ]' "broker: rc=$rc: $(head -c 300 "$T/err3")"
 check 'slots_ok 2 "$T/out3" > "$T/why" 2>&1' "broker node -j 2: $(cat "$T/why")"
 
-echo "test_run_slot: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_run_slot
