@@ -112,7 +112,9 @@ wait_ready 2
 kids=$(pgrep -P $bpid); victim=$(echo "$kids" | head -n 1)   # one of them (the list is one pid a line)
 seq 1 400 | sed 's/.*/20/' > "$T/in"
 timeout 60 "$BIN/dpool" map -b "tcp://127.0.0.1:$cport" sleep_ms < "$T/in" > "$T/out" 2> "$T/err" & mpid=$!; PIDS="$PIDS $mpid"
-for i in $(seq 1 200); do [ "$(wc -l < "$T/out")" -ge 20 ] && break; sleep 0.05; done
+# the job has started when the broker has its client (the CLI's output to
+# a file is block-buffered: it cannot tell us)
+for i in $(seq 1 200); do grep -q "client .* connected" "$T/broker.log" && break; sleep 0.05; done
 kill -STOP $victim
 wait $mpid; rc=$?
 check '[ $rc -eq 0 ] && cmp -s "$T/in" "$T/out"' "job with a stopped worker rc=$rc $(cat "$T/err")"
