@@ -627,7 +627,11 @@ main (int argc, char *argv [])
     printf ("memory: broker VmHWM %ld MiB (%ld MiB after the quiet runs, RSS %ld MiB at start); "
             "the bound %ld MiB (%d connections)\n", hwm / 1024, quiet_hwm / 1024, base_kb / 1024,
             bound_kb / 1024, s_idle_n);
+#ifdef __SANITIZE_ADDRESS__
+    printf ("memory: the bound is not checked in a sanitizer build (its quarantine keeps freed memory)\n");
+#else
     CHECK (hwm > 0 && hwm < bound_kb);
+#endif
     kill (s_broker, SIGTERM);
     int status = tu_wait (s_broker, 15000);
     CHECK (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0);
