@@ -7,12 +7,9 @@
 # across parts, --line-buffer never cuts a line, `| head -2` stops at once, and a job whose worker is killed
 # while it prints fails instead of printing its output twice.
 set -u
-BIN=${DPOOL_BIN:-build/bin}
-T=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
 pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { if eval "$1"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $2" >&2; fi; }
+on_exit() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; }
 command -v sha256sum > /dev/null || { echo "no sha256sum: skipped"; exit 77; }
 LIMIT_KB=$((64 * 1024))
 if ldd "$BIN/dpool" | grep -q libasan; then
@@ -161,5 +158,4 @@ if command -v python3 > /dev/null; then
 fi
 
 echo "[${SECONDS}s] done"
-echo "test_run_bigout: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish test_run_bigout
