@@ -215,7 +215,7 @@ s_client_welcome (broker_t *self, client_t *client)
 //  (DP_PROTO_EJOB, EWINDOW, ELIMIT) with a reason for the reply; *ended
 //  is set when the broker ended the job for it.
 static int
-s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen,
+s_client_job_request (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen,
                       bool *ended)
 {
     job_t *job = job_lookup (client, msg->job);
@@ -280,6 +280,23 @@ s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err
     job->total = job->next_first;
     job_fail_all (self, job, DP_ST_CANCELLED, "cancelled");
     return 0;
+}
+
+//  As PROTOCOL.md §7 says, an EJOB about a job the broker has (a duplicate
+//  JOB, a BATCH out of order, a wrong END total) ends that job: the client
+//  fails it on that ERROR, so the broker must not keep running its items
+//  and holding its window
+static int
+s_client_job_command (broker_t *self, client_t *client, dp_msg_t *msg, char *err, size_t errlen,
+                      bool *ended)
+{
+    int code = s_client_job_request (self, client, msg, err, errlen, ended);
+    job_t *job;
+    if (code == -1 && !*ended && (job = job_lookup (client, msg->job))) {
+        job_destroy (self, &job);
+        *ended = true;
+    }
+    return code;
 }
 
 static void

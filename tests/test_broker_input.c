@@ -178,6 +178,21 @@ main (void)
     REQUIRE (dp_batch_attach (&batch, &msg, false) == 0);
     tu_send (s_sock, &msg);
     CHECK (s_expect_error ("BATCH out of order") == DP_PROTO_EJOB);
+    //  that EJOB ended job 1 (PROTOCOL.md §7): its id is free again, and
+    //  a new empty job 1 is done at once
+    dp_msg_init (&msg, DP_CMD_JOB);
+    msg.job = 1;
+    snprintf (msg.task, sizeof msg.task, "echo");
+    tu_send (s_sock, &msg);
+    dp_msg_init (&msg, DP_CMD_END);
+    msg.job = 1;
+    msg.total = 0;
+    tu_send (s_sock, &msg);
+    dp_msg_init (&msg, 0);
+    int cmd = tu_recv (s_sock, &msg, 3000);
+    printf ("job 1 again after its EJOB: %s %s\n", dp_cmd_name (cmd), cmd == DP_CMD_ERROR ? msg.text : "");
+    CHECK (cmd == DP_CMD_DONE && msg.job == 1);
+    dp_msg_reset (&msg);
     dp_msg_init (&msg, DP_CMD_WELCOME);    //  the broker's command, from a client
     tu_send (s_sock, &msg);
     CHECK (s_expect_error ("WELCOME from a client") == DP_PROTO_ECMD);
