@@ -23,12 +23,16 @@
     due, after which its parts go straight through too. So memory stays
     bounded however much a job prints, and the order is kept. With -u,
     parts are written as they come; with --line-buffer, their whole lines
-    are, the unfinished last line waiting in the file. A job whose parts
-    came from two runs of its command (its worker died while it printed
-    and the pool ran it again) fails: what it printed cannot be taken
-    back, so it is not printed twice; for the same reason a job that
-    streamed is not run again by --retries. --results keeps the whole
-    output in memory (it writes files per job): its jobs do not stream.
+    are, the unfinished last line waiting in the file. With --retries the
+    job due keeps its parts in the file too, until it is final, so that a
+    failed run's output is dropped and only the last run's is printed, as
+    GNU parallel does (with -u and --line-buffer, as there, each run's
+    output is printed as it comes). A job whose parts came from two runs
+    of its command (its worker died while it printed and the pool ran it
+    again) starts over if nothing of it went out yet; otherwise it fails:
+    what it printed cannot be taken back, so it is not printed twice.
+    --results keeps the whole output in memory (it writes files per job):
+    its jobs do not stream.
 
     The input callback may have nothing to give for a while (stdin has no
     complete record yet, or the input has ended but a failure may still be
@@ -843,6 +847,25 @@ s_unspill (s_run_t *self, s_ent_t *e)
     }
 }
 
+//  Forget what job e kept in the spill file (a run of it that is over)
+static void
+s_spill_drop (s_run_t *self, s_ent_t *e)
+{
+    if (e->nsegs == 0)
+        return;
+    e->nsegs = 0;
+    if (--self->spill_jobs == 0)
+        self->spill_size = 0;           //  (its space is reused from the start)
+}
+
+//  The due job writes its parts straight out, unless --retries may still
+//  drop them (grouped output only: -u and --line-buffer print each run)
+static bool
+s_direct_ok (s_run_t *self)
+{
+    return self->o->output == RUN_OUT_GROUP && self->o->retries <= 1;
+}
+
 //  The pool's part callback: a piece of a job's output, ahead of its reply.
 static void
 s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
@@ -858,6 +881,12 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
     if (e->nparts == 0 && seq == 0)
         e->attempt = attempt;
     else
+    if (seq == 0 && attempt != e->attempt && !e->direct && self->o->output == RUN_OUT_GROUP) {
+        s_spill_drop (self, e);         //  a new run of it, and nothing went out: start over
+        e->attempt = attempt;
+        e->nparts = 0;
+    }
+    else
     if (attempt != e->attempt || seq != e->nparts) {
         e->broken = true;               //  another run of it: not printed twice
         return;
@@ -867,7 +896,7 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
     run_opts_t *o = self->o;
     //  (--line-buffer: never a part line, even for the job due, since
     //  other jobs' lines go out meanwhile)
-    if (o->output == RUN_OUT_UNGROUP || (o->output == RUN_OUT_GROUP && pos == self->head)) {
+    if (o->output == RUN_OUT_UNGROUP || (s_direct_ok (self) && pos == self->head)) {
         s_unspill (self, e);            //  what came before it first
         e->direct = true;
         s_emit (self, e, fd, bytes, len);
@@ -931,7 +960,7 @@ s_print_ready (s_run_t *self, bool all_done)
         self->head++;
     }
     //  the job due next writes its parts straight out from now on
-    if (self->head < self->tail && !self->stdout_broken && self->o->output == RUN_OUT_GROUP) {
+    if (self->head < self->tail && !self->stdout_broken && s_direct_ok (self)) {
         s_ent_t *e = s_ent (self, self->head);
         if (!e->direct) {
             s_unspill (self, e);
@@ -1035,9 +1064,23 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         failed = true;
     }
-    //  a job that streamed has printed (or spilled) what cannot be taken back
+    //  run again: what a grouped job streamed waits in the spill file and
+    //  is dropped; -u and --line-buffer have printed it, as GNU parallel does
     if (failed && e->attempts < self->o->retries && !self->halting && !s_interrupted
-    &&  r->status != DP_ERR_CANCELLED && e->nparts == 0 && !e->broken) {
+    &&  r->status != DP_ERR_CANCELLED) {
+        if (self->o->output != RUN_OUT_GROUP && !self->stdout_broken) {
+            //  -u, --line-buffer: this run's output is printed, the retry's follows
+            s_progress_clear (self);
+            s_unspill (self, e);
+            s_emit (self, e, 1, e->reply.out, e->reply.out_size);
+            s_emit (self, e, 2, e->reply.err, e->reply.err_size);
+            if (fflush (stdout) != 0 || ferror (stdout))
+                self->stdout_broken = true;
+        }
+        s_spill_drop (self, e);
+        e->nparts = 0;
+        e->attempt = 0;
+        e->broken = false;
         //  GNU parallel retries "on another computer on which it has not
         //  failed": the broker is told the nodes it failed on
         bool known = !e->reply.node;

@@ -60,4 +60,19 @@ check '[ $rc -eq 3 ]' "node a alone: rc=$rc, expected 3 failed jobs: $(head -c 3
 check '[ "$(cat "$T"/side/* | grep -c a)" -eq 9 ]' "node a alone: $(cat "$T"/side/* | wc -l) attempts, expected 3 x 3"
 check '[ "$(tail -n +2 "$T/jl3" | awk -F"\t" "\$7 == 1" | wc -l)" -eq 3 ]' "joblog of failures: $(cat "$T/jl3")"
 
+# 4. a job that streamed its output (over 1 MiB) and failed is run again,
+#    and only its last run's output is printed (GNU parallel's --retries:
+#    the failed run's output is dropped); embedded pool, -j 2. Each job's
+#    first run prints 3 MB and "bad", its second 3 MB and "ok"
+mkdir "$T/flags"
+BIG='head -c 3000000 /dev/zero | tr "\0" {}; if [ -e '"$T"'/flags/{} ]; then echo ok; else touch '"$T"'/flags/{}; echo bad; exit 1; fi'
+timeout 120 "$BIN/dpool" run -j 2 --retries 2 "$BIG" ::: a b c d > "$T/out4" 2> "$T/err4"; rc=$?
+check '[ $rc -eq 0 ]' "streamed jobs retried: rc=$rc: $(head -c 300 "$T/err4")"
+for x in a b c d; do head -c 3000000 /dev/zero | tr "\0" $x; echo ok; done > "$T/want4"
+check 'cmp -s "$T/want4" "$T/out4"' "streamed jobs retried: output $(wc -c < "$T/out4") bytes, $(grep -c bad "$T/out4") 'bad' lines, not the 4 last runs' 12000012 bytes"
+# with -u, each run's output is printed as it comes, as GNU parallel does
+rm -f "$T"/flags/*
+timeout 120 "$BIN/dpool" run -j 2 -u --retries 2 "$BIG" ::: a b > "$T/out5" 2> "$T/err5"; rc=$?
+check '[ $rc -eq 0 ] && [ "$(grep -c bad "$T/out5")" -eq 2 ] && [ "$(grep -c ok "$T/out5")" -eq 2 ]' "-u streamed jobs retried: rc=$rc, $(grep -c bad "$T/out5") bad, $(grep -c ok "$T/out5") ok"
+
 finish test_run_retry
