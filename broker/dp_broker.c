@@ -38,6 +38,7 @@
 #define CLIENT_BATCH     8192               //  items per BATCH
 #define CLIENT_MAX_JOBS  1024               //  open jobs per client (libdpool opens 256)
 #define CLIENT_ZMTP_MS   60000  //  ZMTP timeout on the frontend, at least (s_router)
+#define WORKER_ZMTP_MS   30000  //  and on the backend
 
 //  A peer's routing id as hex, the key of the peer tables.
 static void
@@ -703,7 +704,12 @@ s_tick (broker_t *self)
 //    client host is seen within 70 s): libzmq 4.3's timer cancel is a
 //    linear scan, so PINGs to every connection every second cost the
 //    I/O thread O(connections^2) a second; at 5,000 idle connections it
-//    ran at 100% and handshakes missed their 3 s (tests/test_torture.c);
+//    ran at 100% and handshakes missed their 3 s (tests/test_torture.c).
+//    On the backend, worker liveness is the application heartbeats' (a
+//    silent worker is lost after 3 intervals whatever ZMTP says), and the
+//    ZMTP heartbeat only closes a dead host's connection: its timeout is
+//    at least WORKER_ZMTP_MS and its PINGs go every 5 s at the most often,
+//    so many worker connections cost the I/O thread little as well;
 //  - MAXMSGSIZE: a frame over DP_MAX_FRAME drops the connection before it
 //    is ever buffered.
 static void *
@@ -781,7 +787,7 @@ static int
 s_setup (broker_t *self, char *err, size_t errlen)
 {
     self->frontend = s_router (self, &self->frontend_sock, CLIENT_ZMTP_MS);
-    self->backend = s_router (self, &self->backend_sock, 0);
+    self->backend = s_router (self, &self->backend_sock, WORKER_ZMTP_MS);
     if (self->frontend) {
         //  a client that reads nothing fills this much, then its answers
         //  wait at the broker (a send never blocks: EAGAIN) and its window
