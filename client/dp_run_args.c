@@ -241,14 +241,41 @@ s_cpus (void)
     return dp_cpu_count ();
 }
 
+//  A plain decimal number as GNU parallel takes it: digits with an
+//  optional fraction, and a sign where `sign` allows one; strtod's
+//  exponents, hex, inf and nan are refused. Returns the value with *end
+//  after it, or NAN with *end = arg.
+static double
+s_number (const char *arg, char **end, bool sign)
+{
+    const char *p = arg;
+    if (sign && (*p == '+' || *p == '-'))
+        p++;
+    size_t digits = strspn (p, "0123456789");
+    if (p [digits] == '.')
+        digits += 1 + strspn (p + digits + 1, "0123456789");
+    if (digits == 0 || (digits == 1 && *p == '.')) {
+        *end = (char *) arg;
+        return NAN;
+    }
+    char *stop;
+    double v = strtod (arg, &stop);
+    if (stop != p + digits || !isfinite (v)) {
+        *end = (char *) arg;            //  (400 digits: out of range)
+        return NAN;
+    }
+    *end = stop;
+    return v;
+}
+
 static int
 s_jobslots (const char *arg)
 {
     int cpus = s_cpus ();
     char *end;
-    double v = strtod (arg, &end);
-    if (end == arg)
-        return -1;
+    double v = s_number (arg, &end, true);
+    if (end == arg || (*end != '%' && v != floor (v)))
+        return -1;                  //  (GNU parallel: N, +N, -N or N%)
     int n;
     if (*end == '%' && end [1] == 0)
         n = (int) floor (cpus * v / 100.0);
@@ -278,8 +305,8 @@ s_duration (const char *arg)
         return -1;
     while (*p) {
         char *end;
-        double v = strtod (p, &end);
-        if (end == p || v < 0)
+        double v = s_number (p, &end, false);
+        if (end == p)
             return -1;
         double unit = 1;
         switch (*end) {
@@ -301,7 +328,7 @@ static size_t
 s_size (const char *arg)
 {
     char *end;
-    double v = strtod (arg, &end);
+    double v = s_number (arg, &end, false);
     if (end == arg || v <= 0)
         return 0;
     const char *units = "kmgt", *bigunits = "KMGT";
@@ -381,7 +408,7 @@ s_halt (const char *arg, run_opts_t *o)
     else
         return -1;
     char *end;
-    o->halt_value = strtod (eq + 1, &end);
+    o->halt_value = s_number (eq + 1, &end, false);
     if (end == eq + 1 || o->halt_value <= 0)
         return -1;
     o->halt_pct = *end == '%';
@@ -480,7 +507,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         case O_TIMEOUT: {
             char *end;
-            double v = strtod (val, &end);
+            double v = s_number (val, &end, false);
             if (end != val && *end == '%' && !end [1] && v > 0)
                 o->timeout_pct = (uint32_t) v;
             else
