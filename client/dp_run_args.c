@@ -473,7 +473,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             if ((n = s_count (val, shown, 0)) < 0)
                 return RUN_EXIT_ERROR;
             o->max_args = (int) n;
-            o->max_replace = opt->id == O_MAXREPL;
+            o->max_replace = opt->id == O_MAXREPL || n == 0;   //  -n 0 as -N 0: no arguments
             o->pipe_records = (int) n;
             break;
         case O_X: o->multi = 'X'; break;
