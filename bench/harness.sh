@@ -352,13 +352,20 @@ scale_rate() {
     wait 2>/dev/null
     SCALE_PIDS=()
 }
-#   CURVE on and off: the same job through two dpool-brokers -j $WORKERS on
-#   tcp://127.0.0.1, up at once, one with its server directory's keys (the
-#   client's link authenticated and encrypted), one --no-curve; their runs
-#   interleaved (on, off, on, off, ...) so that a disturbance hits both
-#   alike. Chunk size automatic ($W1_N items) and 1 ($W1U_N items); items/s
-#   as bench_map times them (pool start-up not timed). Rates of every run
-#   in $T/curve.MODE.CHUNK.
+#   CURVE on and off (issue 9): the same jobs through two dpool-brokers
+#   -j $WORKERS on tcp://127.0.0.1, up at once, one with its server
+#   directory's keys (the client's link authenticated and encrypted; its
+#   local workers are on ipc://), one --no-curve. Each repetition runs every
+#   job against the CURVE broker, then against the plaintext one (on, off,
+#   on, off, ...), so that a disturbance from outside hits both alike. Jobs:
+#     w1     bench_map -b EP square, $W1_N items, automatic chunks (items/s)
+#     w1cli  dpool map -b EP square on $W1_N lines, whole command timed (items/s)
+#     w1u    bench_map -c 1, $W1U_N items (items/s)
+#     w3     bench_map -s $W3_SIZE len, $W3_N distinct items (MB/s)
+#     w6     bench_map -1: $W5_N sequential one-item dp_map calls ("rate p50 p99")
+#   bench_map times the map calls only (connect and pool start-up not
+#   timed); clients find each broker's endpoint and keys in its server
+#   directory ($DPOOL_SERVER_DIR). One figure per run in $T/curve.MODE.JOB.
 curve_start() {
     local mode=$1 d="$T/curve-$1" t n=0 cp wp
     mkdir -p "$d"
@@ -377,34 +384,74 @@ curve_start() {
     echo "  curve $mode: $n workers ready" >> "$LOG"
     echo "tcp://127.0.0.1:$cp" > "$d/ep"
 }
-curve_run() {   # MODE ITEMS CHUNK (auto or 1)
-    local d="$T/curve-$1" copt=""
-    [ "$3" = auto ] || copt="-c $3"
-    DPOOL_SERVER_DIR="$d/sd" run "$B/bench_map -b $(cat "$d/ep") -n $2 $copt -r 1 square $MOD" \
-        >> "$T/curve.$1.$3"
+# timed_rate ITEMS CMD CHECK: run CMD (bash -c) once, print ITEMS / seconds
+# if it and CHECK succeed (nothing otherwise; logged either way)
+timed_rate() {
+    local s e
+    echo "\$ $2" >> "$LOG"
+    s=$(date +%s%N)
+    if ! timeout -k 5 "$TMO" bash -c "$2" 2>> "$LOG"; then
+        echo "harness: failed: $2" >&2; echo "FAILED: $2" >> "$LOG"; return 0
+    fi
+    e=$(date +%s%N)
+    bash -c "$3" 2>> "$LOG" || { echo "harness: wrong output: $2" >&2; echo "WRONG OUTPUT: $2" >> "$LOG"; return 0; }
+    awk -v n="$1" -v s="$s" -v e="$e" 'BEGIN { printf "  run: %.3f s, %.0f items/s\n", (e - s) / 1e9, n / ((e - s) / 1e9) }' >> "$LOG"
+    awk -v n="$1" -v s="$s" -v e="$e" 'BEGIN { printf "%.1f\n", n / ((e - s) / 1e9) }'
 }
-range() { sort -g "$1" 2>/dev/null | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.0f-%.0f", lo, hi }'; }
+curve_run() {   # MODE JOB (commands go to the commands list once, in the first repetition)
+    local d="$T/curve-$1" ep r cmds=$CMDS sd
+    ep=$(cat "$d/ep") sd="DPOOL_SERVER_DIR=$d/sd"
+    [ $r_first = 1 ] || cmds=/dev/null
+    case $2 in
+        w1) CMDS=$cmds run "$sd $B/bench_map -b $ep -n $W1_N -r 1 square $MOD" ;;
+        w1u) CMDS=$cmds run "$sd $B/bench_map -b $ep -n $W1U_N -c 1 -r 1 square $MOD" ;;
+        w1cli)
+            echo "$sd $B/dpool map -b $ep square < $T/w1.in > $T/curve.w1.out    # timed" >> "$cmds"
+            timed_rate "$W1_N" "$sd $B/dpool map -b $ep square < $T/w1.in > $T/curve.w1.out" \
+                "[ \"\$(tail -n 1 $T/curve.w1.out)\" = $((W1_N * W1_N)) ] && [ \$(wc -l < $T/curve.w1.out) = $W1_N ]" ;;
+        w3) r=$(CMDS=$cmds run "$sd $B/bench_map -b $ep -n $W3_N -s $W3_SIZE -r 1 len $MOD")
+            isnum "$r" && awk -v r="$r" -v s="$W3_SIZE" 'BEGIN { printf "%.1f\n", r * s / 1e6 }' ;;
+        w6) CMDS=$cmds run "$sd $B/bench_map -b $ep -n $W5_N -1 -r 1 square $MOD" ;;
+    esac >> "$T/curve.$1.$2"
+}
+# crange MODE JOB [COLUMN]: "min-max" of one job's figures (formatted)
+crange() {
+    local f="$T/curve.$1.$2" lo hi
+    [ -s "$f" ] || { echo "n/a"; return; }
+    read -r lo hi <<< "$(awk -v c="${3:-1}" '{ print $c }' "$f" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo, hi }')"
+    echo "$(fmt "$lo" "")-$(fmt "$hi" "")"
+}
+cmedian() { [ -s "$T/curve.$1.$2" ] && awk -v c="${3:-1}" '{ print $c }' "$T/curve.$1.$2" | median; }
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-CURVE_ON="" CURVE_OFF="" CURVE1_ON="" CURVE1_OFF="" CURVE_RANGES=""
+declare -A CV=()
+CURVE_RANGES=""
+CURVE_JOBS="w1 w1cli w1u w3 w6"
 if want curve; then
-    say "curve: square through dpool-broker -j $WORKERS over tcp://127.0.0.1, CURVE on / off interleaved, chunk size automatic ($W1_N items) and 1 ($W1U_N)"
+    say "curve: W1 (C API, CLI), W1u, W3, W6 through dpool-broker -j $WORKERS over tcp://127.0.0.1, CURVE on / off interleaved"
+    [ -s "$T/w1.in" ] || seq 1 "$W1_N" > "$T/w1.in"
     curve_start on
     curve_start off
     for ((r = 1; r <= R; r++)); do
+        r_first=$([ $r = 1 ] && echo 1 || echo 0)
         for mode in on off; do
-            curve_run $mode "$W1_N" auto
-            curve_run $mode "$W1U_N" 1
+            for job in $CURVE_JOBS; do curve_run $mode $job; done
         done
     done
     kill "${SCALE_PIDS[@]}" 2>/dev/null
     wait 2>/dev/null
     SCALE_PIDS=()
-    CURVE_ON=$(median < "$T/curve.on.auto") CURVE_OFF=$(median < "$T/curve.off.auto")
-    CURVE1_ON=$(median < "$T/curve.on.1") CURVE1_OFF=$(median < "$T/curve.off.1")
-    CURVE_RANGES="CURVE on / off, items/s, min-max of $R interleaved runs: chunk size automatic"
-    CURVE_RANGES+=" $(range "$T/curve.on.auto") / $(range "$T/curve.off.auto"), chunk size 1"
-    CURVE_RANGES+=" $(range "$T/curve.on.1") / $(range "$T/curve.off.1"); raw ZMQ pipelined"
-    CURVE_RANGES+=" $(fmt "$RAW_PIPE" "msgs/s") (broker thread, ipc:// workers, no CURVE)."
+    for mode in on off; do
+        for job in w1 w1cli w1u w3; do CV[$mode.$job]=$(cmedian $mode $job); done
+        CV[$mode.w6p50]=$(cmedian $mode w6 2) CV[$mode.w6p99]=$(cmedian $mode w6 3)
+    done
+    CURVE_RANGES="CURVE on / off, min-max of $R interleaved runs:"
+    CURVE_RANGES+=" W1 C API $(crange on w1) / $(crange off w1) items/s;"
+    CURVE_RANGES+=" W1 CLI $(crange on w1cli) / $(crange off w1cli) items/s;"
+    CURVE_RANGES+=" W1u $(crange on w1u) / $(crange off w1u) items/s;"
+    CURVE_RANGES+=" W3 $(crange on w3) / $(crange off w3) MB/s;"
+    CURVE_RANGES+=" W6 p50 $(crange on w6 2) / $(crange off w6 2) µs, p99 $(crange on w6 3) / $(crange off w6 3) µs."
+    CURVE_RANGES+=" Raw ZMQ in the same run (broker thread, ipc:// workers, no CURVE): pipelined"
+    CURVE_RANGES+=" $(fmt "$RAW_PIPE" "msgs/s"), one at a time p50 $(fmt "$RAW_P50" "µs")."
     say "$CURVE_RANGES"
 fi
 
@@ -428,9 +475,14 @@ fi
 MIB=65536   # 64 MiB in KiB
 row "W1 $W1_N square, C API dp_map, items/s" "$W1_API" "" "Pool($WORKERS).map" "$W1_PY" "" ge 2
 row "W1 $W1_N square, dpool map CLI (lines in/out), items/s" "$W1_CLI" "" "Pool($WORKERS).map" "$W1_PY" "" ge 1
-row "W1 $W1_N square via dpool-broker over tcp, CURVE on (goal: within 15% of off), items/s" "$CURVE_ON" "" "the same, CURVE off" "$CURVE_OFF" "" ge 0.85
-row "W1u $W1U_N square, chunk size 1, via dpool-broker over tcp, CURVE on, items/s" "$CURVE1_ON" "" "the same, CURVE off" "$CURVE1_OFF" "" ge 0.85
-row "W1u same, CURVE on, vs the physical limit (info), items/s" "$CURVE1_ON" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" info
+row "W1 $W1_N square, C API via dpool-broker over tcp, CURVE on, items/s" "${CV[on.w1]:-}" "" "the same, CURVE off" "${CV[off.w1]:-}" "" ge 0.85
+row "W1 $W1_N square, dpool map -b (CLI) over tcp, CURVE on, items/s" "${CV[on.w1cli]:-}" "" "the same, CURVE off" "${CV[off.w1cli]:-}" "" ge 0.85
+row "W1u $W1U_N square, chunk size 1, C API over tcp, CURVE on, items/s" "${CV[on.w1u]:-}" "" "the same, CURVE off" "${CV[off.w1u]:-}" "" ge 0.85
+row "W1u same, CURVE on, vs the physical limit (info), items/s" "${CV[on.w1u]:-}" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" info
+row "W3 $W3_N items x 64 KiB, C API over tcp, CURVE on, MB/s" "${CV[on.w3]:-}" "" "the same, CURVE off" "${CV[off.w3]:-}" "" ge 0.85
+row "W6 one-item dp_map over tcp, CURVE on, p50, µs" "${CV[on.w6p50]:-}" "" "the same, CURVE off" "${CV[off.w6p50]:-}" "" le 1.3
+row "W6 same, CURVE on, p99 (info), µs" "${CV[on.w6p99]:-}" "" "the same, CURVE off" "${CV[off.w6p99]:-}" "" info
+row "W6 same, CURVE on, p50 vs the physical limit (info), µs" "${CV[on.w6p50]:-}" "" "raw ZMQ one-at-a-time p50" "$RAW_P50" "" info
 row "W1u $W1U_N square, chunk size 1, C API, items/s" "$W1U_API" "" "Pool.imap(chunksize=1)" "$W1U_PY" "" ge 5
 row "W1u same, vs the physical limit, items/s" "$W1U_API" "" "raw ZMQ pipelined (window $RAW_WINDOW)" "$RAW_PIPE" "" ge 0.55
 row "W2 $W2_N x spin_us $W2_US, automatic chunks, items/s" "$W2_DP" "" "serial C loop" "$W2_SER" "" ge 1.94
@@ -455,8 +507,9 @@ TABLE=$T/table.md
 {
     echo "| workload (2 workers unless said) | dpool | peer | peer value | dpool/peer | goal | met |"
     echo "|---|---:|---|---:|---:|---|---|"
-    #   rows where nothing was measured (--only) are left out
-    awk -F'\t' '!($2 == "n/a" && $4 == "n/a") {
+    #   rows where nothing was measured (--only: where dpool's side was not run)
+    #   are left out
+    awk -F'\t' -v only="$ONLY" '!($2 == "n/a" && ($4 == "n/a" || only != "all")) {
         printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$ROWS"
 } > "$TABLE"
 {

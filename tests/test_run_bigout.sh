@@ -136,8 +136,8 @@ echo "[${SECONDS}s] 6"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 if command -v python3 > /dev/null; then
     CEP="tcp://127.0.0.1:$(free_port)" WEP="tcp://127.0.0.1:$(free_port)"
-    #   plaintext on loopback: CURVE costs ~10x the time here (100 MB: 11 s
-    #   against 1 s at load 15), and memory is what this checks
+    #   plaintext on loopback: CURVE costs 2-3x the time here (bench/bigout.sh:
+    #   every byte encrypted on two links), and memory is what this checks
     "$BIN/dpool-broker" --no-curve -j none -c "$CEP" -w "$WEP" > "$T/broker.log" 2>&1 &
     broker=$!; pids+=("$broker")
     "$BIN/dpool-worker" --connect "$WEP" --allow-exec > "$T/worker.log" 2>&1 &
