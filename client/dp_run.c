@@ -93,6 +93,7 @@ typedef struct {
     size_t input_len;
     char *results;              //  --results: the job's directory
     int attempts;
+    uint32_t slot;              //  the job slot the client gave it (own_slots), 0: none
     uint64_t avoid [DP_MAX_AVOID];  //  --retries: tags of the nodes it failed on
     uint32_t navoid;
     bool done;
@@ -130,6 +131,10 @@ typedef struct {
     uint64_t *retry;
     size_t nretry, retry_cap;
     size_t in_flight;
+    //  {%} in a local pool: the client hands out the job slots as GNU
+    //  parallel does (the lowest free one), with no more jobs out than slots
+    bool own_slots;
+    bool *slot_busy;
     bool input_ended;           //  the generator has no more jobs
     bool halting;               //  --halt: send no more
     bool halt_now;
@@ -545,17 +550,31 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
 {
     s_ent_t *e = s_ent (self, pos);
     run_opts_t *o = self->o;
-    //  {%} is written in by the worker (its own slot): a shell command
+    //  {%} is written in by the worker (its own slot): a shell command;
+    //  or, own_slots, here: the lowest slot no job out holds
     char **argv = e->slot_at.n ? NULL : s_plain_argv (self, e->cmd, e->cmd_len);
+    run_str_t filled = { 0 };
+    e->slot = 0;
+    if (self->own_slots) {
+        int k = 0;
+        while (k < o->jobslots - 1 && self->slot_busy [k])
+            k++;
+        self->slot_busy [k] = true;
+        e->slot = (uint32_t) k + 1;
+        run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at, e->slot);
+    }
     dp_exec_item_t item = {
-        .argv = argv, .sh = argv ? NULL : e->cmd, .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
+        .argv = argv, .sh = argv ? NULL : filled.p ? filled.p : e->cmd,
+        .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
         .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
-        .slot = s_turn_slot (o, e->seq), .has_slot = true,
-        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = true
+        .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
+        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots
     };
     msgpack_sbuffer_clear (&self->item);
-    if (dp_exec_item_encode (&item, &self->item) != 0) {
+    int rc = dp_exec_item_encode (&item, &self->item);
+    free (filled.p);
+    if (rc != 0) {
         fprintf (stderr, "dpool run: cannot encode job %llu\n", (unsigned long long) e->seq);
         return -1;
     }
@@ -682,8 +701,10 @@ s_input (void *arg, const void **data, size_t *len)
         *len = self->item.size;
         return 1;
     }
-    //  --halt: no more jobs out than slots, so that none starts after a halt
-    if (self->o->halt_when != HALT_NEVER && self->in_flight >= (size_t) self->o->jobslots)
+    //  --halt: no more jobs out than slots, so that none starts after a
+    //  halt; own_slots: each job out holds one
+    if ((self->o->halt_when != HALT_NEVER || self->own_slots)
+    &&  self->in_flight >= (size_t) self->o->jobslots)
         return 2;
     while (!self->input_ended) {
         run_job_t job;
@@ -726,6 +747,15 @@ s_input (void *arg, const void **data, size_t *len)
         if (job.stdin_data && self->o->retries > 1) {
             e->input = (char *) s_alloc (NULL, job.stdin_len);
             memcpy (e->input, job.stdin_data, job.stdin_len);
+        }
+        if (job.skipped) {
+            //  done at once, failed, printing nothing
+            e->done = e->failed = true;
+            e->reply.status = -2;
+            self->finished++;
+            self->failed++;
+            s_joblog_line (self, e);
+            continue;
         }
         if (self->o->results)
             e->results = s_results_dir (self->o->results, &job);
@@ -981,6 +1011,10 @@ s_result (s_run_t *self, const dp_result_t *r)
     uint64_t pos = self->index_pos [r->index];
     s_ent_t *e = s_ent (self, pos);
     self->in_flight--;
+    if (e->slot) {
+        self->slot_busy [e->slot - 1] = false;
+        s_wake (self);                  //  the next job may go out
+    }
     dp_exec_reply_destroy (&e->reply);
     free (e->message);
     e->message = NULL;
@@ -993,6 +1027,8 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         else
             failed = e->reply.status != 0 || e->reply.signal != 0 || e->reply.timedout;
+        if (e->slot)
+            e->reply.slot = e->slot;
         if (self->o->verbose && e->slot_at.n && !e->message) {
             run_str_t filled = { 0 };
             run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at,
@@ -1097,7 +1133,7 @@ s_dry_run (s_run_t *self)
             return RUN_EXIT_ERROR;
         if (rc == 0)
             break;
-        if (s_resumed (self, job.seq, job.cmd))
+        if (job.skipped || s_resumed (self, job.seq, job.cmd))
             continue;
         run_str_t filled = { 0 };
         run_slot_fill (&filled, job.cmd, job.cmd_len, job.slot_at, s_turn_slot (self->o, job.seq));
@@ -1250,6 +1286,12 @@ s_run_main (run_opts_t *op)
     if (o.broker)
         popts.mode = DP_POOL_REMOTE;
     self.embedded = popts.mode == DP_POOL_EMBEDDED || (!o.broker && !getenv ("DPOOL_BROKER"));
+    if (popts.mode == DP_POOL_EMBEDDED && self.gen && run_gen_uses_slot (self.gen)
+    &&  o.jobslots > 0) {
+        self.own_slots = true;
+        self.slot_busy = (bool *) s_alloc (NULL, (size_t) o.jobslots * sizeof (bool));
+        memset (self.slot_busy, 0, (size_t) o.jobslots * sizeof (bool));
+    }
     signal (SIGINT, s_on_signal);
     signal (SIGTERM, s_on_signal);
     signal (SIGPIPE, SIG_IGN);
@@ -1289,6 +1331,7 @@ s_run_main (run_opts_t *op)
     free (self.ring);
     free (self.index_pos);
     free (self.retry);
+    free (self.slot_busy);
     for (size_t i = 0; i < self.nretry_list; i++)
         free (self.retry_list [i].cmd);
     free (self.retry_list);

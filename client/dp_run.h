@@ -75,6 +75,7 @@ typedef struct {
     int ncommand;
     bool quote;                 //  -q
     const char *repl [7];       //  {} {.} {/} {//} {/.} {#} {%} (or -I ...)
+    bool plus;                  //  --plus: its replacement strings too
     //  input
     run_source_t sources [RUN_MAX_SOURCES];
     int nsources;
@@ -153,6 +154,9 @@ typedef struct {
     const size_t *arg_lens;
     size_t nargs;
     const run_strv_t *names;    //  --header column names, or empty
+    bool skipped;               //  --plus {uniq} / {choose_k} skip it: it does
+                                //  not run and counts as failed (GNU parallel's
+                                //  Exitval -2 in the joblog)
 } run_job_t;
 
 //  Check the template (unsupported replacement strings are refused: 255
@@ -165,6 +169,8 @@ void run_gen_destroy (run_gen_t **self_p);
 int run_gen_next (run_gen_t *self, run_job_t *job);
 //  Does the generator read fd 0?
 bool run_gen_uses_stdin (run_gen_t *self);
+//  Do its commands or tags hold the job slot ({%}, --plus {slot})?
+bool run_gen_uses_slot (run_gen_t *self);
 
 //  GNU parallel's shell quoting of one word (appended to out)
 void run_quote (run_str_t *out, const char *s, size_t len);

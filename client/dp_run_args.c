@@ -32,7 +32,7 @@ enum {
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
     O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
-    O_WD, O_VERBOSE, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_ARGSEP, O_ARGFILESEP,
+    O_WD, O_VERBOSE, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
 };
@@ -99,6 +99,7 @@ static const s_opt_t s_options [] = {
     { "silent", O_SILENT, false },
     { "gnu", O_GNU, false },
     { "link|xapply", O_LINK, false },
+    { "plus", O_PLUS, false },
     { "arg-sep|argsep", O_ARGSEP, true },
     { "arg-file-sep|argfilesep", O_ARGFILESEP, true },
     { "h|help", O_HELP, false },
@@ -115,7 +116,7 @@ static const s_opt_t s_options [] = {
 //  GNU parallel options that dpool run does not implement (all names)
 static const char *s_refused =
     "|D|debug|v|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
-    "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens|plus"
+    "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens"
     "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap|max-line-length-allowed"
     "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
     "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
@@ -550,6 +551,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_WD: o->workdir = val; break;
         case O_VERBOSE: o->verbose = true; break;
         case O_LINK: o->link_all = true; break;
+        case O_PLUS: o->plus = true; break;
         case O_HELP: run_usage (stdout); return 0;
         case O_VERSION: printf ("dpool %s\n", DPOOL_VERSION_STRING); return 0;
         case O_BROKER: o->broker = val; break;
