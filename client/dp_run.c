@@ -105,6 +105,7 @@ typedef struct {
     uint64_t nparts;            //  parts taken from it
     bool broken;                //  parts of two runs, or out of sequence
     bool direct;                //  due: parts go straight out
+    bool printed;               //  -u / --line-buffer: printed when it ended
     bool mid_line [2];          //  --tag: the last byte written to fd 1 / 2 was no newline
     s_seg_t *segs;              //  parts in the spill file, in order
     size_t nsegs, seg_cap;
@@ -569,7 +570,9 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
         .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
         .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
-        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots
+        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
+        //  -u / --line-buffer: its output in PARTs as it comes
+        .flush = o->output != RUN_OUT_GROUP && !o->results
     };
     msgpack_sbuffer_clear (&self->item);
     int rc = dp_exec_item_encode (&item, &self->item);
@@ -703,7 +706,7 @@ s_input (void *arg, const void **data, size_t *len)
     }
     //  --halt: no more jobs out than slots, so that none starts after a
     //  halt; own_slots: each job out holds one
-    if ((self->o->halt_when != HALT_NEVER || self->own_slots)
+    if ((self->o->halt_when != HALT_NEVER || self->own_slots || self->o->output != RUN_OUT_GROUP)
     &&  self->in_flight >= (size_t) self->o->jobslots)
         return 2;
     while (!self->input_ended) {
@@ -933,6 +936,25 @@ s_ent_free (s_ent_t *e)
     memset (e, 0, sizeof *e);
 }
 
+//  Print what is left of a finished job's output: what waits in the
+//  spill file, then its reply's stdout, then its stderr
+static void
+s_print_job (s_run_t *self, s_ent_t *e)
+{
+    s_progress_clear (self);
+    s_unspill (self, e);
+    s_emit (self, e, 1, e->reply.out, e->reply.out_size);
+    if (e->reply.err_size || e->message) {
+        fflush (stdout);
+        s_emit (self, e, 2, e->reply.err, e->reply.err_size);
+        if (e->message)
+            fprintf (stderr, "dpool run: job %llu (%s): %s\n",
+                     (unsigned long long) e->seq, e->cmd, e->message);
+    }
+    if (ferror (stdout))
+        self->stdout_broken = true;
+}
+
 //  Print the finished jobs at the head of the ring, in order
 static void
 s_print_ready (s_run_t *self, bool all_done)
@@ -941,20 +963,8 @@ s_print_ready (s_run_t *self, bool all_done)
         s_ent_t *e = s_ent (self, self->head);
         if (!e->done && !all_done)
             break;
-        if (e->done && !self->stdout_broken && !e->results) {
-            s_progress_clear (self);
-            s_unspill (self, e);
-            s_emit (self, e, 1, e->reply.out, e->reply.out_size);
-            if (e->reply.err_size || e->message) {
-                fflush (stdout);
-                s_emit (self, e, 2, e->reply.err, e->reply.err_size);
-                if (e->message)
-                    fprintf (stderr, "dpool run: job %llu (%s): %s\n",
-                             (unsigned long long) e->seq, e->cmd, e->message);
-            }
-            if (ferror (stdout))
-                self->stdout_broken = true;
-        }
+        if (e->done && !self->stdout_broken && !e->results && !e->printed)
+            s_print_job (self, e);
         if (e->nsegs && --self->spill_jobs == 0)
             self->spill_size = 0;       //  (not printed: a halt, a closed stdout)
         s_ent_free (e);
@@ -983,10 +993,14 @@ s_halt_check (s_run_t *self, s_ent_t *e)
                  : o->halt_why == HALT_SUCCESS ? (double) self->succeeded
                  : (double) self->finished;
     bool hit;
+    double total = 0;
     if (o->halt_pct) {
-        //  a percentage of all jobs, known once the input has ended
-        double total = (double) (self->tail - self->skipped);
-        hit = self->input_ended && total > 0 && 100.0 * count / total >= o->halt_value;
+        //  a percentage of all jobs: known from the start where the input
+        //  is read whole (GNU parallel counts them first), else once it ended
+        uint64_t known = self->gen ? run_gen_total (self->gen) : 0;
+        total = known ? (double) known
+              : self->input_ended ? (double) (self->tail - self->skipped) : 0;
+        hit = total > 0 && count >= total * o->halt_value / 100.0;
     }
     else
         hit = count >= o->halt_value;
@@ -994,12 +1008,15 @@ s_halt_check (s_run_t *self, s_ent_t *e)
         return;
     self->halting = true;
     self->halt_now = o->halt_when == HALT_NOW;
-    if (o->halt_why == HALT_FAIL)
-        self->halt_status = o->halt_value == 1 && !o->halt_pct
+    if (o->halt_why == HALT_SUCCESS)
+        self->halt_status = 0;
+    else
+    if (o->halt_pct)        //  GNU parallel: the percentage of jobs that failed
+        self->halt_status = (int) ceil (100.0 * (double) self->failed / total);
+    else
+        self->halt_status = o->halt_value == 1
             ? (e->message ? 255 : e->reply.status)
             : (int) (self->failed > 101 ? 101 : self->failed);
-    else
-        self->halt_status = o->halt_why == HALT_SUCCESS ? 0 : -1;
 }
 
 //  A result from the pool
@@ -1011,10 +1028,10 @@ s_result (s_run_t *self, const dp_result_t *r)
     uint64_t pos = self->index_pos [r->index];
     s_ent_t *e = s_ent (self, pos);
     self->in_flight--;
-    if (e->slot) {
+    if (e->slot)
         self->slot_busy [e->slot - 1] = false;
+    if (e->slot || self->o->output != RUN_OUT_GROUP)
         s_wake (self);                  //  the next job may go out
-    }
     dp_exec_reply_destroy (&e->reply);
     free (e->message);
     e->message = NULL;
@@ -1100,6 +1117,13 @@ s_result (s_run_t *self, const dp_result_t *r)
     s_joblog_line (self, e);
     if (e->results)
         s_results_write (e);
+    else
+    if (self->o->output != RUN_OUT_GROUP && !self->stdout_broken) {
+        //  -u / --line-buffer: the rest of its output now, not in order
+        s_print_job (self, e);
+        e->printed = true;
+        fflush (stdout);
+    }
     s_halt_check (self, e);
     if ((self->input_ended && self->in_flight == 0) || self->o->halt_when != HALT_NEVER)
         s_wake (self);
@@ -1219,6 +1243,10 @@ s_run_main (run_opts_t *op)
 {
     run_opts_t o = *op;         //  (read-only from here; freed by run_main)
     int rc;
+    //  --line-buffer -k: GNU parallel prints the lines of the oldest job as
+    //  they come and the others' once due: what -g does here
+    if (o.output == RUN_OUT_LINE && o.keep_order)
+        o.output = RUN_OUT_GROUP;
     s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1, .spill = -1 };
     self.start_ms = s_now_ms ();
     if (o.joblog && (o.resume || o.resume_failed || o.retry_failed)

@@ -24,8 +24,9 @@
 #define RUN_MAX_ENV         64
 
 //  A growable list of owned strings
-//  How a job's streamed output (its parts, over 1 MiB) is written
-#define RUN_OUT_GROUP   0           //  -g: per job, in input order
+//  How a job's output is written
+#define RUN_OUT_GROUP   0           //  -g: per job, in input order (the job
+                                    //  due next streams what is over 1 MiB)
 #define RUN_OUT_UNGROUP 1           //  -u: as it comes
 #define RUN_OUT_LINE    2           //  --line-buffer: in whole lines as they come
 
@@ -112,6 +113,8 @@ typedef struct {
     //  output
     bool dry_run;
     int output;                 //  RUN_OUT_*: -g (default), -u, --line-buffer
+    bool keep_order;            //  -k (output is in order anyway; with
+                                //  --line-buffer it keeps lines in order too)
     bool tag;
     const char *tagstring;
     bool verbose;               //  -t: commands to stderr
@@ -167,6 +170,8 @@ void run_gen_destroy (run_gen_t **self_p);
 //  Next job: 1 with *job set (valid until the next call), 0 at the end,
 //  2 when stdin has no complete record yet, -1 on error (printed).
 int run_gen_next (run_gen_t *self, run_job_t *job);
+//  The number of jobs, where all input is read before the first (0: not known)
+uint64_t run_gen_total (run_gen_t *self);
 //  Does the generator read fd 0?
 bool run_gen_uses_stdin (run_gen_t *self);
 //  Do its commands or tags hold the job slot ({%}, --plus {slot})?

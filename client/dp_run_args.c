@@ -469,7 +469,8 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_GROUP: o->output = RUN_OUT_GROUP; break;
         case O_UNGROUP: o->output = RUN_OUT_UNGROUP; break;
         case O_LB: o->output = RUN_OUT_LINE; break;
-        case O_KEEP: case O_NOKEEP:
+        case O_KEEP: o->keep_order = true; break;
+        case O_NOKEEP: o->keep_order = false; break;
         case O_WILLCITE: case O_SILENT: case O_GNU:
             break;
         case O_TAG: o->tag = true; break;

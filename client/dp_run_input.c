@@ -988,6 +988,12 @@ run_gen_uses_stdin (run_gen_t *self)
     return self->stream || self->o->pipe;
 }
 
+uint64_t
+run_gen_total (run_gen_t *self)
+{
+    return self->tpl.total;
+}
+
 static bool
 s_tpl_uses_slot (const s_template_t *t)
 {
