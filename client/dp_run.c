@@ -106,6 +106,7 @@ typedef struct {
     bool broken;                //  parts of two runs, or out of sequence
     bool direct;                //  due: parts go straight out
     bool printed;               //  -u / --line-buffer: printed when it ended
+    bool cmd_shown;             //  -v: its command went to stdout
     bool mid_line [2];          //  --tag: the last byte written to fd 1 / 2 was no newline
     s_seg_t *segs;              //  parts in the spill file, in order
     size_t nsegs, seg_cap;
@@ -784,7 +785,20 @@ static void
 s_emit (s_run_t *self, s_ent_t *e, int fd, const uint8_t *data, size_t len)
 {
     FILE *out = fd == 2 ? stderr : stdout;
-    if (self->stdout_broken || len == 0)
+    if (self->stdout_broken)
+        return;
+    if (self->o->verbose_out && !e->cmd_shown) {
+        //  -v: the command first, on stdout (as the job ran it: {%} filled)
+        e->cmd_shown = true;
+        uint64_t slot = e->slot ? e->slot : e->reply.slot ? e->reply.slot
+                      : s_turn_slot (self->o, e->seq);
+        run_str_t filled = { 0 };
+        run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at, slot);
+        run_str_add (&filled, "\n", 1);
+        s_emit (self, e, 1, (const uint8_t *) filled.p, filled.len);
+        free (filled.p);
+    }
+    if (len == 0)
         return;
     s_progress_clear (self);
     if (!e->tag)
@@ -1014,9 +1028,13 @@ s_halt_check (s_run_t *self, s_ent_t *e)
     if (o->halt_pct)        //  GNU parallel: the percentage of jobs that failed
         self->halt_status = (int) ceil (100.0 * (double) self->failed / total);
     else
-        self->halt_status = o->halt_value == 1
-            ? (e->message ? 255 : e->reply.status)
-            : (int) (self->failed > 101 ? 101 : self->failed);
+    if (o->halt_value == 1)
+        self->halt_status = e->message ? 255 : e->reply.status;
+    else
+    if (o->halt_why == HALT_DONE && self->failed == 0)
+        self->halt_status = 101;    //  GNU parallel's min(undef, 101) (20221122)
+    else
+        self->halt_status = (int) (self->failed > 101 ? 101 : self->failed);
 }
 
 //  A result from the pool

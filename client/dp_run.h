@@ -118,6 +118,7 @@ typedef struct {
     bool tag;
     const char *tagstring;
     bool verbose;               //  -t: commands to stderr
+    bool verbose_out;           //  -v: each command on stdout, before its output
     bool bar, eta, progress;
     const char *joblog;
     bool resume, resume_failed, retry_failed;

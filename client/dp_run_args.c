@@ -32,7 +32,7 @@ enum {
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
     O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
-    O_WD, O_VERBOSE, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
+    O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
 };
@@ -95,6 +95,7 @@ static const s_opt_t s_options [] = {
     { "env", O_ENV, true },
     { "W|wd|workdir|work-dir", O_WD, true },
     { "t|verbose", O_VERBOSE, false },
+    { "v", O_V, false },
     { "will-cite|willcite|nn|nonotice|no-notice", O_WILLCITE, false },
     { "silent", O_SILENT, false },
     { "gnu", O_GNU, false },
@@ -115,7 +116,7 @@ static const s_opt_t s_options [] = {
 
 //  GNU parallel options that dpool run does not implement (all names)
 static const char *s_refused =
-    "|D|debug|v|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
+    "|D|debug|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
     "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens"
     "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap|max-line-length-allowed"
     "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
@@ -190,7 +191,7 @@ run_usage (FILE *out)
 "  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
 "                       stdin cut into blocks of whole records, one per job\n"
 "Output (each job's stdout, then its stderr on stderr, in input order):\n"
-"  --tag  --tagstring STR  --dry-run  -t, --verbose  --bar  --eta  --progress\n"
+"  --tag  --tagstring STR  --dry-run  -t, --verbose  -v  --bar  --eta  --progress\n"
 "  --joblog FILE  --resume  --resume-failed  --retry-failed\n"
 "dpool's own:\n"
 "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else\n"
@@ -551,6 +552,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         case O_WD: o->workdir = val; break;
         case O_VERBOSE: o->verbose = true; break;
+        case O_V: o->verbose_out = true; break;
         case O_LINK: o->link_all = true; break;
         case O_PLUS: o->plus = true; break;
         case O_HELP: run_usage (stdout); return 0;

@@ -1024,6 +1024,8 @@ static void
 s_columns (run_gen_t *self, const char *rec, size_t len, run_strv_t *out)
 {
     const char *trim = self->o->trim;
+    if (!trim && (self->has_colsep || self->colsep_plain))
+        trim = "rl";                    //  --colsep implies --trim rl
     bool left = trim && strchr (trim, 'l'), right = trim && strchr (trim, 'r');
     size_t at = 0;
     while (true) {
