@@ -22,6 +22,8 @@
 #define RUN_EXIT_ERROR      255
 #define RUN_MAX_SOURCES     64
 #define RUN_MAX_ENV         64
+//  GNU parallel's usable command line length (-m, -X, --xargs) on Linux
+#define RUN_MAX_LINE        63664
 
 //  A growable list of owned strings
 //  How a job's output is written
@@ -92,6 +94,7 @@ typedef struct {
     int max_args;               //  -n (0: one input record per job)
     bool max_replace;           //  -N: -n without appending when no {}
     int multi;                  //  0, 'm' (-m), 'X' (-X), 'x' (--xargs)
+    size_t max_chars;           //  -s: command line length for them (0: RUN_MAX_LINE)
     //  running
     const char *jobs;           //  -j value as given (NULL: CPUs)
     int jobslots;               //  resolved

@@ -27,7 +27,7 @@
 
 enum {
     O_ARG_FILE = 1, O_NULL, O_DELIM, O_COLSEP, O_HEADER, O_TRIM, O_NORUN, O_EOF,
-    O_SKIPFIRST, O_MAXARGS, O_MAXREPL, O_X, O_M, O_XARGS, O_QUOTE, O_I, O_ER,
+    O_SKIPFIRST, O_MAXARGS, O_MAXREPL, O_X, O_M, O_XARGS, O_MAXCHARS, O_QUOTE, O_I, O_ER,
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
@@ -58,6 +58,7 @@ static const s_opt_t s_options [] = {
     { "X", O_X, false },
     { "m", O_M, false },
     { "xargs", O_XARGS, false },
+    { "s|max-chars|maxchars", O_MAXCHARS, true },
     { "q|quote", O_QUOTE, false },
     { "I", O_I, true },
     { "U|er|extensionreplace", O_ER, true },
@@ -132,8 +133,8 @@ static const char *s_refused =
     "|usecompressprogram|compressprogram|use-decompress-program|decompress-program"
     "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
     "|totaljobs|total|shuf|recordenv|record-env|profile|J|tollef|linkinputsource"
-    "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq|s|max-chars"
-    "|maxchars|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
+    "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq"
+    "|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
     "|roundrobin|round|regexp|regex|remove-rec-sep|removerecsep|rrs|output-as-files"
@@ -454,6 +455,11 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_X: o->multi = 'X'; break;
         case O_M: o->multi = 'm'; break;
         case O_XARGS: o->multi = 'x'; break;
+        case O_MAXCHARS:
+            if ((n = s_count (val, shown, 1)) < 0)
+                return RUN_EXIT_ERROR;
+            o->max_chars = (size_t) n;
+            break;
         case O_QUOTE: o->quote = true; break;
         case O_I: o->repl [0] = val; break;
         case O_ER: o->repl [1] = val; break;
@@ -726,6 +732,8 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     //  checks GNU parallel makes, and combinations dpool run does not have
     if (o->max_args == -1 && !o->pipe)
         return run_usage_error ("option -L is only supported with --pipe");
+    if (o->max_chars && (!o->multi || o->pipe))
+        return run_usage_error ("option -s is only supported with -m, -X or --xargs");
     if (o->pipe && (o->nsources > 0))
         return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
     if ((o->resume || o->resume_failed || o->retry_failed) && !o->joblog)

@@ -973,6 +973,13 @@ struct run_gen {
     bool product_done;
     //  -m / -X: arguments per job
     size_t per_job;
+    //  -m / -X / --xargs: as many arguments as fit in max_len bytes of
+    //  command line; a tuple taken that did not fit waits in `carry`
+    size_t max_len;             //  0: no limit
+    run_strv_t carry;           //  tuples of carry_width arguments, from carry_at
+    size_t carry_at, carry_width;
+    bool spread;                //  -m / -X: the last arguments spread over the slots
+    run_str_t probe;            //  scratch for measuring
     //  the job being built
     run_strv_t args;            //  the arguments of one job
     size_t got;                 //  input tuples in args
@@ -1277,7 +1284,17 @@ run_gen_new (run_opts_t *o)
         }
         else
         if (o->multi == 'x')
-            self->per_job = 5000;           //  "as many as fit": a command line limit
+            self->per_job = 0;
+        if (o->multi) {
+            //  GNU parallel's usable command line length on Linux: half of
+            //  (the longest single argument of exec that its search finds,
+            //  130329 of MAX_ARG_STRLEN's 131071, less 3000 for wrapping),
+            //  or -s if smaller
+            self->max_len = RUN_MAX_LINE;
+            if (o->max_chars && o->max_chars < self->max_len)
+                self->max_len = o->max_chars;
+            self->per_job = 0;
+        }
     }
     if (o->max_args > 0 && !o->pipe)
         self->per_job = (size_t) o->max_args;
@@ -1327,6 +1344,8 @@ run_gen_destroy (run_gen_t **self_p)
     free (self->group_len);
     free (self->pos);
     run_strv_free (&self->args);
+    run_strv_free (&self->carry);
+    free (self->probe.p);
     free (self->cmd.p);
     free (self->tag.p);
     free (self->cmd_slots.at);
@@ -1361,6 +1380,115 @@ s_next_tuple (run_gen_t *self)
     }
     self->product_done = true;
     return 1;
+}
+
+//  Next tuple into self->args: what waits in carry first
+static int
+s_pull_tuple (run_gen_t *self)
+{
+    if (self->carry_at < self->carry.n) {
+        for (size_t k = 0; k < self->carry_width && self->carry_at < self->carry.n; k++) {
+            size_t i = self->carry_at++;
+            run_strv_add (&self->args, self->carry.v [i], self->carry.len [i]);
+            free (self->carry.v [i]);
+            self->carry.v [i] = NULL;       //  (run_strv_free frees them all)
+        }
+        if (self->carry_at == self->carry.n)
+            self->carry.n = self->carry_at = 0;
+        return 1;
+    }
+    return s_next_tuple (self);
+}
+
+//  Put self->args [from..] back (tuples of `width` arguments that did not
+//  fit), ahead of what waits already
+static void
+s_uncarry (run_gen_t *self, size_t from, size_t width)
+{
+    run_strv_t rest = { 0 };
+    for (size_t i = from; i < self->args.n; i++) {
+        run_strv_add (&rest, self->args.v [i], self->args.len [i]);
+        free (self->args.v [i]);
+    }
+    self->args.n = from;
+    for (size_t i = self->carry_at; i < self->carry.n; i++) {
+        run_strv_add (&rest, self->carry.v [i], self->carry.len [i]);
+        free (self->carry.v [i]);
+    }
+    free (self->carry.v);
+    free (self->carry.len);
+    self->carry = rest;
+    self->carry_at = 0;
+    self->carry_width = width ? width : 1;
+}
+
+//  The length of the command with args [from, to) of self->args
+static size_t
+s_cmd_len (run_gen_t *self, size_t from, size_t to)
+{
+    self->probe.len = 0;
+    s_expand (&self->probe, &self->tpl, (const char **) self->args.v + from,
+              self->args.len + from, to - from, self->seq + 1, 1, NULL,
+              self->o->multi == 'X', true, false);
+    return self->probe.len;
+}
+
+//  One job's tuples for -m / -X / --xargs, as GNU parallel takes them: as
+//  many as keep the command line under max_len (the length grows by
+//  what one more copy of a tuple adds), and once the input ends with -m
+//  or -X, that job's arguments spread evenly over the job slots. Returns
+//  the number of tuples (0: the end), or -1 (printed: one argument is
+//  too long already).
+static int
+s_fill_multi (run_gen_t *self)
+{
+    size_t len = 0;
+    int got = 0;
+    while (!self->per_job || (size_t) got < self->per_job) {
+        size_t from = self->args.n;
+        if (s_pull_tuple (self) != 1)
+            break;
+        size_t n = self->args.n - from;
+        if (got == 0)
+            len = s_cmd_len (self, from, self->args.n);
+        else {
+            //  what a second copy of the tuple adds (its words, a blank)
+            for (size_t i = 0; i < n; i++)
+                run_strv_add (&self->args, self->args.v [from + i], self->args.len [from + i]);
+            size_t twice = s_cmd_len (self, from, from + 2 * n);
+            size_t once = s_cmd_len (self, from, from + n);
+            for (size_t i = from + n; i < self->args.n; i++)
+                free (self->args.v [i]);
+            self->args.n = from + n;
+            len += twice - once;
+        }
+        got++;
+        if (len >= self->max_len) {
+            if (got == 1) {
+                fprintf (stderr, "dpool run: command line too long (%zu >= %zu) at input %llu; "
+                         "Try --help\n", len, self->max_len,
+                         (unsigned long long) self->seq + 1);
+                return -1;
+            }
+            s_uncarry (self, from, n);
+            got--;
+            break;
+        }
+    }
+    bool ended = self->carry_at == self->carry.n && self->product_done;
+    if ((self->o->multi == 'm' || self->o->multi == 'X') && !self->spread && ended
+    &&  got > 1 && self->o->jobslots > 0) {
+        //  the end of the input: spread over the slots (GNU's -m, -X)
+        self->spread = true;
+        size_t each = ((size_t) got + (size_t) self->o->jobslots - 1) / (size_t) self->o->jobslots;
+        self->per_job = each;
+        if ((size_t) got > each) {
+            size_t width = self->args.n / (size_t) got;     //  args per tuple
+            s_uncarry (self, each * width, width);
+            got = (int) each;
+        }
+    }
+    return got;
 }
 
 //  Next record streamed from stdin into self->args: 1, 0 end, 2 later
@@ -1526,8 +1654,16 @@ run_gen_next (run_gen_t *self, run_job_t *job)
             return rc;
     }
     else {
-        //  one job's arguments: per_job input tuples (-n, -m, -X), else one
+        //  one job's arguments: per_job input tuples (-n), as many as fit
+        //  (-m, -X, --xargs), else one
         size_t want = self->per_job ? self->per_job : 1;
+        if (self->max_len) {
+            int got = s_fill_multi (self);
+            if (got < 0)
+                return -1;
+            self->got = (size_t) got;
+            want = 0;
+        }
         while (self->got < want) {
             int rc = self->stream ? s_next_streamed (self) : s_next_tuple (self);
             if (rc == 2) {
