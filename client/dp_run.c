@@ -1179,6 +1179,12 @@ s_dry_run (s_run_t *self)
             continue;
         run_str_t filled = { 0 };
         run_slot_fill (&filled, job.cmd, job.cmd_len, job.slot_at, s_turn_slot (self->o, job.seq));
+        for (int q = 0; q < self->o->shellquote; q++) {
+            run_str_t quoted = { 0 };
+            run_quote (&quoted, filled.p, filled.len);
+            free (filled.p);
+            filled = quoted;
+        }
         fwrite (filled.p, 1, filled.len, stdout);
         free (filled.p);
         fputc ('\n', stdout);

@@ -115,6 +115,8 @@ typedef struct {
     const char *workdir;        //  --wd DIR
     //  output
     bool dry_run;
+    int shellquote;             //  --shellquote (times given): print each command
+                                //  shell-quoted that often, run nothing
     int output;                 //  RUN_OUT_*: -g (default), -u, --line-buffer
     bool keep_order;            //  -k (output is in order anyway; with
                                 //  --line-buffer it keeps lines in order too)

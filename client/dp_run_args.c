@@ -29,7 +29,7 @@ enum {
     O_ARG_FILE = 1, O_NULL, O_DELIM, O_COLSEP, O_HEADER, O_TRIM, O_NORUN, O_EOF,
     O_SKIPFIRST, O_MAXARGS, O_MAXREPL, O_X, O_M, O_XARGS, O_MAXCHARS, O_QUOTE, O_I, O_ER,
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
-    O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_HALT, O_TIMEOUT, O_RETRIES,
+    O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
     O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
@@ -76,6 +76,7 @@ static const s_opt_t s_options [] = {
     { "tag", O_TAG, false },
     { "tagstring|tag-string", O_TAGSTR, true },
     { "dry-run|dryrun|dr", O_DRY, false },
+    { "shellquote|shell-quote|shell_quote", O_SHELLQUOTE, false },
     { "halt|halt-on-error", O_HALT, true },
     { "timeout", O_TIMEOUT, true },
     { "retries", O_RETRIES, true },
@@ -123,8 +124,8 @@ static const char *s_refused =
     "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
     "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
     "|use-sockets-instead-of-threads|usesocketsinsteadofthreads|use-cores-instead-of-threads"
-    "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores|shell-quote"
-    "|shellquote|shell_quote|ctag|ctag-string|ctagstring|color|colour|color-failed"
+    "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores"
+    "|ctag|ctag-string|ctagstring|color|colour|color-failed"
     "|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf"
     "|onall|nonall|filter-hosts|filterhosts|filter-host|S|sshlogin|sshloginfile|slf"
     "|controlmaster|M|ssh|transfer-file|transferfile|transfer-files|transferfiles|tf|return"
@@ -175,16 +176,18 @@ run_usage (FILE *out)
 "        -q, --quote quotes the command words too. No command: each input\n"
 "        is a command line.\n"
 "Arguments per job: -n, --max-args N  -N, --max-replace-args N  -m  -X  --xargs\n"
+"        (-m, -X, --xargs: as many as fit in a command line, -s CHARS)\n"
 "Running:\n"
 "  -j, --jobs N|N%%|+N|-N|0  job slots (default or 0: one per usable CPU:\n"
 "                       affinity mask and cgroup quota, as nproc)\n"
-"  -k, --keep-order     accepted: output is always in input order\n"
+"  -k, --keep-order     output in input order (always, but with -u and\n"
+"                       --line-buffer)\n"
 "  -g, --group          output per job, in input order (default); a job's\n"
 "                       output over 1 MiB streams: written as it comes\n"
 "                       while the job is the next due, else kept in a\n"
 "                       temporary file under $TMPDIR until it is\n"
-"  -u, --ungroup        write streamed output as it comes, any job\n"
-"  --line-buffer        write streamed output in whole lines as it comes\n"
+"  -u, --ungroup        write every job's output as it comes\n"
+"  --line-buffer        write it in whole lines as they come (with -k: -g)\n"
 "  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
 "  --retries N          run a failing job up to N times in all\n"
 "  --halt now|soon,fail|success|done=N|N%%  stop early\n"
@@ -192,7 +195,8 @@ run_usage (FILE *out)
 "  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
 "                       stdin cut into blocks of whole records, one per job\n"
 "Output (each job's stdout, then its stderr on stderr, in input order):\n"
-"  --tag  --tagstring STR  --dry-run  -t, --verbose  -v  --bar  --eta  --progress\n"
+"  --tag  --tagstring STR  --dry-run  --shellquote  -t, --verbose  -v\n"
+"  --bar  --eta  --progress  --plus (its replacement strings)\n"
 "  --joblog FILE  --resume  --resume-failed  --retry-failed\n"
 "dpool's own:\n"
 "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else\n"
@@ -483,6 +487,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_TAG: o->tag = true; break;
         case O_TAGSTR: o->tagstring = val; break;
         case O_DRY: o->dry_run = true; break;
+        case O_SHELLQUOTE: o->shellquote++; o->dry_run = true; break;
         case O_HALT:
             if (s_halt (val, o) != 0)
                 return run_usage_error ("invalid value '%s' for --halt (now|soon,fail|success|done=N|N%%)", val);
