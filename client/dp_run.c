@@ -137,6 +137,7 @@ typedef struct {
     //  parallel does (the lowest free one), with no more jobs out than slots
     bool own_slots;
     bool *slot_busy;
+    bool flush;                 //  -u, --line-buffer: output in PARTs as it comes
     bool input_ended;           //  the generator has no more jobs
     bool halting;               //  --halt: send no more
     bool halt_now;
@@ -573,7 +574,7 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
         .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
         .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
         //  -u / --line-buffer: its output in PARTs as it comes
-        .flush = o->output != RUN_OUT_GROUP && !o->results
+        .flush = self->flush
     };
     msgpack_sbuffer_clear (&self->item);
     int rc = dp_exec_item_encode (&item, &self->item);
@@ -1268,10 +1269,13 @@ s_run_main (run_opts_t *op)
     run_opts_t o = *op;         //  (read-only from here; freed by run_main)
     int rc;
     //  --line-buffer -k: GNU parallel prints the lines of the oldest job as
-    //  they come and the others' once due: what -g does here
+    //  they come and the others' once due: what -g does here, with every
+    //  job's output in PARTs as it comes
+    bool flush = o.output != RUN_OUT_GROUP && !o.results;
     if (o.output == RUN_OUT_LINE && o.keep_order)
         o.output = RUN_OUT_GROUP;
-    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1, .spill = -1 };
+    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1, .spill = -1,
+                     .flush = flush };
     self.start_ms = s_now_ms ();
     if (o.joblog && (o.resume || o.resume_failed || o.retry_failed)
     &&  s_joblog_read (&self) != 0) {

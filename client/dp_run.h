@@ -118,8 +118,8 @@ typedef struct {
     int shellquote;             //  --shellquote (times given): print each command
                                 //  shell-quoted that often, run nothing
     int output;                 //  RUN_OUT_*: -g (default), -u, --line-buffer
-    bool keep_order;            //  -k (output is in order anyway; with
-                                //  --line-buffer it keeps lines in order too)
+    bool keep_order;            //  true but with --nok: output in input order (with
+                                //  --line-buffer too: GNU parallel's -k --lb)
     bool tag;
     const char *tagstring;
     bool verbose;               //  -t: commands to stderr

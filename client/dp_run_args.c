@@ -453,7 +453,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             if ((n = s_count (val, shown, 0)) < 0)
                 return RUN_EXIT_ERROR;
             o->max_args = (int) n;
-            o->max_replace = opt->id == O_MAXREPL;
+            o->max_replace = opt->id == O_MAXREPL || n == 0;   //  -n0 is -N0
             o->pipe_records = (int) n;
             break;
         case O_X: o->multi = 'X'; break;
@@ -480,7 +480,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_GROUP: o->output = RUN_OUT_GROUP; break;
         case O_UNGROUP: o->output = RUN_OUT_UNGROUP; break;
         case O_LB: o->output = RUN_OUT_LINE; break;
-        case O_KEEP: o->keep_order = true; break;
+        case O_KEEP: o->keep_order = true; break;   //  (the default)
         case O_NOKEEP: o->keep_order = false; break;
         case O_WILLCITE: case O_SILENT: case O_GNU:
             break;
@@ -622,6 +622,7 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     o->delim = '\n';
     o->block_size = 1 << 20;
     o->retries = 1;
+    o->keep_order = true;           //  dpool run's output is in order unless --nok
     const char *argsep = ":::", *filesep = "::::";
     int i = 1;
     //  options (require_order: stop at the first word that is not one)
@@ -715,17 +716,17 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
             else
                 o->sources [o->nsources].linked = linked;   //  for the first file
             i++;
-            //  `:::: f1 f2`: each file is a source; an empty ::: list is one
+            //  `:::: f1 f2`: each file is a source (`::::+ f1 f2`: each
+            //  linked to the one before); an empty ::: list is one
             if (kind == 2) {
-                bool first = true;
+                bool plus = linked;
                 while (i < argc && !s_separator (argv [i], argsep, filesep, &linked)) {
                     if (o->nsources == RUN_MAX_SOURCES)
                         return run_usage_error ("too many input sources");
                     run_source_t *file = &o->sources [o->nsources];
-                    bool link = first && file->linked && o->nsources > 0;
-                    *file = (run_source_t) { .is_file = true, .path = argv [i++], .linked = link };
+                    *file = (run_source_t) { .is_file = true, .path = argv [i++],
+                                             .linked = plus && o->nsources > 0 };
                     o->nsources++;
-                    first = false;
                 }
             }
             continue;

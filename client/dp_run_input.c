@@ -705,6 +705,18 @@ s_template_parse (s_template_t *t, run_opts_t *o, run_strv_t *names)
         t->toks [t->ntoks++] = (s_tok_t) { .kind = T_TEXT, .start = lit, .len = at - lit,
                                            .word = word };
     t->nwords = word + 1;
+    //  GNU parallel: a replacement string in the command's first word
+    //  (before any blank or `=`: `{}`, `{} | cat`, `x;{}`, not `V={}`)
+    //  makes the command, and no argument is quoted
+    for (size_t k = 0; k < t->ntoks && !t->raw && !o->quote; k++) {
+        const s_tok_t *tok = &t->toks [k];
+        if (tok->kind != T_TEXT) {
+            t->raw = true;
+            break;
+        }
+        if (strcspn (t->text + tok->start, " \t\n=") < tok->len)
+            break;
+    }
     return 0;
 }
 
