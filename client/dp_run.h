@@ -86,6 +86,8 @@ typedef struct {
     char delim;                 //  record delimiter ('\n', 0 with -0, -d)
     const char *colsep;         //  --colsep REGEXP (NULL: none)
     bool header;                //  --header :
+    const char *header_re;      //  its value: with --pipe, ':' a line, N lines, or a
+                                //  regexp (Perl's, as POSIX ERE) matched at the start
     const char *trim;           //  --trim n|l|r|lr|rl
     bool no_run_if_empty;       //  -r
     const char *eof_str;        //  -E

@@ -434,10 +434,9 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         }
         case O_COLSEP: o->colsep = val; break;
         case O_HEADER:
-            if (strcmp (val, ":") && strcmp (val, ".*\\n") && strcmp (val, "^.*\\n")
-            &&  strcmp (val, ".*"))
-                return run_usage_error ("option --header: only ':' (the first line) is supported");
+            //  (with --pipe: any; else only the first line, checked below)
             o->header = true;
+            o->header_re = val;
             break;
         case O_TRIM:
             if (strcmp (val, "n") && strcmp (val, "l") && strcmp (val, "r")
@@ -738,6 +737,10 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     //  checks GNU parallel makes, and combinations dpool run does not have
     if (o->max_args == -1 && !o->pipe)
         return run_usage_error ("option -L is only supported with --pipe");
+    if (o->header && !o->pipe && strcmp (o->header_re, ":") && strcmp (o->header_re, ".*\\n")
+    &&  strcmp (o->header_re, "^.*\\n") && strcmp (o->header_re, ".*"))
+        return run_usage_error ("option --header: only ':' (the first line) is supported "
+                                "without --pipe");
     if (o->max_chars && (!o->multi || o->pipe))
         return run_usage_error ("option -s is only supported with -m, -X or --xargs");
     if (o->pipe && (o->nsources > 0))

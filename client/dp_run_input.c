@@ -971,6 +971,10 @@ struct run_gen {
     bool has_colsep;
     const char *colsep_plain;   //  a literal separator (no regex syntax)
     size_t colsep_plain_len;
+    //  --pipe --header: the header, given to every block
+    bool pipe_header_done;
+    run_str_t pipe_header;
+    run_str_t block;            //  header + block
     //  streaming from stdin
     bool stream;
     s_reader_t stdin_reader;
@@ -1357,6 +1361,8 @@ run_gen_destroy (run_gen_t **self_p)
     free (self->pos);
     run_strv_free (&self->args);
     run_strv_free (&self->carry);
+    free (self->pipe_header.p);
+    free (self->block.p);
     free (self->probe.p);
     free (self->cmd.p);
     free (self->tag.p);
@@ -1571,6 +1577,15 @@ s_block_end (run_gen_t *self)
     }
     if (avail < self->o->block_size && !r->eof)
         return 0;
+    if (r->eof && avail <= self->o->block_size && lines > 1) {
+        //  -L N: the whole records of N lines, then what is left on its own
+        int count = 0;
+        size_t last = 0;
+        for (size_t p = 1; p <= avail; p++)
+            if (S_BOUNDARY (p) && ++count % lines == 0)
+                last = p;
+        return last ? last : avail;
+    }
     if (r->eof && avail <= self->o->block_size)
         return avail;
     //  the last boundary within the block, else the first after it
@@ -1602,16 +1617,90 @@ s_block_end (run_gen_t *self)
     return best;
 }
 
+//  --pipe --header: the header's length at the start of what is read
+//  (all of it when the header is longer), or -1 (printed: a regexp this
+//  code does not take)
+static long
+s_pipe_header_len (run_gen_t *self)
+{
+    s_reader_t *r = &self->stdin_reader;
+    const char *data = r->buf + r->start;
+    size_t avail = r->end - r->start;
+    const char *h = self->o->header_re;
+    long lines = !strcmp (h, ":") ? 1 : 0;
+    if (!lines && strspn (h, "0123456789") == strlen (h))
+        lines = atol (h);
+    if (lines > 0 || !strcmp (h, "0")) {
+        size_t at = 0;
+        for (long k = 0; k < lines && at < avail; k++) {
+            const char *nl = (const char *) memchr (data + at, '\n', avail - at);
+            at = nl ? (size_t) (nl - data) + 1 : avail;
+        }
+        return (long) at;
+    }
+    //  Perl's regexp as a POSIX ERE, `.` not matching a newline
+    run_str_t re = { 0 };
+    run_str_add (&re, "^", 1);
+    for (const char *p = h; *p; p++) {
+        if (*p == '\\' && p [1]) {
+            p++;
+            switch (*p) {
+                case 'n': run_str_add (&re, "\n", 1); break;
+                case 't': run_str_add (&re, "\t", 1); break;
+                case 's': run_str_adds (&re, "[[:space:]]"); break;
+                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
+                case 'd': run_str_adds (&re, "[0-9]"); break;
+                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
+                default: run_str_add (&re, p - 1, 2); break;
+            }
+        }
+        else
+            run_str_add (&re, p, 1);
+    }
+    regex_t rx;
+    int rc = regcomp (&rx, re.p, REG_EXTENDED | REG_NEWLINE);
+    free (re.p);
+    if (rc != 0) {
+        fprintf (stderr, "dpool run: --header '%s': not a regular expression dpool "
+                 "supports; Try --help\n", h);
+        return -1;
+    }
+    char *copy = strndup (data, avail);     //  (regexec wants a string)
+    regmatch_t m;
+    long len = copy && regexec (&rx, copy, 1, &m, 0) == 0 && m.rm_so == 0 ? (long) m.rm_eo : 0;
+    free (copy);
+    regfree (&rx);
+    return len;
+}
+
 static int
 s_next_block (run_gen_t *self, run_job_t *job)
 {
     s_reader_t *r = &self->stdin_reader;
     while (true) {
-        size_t end = r->end > r->start ? s_block_end (self) : 0;
+        if (self->o->header && !self->pipe_header_done
+        &&  (r->eof || r->end - r->start >= self->o->block_size)) {
+            //  the header: taken from the input once, given to every block
+            long hl = s_pipe_header_len (self);
+            if (hl < 0)
+                return -1;
+            run_str_add (&self->pipe_header, r->buf + r->start, (size_t) hl);
+            r->start += (size_t) hl;
+            self->pipe_header_done = true;
+        }
+        size_t end = !self->o->header || self->pipe_header_done
+                   ? (r->end > r->start ? s_block_end (self) : 0) : 0;
         if (end > 0) {
             job->stdin_data = r->buf + r->start;
             job->stdin_len = end;
             r->start += end;
+            if (self->pipe_header.len) {
+                self->block.len = 0;
+                run_str_add (&self->block, self->pipe_header.p, self->pipe_header.len);
+                run_str_add (&self->block, job->stdin_data, job->stdin_len);
+                job->stdin_data = self->block.p;
+                job->stdin_len = self->block.len;
+            }
             return 1;
         }
         if (r->eof && r->start == r->end)
