@@ -135,6 +135,7 @@ typedef struct {
     bool pipe;
     size_t block_size;
     const char *recstart, *recend;
+    bool rrs;                   //  --rrs: the separators taken out of each block
     int pipe_records;           //  -N with --pipe / -L: records per block
 } run_opts_t;
 

@@ -31,7 +31,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -90,6 +90,7 @@ static const s_opt_t s_options [] = {
     { "block|block-size|blocksize", O_BLOCK, true },
     { "recstart", O_RECSTART, true },
     { "recend", O_RECEND, true },
+    { "rrs|remove-rec-sep|removerecsep", O_RRS, false },
     { "L", O_MAXLINES, true },
     { "bar", O_BAR, false },
     { "eta", O_ETA, false },
@@ -138,7 +139,7 @@ static const char *s_refused =
     "|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
-    "|roundrobin|round|regexp|regex|remove-rec-sep|removerecsep|rrs|output-as-files"
+    "|roundrobin|round|regexp|regex|output-as-files"
     "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|pipe-part|pipepart|tee"
     "|shard|bin|group-by|groupby|hgrp|hostgrp|hostgroup|hostgroups|embed|sem|w|z|Z|f|c|y"
     "|_pipe-means-argfiles|";
@@ -550,6 +551,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             o->pipe_records = (int) n;
             o->max_args = -1;       //  marks -L: only with --pipe
             break;
+        case O_RRS: o->rrs = true; break;
         case O_BAR: o->bar = true; break;
         case O_ETA: o->eta = true; break;
         case O_PROGRESS: o->progress = true; break;

@@ -1673,6 +1673,33 @@ s_pipe_header_len (run_gen_t *self)
     return len;
 }
 
+//  --rrs: the block without its record separators (GNU parallel: every
+//  recend+recstart, a recstart at its start, a recend at its end),
+//  appended to self->block
+static void
+s_rrs (run_gen_t *self, const char *data, size_t len)
+{
+    const char *recend = self->o->recend ? self->o->recend : (self->o->recstart ? "" : "\n");
+    const char *recstart = self->o->recstart ? self->o->recstart : "";
+    size_t el = strlen (recend), sl = strlen (recstart), both = el + sl;
+    size_t at = 0;
+    if (sl && len >= sl && !memcmp (data, recstart, sl))
+        at = sl;
+    bool tail = el && len - at >= el && !memcmp (data + len - el, recend, el);
+    size_t end = tail ? len - el : len;
+    size_t lit = at;
+    while (both && at + both <= end) {
+        if (!memcmp (data + at, recend, el) && !memcmp (data + at + el, recstart, sl)) {
+            run_str_add (&self->block, data + lit, at - lit);
+            at += both;
+            lit = at;
+        }
+        else
+            at++;
+    }
+    run_str_add (&self->block, data + lit, end - lit);
+}
+
 static int
 s_next_block (run_gen_t *self, run_job_t *job)
 {
@@ -1694,11 +1721,14 @@ s_next_block (run_gen_t *self, run_job_t *job)
             job->stdin_data = r->buf + r->start;
             job->stdin_len = end;
             r->start += end;
-            if (self->pipe_header.len) {
+            if (self->pipe_header.len || self->o->rrs) {
                 self->block.len = 0;
                 run_str_add (&self->block, self->pipe_header.p, self->pipe_header.len);
-                run_str_add (&self->block, job->stdin_data, job->stdin_len);
-                job->stdin_data = self->block.p;
+                if (self->o->rrs)
+                    s_rrs (self, job->stdin_data, job->stdin_len);
+                else
+                    run_str_add (&self->block, job->stdin_data, job->stdin_len);
+                job->stdin_data = self->block.p ? self->block.p : "";
                 job->stdin_len = self->block.len;
             }
             return 1;
