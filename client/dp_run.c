@@ -574,7 +574,7 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
         .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
         .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
         //  -u / --line-buffer: its output in PARTs as it comes
-        .flush = self->flush
+        .flush = self->flush, .nice = o->nice
     };
     msgpack_sbuffer_clear (&self->item);
     int rc = dp_exec_item_encode (&item, &self->item);

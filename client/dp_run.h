@@ -115,6 +115,7 @@ typedef struct {
     const char *env [RUN_MAX_ENV];
     int nenv;
     const char *workdir;        //  --wd DIR
+    int nice;                   //  --nice N (0: none)
     //  output
     bool dry_run;
     int shellquote;             //  --shellquote (times given): print each command

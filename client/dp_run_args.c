@@ -31,7 +31,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -91,6 +91,9 @@ static const s_opt_t s_options [] = {
     { "recstart", O_RECSTART, true },
     { "recend", O_RECEND, true },
     { "rrs|remove-rec-sep|removerecsep", O_RRS, false },
+    { "nice", O_NICE, true },
+    { "S|sshlogin", O_SSHLOGIN, true },
+    { "max-line-length-allowed|maxlinelengthallowed", O_MAXLINE, false },
     { "L", O_MAXLINES, true },
     { "bar", O_BAR, false },
     { "eta", O_ETA, false },
@@ -121,14 +124,14 @@ static const s_opt_t s_options [] = {
 static const char *s_refused =
     "|D|debug|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
     "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens"
-    "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap|max-line-length-allowed"
-    "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
+    "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap"
+    "|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
     "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
     "|use-sockets-instead-of-threads|usesocketsinsteadofthreads|use-cores-instead-of-threads"
     "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores"
     "|ctag|ctag-string|ctagstring|color|colour|color-failed"
     "|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf"
-    "|onall|nonall|filter-hosts|filterhosts|filter-host|S|sshlogin|sshloginfile|slf"
+    "|onall|nonall|filter-hosts|filterhosts|filter-host|sshloginfile|slf"
     "|controlmaster|M|ssh|transfer-file|transferfile|transfer-files|transferfiles|tf|return"
     "|trc|transfer|cleanup|basefile|bf|template|tmpl|B|ctrl-c|ctrlc|no-ctrl-c|no-ctrlc"
     "|noctrlc|rsync-opts|rsyncopts|tmpdir|tempdir|use-compress-program|compress-program"
@@ -552,6 +555,24 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             o->max_args = -1;       //  marks -L: only with --pipe
             break;
         case O_RRS: o->rrs = true; break;
+        case O_NICE: {
+            char *end;
+            long v = strtol (val, &end, 10);
+            if (*end || end == val || v < -20 || v > 19)
+                return run_usage_error ("invalid value '%s' for --nice (-20..19)", val);
+            o->nice = (int) v;
+            break;
+        }
+        case O_SSHLOGIN:
+            //  ':' is the local machine; other hosts: a broker's nodes instead
+            if (strcmp (val, ":"))
+                return run_usage_error ("option -S is not supported but for ':' (use a "
+                                        "broker and dpool-worker nodes)");
+            break;
+        case O_MAXLINE:
+            //  GNU parallel's longest command line on Linux (RUN_MAX_LINE)
+            printf ("130329\n");
+            return 0;
         case O_BAR: o->bar = true; break;
         case O_ETA: o->eta = true; break;
         case O_PROGRESS: o->progress = true; break;

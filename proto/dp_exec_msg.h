@@ -23,6 +23,7 @@
                                        not only once DP_EXEC_PART bytes are
                                        buffered (where the client takes PARTs;
                                        `dpool run -u` / `--line-buffer`)
+                "nice"  int            -20..19: run the command under `nice -n`
 
         reply   "status" int           exit status, or 128 + signal
                 "signal" int           signal that killed it, 0 if none
@@ -87,6 +88,7 @@ typedef struct {
     size_t nslot_at;
     bool has_slot_at;
     bool flush;                 //  "flush": PARTs as the output comes
+    int nice;                   //  "nice": `nice -n` it (0: not)
 } dp_exec_item_t;
 
 //  An exec reply. Decoded replies own out, err and host.

@@ -841,6 +841,22 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     }
     char *sh_argv [4] = { item.shell ? item.shell : "/bin/sh", "-c", item.sh, NULL };
     char **argv = item.sh ? sh_argv : item.argv;
+    //  "nice": the command under `nice -n N` (GNU parallel's --nice)
+    char nice_num [16], *nice_argv [1024 + 4];
+    if (item.nice) {
+        size_t n = 0;
+        while (argv [n])
+            n++;
+        if (n > 1024) {
+            dp_exec_item_destroy (&item);
+            return dp_task_fail (task, "exec: nice: more than 1024 words");
+        }
+        snprintf (nice_num, sizeof nice_num, "%d", item.nice);
+        nice_argv [0] = "nice", nice_argv [1] = "-n", nice_argv [2] = nice_num;
+        memcpy (nice_argv + 3, argv, n * sizeof (char *));
+        nice_argv [n + 3] = NULL;
+        argv = nice_argv;
+    }
     char path [PATH_MAX], extra [2][48];
     char **envp = NULL;
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
