@@ -891,6 +891,14 @@ s_unspill (s_run_t *self, s_ent_t *e)
     }
 }
 
+//  Output that goes as it comes is seen at once, even in a file or pipe
+static void
+s_flush_out (s_run_t *self)
+{
+    if (fflush (stdout) != 0 || ferror (stdout))
+        self->stdout_broken = true;
+}
+
 //  The pool's part callback: a piece of a job's output, ahead of its reply.
 static void
 s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
@@ -919,6 +927,7 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
         s_unspill (self, e);            //  what came before it first
         e->direct = true;
         s_emit (self, e, fd, bytes, len);
+        s_flush_out (self);
         return;
     }
     if (o->output == RUN_OUT_LINE) {
@@ -928,6 +937,7 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
             size_t whole = (size_t) (eol - bytes) + 1;
             s_unspill (self, e);
             s_emit (self, e, fd, bytes, whole);
+            s_flush_out (self);
             bytes += whole;
             len -= whole;
         }

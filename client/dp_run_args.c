@@ -764,6 +764,8 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     &&  strcmp (o->header_re, "^.*\\n") && strcmp (o->header_re, ".*"))
         return run_usage_error ("option --header: only ':' (the first line) is supported "
                                 "without --pipe");
+    if (o->output == RUN_OUT_UNGROUP)
+        o->tag = false, o->tagstring = NULL;    //  GNU parallel: -u disables --tag
     if (o->max_chars && (!o->multi || o->pipe))
         return run_usage_error ("option -s is only supported with -m, -X or --xargs");
     if (o->pipe && (o->nsources > 0))
