@@ -74,6 +74,13 @@ s_worker_for (broker_t *broker, job_t *job, chunk_t *chunk)
         if (!shallow && worker->inflight_count < 2)
             shallow = worker;
     }
+    //  a local worker still starting will be idle in a moment: the chunk
+    //  waits for it rather than queue behind a running one (`dpool run -j2`
+    //  of 3 jobs ran the 2nd after the 1st on one worker while the other
+    //  was still starting, not beside it as GNU parallel does)
+    for (int i = 0; shallow && i < broker->nlocal; i++)
+        if (!broker->local [i])
+            return NULL;
     return shallow;
 }
 

@@ -97,6 +97,7 @@ typedef struct {
     size_t input_len;
     char *results;              //  --results: the job's directory
     int attempts;
+    uint32_t slot;              //  the job slot the client gave it (own_slots), 0: none
     uint64_t avoid [DP_MAX_AVOID];  //  --retries: tags of the nodes it failed on
     uint32_t navoid;
     bool done;
@@ -108,6 +109,8 @@ typedef struct {
     uint64_t nparts;            //  parts taken from it
     bool broken;                //  parts of two runs, or out of sequence
     bool direct;                //  due: parts go straight out
+    bool printed;               //  -u / --line-buffer: printed when it ended
+    bool cmd_shown;             //  -v: its command went to stdout
     bool mid_line [2];          //  --tag: the last byte written to fd 1 / 2 was no newline
     s_seg_t *segs;              //  parts in the spill file, in order
     size_t nsegs, seg_cap;
@@ -134,6 +137,11 @@ typedef struct {
     uint64_t *retry;
     size_t nretry, retry_cap;
     size_t in_flight;
+    //  {%} in a local pool: the client hands out the job slots as GNU
+    //  parallel does (the lowest free one), with no more jobs out than slots
+    bool own_slots;
+    bool *slot_busy;
+    bool flush;                 //  -u, --line-buffer: output in PARTs as it comes
     bool input_ended;           //  the generator has no more jobs
     bool halting;               //  --halt: send no more
     bool halt_now;
@@ -549,17 +557,33 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
 {
     s_ent_t *e = s_ent (self, pos);
     run_opts_t *o = self->o;
-    //  {%} is written in by the worker (its own slot): a shell command
+    //  {%} is written in by the worker (its own slot): a shell command;
+    //  or, own_slots, here: the lowest slot no job out holds
     char **argv = e->slot_at.n ? NULL : s_plain_argv (self, e->cmd, e->cmd_len);
+    run_str_t filled = { 0 };
+    e->slot = 0;
+    if (self->own_slots) {
+        int k = 0;
+        while (k < o->jobslots - 1 && self->slot_busy [k])
+            k++;
+        self->slot_busy [k] = true;
+        e->slot = (uint32_t) k + 1;
+        run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at, e->slot);
+    }
     dp_exec_item_t item = {
-        .argv = argv, .sh = argv ? NULL : e->cmd, .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
+        .argv = argv, .sh = argv ? NULL : filled.p ? filled.p : e->cmd,
+        .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
         .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
-        .slot = s_turn_slot (o, e->seq), .has_slot = true,
-        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = true
+        .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
+        .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
+        //  -u / --line-buffer: its output in PARTs as it comes
+        .flush = self->flush, .nice = o->nice
     };
     msgpack_sbuffer_clear (&self->item);
-    if (dp_exec_item_encode (&item, &self->item) != 0) {
+    int rc = dp_exec_item_encode (&item, &self->item);
+    free (filled.p);
+    if (rc != 0) {
         fprintf (stderr, "dpool run: cannot encode job %llu\n", (unsigned long long) e->seq);
         return -1;
     }
@@ -686,8 +710,10 @@ s_input (void *arg, const void **data, size_t *len)
         *len = self->item.size;
         return 1;
     }
-    //  --halt: no more jobs out than slots, so that none starts after a halt
-    if (self->o->halt_when != HALT_NEVER && self->in_flight >= (size_t) self->o->jobslots)
+    //  --halt: no more jobs out than slots, so that none starts after a
+    //  halt; own_slots: each job out holds one
+    if ((self->o->halt_when != HALT_NEVER || self->own_slots || self->o->output != RUN_OUT_GROUP)
+    &&  self->in_flight >= (size_t) self->o->jobslots)
         return 2;
     while (!self->input_ended) {
         run_job_t job;
@@ -731,6 +757,15 @@ s_input (void *arg, const void **data, size_t *len)
             e->input = (char *) s_alloc (NULL, job.stdin_len);
             memcpy (e->input, job.stdin_data, job.stdin_len);
         }
+        if (job.skipped) {
+            //  done at once, failed, printing nothing
+            e->done = e->failed = true;
+            e->reply.status = -2;
+            self->finished++;
+            self->failed++;
+            s_joblog_line (self, e);
+            continue;
+        }
         if (self->o->results)
             e->results = s_results_dir (self->o->results, &job);
         self->started++;
@@ -755,7 +790,20 @@ static void
 s_emit (s_run_t *self, s_ent_t *e, int fd, const uint8_t *data, size_t len)
 {
     FILE *out = fd == 2 ? stderr : stdout;
-    if (self->stdout_broken || len == 0)
+    if (self->stdout_broken)
+        return;
+    if (self->o->verbose_out && !e->cmd_shown) {
+        //  -v: the command first, on stdout (as the job ran it: {%} filled)
+        e->cmd_shown = true;
+        uint64_t slot = e->slot ? e->slot : e->reply.slot ? e->reply.slot
+                      : s_turn_slot (self->o, e->seq);
+        run_str_t filled = { 0 };
+        run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at, slot);
+        run_str_add (&filled, "\n", 1);
+        s_emit (self, e, 1, (const uint8_t *) filled.p, filled.len);
+        free (filled.p);
+    }
+    if (len == 0)
         return;
     s_progress_clear (self);
     if (!e->tag)
@@ -866,6 +914,14 @@ s_direct_ok (s_run_t *self)
     return self->o->output == RUN_OUT_GROUP && self->o->retries <= 1;
 }
 
+//  Output that goes as it comes is seen at once, even in a file or pipe
+static void
+s_flush_out (s_run_t *self)
+{
+    if (fflush (stdout) != 0 || ferror (stdout))
+        self->stdout_broken = true;
+}
+
 //  The pool's part callback: a piece of a job's output, ahead of its reply.
 static void
 s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
@@ -900,6 +956,7 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
         s_unspill (self, e);            //  what came before it first
         e->direct = true;
         s_emit (self, e, fd, bytes, len);
+        s_flush_out (self);
         return;
     }
     if (o->output == RUN_OUT_LINE) {
@@ -909,6 +966,7 @@ s_part (void *arg, uint64_t index, uint64_t attempt, uint64_t seq, int fd,
             size_t whole = (size_t) (eol - bytes) + 1;
             s_unspill (self, e);
             s_emit (self, e, fd, bytes, whole);
+            s_flush_out (self);
             bytes += whole;
             len -= whole;
         }
@@ -932,6 +990,25 @@ s_ent_free (s_ent_t *e)
     memset (e, 0, sizeof *e);
 }
 
+//  Print what is left of a finished job's output: what waits in the
+//  spill file, then its reply's stdout, then its stderr
+static void
+s_print_job (s_run_t *self, s_ent_t *e)
+{
+    s_progress_clear (self);
+    s_unspill (self, e);
+    s_emit (self, e, 1, e->reply.out, e->reply.out_size);
+    if (e->reply.err_size || e->message) {
+        fflush (stdout);
+        s_emit (self, e, 2, e->reply.err, e->reply.err_size);
+        if (e->message)
+            fprintf (stderr, "dpool run: job %llu (%s): %s\n",
+                     (unsigned long long) e->seq, e->cmd, e->message);
+    }
+    if (ferror (stdout))
+        self->stdout_broken = true;
+}
+
 //  Print the finished jobs at the head of the ring, in order
 static void
 s_print_ready (s_run_t *self, bool all_done)
@@ -940,20 +1017,8 @@ s_print_ready (s_run_t *self, bool all_done)
         s_ent_t *e = s_ent (self, self->head);
         if (!e->done && !all_done)
             break;
-        if (e->done && !self->stdout_broken && !e->results) {
-            s_progress_clear (self);
-            s_unspill (self, e);
-            s_emit (self, e, 1, e->reply.out, e->reply.out_size);
-            if (e->reply.err_size || e->message) {
-                fflush (stdout);
-                s_emit (self, e, 2, e->reply.err, e->reply.err_size);
-                if (e->message)
-                    fprintf (stderr, "dpool run: job %llu (%s): %s\n",
-                             (unsigned long long) e->seq, e->cmd, e->message);
-            }
-            if (ferror (stdout))
-                self->stdout_broken = true;
-        }
+        if (e->done && !self->stdout_broken && !e->results && !e->printed)
+            s_print_job (self, e);
         if (e->nsegs && --self->spill_jobs == 0)
             self->spill_size = 0;       //  (not printed: a halt, a closed stdout)
         s_ent_free (e);
@@ -982,10 +1047,14 @@ s_halt_check (s_run_t *self, s_ent_t *e)
                  : o->halt_why == HALT_SUCCESS ? (double) self->succeeded
                  : (double) self->finished;
     bool hit;
+    double total = 0;
     if (o->halt_pct) {
-        //  a percentage of all jobs, known once the input has ended
-        double total = (double) (self->tail - self->skipped);
-        hit = self->input_ended && total > 0 && 100.0 * count / total >= o->halt_value;
+        //  a percentage of all jobs: known from the start where the input
+        //  is read whole (GNU parallel counts them first), else once it ended
+        uint64_t known = self->gen ? run_gen_total (self->gen) : 0;
+        total = known ? (double) known
+              : self->input_ended ? (double) (self->tail - self->skipped) : 0;
+        hit = total > 0 && count >= total * o->halt_value / 100.0;
     }
     else
         hit = count >= o->halt_value;
@@ -993,12 +1062,19 @@ s_halt_check (s_run_t *self, s_ent_t *e)
         return;
     self->halting = true;
     self->halt_now = o->halt_when == HALT_NOW;
-    if (o->halt_why == HALT_FAIL)
-        self->halt_status = o->halt_value == 1 && !o->halt_pct
-            ? (e->message ? 255 : e->reply.status)
-            : (int) (self->failed > 101 ? 101 : self->failed);
+    if (o->halt_why == HALT_SUCCESS)
+        self->halt_status = 0;
     else
-        self->halt_status = o->halt_why == HALT_SUCCESS ? 0 : -1;
+    if (o->halt_pct)        //  GNU parallel: the percentage of jobs that failed
+        self->halt_status = (int) ceil (100.0 * (double) self->failed / total);
+    else
+    if (o->halt_value == 1)
+        self->halt_status = e->message ? 255 : e->reply.status;
+    else
+    if (o->halt_why == HALT_DONE && self->failed == 0)
+        self->halt_status = 101;    //  GNU parallel's min(undef, 101) (20221122)
+    else
+        self->halt_status = (int) (self->failed > 101 ? 101 : self->failed);
 }
 
 //  A result from the pool
@@ -1010,6 +1086,10 @@ s_result (s_run_t *self, const dp_result_t *r)
     uint64_t pos = self->index_pos [r->index];
     s_ent_t *e = s_ent (self, pos);
     self->in_flight--;
+    if (e->slot)
+        self->slot_busy [e->slot - 1] = false;
+    if (e->slot || self->o->output != RUN_OUT_GROUP)
+        s_wake (self);                  //  the next job may go out
     dp_exec_reply_destroy (&e->reply);
     free (e->message);
     e->message = NULL;
@@ -1022,6 +1102,8 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         else
             failed = e->reply.status != 0 || e->reply.signal != 0 || e->reply.timedout;
+        if (e->slot)
+            e->reply.slot = e->slot;
         if (self->o->verbose && e->slot_at.n && !e->message) {
             run_str_t filled = { 0 };
             run_slot_fill (&filled, e->cmd, e->cmd_len, &e->slot_at,
@@ -1107,6 +1189,13 @@ s_result (s_run_t *self, const dp_result_t *r)
     s_joblog_line (self, e);
     if (e->results)
         s_results_write (e);
+    else
+    if (self->o->output != RUN_OUT_GROUP && !self->stdout_broken) {
+        //  -u / --line-buffer: the rest of its output now, not in order
+        s_print_job (self, e);
+        e->printed = true;
+        fflush (stdout);
+    }
     s_halt_check (self, e);
     if ((self->input_ended && self->in_flight == 0) || self->o->halt_when != HALT_NEVER)
         s_wake (self);
@@ -1140,10 +1229,16 @@ s_dry_run (s_run_t *self)
             return RUN_EXIT_ERROR;
         if (rc == 0)
             break;
-        if (s_resumed (self, job.seq, job.cmd))
+        if (job.skipped || s_resumed (self, job.seq, job.cmd))
             continue;
         run_str_t filled = { 0 };
         run_slot_fill (&filled, job.cmd, job.cmd_len, job.slot_at, s_turn_slot (self->o, job.seq));
+        for (int q = 0; q < self->o->shellquote; q++) {
+            run_str_t quoted = { 0 };
+            run_quote (&quoted, filled.p, filled.len);
+            free (filled.p);
+            filled = quoted;
+        }
         fwrite (filled.p, 1, filled.len, stdout);
         free (filled.p);
         fputc ('\n', stdout);
@@ -1226,7 +1321,14 @@ s_run_main (run_opts_t *op)
 {
     run_opts_t o = *op;         //  (read-only from here; freed by run_main)
     int rc;
-    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1, .spill = -1 };
+    //  --line-buffer -k: GNU parallel prints the lines of the oldest job as
+    //  they come and the others' once due: what -g does here, with every
+    //  job's output in PARTs as it comes
+    bool flush = o.output != RUN_OUT_GROUP && !o.results;
+    if (o.output == RUN_OUT_LINE && o.keep_order)
+        o.output = RUN_OUT_GROUP;
+    s_run_t self = { .o = &o, .wake = { -1, -1 }, .halt_status = -1, .spill = -1,
+                     .flush = flush };
     self.start_ms = s_now_ms ();
     if (o.joblog && (o.resume || o.resume_failed || o.retry_failed)
     &&  s_joblog_read (&self) != 0) {
@@ -1293,6 +1395,12 @@ s_run_main (run_opts_t *op)
     if (o.broker)
         popts.mode = DP_POOL_REMOTE;
     self.embedded = popts.mode == DP_POOL_EMBEDDED || (!o.broker && !getenv ("DPOOL_BROKER"));
+    if (popts.mode == DP_POOL_EMBEDDED && self.gen && run_gen_uses_slot (self.gen)
+    &&  o.jobslots > 0) {
+        self.own_slots = true;
+        self.slot_busy = (bool *) s_alloc (NULL, (size_t) o.jobslots * sizeof (bool));
+        memset (self.slot_busy, 0, (size_t) o.jobslots * sizeof (bool));
+    }
     signal (SIGINT, s_on_signal);
     signal (SIGTERM, s_on_signal);
     signal (SIGPIPE, SIG_IGN);
@@ -1332,6 +1440,7 @@ s_run_main (run_opts_t *op)
     free (self.ring);
     free (self.index_pos);
     free (self.retry);
+    free (self.slot_busy);
     for (size_t i = 0; i < self.nretry_list; i++)
         free (self.retry_list [i].cmd);
     free (self.retry_list);

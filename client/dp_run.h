@@ -22,10 +22,13 @@
 #define RUN_EXIT_ERROR      255
 #define RUN_MAX_SOURCES     64
 #define RUN_MAX_ENV         64
+//  GNU parallel's usable command line length (-m, -X, --xargs) on Linux
+#define RUN_MAX_LINE        63664
 
 //  A growable list of owned strings
-//  How a job's streamed output (its parts, over 1 MiB) is written
-#define RUN_OUT_GROUP   0           //  -g: per job, in input order
+//  How a job's output is written
+#define RUN_OUT_GROUP   0           //  -g: per job, in input order (the job
+                                    //  due next streams what is over 1 MiB)
 #define RUN_OUT_UNGROUP 1           //  -u: as it comes
 #define RUN_OUT_LINE    2           //  --line-buffer: in whole lines as they come
 
@@ -75,6 +78,7 @@ typedef struct {
     int ncommand;
     bool quote;                 //  -q
     const char *repl [7];       //  {} {.} {/} {//} {/.} {#} {%} (or -I ...)
+    bool plus;                  //  --plus: its replacement strings too
     //  input
     run_source_t sources [RUN_MAX_SOURCES];
     int nsources;
@@ -82,6 +86,8 @@ typedef struct {
     char delim;                 //  record delimiter ('\n', 0 with -0, -d)
     const char *colsep;         //  --colsep REGEXP (NULL: none)
     bool header;                //  --header :
+    const char *header_re;      //  its value: with --pipe, ':' a line, N lines, or a
+                                //  regexp (Perl's, as POSIX ERE) matched at the start
     const char *trim;           //  --trim n|l|r|lr|rl
     bool no_run_if_empty;       //  -r
     const char *eof_str;        //  -E
@@ -90,6 +96,7 @@ typedef struct {
     int max_args;               //  -n (0: one input record per job)
     bool max_replace;           //  -N: -n without appending when no {}
     int multi;                  //  0, 'm' (-m), 'X' (-X), 'x' (--xargs)
+    size_t max_chars;           //  -s: command line length for them (0: RUN_MAX_LINE)
     //  running
     const char *jobs;           //  -j value as given (NULL: CPUs)
     int jobslots;               //  resolved
@@ -108,12 +115,18 @@ typedef struct {
     const char *env [RUN_MAX_ENV];
     int nenv;
     const char *workdir;        //  --wd DIR
+    int nice;                   //  --nice N (0: none)
     //  output
     bool dry_run;
+    int shellquote;             //  --shellquote (times given): print each command
+                                //  shell-quoted that often, run nothing
     int output;                 //  RUN_OUT_*: -g (default), -u, --line-buffer
+    bool keep_order;            //  true but with --nok: output in input order (with
+                                //  --line-buffer too: GNU parallel's -k --lb)
     bool tag;
     const char *tagstring;
     bool verbose;               //  -t: commands to stderr
+    bool verbose_out;           //  -v: each command on stdout, before its output
     bool bar, eta, progress;
     const char *joblog;
     bool resume, resume_failed, retry_failed;
@@ -123,6 +136,7 @@ typedef struct {
     bool pipe;
     size_t block_size;
     const char *recstart, *recend;
+    bool rrs;                   //  --rrs: the separators taken out of each block
     int pipe_records;           //  -N with --pipe / -L: records per block
 } run_opts_t;
 
@@ -153,6 +167,9 @@ typedef struct {
     const size_t *arg_lens;
     size_t nargs;
     const run_strv_t *names;    //  --header column names, or empty
+    bool skipped;               //  --plus {uniq} / {choose_k} skip it: it does
+                                //  not run and counts as failed (GNU parallel's
+                                //  Exitval -2 in the joblog)
 } run_job_t;
 
 //  Check the template (unsupported replacement strings are refused: 255
@@ -163,8 +180,12 @@ void run_gen_destroy (run_gen_t **self_p);
 //  Next job: 1 with *job set (valid until the next call), 0 at the end,
 //  2 when stdin has no complete record yet, -1 on error (printed).
 int run_gen_next (run_gen_t *self, run_job_t *job);
+//  The number of jobs, where all input is read before the first (0: not known)
+uint64_t run_gen_total (run_gen_t *self);
 //  Does the generator read fd 0?
 bool run_gen_uses_stdin (run_gen_t *self);
+//  Do its commands or tags hold the job slot ({%}, --plus {slot})?
+bool run_gen_uses_slot (run_gen_t *self);
 
 //  GNU parallel's shell quoting of one word (appended to out)
 void run_quote (run_str_t *out, const char *s, size_t len);

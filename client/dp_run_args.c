@@ -27,12 +27,12 @@
 
 enum {
     O_ARG_FILE = 1, O_NULL, O_DELIM, O_COLSEP, O_HEADER, O_TRIM, O_NORUN, O_EOF,
-    O_SKIPFIRST, O_MAXARGS, O_MAXREPL, O_X, O_M, O_XARGS, O_QUOTE, O_I, O_ER,
+    O_SKIPFIRST, O_MAXARGS, O_MAXREPL, O_X, O_M, O_XARGS, O_MAXCHARS, O_QUOTE, O_I, O_ER,
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
-    O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_HALT, O_TIMEOUT, O_RETRIES,
+    O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
-    O_WD, O_VERBOSE, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_ARGSEP, O_ARGFILESEP,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
 };
@@ -58,6 +58,7 @@ static const s_opt_t s_options [] = {
     { "X", O_X, false },
     { "m", O_M, false },
     { "xargs", O_XARGS, false },
+    { "s|max-chars|maxchars", O_MAXCHARS, true },
     { "q|quote", O_QUOTE, false },
     { "I", O_I, true },
     { "U|er|extensionreplace", O_ER, true },
@@ -75,6 +76,7 @@ static const s_opt_t s_options [] = {
     { "tag", O_TAG, false },
     { "tagstring|tag-string", O_TAGSTR, true },
     { "dry-run|dryrun|dr", O_DRY, false },
+    { "shellquote|shell-quote|shell_quote", O_SHELLQUOTE, false },
     { "halt|halt-on-error", O_HALT, true },
     { "timeout", O_TIMEOUT, true },
     { "retries", O_RETRIES, true },
@@ -88,6 +90,10 @@ static const s_opt_t s_options [] = {
     { "block|block-size|blocksize", O_BLOCK, true },
     { "recstart", O_RECSTART, true },
     { "recend", O_RECEND, true },
+    { "rrs|remove-rec-sep|removerecsep", O_RRS, false },
+    { "nice", O_NICE, true },
+    { "S|sshlogin", O_SSHLOGIN, true },
+    { "max-line-length-allowed|maxlinelengthallowed", O_MAXLINE, false },
     { "L", O_MAXLINES, true },
     { "bar", O_BAR, false },
     { "eta", O_ETA, false },
@@ -95,10 +101,12 @@ static const s_opt_t s_options [] = {
     { "env", O_ENV, true },
     { "W|wd|workdir|work-dir", O_WD, true },
     { "t|verbose", O_VERBOSE, false },
+    { "v", O_V, false },
     { "will-cite|willcite|nn|nonotice|no-notice", O_WILLCITE, false },
     { "silent", O_SILENT, false },
     { "gnu", O_GNU, false },
     { "link|xapply", O_LINK, false },
+    { "plus", O_PLUS, false },
     { "arg-sep|argsep", O_ARGSEP, true },
     { "arg-file-sep|argfilesep", O_ARGFILESEP, true },
     { "h|help", O_HELP, false },
@@ -114,27 +122,27 @@ static const s_opt_t s_options [] = {
 
 //  GNU parallel options that dpool run does not implement (all names)
 static const char *s_refused =
-    "|D|debug|v|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
-    "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens|plus"
-    "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap|max-line-length-allowed"
-    "|maxlinelengthallowed|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
+    "|D|debug|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
+    "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens"
+    "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap"
+    "|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
     "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
     "|use-sockets-instead-of-threads|usesocketsinsteadofthreads|use-cores-instead-of-threads"
-    "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores|shell-quote"
-    "|shellquote|shell_quote|ctag|ctag-string|ctagstring|color|colour|color-failed"
+    "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores"
+    "|ctag|ctag-string|ctagstring|color|colour|color-failed"
     "|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf"
-    "|onall|nonall|filter-hosts|filterhosts|filter-host|S|sshlogin|sshloginfile|slf"
+    "|onall|nonall|filter-hosts|filterhosts|filter-host|sshloginfile|slf"
     "|controlmaster|M|ssh|transfer-file|transferfile|transfer-files|transferfiles|tf|return"
     "|trc|transfer|cleanup|basefile|bf|template|tmpl|B|ctrl-c|ctrlc|no-ctrl-c|no-ctrlc"
     "|noctrlc|rsync-opts|rsyncopts|tmpdir|tempdir|use-compress-program|compress-program"
     "|usecompressprogram|compressprogram|use-decompress-program|decompress-program"
     "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
     "|totaljobs|total|shuf|recordenv|record-env|profile|J|tollef|linkinputsource"
-    "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq|s|max-chars"
-    "|maxchars|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
+    "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq"
+    "|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
-    "|roundrobin|round|regexp|regex|remove-rec-sep|removerecsep|rrs|output-as-files"
+    "|roundrobin|round|regexp|regex|output-as-files"
     "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|pipe-part|pipepart|tee"
     "|shard|bin|group-by|groupby|hgrp|hostgrp|hostgroup|hostgroups|embed|sem|w|z|Z|f|c|y"
     "|_pipe-means-argfiles|";
@@ -172,16 +180,18 @@ run_usage (FILE *out)
 "        -q, --quote quotes the command words too. No command: each input\n"
 "        is a command line.\n"
 "Arguments per job: -n, --max-args N  -N, --max-replace-args N  -m  -X  --xargs\n"
+"        (-m, -X, --xargs: as many as fit in a command line, -s CHARS)\n"
 "Running:\n"
 "  -j, --jobs N|N%%|+N|-N|0  job slots (default or 0: one per usable CPU:\n"
 "                       affinity mask and cgroup quota, as nproc)\n"
-"  -k, --keep-order     accepted: output is always in input order\n"
+"  -k, --keep-order     output in input order (always, but with -u and\n"
+"                       --line-buffer)\n"
 "  -g, --group          output per job, in input order (default); a job's\n"
 "                       output over 1 MiB streams: written as it comes\n"
 "                       while the job is the next due, else kept in a\n"
 "                       temporary file under $TMPDIR until it is\n"
-"  -u, --ungroup        write streamed output as it comes, any job\n"
-"  --line-buffer        write streamed output in whole lines as it comes\n"
+"  -u, --ungroup        write every job's output as it comes\n"
+"  --line-buffer        write it in whole lines as they come (with -k: -g)\n"
 "  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
 "  --retries N          run a failing job up to N times in all\n"
 "  --halt now|soon,fail|success|done=N|N%%  stop early\n"
@@ -189,7 +199,8 @@ run_usage (FILE *out)
 "  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
 "                       stdin cut into blocks of whole records, one per job\n"
 "Output (each job's stdout, then its stderr on stderr, in input order):\n"
-"  --tag  --tagstring STR  --dry-run  -t, --verbose  --bar  --eta  --progress\n"
+"  --tag  --tagstring STR  --dry-run  --shellquote  -t, --verbose  -v\n"
+"  --bar  --eta  --progress  --plus (its replacement strings)\n"
 "  --joblog FILE  --resume  --resume-failed  --retry-failed\n"
 "dpool's own:\n"
 "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else\n"
@@ -454,10 +465,9 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         }
         case O_COLSEP: o->colsep = val; break;
         case O_HEADER:
-            if (strcmp (val, ":") && strcmp (val, ".*\\n") && strcmp (val, "^.*\\n")
-            &&  strcmp (val, ".*"))
-                return run_usage_error ("option --header: only ':' (the first line) is supported");
+            //  (with --pipe: any; else only the first line, checked below)
             o->header = true;
+            o->header_re = val;
             break;
         case O_TRIM:
             if (strcmp (val, "n") && strcmp (val, "l") && strcmp (val, "r")
@@ -473,12 +483,17 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             if ((n = s_count (val, shown, 0)) < 0)
                 return RUN_EXIT_ERROR;
             o->max_args = (int) n;
-            o->max_replace = opt->id == O_MAXREPL || n == 0;   //  -n 0 as -N 0: no arguments
+            o->max_replace = opt->id == O_MAXREPL || n == 0;   //  -n0 is -N0
             o->pipe_records = (int) n;
             break;
         case O_X: o->multi = 'X'; break;
         case O_M: o->multi = 'm'; break;
         case O_XARGS: o->multi = 'x'; break;
+        case O_MAXCHARS:
+            if ((n = s_count (val, shown, 1)) < 0)
+                return RUN_EXIT_ERROR;
+            o->max_chars = (size_t) n;
+            break;
         case O_QUOTE: o->quote = true; break;
         case O_I: o->repl [0] = val; break;
         case O_ER: o->repl [1] = val; break;
@@ -495,12 +510,14 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_GROUP: o->output = RUN_OUT_GROUP; break;
         case O_UNGROUP: o->output = RUN_OUT_UNGROUP; break;
         case O_LB: o->output = RUN_OUT_LINE; break;
-        case O_KEEP: case O_NOKEEP:
+        case O_KEEP: o->keep_order = true; break;   //  (the default)
+        case O_NOKEEP: o->keep_order = false; break;
         case O_WILLCITE: case O_SILENT: case O_GNU:
             break;
         case O_TAG: o->tag = true; break;
         case O_TAGSTR: o->tagstring = val; break;
         case O_DRY: o->dry_run = true; break;
+        case O_SHELLQUOTE: o->shellquote++; o->dry_run = true; break;
         case O_HALT:
             if (s_halt (val, o) != 0)
                 return run_usage_error ("invalid value '%s' for --halt (now|soon,fail|success|done=N|N%%)", val);
@@ -564,6 +581,25 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             o->pipe_records = (int) n;
             o->max_args = -1;       //  marks -L: only with --pipe
             break;
+        case O_RRS: o->rrs = true; break;
+        case O_NICE: {
+            char *end;
+            long v = strtol (val, &end, 10);
+            if (*end || end == val || v < -20 || v > 19)
+                return run_usage_error ("invalid value '%s' for --nice (-20..19)", val);
+            o->nice = (int) v;
+            break;
+        }
+        case O_SSHLOGIN:
+            //  ':' is the local machine; other hosts: a broker's nodes instead
+            if (strcmp (val, ":"))
+                return run_usage_error ("option -S is not supported but for ':' (use a "
+                                        "broker and dpool-worker nodes)");
+            break;
+        case O_MAXLINE:
+            //  GNU parallel's longest command line on Linux (RUN_MAX_LINE)
+            printf ("130329\n");
+            return 0;
         case O_BAR: o->bar = true; break;
         case O_ETA: o->eta = true; break;
         case O_PROGRESS: o->progress = true; break;
@@ -576,7 +612,9 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         case O_WD: o->workdir = val; break;
         case O_VERBOSE: o->verbose = true; break;
+        case O_V: o->verbose_out = true; break;
         case O_LINK: o->link_all = true; break;
+        case O_PLUS: o->plus = true; break;
         case O_HELP: run_usage (stdout); return 0;
         case O_VERSION: printf ("dpool %s\n", DPOOL_VERSION_STRING); return 0;
         case O_BROKER: o->broker = val; break;
@@ -633,6 +671,7 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     o->delim = '\n';
     o->block_size = 1 << 20;
     o->retries = 1;
+    o->keep_order = true;           //  dpool run's output is in order unless --nok
     const char *argsep = ":::", *filesep = "::::";
     int i = 1;
     //  options (require_order: stop at the first word that is not one)
@@ -726,17 +765,17 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
             else
                 o->sources [o->nsources].linked = linked;   //  for the first file
             i++;
-            //  `:::: f1 f2`: each file is a source; an empty ::: list is one
+            //  `:::: f1 f2`: each file is a source (`::::+ f1 f2`: each
+            //  linked to the one before); an empty ::: list is one
             if (kind == 2) {
-                bool first = true;
+                bool plus = linked;
                 while (i < argc && !s_separator (argv [i], argsep, filesep, &linked)) {
                     if (o->nsources == RUN_MAX_SOURCES)
                         return run_usage_error ("too many input sources");
                     run_source_t *file = &o->sources [o->nsources];
-                    bool link = first && file->linked && o->nsources > 0;
-                    *file = (run_source_t) { .is_file = true, .path = argv [i++], .linked = link };
+                    *file = (run_source_t) { .is_file = true, .path = argv [i++],
+                                             .linked = plus && o->nsources > 0 };
                     o->nsources++;
-                    first = false;
                 }
             }
             continue;
@@ -748,6 +787,14 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     //  checks GNU parallel makes, and combinations dpool run does not have
     if (o->max_args == -1 && !o->pipe)
         return run_usage_error ("option -L is only supported with --pipe");
+    if (o->header && !o->pipe && strcmp (o->header_re, ":") && strcmp (o->header_re, ".*\\n")
+    &&  strcmp (o->header_re, "^.*\\n") && strcmp (o->header_re, ".*"))
+        return run_usage_error ("option --header: only ':' (the first line) is supported "
+                                "without --pipe");
+    if (o->output == RUN_OUT_UNGROUP)
+        o->tag = false, o->tagstring = NULL;    //  GNU parallel: -u disables --tag
+    if (o->max_chars && (!o->multi || o->pipe))
+        return run_usage_error ("option -s is only supported with -m, -X or --xargs");
     if (o->pipe && (o->nsources > 0))
         return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
     if ((o->resume || o->resume_failed || o->retry_failed) && !o->joblog)

@@ -173,15 +173,40 @@ run_transform (run_str_t *out, int kind, const char *s, size_t len)
 //  --------------------------------------------------------------------------
 //  The template
 
-typedef enum { T_TEXT, T_ARG, T_POS, T_SEQ, T_SLOT } s_tok_kind_t;
+//  T_TEXT: bytes of the template; T_LIT: a constant (--plus {slot});
+//  T_TOTAL: the number of jobs ({##}); T_SEQ0: {#} 0-padded to its width ({0#})
+typedef enum { T_TEXT, T_ARG, T_POS, T_SEQ, T_SLOT, T_LIT, T_TOTAL, T_SEQ0 } s_tok_kind_t;
+
+//  What a replacement string does to its argument: 0-4 the five of GNU
+//  parallel (run_transform), the others --plus's
+enum {
+    X_PDIR = 5,                 //  {+/}    what {/} leaves out
+    X_PEXT,                     //  {+.} {+..} {+...} (n1: how many extensions)
+    X_NOEXTN,                   //  {..} {...} (n1: 2 or 3)
+    X_BNOEXTN,                  //  {/..} {/...} (n1: 2 or 3)
+    X_DEFAULT,                  //  {:-a}   a when the argument is "" or "0"
+    X_SUBSTR,                   //  {:n1} {:n1:n2}
+    X_PREFIX,                   //  {#a} {##a}   remove a leading a
+    X_SUFFIX,                   //  {%a} {%%a}   remove a trailing a
+    X_REPLACE,                  //  {/a/b} (n1 0) {//a/b} (1: all) {/#a/b} (2) {/%a/b} (3)
+    X_UPPER,                    //  {^a} (n1 0) {^^a} (1: all)
+    X_LOWER                     //  {,a} {,,a}
+};
 
 typedef struct {
     s_tok_kind_t kind;
-    int transform;              //  0 {} 1 {.} 2 {/} 3 {//} 4 {/.}
+    int transform;              //  0 {} 1 {.} 2 {/} 3 {//} 4 {/.}, or X_*
     int pos;                    //  T_POS: 1-based, negative from the end
     size_t start, len;          //  T_TEXT: bytes of the template
     int word;                   //  index of the blank-separated word
+    size_t a, alen, b, blen;    //  --plus strings' texts (in the template)
+    long n1, n2;                //  and numbers (n2 -1: none)
+    const char *lit;            //  T_LIT
+    int skip;                   //  --plus {uniq} (S_UNIQ), {choose_k} (S_CHOOSE)
 } s_tok_t;
+
+#define S_UNIQ      1           //  skip a job whose arguments are not all different
+#define S_CHOOSE    2           //  skip one whose arguments are not in ascending order
 
 typedef struct {
     char *text;
@@ -190,6 +215,8 @@ typedef struct {
     bool has_repl;              //  any replacement string at all
     bool raw;                   //  no command: arguments are the command
     int nwords;
+    uint64_t total;             //  number of jobs, for {##} {0#}
+    int skip;                   //  S_UNIQ | S_CHOOSE: jobs it skips
 } s_template_t;
 
 static const char *s_suffixes [] = { "", ".", "/", "//", "/." };
@@ -242,9 +269,287 @@ s_looks_like_repl (const char *inner, size_t len)
     return true;
 }
 
+//  --plus: does `{inner}` (offset `off` in the template) name one of its
+//  replacement strings? 1 yes (*tok set, but for its word), 0 no, -1 it
+//  does but with a pattern this code does not match (Perl regexps beyond
+//  plain text and `.`): printed. An optional position (`{2..}`) first.
+//  The patterns of the dynamic ones are matched as GNU parallel's Perl
+//  does for plain text, `.` being any byte.
+static int
+s_plus_match (const char *inner, size_t ilen, size_t off, s_tok_t *tok)
+{
+    static const struct { const char *name; int transform; long n1; } fixed [] = {
+        { "+/", X_PDIR, 0 }, { "+.", X_PEXT, 1 }, { "+..", X_PEXT, 2 }, { "+...", X_PEXT, 3 },
+        { "..", X_NOEXTN, 2 }, { "...", X_NOEXTN, 3 }, { "/..", X_BNOEXTN, 2 },
+        { "/...", X_BNOEXTN, 3 }, { NULL, 0, 0 }
+    };
+    if (ilen == 2 && !memcmp (inner, "##", 2)) {
+        tok->kind = T_TOTAL;
+        return 1;
+    }
+    if (ilen == 2 && !memcmp (inner, "0#", 2)) {
+        tok->kind = T_SEQ0;
+        return 1;
+    }
+    if (ilen == 4 && !memcmp (inner, "slot", 4)) {
+        tok->kind = T_LIT;
+        tok->lit = "${PARALLEL_JOBSLOT}";
+        return 1;
+    }
+    static const char *unsupported [] = { "0%", "host", "sshlogin", "hgrp", "agrp", NULL };
+    for (int k = 0; unsupported [k]; k++)
+        if (strlen (unsupported [k]) == ilen && !memcmp (inner, unsupported [k], ilen)) {
+            fprintf (stderr, "dpool run: replacement string {%.*s} is not supported; "
+                     "Try --help\n", (int) ilen, inner);
+            return -1;
+        }
+    //  a position, then the replacement string's own text
+    size_t i = 0;
+    int pos = 0;
+    if (i < ilen && (isdigit ((unsigned char) inner [0])
+                     || (inner [0] == '-' && ilen > 1 && isdigit ((unsigned char) inner [1])))) {
+        i = inner [0] == '-' ? 1 : 0;
+        while (i < ilen && isdigit ((unsigned char) inner [i]))
+            i++;
+        pos = atoi (inner);
+        if (pos == 0)
+            return 0;
+    }
+    const char *r = inner + i;
+    size_t rlen = ilen - i;
+    if (rlen == 0)
+        return 0;
+    tok->kind = pos ? T_POS : T_ARG;
+    tok->pos = pos;
+    tok->n2 = -1;
+    for (int k = 0; fixed [k].name; k++)
+        if (strlen (fixed [k].name) == rlen && !memcmp (r, fixed [k].name, rlen)) {
+            tok->transform = fixed [k].transform;
+            tok->n1 = fixed [k].n1;
+            return 1;
+        }
+    //  {uniq} {choose_k}: the arguments, and some jobs skipped
+    if ((rlen == 4 && !memcmp (r, "uniq", 4)) || (rlen == 8 && !memcmp (r, "choose_k", 8))) {
+        tok->skip = rlen == 4 ? S_UNIQ : S_CHOOSE;
+        return 1;
+    }
+    //  the dynamic ones: a prefix, a pattern (a), maybe /replacement (b)
+    size_t skip = 0;
+    bool has_b = false;
+    if (rlen > 2 && r [0] == ':' && r [1] == '-') {
+        tok->transform = X_DEFAULT;
+        skip = 2;
+    }
+    else
+    if (r [0] == ':' && rlen > 1 && isdigit ((unsigned char) r [1])) {
+        char *end;
+        tok->transform = X_SUBSTR;
+        tok->n1 = strtol (r + 1, &end, 10);
+        if (*end == ':' && isdigit ((unsigned char) end [1]))
+            tok->n2 = strtol (end + 1, &end, 10);
+        return end == r + rlen ? 1 : 0;
+    }
+    else
+    if (r [0] == '#' || r [0] == '%') {
+        tok->transform = r [0] == '#' ? X_PREFIX : X_SUFFIX;
+        skip = rlen > 2 && r [1] == r [0] ? 2 : 1;
+    }
+    else
+    if (r [0] == '/') {
+        tok->transform = X_REPLACE;
+        skip = 1;
+        if (rlen > 1 && (r [1] == '/' || r [1] == '#' || r [1] == '%')) {
+            tok->n1 = r [1] == '/' ? 1 : r [1] == '#' ? 2 : 3;
+            skip = 2;
+        }
+        has_b = true;
+    }
+    else
+    if (r [0] == '^' || r [0] == ',') {
+        tok->transform = r [0] == '^' ? X_UPPER : X_LOWER;
+        tok->n1 = rlen > 2 && r [1] == r [0];
+        skip = 1 + (size_t) tok->n1;
+    }
+    else
+        return 0;
+    if (skip >= rlen)
+        return 0;
+    const char *a = r + skip;
+    size_t alen = rlen - skip;
+    const char *b = NULL;
+    size_t blen = 0;
+    if (has_b) {
+        const char *slash = (const char *) memchr (a, '/', alen);
+        if (!slash || slash == a)
+            return 0;
+        b = slash + 1;
+        blen = (size_t) (r + rlen - b);
+        alen = (size_t) (slash - a);
+    }
+    //  a Perl regexp in GNU parallel: only plain text and `.` here
+    bool plain = tok->transform == X_DEFAULT;
+    for (size_t k = 0; k < alen && !plain; k++)
+        if (strchr ("\\^$|?*+()[]{}", a [k])) {
+            fprintf (stderr, "dpool run: replacement string {%.*s}: a pattern with Perl "
+                     "regexp syntax is not supported; Try --help\n", (int) ilen, inner);
+            return -1;
+        }
+    for (size_t k = 0; k < blen; k++)
+        if (strchr ("\\$@", b [k])) {
+            fprintf (stderr, "dpool run: replacement string {%.*s}: a replacement with Perl "
+                     "syntax is not supported; Try --help\n", (int) ilen, inner);
+            return -1;
+        }
+    tok->a = off + (size_t) (a - inner);
+    tok->alen = alen;
+    tok->b = b ? off + (size_t) (b - inner) : 0;
+    tok->blen = blen;
+    return 1;
+}
+
+//  Does pattern p (plain bytes, `.` any byte) match s at `at`?
+static bool
+s_pat_at (const char *s, size_t len, size_t at, const char *p, size_t plen)
+{
+    if (at + plen > len)
+        return false;
+    for (size_t i = 0; i < plen; i++)
+        if (p [i] != '.' && p [i] != s [at + i])
+            return false;
+    return true;
+}
+
+//  The position of the last `.` in s's last path component after `skip`
+//  extensions (s_noext applied n times), or len when there are fewer
+static size_t
+s_noext_n (const char *s, size_t len, int n)
+{
+    size_t at = len;
+    for (int k = 0; k < n; k++) {
+        size_t cut = 0;
+        bool found = false;
+        for (size_t i = at; i > 0; i--) {
+            if (s [i - 1] == '/')
+                break;
+            if (s [i - 1] == '.') {
+                cut = i - 1;
+                found = true;
+                break;
+            }
+        }
+        if (!found)
+            return len;
+        at = cut;
+    }
+    return at;
+}
+
+//  A --plus transform of s (tok->transform >= X_PDIR), appended to out
+static void
+s_plus_transform (run_str_t *out, const s_tok_t *tok, const char *text, const char *s,
+                  size_t len)
+{
+    const char *a = text + tok->a, *b = text + tok->b;
+    size_t alen = tok->alen, blen = tok->blen;
+    switch (tok->transform) {
+        case X_PDIR: {                          //  s:/[^/]*$:: || s:.*$::
+            const char *slash = (const char *) memrchr (s, '/', len);
+            if (slash)
+                run_str_add (out, s, (size_t) (slash - s));
+            break;
+        }
+        case X_PEXT: {
+            if (tok->n1 == 1) {                 //  s:.*\.:: || s:.*$::
+                const char *dot = (const char *) memrchr (s, '.', len);
+                if (dot)
+                    run_str_add (out, dot + 1, len - (size_t) (dot - s) - 1);
+                break;
+            }
+            //  s:.*\.([^/.]*\.[^/.]*)$:$1: || s:.*$::
+            size_t cut = s_noext_n (s, len, (int) tok->n1);
+            if (cut < len)
+                run_str_add (out, s + cut + 1, len - cut - 1);
+            break;
+        }
+        case X_NOEXTN:                          //  s:\.[^/.]*\.[^/.]*$::
+            run_str_add (out, s, s_noext_n (s, len, (int) tok->n1));
+            break;
+        case X_BNOEXTN: {
+            const char *slash = (const char *) memrchr (s, '/', len);
+            const char *base = slash ? slash + 1 : s;
+            size_t blen2 = len - (size_t) (base - s);
+            run_str_add (out, base, s_noext_n (base, blen2, (int) tok->n1));
+            break;
+        }
+        case X_DEFAULT:                         //  $_ ||= a
+            if (len == 0 || (len == 1 && s [0] == '0'))
+                run_str_add (out, a, alen);
+            else
+                run_str_add (out, s, len);
+            break;
+        case X_SUBSTR: {
+            size_t from = (size_t) tok->n1 < len ? (size_t) tok->n1 : len;
+            size_t n = len - from;
+            if (tok->n2 >= 0 && (size_t) tok->n2 < n)
+                n = (size_t) tok->n2;
+            run_str_add (out, s + from, n);
+            break;
+        }
+        case X_PREFIX:
+            if (s_pat_at (s, len, 0, a, alen))
+                run_str_add (out, s + alen, len - alen);
+            else
+                run_str_add (out, s, len);
+            break;
+        case X_SUFFIX:
+            if (alen <= len && s_pat_at (s, len, len - alen, a, alen))
+                run_str_add (out, s, len - alen);
+            else
+                run_str_add (out, s, len);
+            break;
+        case X_REPLACE:
+        case X_UPPER:
+        case X_LOWER: {
+            //  s/a/b/ (n1 0), s/a/b/g (1), s/^a/b/ (2), s/a$/b/ (3);
+            //  s/^(a)/uc($1)/e (n1 0), s/(a)/uc($1)/eg (1); lc alike
+            bool repl = tok->transform == X_REPLACE;
+            bool all = tok->n1 == 1;
+            bool at_start = repl ? tok->n1 == 2 : tok->n1 == 0;
+            size_t at = 0, lit = 0;
+            if (repl && tok->n1 == 3)
+                at = alen <= len ? len - alen : len + 1;
+            while (at + alen <= len) {
+                if (!s_pat_at (s, len, at, a, alen)) {
+                    if (at_start || (repl && tok->n1 == 3))
+                        break;
+                    at++;
+                    continue;
+                }
+                run_str_add (out, s + lit, at - lit);
+                if (repl)
+                    run_str_add (out, b, blen);
+                else
+                    for (size_t k = 0; k < alen; k++) {
+                        int c = (unsigned char) s [at + k];
+                        char x = (char) (tok->transform == X_UPPER ? toupper (c) : tolower (c));
+                        run_str_add (out, &x, 1);
+                    }
+                at += alen;
+                lit = at;
+                if (!all)
+                    break;
+            }
+            run_str_add (out, s + lit, len - lit);
+            break;
+        }
+        default:
+            run_str_add (out, s, len);
+    }
+}
+
 //  -q: quote a command word, but not the replacement strings in it
 static void
-s_quote_word (run_str_t *out, const char *word, const char **repl)
+s_quote_word (run_str_t *out, const char *word, const char **repl, bool plus)
 {
     size_t n = strlen (word), at = 0, lit = 0;
     while (at < n) {
@@ -257,6 +562,10 @@ s_quote_word (run_str_t *out, const char *word, const char **repl)
         int pos;
         const char *close = word [at] == '{' ? strchr (word + at, '}') : NULL;
         if (!used && close && s_positional (word + at + 1, (size_t) (close - word - at - 1), &pos) >= 0)
+            used = (size_t) (close - word - at) + 1;
+        s_tok_t plus_tok = { 0 };
+        if (!used && close && plus
+        &&  s_plus_match (word + at + 1, (size_t) (close - word - at - 1), 0, &plus_tok) != 0)
             used = (size_t) (close - word - at) + 1;
         if (used) {
             if (at > lit)
@@ -286,7 +595,7 @@ s_template_parse (s_template_t *t, run_opts_t *o, run_strv_t *names)
         if (i)
             run_str_add (&text, " ", 1);
         if (o->quote)
-            s_quote_word (&text, o->command [i], repl);
+            s_quote_word (&text, o->command [i], repl, o->plus);
         else
             run_str_adds (&text, o->command [i]);
     }
@@ -354,6 +663,13 @@ s_template_parse (s_template_t *t, run_opts_t *o, run_strv_t *names)
                             }
                         }
                 }
+                if (!used && o->plus) {
+                    int m = s_plus_match (inner, ilen, at + 1, &tok);
+                    if (m < 0)
+                        return -1;
+                    if (m > 0)
+                        used = ilen + 2;
+                }
                 if (!used && s_looks_like_repl (inner, ilen)) {
                     fprintf (stderr, "dpool run: replacement string {%.*s} is not supported; "
                              "Try --help\n", (int) ilen, inner);
@@ -367,6 +683,7 @@ s_template_parse (s_template_t *t, run_opts_t *o, run_strv_t *names)
                                                    .len = at - lit, .word = word };
             t->toks [t->ntoks++] = tok;
             t->has_repl = true;
+            t->skip |= tok.skip;
             at += used;
             lit = at;
             continue;
@@ -388,20 +705,36 @@ s_template_parse (s_template_t *t, run_opts_t *o, run_strv_t *names)
         t->toks [t->ntoks++] = (s_tok_t) { .kind = T_TEXT, .start = lit, .len = at - lit,
                                            .word = word };
     t->nwords = word + 1;
+    //  GNU parallel: a replacement string in the command's first word
+    //  (before any blank or `=`: `{}`, `{} | cat`, `x;{}`, not `V={}`)
+    //  makes the command, and no argument is quoted
+    for (size_t k = 0; k < t->ntoks && !t->raw && !o->quote; k++) {
+        const s_tok_t *tok = &t->toks [k];
+        if (tok->kind != T_TEXT) {
+            t->raw = true;
+            break;
+        }
+        if (strcspn (t->text + tok->start, " \t\n=") < tok->len)
+            break;
+    }
     return 0;
 }
 
 //  Append one argument, transformed, quoted unless raw
 static void
-s_put_arg (run_str_t *out, const s_template_t *t, int transform, const char *s, size_t len,
-           bool raw)
+s_put_arg (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char *s,
+           size_t len, bool raw)
 {
+    int transform = tok ? tok->transform : 0;
     if (transform == 0 && (raw || t->raw)) {
         run_str_add (out, s, len);
         return;
     }
     run_str_t tmp = { 0 };
-    run_transform (&tmp, transform, s, len);
+    if (transform >= X_PDIR)
+        s_plus_transform (&tmp, tok, t->text, s, len);
+    else
+        run_transform (&tmp, transform, s, len);
     if (raw || t->raw)
         run_str_add (out, tmp.p ? tmp.p : "", tmp.len);
     else
@@ -458,6 +791,22 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
             snprintf (num, sizeof num, "%llu", (unsigned long long) seq);
             run_str_adds (out, num);
             break;
+        case T_LIT:
+            run_str_adds (out, tok->lit);
+            break;
+        case T_TOTAL:
+            snprintf (num, sizeof num, "%llu", (unsigned long long) t->total);
+            run_str_adds (out, num);
+            break;
+        case T_SEQ0: {
+            //  GNU parallel: 1 + int(log10(total_jobs)) digits
+            int width = 1;
+            for (uint64_t v = t->total; v >= 10; v /= 10)
+                width++;
+            snprintf (num, sizeof num, "%0*llu", width, (unsigned long long) seq);
+            run_str_adds (out, num);
+            break;
+        }
         case T_SLOT:
             if (slots) {
                 s_offs_add (slots, out->len);
@@ -469,7 +818,7 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
         case T_POS: {
             long i = tok->pos > 0 ? tok->pos - 1 : (long) nargs + tok->pos;
             if (i >= 0 && (size_t) i < nargs)
-                s_put_arg (out, t, tok->transform, args [i], lens [i], raw);
+                s_put_arg (out, t, tok, args [i], lens [i], raw);
             else
             if (!raw && !t->raw)
                 run_str_add (out, "''", 2);
@@ -477,7 +826,7 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
         }
         case T_ARG:
             if (only >= 0) {
-                s_put_arg (out, t, tok->transform, args [only], lens [only], raw);
+                s_put_arg (out, t, tok, args [only], lens [only], raw);
                 break;
             }
             if (nargs == 0 && !raw && !t->raw)
@@ -485,7 +834,7 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
             for (size_t i = 0; i < nargs; i++) {
                 if (i)
                     run_str_add (out, " ", 1);
-                s_put_arg (out, t, tok->transform, args [i], lens [i], raw);
+                s_put_arg (out, t, tok, args [i], lens [i], raw);
             }
             break;
     }
@@ -524,7 +873,7 @@ s_expand (run_str_t *out, const s_template_t *t, const char **args, const size_t
     if (append && !t->has_repl && nargs > 0) {
         for (size_t i = 0; i < nargs; i++) {
             run_str_add (out, " ", 1);
-            s_put_arg (out, t, 0, args [i], lens [i], raw);
+            s_put_arg (out, t, NULL, args [i], lens [i], raw);
         }
     }
 }
@@ -622,6 +971,10 @@ struct run_gen {
     bool has_colsep;
     const char *colsep_plain;   //  a literal separator (no regex syntax)
     size_t colsep_plain_len;
+    //  --pipe --header: the header, given to every block
+    bool pipe_header_done;
+    run_str_t pipe_header;
+    run_str_t block;            //  header + block
     //  streaming from stdin
     bool stream;
     s_reader_t stdin_reader;
@@ -636,6 +989,13 @@ struct run_gen {
     bool product_done;
     //  -m / -X: arguments per job
     size_t per_job;
+    //  -m / -X / --xargs: as many arguments as fit in max_len bytes of
+    //  command line; a tuple taken that did not fit waits in `carry`
+    size_t max_len;             //  0: no limit
+    run_strv_t carry;           //  tuples of carry_width arguments, from carry_at
+    size_t carry_at, carry_width;
+    bool spread;                //  -m / -X: the last arguments spread over the slots
+    run_str_t probe;            //  scratch for measuring
     //  the job being built
     run_strv_t args;            //  the arguments of one job
     size_t got;                 //  input tuples in args
@@ -649,6 +1009,27 @@ bool
 run_gen_uses_stdin (run_gen_t *self)
 {
     return self->stream || self->o->pipe;
+}
+
+uint64_t
+run_gen_total (run_gen_t *self)
+{
+    return self->tpl.total;
+}
+
+static bool
+s_tpl_uses_slot (const s_template_t *t)
+{
+    for (size_t k = 0; k < t->ntoks; k++)
+        if (t->toks [k].kind == T_SLOT || t->toks [k].kind == T_LIT)
+            return true;
+    return false;
+}
+
+bool
+run_gen_uses_slot (run_gen_t *self)
+{
+    return s_tpl_uses_slot (&self->tpl) || s_tpl_uses_slot (&self->tag_tpl);
 }
 
 //  Is `s` only blanks?
@@ -666,6 +1047,8 @@ static void
 s_columns (run_gen_t *self, const char *rec, size_t len, run_strv_t *out)
 {
     const char *trim = self->o->trim;
+    if (!trim && (self->has_colsep || self->colsep_plain))
+        trim = "rl";                    //  --colsep implies --trim rl
     bool left = trim && strchr (trim, 'l'), right = trim && strchr (trim, 'r');
     size_t at = 0;
     while (true) {
@@ -804,6 +1187,20 @@ s_colsep_setup (run_gen_t *self)
     return 0;
 }
 
+//  Does the command (or --tagstring) use the number of jobs ({##} {0#})?
+static bool
+s_wants_total (const run_opts_t *o)
+{
+    if (!o->plus)
+        return false;
+    for (int i = 0; i <= o->ncommand; i++) {
+        const char *w = i < o->ncommand ? o->command [i] : o->tagstring;
+        if (w && (strstr (w, "{##}") || strstr (w, "{0#}")))
+            return true;
+    }
+    return false;
+}
+
 run_gen_t *
 run_gen_new (run_opts_t *o)
 {
@@ -820,7 +1217,14 @@ run_gen_new (run_opts_t *o)
         || (nsrc == 1 && o->sources [0].is_file && !strcmp (o->sources [0].path, "-"));
     //  (--halt reads it all first: its jobs are sent one slot at a time,
     //  and the wait between them must not be on a readable stdin)
-    self->stream = stdin_only && !o->multi && !o->pipe && o->halt_when == HALT_NEVER;
+    //  ({##}: the number of jobs is known once all is read)
+    bool wants_total = s_wants_total (o);
+    if (wants_total && o->pipe) {
+        fprintf (stderr, "dpool run: {##} and {0#} with --pipe are not supported; Try --help\n");
+        free (self);
+        return NULL;
+    }
+    self->stream = stdin_only && !o->multi && !o->pipe && o->halt_when == HALT_NEVER && !wants_total;
     if (o->pipe || self->stream) {
         self->stdin_reader.fd = 0;
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
@@ -864,18 +1268,21 @@ run_gen_new (run_opts_t *o)
                 }
             }
         }
-        //  groups: linked sources advance together
+        //  groups: linked sources advance together; --link wraps the
+        //  shorter ones (the group is as long as its longest source),
+        //  :::+ / ::::+ drop the rest of the longer ones (as its shortest)
         self->group_of = (size_t *) s_realloc (NULL, n * sizeof (size_t));
         self->group_len = (size_t *) s_realloc (NULL, n * sizeof (size_t));
         self->pos = (size_t *) s_realloc (NULL, n * sizeof (size_t));
         for (size_t i = 0; i < n; i++) {
             bool linked = i > 0 && (o->link_all || (nsrc && o->sources [i].linked));
+            size_t len = self->cols [i].n;
             if (!linked)
-                self->group_len [self->ngroups++] = 0;
+                self->group_len [self->ngroups++] = len;
             size_t g = self->ngroups - 1;
             self->group_of [i] = g;
-            if (self->cols [i].n > self->group_len [g])
-                self->group_len [g] = self->cols [i].n;
+            if (linked && (o->link_all ? len > self->group_len [g] : len < self->group_len [g]))
+                self->group_len [g] = len;
             self->pos [g] = 0;
         }
         for (size_t g = 0; g < self->ngroups; g++)
@@ -893,21 +1300,41 @@ run_gen_new (run_opts_t *o)
         }
         else
         if (o->multi == 'x')
-            self->per_job = 5000;           //  "as many as fit": a command line limit
+            self->per_job = 0;
+        if (o->multi) {
+            //  GNU parallel's usable command line length on Linux: half of
+            //  (the longest single argument of exec that its search finds,
+            //  130329 of MAX_ARG_STRLEN's 131071, less 3000 for wrapping),
+            //  or -s if smaller
+            self->max_len = RUN_MAX_LINE;
+            if (o->max_chars && o->max_chars < self->max_len)
+                self->max_len = o->max_chars;
+            self->per_job = 0;
+        }
     }
     if (o->max_args > 0 && !o->pipe)
         self->per_job = (size_t) o->max_args;
+    uint64_t njobs = 0;
+    if (self->cols && !self->product_done) {
+        njobs = 1;
+        for (size_t g = 0; g < self->ngroups; g++)
+            njobs *= self->group_len [g];
+        if (self->per_job > 1)
+            njobs = (njobs + self->per_job - 1) / self->per_job;
+    }
     if (s_template_parse (&self->tpl, o, &self->names) != 0) {
         run_gen_destroy (&self);
         return NULL;
     }
+    self->tpl.total = njobs;
     if (o->tagstring) {
-        run_opts_t t = { .command = (char **) &o->tagstring, .ncommand = 1 };
+        run_opts_t t = { .command = (char **) &o->tagstring, .ncommand = 1, .plus = o->plus };
         memcpy (t.repl, o->repl, sizeof t.repl);
         if (s_template_parse (&self->tag_tpl, &t, &self->names) != 0) {
             run_gen_destroy (&self);
             return NULL;
         }
+        self->tag_tpl.total = njobs;
     }
     return self;
 }
@@ -933,6 +1360,10 @@ run_gen_destroy (run_gen_t **self_p)
     free (self->group_len);
     free (self->pos);
     run_strv_free (&self->args);
+    run_strv_free (&self->carry);
+    free (self->pipe_header.p);
+    free (self->block.p);
+    free (self->probe.p);
     free (self->cmd.p);
     free (self->tag.p);
     free (self->cmd_slots.at);
@@ -967,6 +1398,115 @@ s_next_tuple (run_gen_t *self)
     }
     self->product_done = true;
     return 1;
+}
+
+//  Next tuple into self->args: what waits in carry first
+static int
+s_pull_tuple (run_gen_t *self)
+{
+    if (self->carry_at < self->carry.n) {
+        for (size_t k = 0; k < self->carry_width && self->carry_at < self->carry.n; k++) {
+            size_t i = self->carry_at++;
+            run_strv_add (&self->args, self->carry.v [i], self->carry.len [i]);
+            free (self->carry.v [i]);
+            self->carry.v [i] = NULL;       //  (run_strv_free frees them all)
+        }
+        if (self->carry_at == self->carry.n)
+            self->carry.n = self->carry_at = 0;
+        return 1;
+    }
+    return s_next_tuple (self);
+}
+
+//  Put self->args [from..] back (tuples of `width` arguments that did not
+//  fit), ahead of what waits already
+static void
+s_uncarry (run_gen_t *self, size_t from, size_t width)
+{
+    run_strv_t rest = { 0 };
+    for (size_t i = from; i < self->args.n; i++) {
+        run_strv_add (&rest, self->args.v [i], self->args.len [i]);
+        free (self->args.v [i]);
+    }
+    self->args.n = from;
+    for (size_t i = self->carry_at; i < self->carry.n; i++) {
+        run_strv_add (&rest, self->carry.v [i], self->carry.len [i]);
+        free (self->carry.v [i]);
+    }
+    free (self->carry.v);
+    free (self->carry.len);
+    self->carry = rest;
+    self->carry_at = 0;
+    self->carry_width = width ? width : 1;
+}
+
+//  The length of the command with args [from, to) of self->args
+static size_t
+s_cmd_len (run_gen_t *self, size_t from, size_t to)
+{
+    self->probe.len = 0;
+    s_expand (&self->probe, &self->tpl, (const char **) self->args.v + from,
+              self->args.len + from, to - from, self->seq + 1, 1, NULL,
+              self->o->multi == 'X', true, false);
+    return self->probe.len;
+}
+
+//  One job's tuples for -m / -X / --xargs, as GNU parallel takes them: as
+//  many as keep the command line under max_len (the length grows by
+//  what one more copy of a tuple adds), and once the input ends with -m
+//  or -X, that job's arguments spread evenly over the job slots. Returns
+//  the number of tuples (0: the end), or -1 (printed: one argument is
+//  too long already).
+static int
+s_fill_multi (run_gen_t *self)
+{
+    size_t len = 0;
+    int got = 0;
+    while (!self->per_job || (size_t) got < self->per_job) {
+        size_t from = self->args.n;
+        if (s_pull_tuple (self) != 1)
+            break;
+        size_t n = self->args.n - from;
+        if (got == 0)
+            len = s_cmd_len (self, from, self->args.n);
+        else {
+            //  what a second copy of the tuple adds (its words, a blank)
+            for (size_t i = 0; i < n; i++)
+                run_strv_add (&self->args, self->args.v [from + i], self->args.len [from + i]);
+            size_t twice = s_cmd_len (self, from, from + 2 * n);
+            size_t once = s_cmd_len (self, from, from + n);
+            for (size_t i = from + n; i < self->args.n; i++)
+                free (self->args.v [i]);
+            self->args.n = from + n;
+            len += twice - once;
+        }
+        got++;
+        if (len >= self->max_len) {
+            if (got == 1) {
+                fprintf (stderr, "dpool run: command line too long (%zu >= %zu) at input %llu; "
+                         "Try --help\n", len, self->max_len,
+                         (unsigned long long) self->seq + 1);
+                return -1;
+            }
+            s_uncarry (self, from, n);
+            got--;
+            break;
+        }
+    }
+    bool ended = self->carry_at == self->carry.n && self->product_done;
+    if ((self->o->multi == 'm' || self->o->multi == 'X') && !self->spread && ended
+    &&  got > 1 && self->o->jobslots > 0) {
+        //  the end of the input: spread over the slots (GNU's -m, -X)
+        self->spread = true;
+        size_t each = ((size_t) got + (size_t) self->o->jobslots - 1) / (size_t) self->o->jobslots;
+        self->per_job = each;
+        if ((size_t) got > each) {
+            size_t width = self->args.n / (size_t) got;     //  args per tuple
+            s_uncarry (self, each * width, width);
+            got = (int) each;
+        }
+    }
+    return got;
 }
 
 //  Next record streamed from stdin into self->args: 1, 0 end, 2 later
@@ -1037,6 +1577,15 @@ s_block_end (run_gen_t *self)
     }
     if (avail < self->o->block_size && !r->eof)
         return 0;
+    if (r->eof && avail <= self->o->block_size && lines > 1) {
+        //  -L N: the whole records of N lines, then what is left on its own
+        int count = 0;
+        size_t last = 0;
+        for (size_t p = 1; p <= avail; p++)
+            if (S_BOUNDARY (p) && ++count % lines == 0)
+                last = p;
+        return last ? last : avail;
+    }
     if (r->eof && avail <= self->o->block_size)
         return avail;
     //  the last boundary within the block, else the first after it
@@ -1068,16 +1617,120 @@ s_block_end (run_gen_t *self)
     return best;
 }
 
+//  --pipe --header: the header's length at the start of what is read
+//  (all of it when the header is longer), or -1 (printed: a regexp this
+//  code does not take)
+static long
+s_pipe_header_len (run_gen_t *self)
+{
+    s_reader_t *r = &self->stdin_reader;
+    const char *data = r->buf + r->start;
+    size_t avail = r->end - r->start;
+    const char *h = self->o->header_re;
+    long lines = !strcmp (h, ":") ? 1 : 0;
+    if (!lines && strspn (h, "0123456789") == strlen (h))
+        lines = atol (h);
+    if (lines > 0 || !strcmp (h, "0")) {
+        size_t at = 0;
+        for (long k = 0; k < lines && at < avail; k++) {
+            const char *nl = (const char *) memchr (data + at, '\n', avail - at);
+            at = nl ? (size_t) (nl - data) + 1 : avail;
+        }
+        return (long) at;
+    }
+    //  Perl's regexp as a POSIX ERE, `.` not matching a newline
+    run_str_t re = { 0 };
+    run_str_add (&re, "^", 1);
+    for (const char *p = h; *p; p++) {
+        if (*p == '\\' && p [1]) {
+            p++;
+            switch (*p) {
+                case 'n': run_str_add (&re, "\n", 1); break;
+                case 't': run_str_add (&re, "\t", 1); break;
+                case 's': run_str_adds (&re, "[[:space:]]"); break;
+                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
+                case 'd': run_str_adds (&re, "[0-9]"); break;
+                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
+                default: run_str_add (&re, p - 1, 2); break;
+            }
+        }
+        else
+            run_str_add (&re, p, 1);
+    }
+    regex_t rx;
+    int rc = regcomp (&rx, re.p, REG_EXTENDED | REG_NEWLINE);
+    free (re.p);
+    if (rc != 0) {
+        fprintf (stderr, "dpool run: --header '%s': not a regular expression dpool "
+                 "supports; Try --help\n", h);
+        return -1;
+    }
+    char *copy = strndup (data, avail);     //  (regexec wants a string)
+    regmatch_t m;
+    long len = copy && regexec (&rx, copy, 1, &m, 0) == 0 && m.rm_so == 0 ? (long) m.rm_eo : 0;
+    free (copy);
+    regfree (&rx);
+    return len;
+}
+
+//  --rrs: the block without its record separators (GNU parallel: every
+//  recend+recstart, a recstart at its start, a recend at its end),
+//  appended to self->block
+static void
+s_rrs (run_gen_t *self, const char *data, size_t len)
+{
+    const char *recend = self->o->recend ? self->o->recend : (self->o->recstart ? "" : "\n");
+    const char *recstart = self->o->recstart ? self->o->recstart : "";
+    size_t el = strlen (recend), sl = strlen (recstart), both = el + sl;
+    size_t at = 0;
+    if (sl && len >= sl && !memcmp (data, recstart, sl))
+        at = sl;
+    bool tail = el && len - at >= el && !memcmp (data + len - el, recend, el);
+    size_t end = tail ? len - el : len;
+    size_t lit = at;
+    while (both && at + both <= end) {
+        if (!memcmp (data + at, recend, el) && !memcmp (data + at + el, recstart, sl)) {
+            run_str_add (&self->block, data + lit, at - lit);
+            at += both;
+            lit = at;
+        }
+        else
+            at++;
+    }
+    run_str_add (&self->block, data + lit, end - lit);
+}
+
 static int
 s_next_block (run_gen_t *self, run_job_t *job)
 {
     s_reader_t *r = &self->stdin_reader;
     while (true) {
-        size_t end = r->end > r->start ? s_block_end (self) : 0;
+        if (self->o->header && !self->pipe_header_done
+        &&  (r->eof || r->end - r->start >= self->o->block_size)) {
+            //  the header: taken from the input once, given to every block
+            long hl = s_pipe_header_len (self);
+            if (hl < 0)
+                return -1;
+            run_str_add (&self->pipe_header, r->buf + r->start, (size_t) hl);
+            r->start += (size_t) hl;
+            self->pipe_header_done = true;
+        }
+        size_t end = !self->o->header || self->pipe_header_done
+                   ? (r->end > r->start ? s_block_end (self) : 0) : 0;
         if (end > 0) {
             job->stdin_data = r->buf + r->start;
             job->stdin_len = end;
             r->start += end;
+            if (self->pipe_header.len || self->o->rrs) {
+                self->block.len = 0;
+                run_str_add (&self->block, self->pipe_header.p, self->pipe_header.len);
+                if (self->o->rrs)
+                    s_rrs (self, job->stdin_data, job->stdin_len);
+                else
+                    run_str_add (&self->block, job->stdin_data, job->stdin_len);
+                job->stdin_data = self->block.p ? self->block.p : "";
+                job->stdin_len = self->block.len;
+            }
             return 1;
         }
         if (r->eof && r->start == r->end)
@@ -1092,6 +1745,27 @@ s_next_block (run_gen_t *self, run_job_t *job)
         if (rc == 2)
             return 2;
     }
+}
+
+//  --plus {uniq}: skip a job whose arguments are not all different;
+//  {choose_k}: one whose arguments are not in ascending (byte) order
+static bool
+s_skipped (run_gen_t *self)
+{
+    run_strv_t *a = &self->args;
+    for (size_t i = 1; i < a->n; i++) {
+        if (self->tpl.skip & S_CHOOSE) {
+            size_t n = a->len [i - 1] < a->len [i] ? a->len [i - 1] : a->len [i];
+            int c = memcmp (a->v [i - 1], a->v [i], n);
+            if (c > 0 || (c == 0 && a->len [i - 1] >= a->len [i]))
+                return true;
+        }
+        if (self->tpl.skip & S_UNIQ)
+            for (size_t j = 0; j < i; j++)
+                if (a->len [i] == a->len [j] && !memcmp (a->v [i], a->v [j], a->len [i]))
+                    return true;
+    }
+    return false;
 }
 
 int
@@ -1111,8 +1785,16 @@ run_gen_next (run_gen_t *self, run_job_t *job)
             return rc;
     }
     else {
-        //  one job's arguments: per_job input tuples (-n, -m, -X), else one
+        //  one job's arguments: per_job input tuples (-n), as many as fit
+        //  (-m, -X, --xargs), else one
         size_t want = self->per_job ? self->per_job : 1;
+        if (self->max_len) {
+            int got = s_fill_multi (self);
+            if (got < 0)
+                return -1;
+            self->got = (size_t) got;
+            want = 0;
+        }
         while (self->got < want) {
             int rc = self->stream ? s_next_streamed (self) : s_next_tuple (self);
             if (rc == 2) {
@@ -1131,6 +1813,7 @@ run_gen_next (run_gen_t *self, run_job_t *job)
             return 0;
     }
     self->seq++;
+    job->skipped = self->tpl.skip && s_skipped (self);
     int slot = (int) ((self->seq - 1) % (uint64_t) (o->jobslots > 0 ? o->jobslots : 1)) + 1;
     size_t nargs = o->max_replace && o->max_args == 0 ? 0 : self->args.n;
     self->cmd.len = 0;

@@ -90,7 +90,7 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     uint32_t n = 1 + (self->shell != NULL) + (self->cwd != NULL) + (self->env != NULL)
                + self->has_input + (self->timeout > 0) + self->has_seq + self->has_slot
-               + self->has_slot_at;
+               + self->has_slot_at + self->flush + (self->nice != 0);
     int rc = msgpack_pack_map (&pk, n);
     if (self->argv) {
         rc |= s_pack_key (&pk, "argv");
@@ -138,6 +138,14 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
         rc |= msgpack_pack_array (&pk, self->nslot_at);
         for (size_t i = 0; i < self->nslot_at; i++)
             rc |= msgpack_pack_uint64 (&pk, self->slot_at [i]);
+    }
+    if (self->flush) {
+        rc |= s_pack_key (&pk, "flush");
+        rc |= msgpack_pack_true (&pk);
+    }
+    if (self->nice) {
+        rc |= s_pack_key (&pk, "nice");
+        rc |= msgpack_pack_int (&pk, self->nice);
     }
     //  A failed write may have left part of the map: take it back
     if (rc) {
@@ -407,14 +415,14 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
               char *err, size_t errlen)
 {
     static const char *keys [] = { "argv", "sh", "shell", "cwd", "env", "stdin",
-                                   "timeout", "seq", "slot", "slotat" };
+                                   "timeout", "seq", "slot", "slotat", "flush", "nice" };
     const char *what = "exec item";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 10 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 12 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 10)
+    if (k == 12)
         return 0;                       //  unknown: ignored
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
@@ -440,6 +448,13 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
         case 8:
             self->has_slot = true;
             return s_get_uint (v, "exec item: slot", &self->slot, err, errlen);
+        case 10:
+            if (v->type != MSGPACK_OBJECT_BOOLEAN)
+                return s_fail (err, errlen, "exec item: flush: not a bool");
+            self->flush = v->via.boolean;
+            return 0;
+        case 11:
+            return s_get_int (v, "exec item: nice", -20, 19, &self->nice, err, errlen);
         default:
             return s_get_slot_at (v, self, err, errlen);
     }

@@ -19,6 +19,11 @@
                                        written in decimal into "sh" at each of
                                        these byte offsets (ascending, <= its
                                        length; at most DP_EXEC_MAX_SLOTAT)
+                "flush" bool           stream the output in PARTs as it is read,
+                                       not only once DP_EXEC_PART bytes are
+                                       buffered (where the client takes PARTs;
+                                       `dpool run -u` / `--line-buffer`)
+                "nice"  int            -20..19: run the command under `nice -n`
 
         reply   "status" int           exit status, or 128 + signal
                 "signal" int           signal that killed it, 0 if none
@@ -82,6 +87,8 @@ typedef struct {
     size_t *slot_at;            //  "slotat" offsets into sh (has_slot_at: present)
     size_t nslot_at;
     bool has_slot_at;
+    bool flush;                 //  "flush": PARTs as the output comes
+    int nice;                   //  "nice": `nice -n` it (0: not)
 } dp_exec_item_t;
 
 //  An exec reply. Decoded replies own out, err and host.

@@ -57,7 +57,9 @@ IN='a\nSTOP\nb\n' expect 'echo a' -E STOP echo
 printf 'f1\nf2\n' > "$T/args"
 expect 'echo f1 x\necho f2 x' echo {} x :::: "$T/args"
 expect 'echo f1\necho f2' -a "$T/args" echo
-refused --plus echo ::: a
+refused --plus echo {host} ::: a
+refused --plus echo '{%a*}' ::: a
+expect 'echo a/b.c a b.c c' --plus echo {} {+/} {/} {+.} ::: a/b.c
 refused -S host echo ::: a
 refused --bogus-option echo ::: a
 refused echo {..} ::: a

@@ -34,7 +34,9 @@
     Big output streams when the executor gives a stream (the client takes
     PARTs): each time DP_EXEC_PART bytes of stdout (or of stderr) are
     buffered, they go as a PART and the buffer starts again, so memory
-    stays bounded whatever the command prints. With DP_PART_WINDOW parts
+    stays bounded whatever the command prints (an item that asks "flush"
+    sends each piece as it is read: `dpool run -u` / `--line-buffer`,
+    whose output is printed as it comes). With DP_PART_WINDOW parts
     unacknowledged, the pipes are not read (the command blocks on its
     writes) until an acknowledgement wakes us. The reply then holds the
     rest and the number of parts, and goes only once every part has been
@@ -395,6 +397,8 @@ typedef struct {
     uint64_t streamed;          //  bytes they carried
     bool exited, timedout, overflow, oom, cut;
     uint64_t slot;              //  the job slot it runs in (0: none)
+    size_t part_min;            //  bytes buffered that make a PART: DP_EXEC_PART,
+                                //  or 1 ("flush": as the output comes)
 } s_run_t;
 
 static int64_t
@@ -532,7 +536,7 @@ s_stream_flush (s_run_t *r)
         r->cut = true;
         return;
     }
-    if (r->out_size >= DP_EXEC_PART && st->room (st->arg)) {
+    if (r->out_size >= r->part_min && st->room (st->arg)) {
         if (st->send (st->arg, 1, dp_task_data (r->task) + r->out_at, r->out_size)) {
             r->oom = true;
             return;
@@ -542,7 +546,7 @@ s_stream_flush (s_run_t *r)
         r->out_size = 0;
         r->parts++;
     }
-    if (r->err_size >= DP_EXEC_PART && st->room (st->arg)) {
+    if (r->err_size >= r->part_min && st->room (st->arg)) {
         if (st->send (st->arg, 2, r->errbuf, r->err_size)) {
             r->oom = true;
             return;
@@ -558,7 +562,7 @@ static bool
 s_stream_held (s_run_t *r)
 {
     return r->stream && !r->cut && !r->oom
-        && (r->out_size >= DP_EXEC_PART || r->err_size >= DP_EXEC_PART);
+        && (r->out_size >= r->part_min || r->err_size >= r->part_min);
 }
 
 //  Empty the stream's eventfd.
@@ -837,11 +841,28 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     }
     char *sh_argv [4] = { item.shell ? item.shell : "/bin/sh", "-c", item.sh, NULL };
     char **argv = item.sh ? sh_argv : item.argv;
+    //  "nice": the command under `nice -n N` (GNU parallel's --nice)
+    char nice_num [16], *nice_argv [1024 + 4];
+    if (item.nice) {
+        size_t n = 0;
+        while (argv [n])
+            n++;
+        if (n > 1024) {
+            dp_exec_item_destroy (&item);
+            return dp_task_fail (task, "exec: nice: more than 1024 words");
+        }
+        snprintf (nice_num, sizeof nice_num, "%d", item.nice);
+        nice_argv [0] = "nice", nice_argv [1] = "-n", nice_argv [2] = nice_num;
+        memcpy (nice_argv + 3, argv, n * sizeof (char *));
+        nice_argv [n + 3] = NULL;
+        argv = nice_argv;
+    }
     char path [PATH_MAX], extra [2][48];
     char **envp = NULL;
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
                   .input = item.input, .input_size = item.input_size, .stream = s_stream,
-                  .slot = item.has_slot ? item.slot : 0 };
+                  .slot = item.has_slot ? item.slot : 0,
+                  .part_min = item.flush ? 1 : DP_EXEC_PART };
     s_spawn_t a = { .path = path, .argv = argv, .cwd = item.cwd, .guard = s_guard_get () };
     int rc = s_resolve (argv [0], path, sizeof path);
     if (rc == 0)
