@@ -809,17 +809,27 @@ s_emit (s_run_t *self, s_ent_t *e, int fd, const uint8_t *data, size_t len)
     if (!e->tag)
         fwrite (data, 1, len, out);
     else {
+        //  a tag starts every line, and follows every \r too (GNU
+        //  parallel's "Tag lines with \r, too": progress lines)
         size_t at = 0;
         while (at < len) {
-            const uint8_t *eol = (const uint8_t *) memchr (data + at, '\n', len - at);
-            size_t n = eol ? (size_t) (eol - data) - at + 1 : len - at;
+            size_t n = 0;
+            while (at + n < len && data [at + n] != '\n' && data [at + n] != '\r')
+                n++;
+            bool end = at + n < len;
             if (!e->mid_line [fd - 1]) {
                 fputs (e->tag, out);
                 fputc ('\t', out);
             }
-            fwrite (data + at, 1, n, out);
-            e->mid_line [fd - 1] = !eol;
-            at += n;
+            fwrite (data + at, 1, n + end, out);
+            if (end && data [at + n] == '\r') {
+                fputs (e->tag, out);
+                fputc ('\t', out);
+                e->mid_line [fd - 1] = true;
+            }
+            else
+                e->mid_line [fd - 1] = !end;
+            at += n + end;
         }
     }
     if (ferror (stdout))

@@ -784,6 +784,29 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
             run_strv_add (&source->values, argv [i], strlen (argv [i]));
         i++;
     }
+    //  GNU parallel reads a ::: value as records too: 'a,b' with -d , is
+    //  two arguments, and a value with a newline two by default (-0: an
+    //  argument holds no NUL, so nothing to cut)
+    for (int k = 0; k < o->nsources && o->delim; k++) {
+        run_strv_t *v = &o->sources [k].values;
+        size_t n = v->n;
+        bool cut = false;
+        for (size_t j = 0; j < n && !cut; j++)
+            cut = memchr (v->v [j], o->delim, v->len [j]) != NULL;
+        if (!cut)
+            continue;
+        run_strv_t split = { 0 };
+        for (size_t j = 0; j < n; j++) {
+            const char *at = v->v [j], *end = at + v->len [j], *d;
+            while ((d = (const char *) memchr (at, o->delim, (size_t) (end - at)))) {
+                run_strv_add (&split, at, (size_t) (d - at));
+                at = d + 1;
+            }
+            run_strv_add (&split, at, (size_t) (end - at));
+        }
+        run_strv_free (v);
+        *v = split;
+    }
     //  checks GNU parallel makes, and combinations dpool run does not have
     if (o->max_args == -1 && !o->pipe)
         return run_usage_error ("option -L is only supported with --pipe");

@@ -817,11 +817,10 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
             break;
         case T_POS: {
             long i = tok->pos > 0 ? tok->pos - 1 : (long) nargs + tok->pos;
+            //  an argument that is not there is nothing (GNU parallel: -N3
+            //  with 2 left, {3} of 2 sources); an empty one is ''
             if (i >= 0 && (size_t) i < nargs)
                 s_put_arg (out, t, tok, args [i], lens [i], raw);
-            else
-            if (!raw && !t->raw)
-                run_str_add (out, "''", 2);
             break;
         }
         case T_ARG:
@@ -829,8 +828,6 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
                 s_put_arg (out, t, tok, args [only], lens [only], raw);
                 break;
             }
-            if (nargs == 0 && !raw && !t->raw)
-                run_str_add (out, "''", 2);
             for (size_t i = 0; i < nargs; i++) {
                 if (i)
                     run_str_add (out, " ", 1);
@@ -838,6 +835,14 @@ s_put_tok (run_str_t *out, const s_template_t *t, const s_tok_t *tok, const char
             }
             break;
     }
+}
+
+//  Context replace: a word holding {} is repeated per argument, with -X
+//  and, as GNU parallel does, with -N (not -n or -m)
+static bool
+s_context (const run_opts_t *o)
+{
+    return o->multi == 'X' || (o->max_replace && o->max_args > 0);
 }
 
 //  Build a command (or, raw, a --tagstring) from the template.
@@ -1074,9 +1079,11 @@ s_columns (run_gen_t *self, const char *rec, size_t len, run_strv_t *out)
             free (copy);
         }
         size_t b = at, e = cut;
-        while (left && b < e && (rec [b] == ' ' || rec [b] == '\t'))
+        //  white space as Perl's \s, as GNU parallel trims (a CRLF
+        //  line's \r too)
+        while (left && b < e && isspace ((unsigned char) rec [b]))
             b++;
-        while (right && e > b && (rec [e - 1] == ' ' || rec [e - 1] == '\t'))
+        while (right && e > b && isspace ((unsigned char) rec [e - 1]))
             e--;
         run_strv_add (out, rec + b, e - b);
         if (cut == len)
@@ -1447,7 +1454,7 @@ s_cmd_len (run_gen_t *self, size_t from, size_t to)
     self->probe.len = 0;
     s_expand (&self->probe, &self->tpl, (const char **) self->args.v + from,
               self->args.len + from, to - from, self->seq + 1, 1, NULL,
-              self->o->multi == 'X', true, false);
+              s_context (self->o), true, false);
     return self->probe.len;
 }
 
@@ -1821,7 +1828,7 @@ run_gen_next (run_gen_t *self, run_job_t *job)
     //  {%} is the slot of the worker that runs the job: left for it to fill
     self->cmd_slots.n = self->tag_slots.n = 0;
     s_expand (&self->cmd, &self->tpl, (const char **) self->args.v, self->args.len, nargs,
-              self->seq, slot, &self->cmd_slots, o->multi == 'X', !o->pipe, false);
+              self->seq, slot, &self->cmd_slots, s_context (o), !o->pipe, false);
     job->slot_at = &self->cmd_slots;
     job->tag_slot_at = &self->tag_slots;
     job->seq = self->seq;
@@ -1856,7 +1863,7 @@ run_build_command (run_opts_t *opts, const char **args, const size_t *lens, size
     s_template_t t = { 0 };
     int rc = s_template_parse (&t, opts, NULL);
     if (rc == 0)
-        s_expand (out, &t, args, lens, nargs, seq, 1, NULL, opts->multi == 'X', true, false);
+        s_expand (out, &t, args, lens, nargs, seq, 1, NULL, s_context (opts), true, false);
     free (t.text);
     free (t.toks);
     return rc;

@@ -425,6 +425,21 @@ t 'printf "echo a\necho b\n"' -j 100
 t 'printf ">a\nAC\n>b\nGT\n"' --pipe -N1 --recstart '>' --rrs 'echo J; cat'
 t 'seq 10' --pipe --recend '' -k 'wc -c'
 t '' --tagstring '\033[30;3{=$_=++$::color%8=}m' seq {} ::: 2
+# --- edges found by hand: CRLF input, missing arguments, -d on ::: values
+t 'printf "crlf\r\nline\r\n"' --trim lr echo [{}]
+t 'printf "crlf\r\nline\r\n"' --colsep ' ' echo {2}:{1}
+t 'printf "crlf\r\nline\r\n"' --tag echo
+t 'printf "a\rb\rc\n"' --tagstring T echo
+t '' -N3 echo {1} {3} ::: a b c d e
+t '' -N2 echo x{}y ::: a b c
+t '' -N2 echo x{.}y ::: a.1 b.2 c
+t '' -N0 printf '[%s]' {} x ::: a
+t '' printf '[%s]' {3} x ::: a ::: b
+t '' printf '[%s]' {2} x ::: a ::: ''
+t '' -d , echo [{}] ::: a,b, c ,d
+t '' -d , echo [{}] ::: 'a,b' ::: x,y
+t '' echo [{}] ::: "$(printf 'a\nb')"
+t '' -n 0 echo x ::: a b
 export -f run_case
 s0=$SECONDS
 seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'
