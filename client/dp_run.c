@@ -102,6 +102,7 @@ typedef struct {
     uint32_t navoid;
     bool done;
     bool failed;
+    bool logged;                //  its joblog line is written
     dp_exec_reply_t reply;
     char *message;              //  the pool's reason when no reply came
     //  streamed output
@@ -325,12 +326,19 @@ s_joblog_read (s_run_t *self)
     return 0;
 }
 
+#define S_JOBLOG_HEADER "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
+
 //  Open the joblog for appending (header when new; a torn last line is
 //  ended first so the next line starts clean). Returns 0 or -1.
 static int
 s_joblog_open (s_run_t *self)
 {
     const char *path = self->o->joblog;
+    if (!strcmp (path, "-")) {          //  GNU parallel's --joblog -: on stdout
+        self->joblog = stdout;
+        fputs (S_JOBLOG_HEADER, stdout);
+        return 0;
+    }
     int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     if (fd < 0)
         return -1;
@@ -342,8 +350,7 @@ s_joblog_open (s_run_t *self)
         return -1;
     }
     if (fresh)
-        fputs ("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
-               self->joblog);
+        fputs (S_JOBLOG_HEADER, self->joblog);
     else {
         int rfd = open (path, O_RDONLY | O_CLOEXEC);
         char last = '\n';
@@ -359,8 +366,9 @@ s_joblog_open (s_run_t *self)
 static void
 s_joblog_line (s_run_t *self, s_ent_t *e)
 {
-    if (!self->joblog)
+    if (!self->joblog || e->logged)
         return;
+    e->logged = true;
     const dp_exec_reply_t *r = &e->reply;
     const char *host = self->embedded || !r->host || !*r->host ? ":" : r->host;
     int exitval = e->message ? -1 : r->timedout ? -1 : r->signal ? 0 : r->status;
@@ -1029,6 +1037,8 @@ s_print_ready (s_run_t *self, bool all_done)
             break;
         if (e->done && !self->stdout_broken && !e->results && !e->printed)
             s_print_job (self, e);
+        if (e->done)
+            s_joblog_line (self, e);    //  (--joblog -: after its output)
         if (e->nsegs && --self->spill_jobs == 0)
             self->spill_size = 0;       //  (not printed: a halt, a closed stdout)
         s_ent_free (e);
@@ -1196,7 +1206,10 @@ s_result (s_run_t *self, const dp_result_t *r)
     else
         self->succeeded++;
     self->runtime_sum += e->reply.runtime;
-    s_joblog_line (self, e);
+    //  --joblog - (stdout): a job's line follows its output, as GNU
+    //  parallel prints it (s_print_ready)
+    if (self->joblog != stdout || self->o->output != RUN_OUT_GROUP)
+        s_joblog_line (self, e);
     if (e->results)
         s_results_write (e);
     else
@@ -1442,7 +1455,7 @@ s_run_main (run_opts_t *op)
     //  closing the pool cancels what still runs (a halt, a closed stdout)
     dp_pool_close (&pool);
     dp_iter_destroy (&it);
-    if (self.joblog)
+    if (self.joblog && self.joblog != stdout)
         fclose (self.joblog);
     run_gen_destroy (&self.gen);
     for (uint64_t p = self.head; p < self.tail; p++)

@@ -347,7 +347,7 @@ t '' --csv echo {1} of {2} ::: 'a,b'
 t '' -j4 -k sleep {}\; echo {} ::: 0.2 0.1 0.4 0.3
 t '' -j0 -k --lb 'echo {};sleep {};echo {}' ::: 0.1 0.3 0.2 0.4
 t '' --link echo {1} {2} {3} ::: 1 2 ::: a b c ::: I II III IIII
-t '' --halt now,done=50% echo ::: {1..10}
+t '' -j1 --halt now,done=50% echo ::: {1..10}
 t '' -j1 --halt soon,done=2 echo ::: a b c d
 t '' -j1 --halt 2 echo {}\; exit {} ::: 0 4 0
 t '' -j1 --halt now,fail=2 echo {}\; exit {} ::: 0 4 0 5 6

@@ -96,5 +96,10 @@ check '[ "$rc" -eq 141 ]' "| head -2: exit $rc, not 141"
 check '[ ! -s "$T/errh" ]' "| head -2 printed: $(head -c 300 "$T/errh")"
 check '[ $ms -lt 1500 ]' "dpool run went on $ms ms after head -2 exited"
 
+# --joblog - : the log on stdout, each job's line after its output (GNU parallel)
+( cd "$T" && "$BIN/dpool" run -j 2 --joblog - echo ::: a b c ) > "$T/jls" 2> "$T/jlserr"; rc=$?
+check '[ $rc -eq 0 ] && [ "$(cut -f1,7- "$T/jls" | tr "\t\n" ",;")" = "Seq,Exitval,Signal,Command;a;1,0,0,echo a;b;2,0,0,echo b;c;3,0,0,echo c;" ] && [ ! -e "$T/-" ]' \
+    "--joblog -: rc=$rc $(cut -f1,7- "$T/jls" | tr '\t\n' ',;') $(head -c 200 "$T/jlserr")"
+
 echo "test_run_resume: $pass passed, $fail failed"
 [ $fail -eq 0 ]
