@@ -1057,6 +1057,8 @@ s_broker_free (broker_t **self_p)
     free ((char *) self->opts.allow_clients);
     free ((char *) self->opts.allow_workers);
     free (self->local);
+    free (self->guard.fds);
+    free (self->guard.rx);
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->workers);
     free (self);

@@ -51,6 +51,9 @@ typedef struct {
     uint32_t max_clients;           //  client sessions at once; 0: 1024
     uint32_t max_workers;           //  worker and node sessions at once; 0: 4096
     uint32_t max_jobs;              //  open jobs over all clients; 0: 16384
+    uint32_t max_rss_mb;            //  memory ceiling: over it, the TCP connection
+                                    //  that brought the most bytes in the last
+                                    //  tick is cut (0: none; dpool-broker sets it)
     int verbose;
 } dp_broker_opts_t;
 

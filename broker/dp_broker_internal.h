@@ -202,6 +202,14 @@ struct broker {
         uint64_t held;          //  messages that waited in a client's backlog
         uint64_t evicted;       //  idle workers evicted at --max-workers
         uint64_t undelivered;   //  ERROR/REPORT/WELCOME dropped: no room, no session
+        //  the memory ceiling (--max-rss): the TCP connections accepted,
+        //  their bytes received at the last sample, and cuts made
+        int *fds;
+        uint64_t *rx;
+        size_t nfds, fds_cap;
+        bool sampled;           //  rx holds the last tick's sample
+        int64_t cut_ms;         //  when a connection was last cut
+        uint64_t cuts;
     } guard;
     struct {                    //  counters for status and metrics (dp_metrics.c)
         uint64_t msgs_in, msgs_out, bytes_in, bytes_out;

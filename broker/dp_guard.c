@@ -15,6 +15,10 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 
 uint64_t
 guard_token (void)
@@ -252,10 +256,13 @@ s_open_fds (void)
     return count - 3;       //  ".", ".." and the directory's own fd
 }
 
+static void s_memory_check (broker_t *broker);
+
 void
 guard_tick (broker_t *broker)
 {
     guard_log_flush (broker);
+    s_memory_check (broker);
     //  the event count can only drift up (an event missed): the fds open
     //  are an upper bound, checked when it matters
     if (broker->guard.conns > broker->guard.max_conns / 2 && broker->now_ms % 1000 < 100) {
@@ -491,9 +498,127 @@ guard_budget (broker_t *broker, int reserve)
     broker->guard.max_conns = fds - reserve > 16 ? fds - reserve : 16;
 }
 
+//  Keep track of the TCP connections for the memory ceiling
+static void
+s_track (broker_t *broker, bool accepted, int fd)
+{
+    if (!broker->opts.max_rss_mb)
+        return;
+    size_t i = 0;
+    while (i < broker->guard.nfds && broker->guard.fds [i] != fd)
+        i++;
+    if (!accepted) {
+        if (i < broker->guard.nfds) {
+            broker->guard.nfds--;
+            broker->guard.fds [i] = broker->guard.fds [broker->guard.nfds];
+            broker->guard.rx [i] = broker->guard.rx [broker->guard.nfds];
+        }
+        return;
+    }
+    int domain = 0;
+    socklen_t size = sizeof domain;
+    if (i < broker->guard.nfds || getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0
+    ||  (domain != AF_INET && domain != AF_INET6))
+        return;                 //  (a DISCONNECTED missed: the fd is new again)
+    if (broker->guard.nfds == broker->guard.fds_cap) {
+        size_t cap = broker->guard.fds_cap ? broker->guard.fds_cap * 2 : 64;
+        int *fds = (int *) realloc (broker->guard.fds, cap * sizeof (int));
+        if (fds)
+            broker->guard.fds = fds;
+        uint64_t *rx = (uint64_t *) realloc (broker->guard.rx, cap * sizeof (uint64_t));
+        if (rx)
+            broker->guard.rx = rx;
+        if (!fds || !rx)
+            return;             //  (not watched: only the ceiling's reach is less)
+        broker->guard.fds_cap = cap;
+    }
+    broker->guard.fds [broker->guard.nfds] = fd;
+    broker->guard.rx [broker->guard.nfds++] = 0;
+    broker->guard.sampled = false;
+}
+
+//  Linux's tcp_info goes on past glibc's copy of it (which ends at
+//  tcpi_total_retrans); the kernel only ever appends to it (4.1 and later
+//  fill these)
+typedef struct {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+    uint64_t bytes_received;    //  tcpi_bytes_received
+} s_tcp_info_t;
+
+_Static_assert (sizeof (struct tcp_info) == 104, "glibc's tcp_info is Linux's up to tcpi_total_retrans");
+
+//  Bytes the kernel has received on a TCP connection, or 0
+static uint64_t
+s_received (int fd)
+{
+    s_tcp_info_t info;
+    socklen_t size = sizeof info;
+    memset (&info, 0, sizeof info);
+    if (getsockopt (fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0
+    ||  size < offsetof (s_tcp_info_t, bytes_received) + sizeof info.bytes_received)
+        return 0;
+    return info.bytes_received;
+}
+
+//  The process's resident memory in bytes, or 0
+static uint64_t
+s_rss (void)
+{
+    FILE *f = fopen ("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (!f)
+        return 0;
+    if (fscanf (f, "%llu %llu", &size, &resident) != 2)
+        resident = 0;
+    fclose (f);
+    return (uint64_t) resident * (uint64_t) sysconf (_SC_PAGESIZE);
+}
+
+//  The memory ceiling. libzmq 4.3 keeps a multipart message whole before
+//  the broker sees any of it, and nothing bounds its frame count, so one
+//  peer can send gigabytes the broker never gets to refuse. Past half the
+//  ceiling the TCP connections' received bytes are sampled each tick;
+//  past the ceiling the one that brought the most since the last tick is
+//  shut down (libzmq then drops its session and the part of a message it
+//  held), at most one a second. Peers that keep to their windows hold far
+//  less than the ceiling (README, "The bound").
+static void
+s_memory_check (broker_t *broker)
+{
+    uint64_t ceiling = (uint64_t) broker->opts.max_rss_mb << 20;
+    uint64_t rss = ceiling && broker->guard.nfds ? s_rss () : 0;
+    if (rss <= ceiling / 2) {
+        broker->guard.sampled = false;
+        return;
+    }
+    size_t best = broker->guard.nfds;
+    uint64_t most = 0;
+    for (size_t i = 0; i < broker->guard.nfds; i++) {
+        uint64_t rx = s_received (broker->guard.fds [i]);
+        uint64_t delta = rx >= broker->guard.rx [i] ? rx - broker->guard.rx [i] : 0;
+        if (broker->guard.sampled && delta > most) {
+            most = delta;
+            best = i;
+        }
+        broker->guard.rx [i] = rx;
+    }
+    broker->guard.sampled = true;
+    if (rss <= ceiling || best == broker->guard.nfds || broker->now_ms - broker->guard.cut_ms < 1000)
+        return;
+    shutdown (broker->guard.fds [best], SHUT_RDWR);
+    broker->guard.cut_ms = broker->now_ms;
+    broker->guard.cuts++;
+    guard_log (broker, "memory %llu MiB is over the ceiling of %u MiB (--max-rss): the connection "
+               "that sent the most since the last tick (%llu KiB, fd %d) is cut",
+               (unsigned long long) (rss >> 20), broker->opts.max_rss_mb,
+               (unsigned long long) (most >> 10), broker->guard.fds [best]);
+}
+
 void
 guard_connection (broker_t *broker, bool accepted, int fd)
 {
+    s_track (broker, accepted, fd);
     if (!accepted) {
         broker->guard.conns -= broker->guard.conns > 0;
         return;

@@ -73,6 +73,9 @@ s_usage (FILE *out)
         "      --max-clients N    client sessions at once (default 1024); more: ELIMIT\n"
         "      --max-workers N    worker and node sessions at once (default 4096)\n"
         "      --max-jobs N       open jobs over all clients (default 16384)\n"
+        "      --max-rss MB       memory ceiling: over it, the TCP connection that sent\n"
+        "                         the most in the last 100 ms is cut (default 64 +\n"
+        "                         4 x --window-bytes + 512; 0: none)\n"
         "  -v, --verbose          log peers coming and going\n"
         "  -h, --help             show this help and exit\n"
         "  -V, --version          show the version and exit\n"
@@ -133,6 +136,7 @@ main (int argc, char *argv [])
         { "max-clients", required_argument, NULL, 'C' },
         { "max-workers", required_argument, NULL, 'K' },
         { "max-jobs", required_argument, NULL, 'J' },
+        { "max-rss", required_argument, NULL, 307 },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -145,6 +149,7 @@ main (int argc, char *argv [])
     const char *metrics = NULL;
     bool metrics_public = false, no_curve = false;
     const char *secret = NULL, *server_dir = NULL;
+    int64_t max_rss = -1;           //  --max-rss; -1: from the windows
     int c;
     while ((c = getopt_long (argc, argv, "c:w:j:m:vhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -195,6 +200,7 @@ main (int argc, char *argv [])
             case 'C': opts.max_clients = (uint32_t) s_number (optarg, "client limit", 1, 1 << 20); break;
             case 'K': opts.max_workers = (uint32_t) s_number (optarg, "worker limit", 1, 1 << 20); break;
             case 'J': opts.max_jobs = (uint32_t) s_number (optarg, "job limit", 1, 1 << 24); break;
+            case 307: max_rss = (int64_t) s_number (optarg, "memory ceiling (MB)", 0, 1 << 24); break;
             case 'v': opts.verbose++; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("dpool-broker %s\n", DPOOL_VERSION_STRING); return 0;
@@ -206,6 +212,10 @@ main (int argc, char *argv [])
         return 64;
     }
     opts.modules = modules;
+    //  the memory ceiling: room for 4 clients' full windows and 2 of the
+    //  largest frames above a base, unless given
+    opts.max_rss_mb = max_rss >= 0 ? (uint32_t) max_rss
+                    : (uint32_t) (64 + 4 * ((opts.wbytes ? opts.wbytes : (256u << 20)) >> 20) + 512);
     dp_broker_raise_nofile ();      //  as many connections as the host allows
     //  the keys: given, none asked for, or the server directory's
     char err [512], dir [4096], path [2][4200];
