@@ -1253,21 +1253,52 @@ run_gen_new (run_opts_t *o)
                     close (fd);
             }
             else {
-                //  a ::: list: --header takes its first value as the name
+                //  a ::: list: as GNU parallel, each value is records cut
+                //  by the delimiter (`::: 'a<NL>b'` is two, `-d , ::: a,`
+                //  is "a" and ""); --header takes the first as the name
+                run_strv_t recs = { 0 };
+                for (size_t k = 0; k < src->values.n; k++) {
+                    const char *v = src->values.v [k], *end = v + src->values.len [k];
+                    while (true) {
+                        const char *d = (const char *) memchr (v, o->delim, (size_t) (end - v));
+                        run_strv_add (&recs, v, (size_t) ((d ? d : end) - v));
+                        if (!d)
+                            break;
+                        v = d + 1;
+                    }
+                }
                 size_t first = 0;
-                if (o->header && src->values.n) {
-                    s_header (self, src->values.v [0], src->values.len [0]);
+                if (o->header && recs.n) {
+                    s_header (self, recs.v [0], recs.len [0]);
                     first = 1;
                 }
-                for (size_t k = first; k < src->values.n; k++) {
-                    int use = s_record_filter (self, src->values.v [k], src->values.len [k]);
+                for (size_t k = first; k < recs.n; k++) {
+                    int use = s_record_filter (self, recs.v [k], recs.len [k]);
                     if (use < 0)
                         break;
                     if (use)
-                        run_strv_add (&self->cols [i], src->values.v [k], src->values.len [k]);
+                        run_strv_add (&self->cols [i], recs.v [k], recs.len [k]);
                 }
+                run_strv_free (&recs);
             }
         }
+        //  GNU parallel: among several sources (not --link), an empty one
+        //  is one empty argument, unless all are empty; with --link, it
+        //  stops (255)
+        bool any = false;
+        for (size_t i = 0; n > 1 && o->link_all && i < n; i++)
+            if (self->cols [i].n == 0) {
+                fprintf (stderr, "dpool run: --link with an empty input source is not "
+                         "supported; Try --help\n");
+                run_gen_destroy (&self);
+                return NULL;
+            }
+        for (size_t i = 0; i < n; i++)
+            any |= self->cols [i].n > 0;
+        for (size_t i = 0; n > 1 && any && !o->link_all && i < n; i++)
+            if (self->cols [i].n == 0 && !(nsrc && (o->sources [i].linked
+                                                    || (i + 1 < n && o->sources [i + 1].linked))))
+                run_strv_add (&self->cols [i], "", 0);
         //  groups: linked sources advance together; --link wraps the
         //  shorter ones (the group is as long as its longest source),
         //  :::+ / ::::+ drop the rest of the longer ones (as its shortest)

@@ -425,6 +425,34 @@ t 'printf "echo a\necho b\n"' -j 100
 t 'printf ">a\nAC\n>b\nGT\n"' --pipe -N1 --recstart '>' --rrs 'echo J; cat'
 t 'seq 10' --pipe --recend '' -k 'wc -c'
 t '' --tagstring '\033[30;3{=$_=++$::color%8=}m' seq {} ::: 2
+# === edges found while mining (each checked against GNU parallel 20221122)
+t '' 'kill -TERM $$' ::: a
+t '' --halt now,fail=1 'kill -9 $$' ::: a
+t '' echo x{}x ::: ''
+t '' --dry-run -X echo a{}b ::: 1 2 3
+t 'seq 5' --dry-run --pipe -N2 cat
+t '' --xargs -n 2 echo ::: a b c d e
+t 'seq 6' --pipe --tag -N2 cat
+t '' --tag -N2 echo ::: a b c
+t '' --colsep , --header : echo {a.b} {c} ::: 'a.b,c' '1,2'
+t '' --retries 2 --joblog jl 'echo {}; exit {}' ::: 0 1
+t '' --timeout 0.5 --joblog jl 'sleep {}; echo {}' ::: 0.1 3
+t '' --tag --tagstring '{1}' echo ::: a ::: b
+t '' echo '{}{}' '{1}{1}' '{.}.{}' ::: a.b
+t '' -q echo '{} {}' ::: a
+t '' echo {3} ::: a ::: b
+t '' echo ::: a :::: /dev/null
+t '' echo :::: /dev/null ::: a
+t '' echo x{1}x{2}x ::: :::
+t '' --link echo x{1}x{2}x ::: a b :::
+t '' -d '\t' echo ::: 'a	b'
+t '' -d , echo x{}x ::: 'a,' ',' b
+t '' echo x{}x ::: 'a
+b'
+t '' -r echo x{}x ::: '' b
+t '' -d , -E b echo ::: a,b,c
+t '' -u --tag echo ::: a b
+t '' --plus -j1 echo {0#} ::: {1..12}
 export -f run_case
 s0=$SECONDS
 seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'
