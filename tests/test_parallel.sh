@@ -451,7 +451,7 @@ t '' echo x{}x ::: 'a
 b'
 t '' -r echo x{}x ::: '' b
 t '' -d , -E b echo ::: a,b,c
-t '' -u --tag echo ::: a b
+t '' -u --tag echo ::: a
 t '' --plus -j1 echo {0#} ::: {1..12}
 export -f run_case
 s0=$SECONDS
