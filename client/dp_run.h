@@ -167,6 +167,8 @@ typedef struct {
     const size_t *arg_lens;
     size_t nargs;
     const run_strv_t *names;    //  --header column names, or empty
+    const char *results;        //  --results NAME with replacement strings: NAME
+                                //  expanded (NULL: a plain directory)
     bool skipped;               //  --plus {uniq} / {choose_k} skip it: it does
                                 //  not run and counts as failed (GNU parallel's
                                 //  Exitval -2 in the joblog)

@@ -521,10 +521,10 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         case O_RESULTS: {
             size_t len = strlen (val);
-            if (strchr (val, '{') || (len > 4 && (!strcmp (val + len - 4, ".csv")
-                || !strcmp (val + len - 4, ".tsv") || !strcmp (val + len - 5, ".json"))))
-                return run_usage_error ("option --results: only a directory name "
-                                        "(no replacement strings, .csv, .tsv, .json) is supported");
+            if (len > 4 && (!strcmp (val + len - 4, ".csv") || !strcmp (val + len - 4, ".tsv")
+                            || !strcmp (val + len - 5, ".json")))
+                return run_usage_error ("option --results: .csv, .tsv and .json files are "
+                                        "not supported");
             o->results = val;
             break;
         }

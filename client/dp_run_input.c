@@ -966,6 +966,8 @@ s_reader_next (s_reader_t *r, char delim, const char **rec, size_t *len)
 struct run_gen {
     run_opts_t *o;
     s_template_t tpl, tag_tpl;
+    s_template_t res_tpl;       //  --results NAME, when it has replacement strings
+    run_str_t res;
     run_strv_t names;           //  --header column names
     regex_t colsep;
     bool has_colsep;
@@ -1367,6 +1369,15 @@ run_gen_new (run_opts_t *o)
         }
         self->tag_tpl.total = njobs;
     }
+    if (o->results) {
+        run_opts_t t = { .command = (char **) &o->results, .ncommand = 1, .plus = o->plus };
+        memcpy (t.repl, o->repl, sizeof t.repl);
+        if (s_template_parse (&self->res_tpl, &t, &self->names) != 0) {
+            run_gen_destroy (&self);
+            return NULL;
+        }
+        self->res_tpl.total = njobs;
+    }
     return self;
 }
 
@@ -1380,6 +1391,9 @@ run_gen_destroy (run_gen_t **self_p)
     free (self->tpl.toks);
     free (self->tag_tpl.text);
     free (self->tag_tpl.toks);
+    free (self->res_tpl.text);
+    free (self->res_tpl.toks);
+    free (self->res.p);
     run_strv_free (&self->names);
     if (self->has_colsep)
         regfree (&self->colsep);
@@ -1876,6 +1890,14 @@ run_gen_next (run_gen_t *self, run_job_t *job)
                 run_str_add (&self->tag, self->args.v [i], self->args.len [i]);
             }
         job->tag = self->tag.p;
+    }
+    if (self->res_tpl.has_repl) {
+        //  --results NAME{}...: NAME, NAME.err, NAME.seq (NAME/: a folder)
+        self->res.len = 0;
+        run_str_add (&self->res, "", 0);
+        s_expand (&self->res, &self->res_tpl, (const char **) self->args.v, self->args.len,
+                  nargs, self->seq, slot, NULL, false, false, true);
+        job->results = self->res.p;
     }
     return 1;
 }

@@ -355,6 +355,9 @@ t 'printf "a:b:c:d:e:f:g\nh:i:j:k:l:m:n\n"' -d : -N7 echo {1} {6}
 t '' --header : --results foo echo {a} {b} ::: a I II ::: b III IIII
 t '' --results foo echo {1} {2} ::: I II ::: III IIII
 t '' --results my_{} echo ::: foo bar baz
+t '' --results my_{}/ echo ::: foo bar baz
+t '' --results x/{1}/{2} echo ::: a ::: b/c
+t '' --results r{#}.txt 'echo {}; echo e >&2' ::: a b
 t '' --results my.csv seq ::: 10 20 30
 t 'seq 4' -j4 'sleep 0.{};echo -n start{};sleep 0.{};echo {}end'
 t 'seq 10' -N2 echo seq:\$PARALLEL_SEQ arg1:{1} arg2:{2}
