@@ -137,6 +137,8 @@ typedef struct {
     size_t block_size;
     const char *recstart, *recend;
     bool rrs;                   //  --rrs: the separators taken out of each block
+    bool regexp;                //  --regexp: --recstart / --recend are regexps
+                                //  (Perl's, as POSIX ERE)
     int pipe_records;           //  -N with --pipe / -L: records per block
 } run_opts_t;
 

@@ -456,6 +456,10 @@ t '' -r echo x{}x ::: '' b
 t '' -d , -E b echo ::: a,b,c
 t '' -u --tag echo ::: a
 t '' --plus -j1 echo {0#} ::: {1..12}
+t 'echo /foo, bar/, /baz, qux/,' -kN1 --regexp --recend ', ' --recstart / --pipe echo JOB{#}\;cat\;echo END
+t 'printf ">a\nAC\n>b\nGT\n"' --pipe -N1 --regexp --recstart '>' 'echo J; cat'
+t 'printf "a1b22c333d"' --pipe -N1 --regexp --recend '[0-9]+' 'echo J; cat; echo'
+t 'seq 20' --pipe --regexp --recend '5\n' 'echo J; cat'
 export -f run_case
 s0=$SECONDS
 seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'
