@@ -197,6 +197,8 @@ t '' --shuf echo ::: a
 # --- --pipe
 t 'seq 100000' --pipe wc -l
 t 'seq 20' --pipe --block 10 wc -l
+t 'seq 3000' --pipe --block 1k wc -c
+t 'seq 3000' --pipe --block 1K wc -c
 t 'seq 20' --pipe -N3 'echo {#}; cat'
 t 'printf ">a\nxx\n>b\nyy\n"' --pipe -N1 --recstart '>' 'echo J; cat'
 t 'seq 30' --pipe --block 20 --recend '0\n' 'echo B; cat'
@@ -289,7 +291,7 @@ t '' --files echo ::: A B C
 t '' --results outdir echo ::: A B C
 t '' --header : --results outdir echo ::: f1 A B ::: f2 C D
 # --- running
-t '' -N0 -j64 sleep 0.1 :::: num128
+t '' -N0 -j64 sleep 0.1 :::: num8
 t '' -N0 --jobs 200% sleep 0.1 :::: num8
 t '' --use-cpus-instead-of-cores -N0 sleep 0.1 :::: num8
 t '' --shuf echo ::: 1 2 3 ::: a b c ::: A B C
@@ -306,13 +308,17 @@ t '' -j1 --halt soon,fail=20% echo {}\; exit {} ::: 0 1 2 3 4 5 6 7 8 9
 t '' -j1 --halt now,success=1 echo {}\; exit {} ::: 1 2 3 0 4 5 6
 t '' -k --retries 3 'echo tried {} >>runs; echo completed {}; exit {}' ::: 1 2 0
 t '' --termseq INT,200,TERM,100,KILL,25 -u --timeout 1 sleep ::: 3
+show_signals() {
+    perl -e 'for(keys %SIG) { $SIG{$_} = eval "sub { print \"Got $_\\n\"; }"; } while(1){sleep 1}'
+}
+export -f show_signals
+t 'echo' -u --timeout 1 show_signals
 t '' --load 100% echo load is less than {} job per cpu ::: 1
 t '' --nice 17 echo this is being run with nice -n ::: 17
 t '' -S : echo running on ::: the_local_machine
 t '' --env MYVAR echo '$MYVAR' ::: baz
 # --- --pipe
 t 'seq 1000000' --pipe wc
-t 'seq 1000000' --pipe --block 2M wc
 t 'seq 1000000' --pipe -j4 --roundrobin wc
 t 'seq 1000000' --pipe -N140000 wc
 t 'seq 1000000' --pipe -L75 wc
