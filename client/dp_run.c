@@ -96,6 +96,7 @@ typedef struct {
     char *input;                //  --pipe block, kept only for --retries
     size_t input_len;
     char *results;              //  --results: the job's directory
+    bool results_files;         //  or (a name with replacement strings) its file name
     int attempts;
     uint32_t slot;              //  the job slot the client gave it (own_slots), 0: none
     uint64_t avoid [DP_MAX_AVOID];  //  --retries: tags of the nodes it failed on
@@ -662,11 +663,32 @@ s_write_file (const char *dir, const char *name, const void *data, size_t len)
 }
 
 //  Write a finished job's seq, stdout and stderr under its --results dir
+//  (or, for a --results name with replacement strings that does not end
+//  in '/', as the files NAME, NAME.err, NAME.seq)
 static void
 s_results_write (s_ent_t *e)
 {
     char seq [24];
     int n = snprintf (seq, sizeof seq, "%llu", (unsigned long long) e->seq);
+    size_t rlen = strlen (e->results);
+    if (e->results_files && rlen && e->results [rlen - 1] != '/') {
+        char *dir = strdup (e->results);
+        char *slash = strrchr (dir, '/');
+        const char *base = slash ? slash + 1 : dir;
+        if (slash)
+            *slash = 0;
+        char err [4096], sq [4096];
+        snprintf (err, sizeof err, "%s.err", base);
+        snprintf (sq, sizeof sq, "%s.seq", base);
+        const char *in = slash ? dir : ".";
+        if ((slash && *dir && s_mkdirs (dir) != 0)
+        ||  s_write_file (in, base, e->reply.out, e->reply.out_size) != 0
+        ||  s_write_file (in, err, e->reply.err, e->reply.err_size) != 0
+        ||  s_write_file (in, sq, seq, (size_t) n) != 0)
+            fprintf (stderr, "dpool run: --results %s: %s\n", e->results, strerror (errno));
+        free (dir);
+        return;
+    }
     if (s_mkdirs (e->results) != 0
     ||  s_write_file (e->results, "seq", seq, (size_t) n) != 0
     ||  s_write_file (e->results, "stdout", e->reply.out, e->reply.out_size) != 0
@@ -774,6 +796,11 @@ s_input (void *arg, const void **data, size_t *len)
             s_joblog_line (self, e);
             continue;
         }
+        if (job.results) {
+            e->results = strdup (job.results);
+            e->results_files = true;
+        }
+        else
         if (self->o->results)
             e->results = s_results_dir (self->o->results, &job);
         self->started++;

@@ -137,6 +137,8 @@ typedef struct {
     size_t block_size;
     const char *recstart, *recend;
     bool rrs;                   //  --rrs: the separators taken out of each block
+    bool regexp;                //  --regexp: --recstart / --recend are regexps
+                                //  (Perl's, as POSIX ERE)
     int pipe_records;           //  -N with --pipe / -L: records per block
 } run_opts_t;
 
@@ -167,6 +169,8 @@ typedef struct {
     const size_t *arg_lens;
     size_t nargs;
     const run_strv_t *names;    //  --header column names, or empty
+    const char *results;        //  --results NAME with replacement strings: NAME
+                                //  expanded (NULL: a plain directory)
     bool skipped;               //  --plus {uniq} / {choose_k} skip it: it does
                                 //  not run and counts as failed (GNU parallel's
                                 //  Exitval -2 in the joblog)

@@ -31,7 +31,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -92,6 +92,7 @@ static const s_opt_t s_options [] = {
     { "recend", O_RECEND, true },
     { "rrs|remove-rec-sep|removerecsep", O_RRS, false },
     { "nice", O_NICE, true },
+    { "regexp|regex", O_REGEXP, false },
     { "S|sshlogin", O_SSHLOGIN, true },
     { "max-line-length-allowed|maxlinelengthallowed", O_MAXLINE, false },
     { "L", O_MAXLINES, true },
@@ -142,7 +143,7 @@ static const char *s_refused =
     "|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
-    "|roundrobin|round|regexp|regex|output-as-files"
+    "|roundrobin|round|output-as-files"
     "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|pipe-part|pipepart|tee"
     "|shard|bin|group-by|groupby|hgrp|hostgrp|hostgroup|hostgroups|embed|sem|w|z|Z|f|c|y"
     "|_pipe-means-argfiles|";
@@ -197,6 +198,7 @@ run_usage (FILE *out)
 "  --halt now|soon,fail|success|done=N|N%%  stop early\n"
 "  --env NAME           pass $NAME to the jobs  --wd DIR  run jobs in DIR\n"
 "  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
+"        --regexp, --rrs, --header N|REGEXP\n"
 "                       stdin cut into blocks of whole records, one per job\n"
 "Output (each job's stdout, then its stderr on stderr, in input order):\n"
 "  --tag  --tagstring STR  --dry-run  --shellquote  -t, --verbose  -v\n"
@@ -548,10 +550,10 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         case O_RESULTS: {
             size_t len = strlen (val);
-            if (strchr (val, '{') || (len > 4 && (!strcmp (val + len - 4, ".csv")
-                || !strcmp (val + len - 4, ".tsv") || !strcmp (val + len - 5, ".json"))))
-                return run_usage_error ("option --results: only a directory name "
-                                        "(no replacement strings, .csv, .tsv, .json) is supported");
+            if (len > 4 && (!strcmp (val + len - 4, ".csv") || !strcmp (val + len - 4, ".tsv")
+                            || !strcmp (val + len - 5, ".json")))
+                return run_usage_error ("option --results: .csv, .tsv and .json files are "
+                                        "not supported");
             o->results = val;
             break;
         }
@@ -582,6 +584,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             o->max_args = -1;       //  marks -L: only with --pipe
             break;
         case O_RRS: o->rrs = true; break;
+        case O_REGEXP: o->regexp = true; break;
         case O_NICE: {
             char *end;
             long v = strtol (val, &end, 10);
@@ -784,29 +787,6 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
             run_strv_add (&source->values, argv [i], strlen (argv [i]));
         i++;
     }
-    //  GNU parallel reads a ::: value as records too: 'a,b' with -d , is
-    //  two arguments, and a value with a newline two by default (-0: an
-    //  argument holds no NUL, so nothing to cut)
-    for (int k = 0; k < o->nsources && o->delim; k++) {
-        run_strv_t *v = &o->sources [k].values;
-        size_t n = v->n;
-        bool cut = false;
-        for (size_t j = 0; j < n && !cut; j++)
-            cut = memchr (v->v [j], o->delim, v->len [j]) != NULL;
-        if (!cut)
-            continue;
-        run_strv_t split = { 0 };
-        for (size_t j = 0; j < n; j++) {
-            const char *at = v->v [j], *end = at + v->len [j], *d;
-            while ((d = (const char *) memchr (at, o->delim, (size_t) (end - at)))) {
-                run_strv_add (&split, at, (size_t) (d - at));
-                at = d + 1;
-            }
-            run_strv_add (&split, at, (size_t) (end - at));
-        }
-        run_strv_free (v);
-        *v = split;
-    }
     //  checks GNU parallel makes, and combinations dpool run does not have
     if (o->max_args == -1 && !o->pipe)
         return run_usage_error ("option -L is only supported with --pipe");
@@ -816,6 +796,8 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
                                 "without --pipe");
     if (o->output == RUN_OUT_UNGROUP)
         o->tag = false, o->tagstring = NULL;    //  GNU parallel: -u disables --tag
+    if (o->regexp && !o->pipe)
+        return run_usage_error ("option --regexp is only supported with --pipe");
     if (o->max_chars && (!o->multi || o->pipe))
         return run_usage_error ("option -s is only supported with -m, -X or --xargs");
     if (o->pipe && (o->nsources > 0))

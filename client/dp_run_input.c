@@ -971,6 +971,8 @@ s_reader_next (s_reader_t *r, char delim, const char **rec, size_t *len)
 struct run_gen {
     run_opts_t *o;
     s_template_t tpl, tag_tpl;
+    s_template_t res_tpl;       //  --results NAME, when it has replacement strings
+    run_str_t res;
     run_strv_t names;           //  --header column names
     regex_t colsep;
     bool has_colsep;
@@ -980,6 +982,10 @@ struct run_gen {
     bool pipe_header_done;
     run_str_t pipe_header;
     run_str_t block;            //  header + block
+    //  --regexp: recend, recstart (anchored) and both (for --rrs)
+    regex_t re_end, re_start, re_both;
+    bool has_re;
+    bool re_empty_end;          //  --recstart without --recend
     //  streaming from stdin
     bool stream;
     s_reader_t stdin_reader;
@@ -1194,6 +1200,8 @@ s_colsep_setup (run_gen_t *self)
     return 0;
 }
 
+static int s_re_setup (run_gen_t *self);
+
 //  Does the command (or --tagstring) use the number of jobs ({##} {0#})?
 static bool
 s_wants_total (const run_opts_t *o)
@@ -1232,6 +1240,10 @@ run_gen_new (run_opts_t *o)
         return NULL;
     }
     self->stream = stdin_only && !o->multi && !o->pipe && o->halt_when == HALT_NEVER && !wants_total;
+    if (o->pipe && o->regexp && s_re_setup (self) != 0) {
+        run_gen_destroy (&self);
+        return NULL;
+    }
     if (o->pipe || self->stream) {
         self->stdin_reader.fd = 0;
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
@@ -1260,21 +1272,52 @@ run_gen_new (run_opts_t *o)
                     close (fd);
             }
             else {
-                //  a ::: list: --header takes its first value as the name
+                //  a ::: list: as GNU parallel, each value is records cut
+                //  by the delimiter (`::: 'a<NL>b'` is two, `-d , ::: a,`
+                //  is "a" and ""); --header takes the first as the name
+                run_strv_t recs = { 0 };
+                for (size_t k = 0; k < src->values.n; k++) {
+                    const char *v = src->values.v [k], *end = v + src->values.len [k];
+                    while (true) {
+                        const char *d = (const char *) memchr (v, o->delim, (size_t) (end - v));
+                        run_strv_add (&recs, v, (size_t) ((d ? d : end) - v));
+                        if (!d)
+                            break;
+                        v = d + 1;
+                    }
+                }
                 size_t first = 0;
-                if (o->header && src->values.n) {
-                    s_header (self, src->values.v [0], src->values.len [0]);
+                if (o->header && recs.n) {
+                    s_header (self, recs.v [0], recs.len [0]);
                     first = 1;
                 }
-                for (size_t k = first; k < src->values.n; k++) {
-                    int use = s_record_filter (self, src->values.v [k], src->values.len [k]);
+                for (size_t k = first; k < recs.n; k++) {
+                    int use = s_record_filter (self, recs.v [k], recs.len [k]);
                     if (use < 0)
                         break;
                     if (use)
-                        run_strv_add (&self->cols [i], src->values.v [k], src->values.len [k]);
+                        run_strv_add (&self->cols [i], recs.v [k], recs.len [k]);
                 }
+                run_strv_free (&recs);
             }
         }
+        //  GNU parallel: among several sources (not --link), an empty one
+        //  is one empty argument, unless all are empty; with --link, it
+        //  stops (255)
+        bool any = false;
+        for (size_t i = 0; n > 1 && o->link_all && i < n; i++)
+            if (self->cols [i].n == 0) {
+                fprintf (stderr, "dpool run: --link with an empty input source is not "
+                         "supported; Try --help\n");
+                run_gen_destroy (&self);
+                return NULL;
+            }
+        for (size_t i = 0; i < n; i++)
+            any |= self->cols [i].n > 0;
+        for (size_t i = 0; n > 1 && any && !o->link_all && i < n; i++)
+            if (self->cols [i].n == 0 && !(nsrc && (o->sources [i].linked
+                                                    || (i + 1 < n && o->sources [i + 1].linked))))
+                run_strv_add (&self->cols [i], "", 0);
         //  groups: linked sources advance together; --link wraps the
         //  shorter ones (the group is as long as its longest source),
         //  :::+ / ::::+ drop the rest of the longer ones (as its shortest)
@@ -1343,6 +1386,15 @@ run_gen_new (run_opts_t *o)
         }
         self->tag_tpl.total = njobs;
     }
+    if (o->results) {
+        run_opts_t t = { .command = (char **) &o->results, .ncommand = 1, .plus = o->plus };
+        memcpy (t.repl, o->repl, sizeof t.repl);
+        if (s_template_parse (&self->res_tpl, &t, &self->names) != 0) {
+            run_gen_destroy (&self);
+            return NULL;
+        }
+        self->res_tpl.total = njobs;
+    }
     return self;
 }
 
@@ -1356,6 +1408,9 @@ run_gen_destroy (run_gen_t **self_p)
     free (self->tpl.toks);
     free (self->tag_tpl.text);
     free (self->tag_tpl.toks);
+    free (self->res_tpl.text);
+    free (self->res_tpl.toks);
+    free (self->res.p);
     run_strv_free (&self->names);
     if (self->has_colsep)
         regfree (&self->colsep);
@@ -1370,6 +1425,11 @@ run_gen_destroy (run_gen_t **self_p)
     run_strv_free (&self->carry);
     free (self->pipe_header.p);
     free (self->block.p);
+    if (self->has_re) {
+        regfree (&self->re_end);
+        regfree (&self->re_start);
+        regfree (&self->re_both);
+    }
     free (self->probe.p);
     free (self->cmd.p);
     free (self->tag.p);
@@ -1561,9 +1621,141 @@ s_next_streamed (run_gen_t *self)
 }
 
 //  --pipe: the end of the next block in the reader, or 0 (need more)
+//  A Perl regexp of --recstart / --recend as a POSIX ERE (as --colsep's)
+static int
+s_re_compile (regex_t *rx, const char *prefix, const char *perl, const char *suffix)
+{
+    run_str_t re = { 0 };
+    run_str_adds (&re, prefix);
+    for (const char *p = perl; *p; p++) {
+        if (*p == '\\' && p [1]) {
+            p++;
+            switch (*p) {
+                case 'n': run_str_add (&re, "\n", 1); break;
+                case 't': run_str_add (&re, "\t", 1); break;
+                case 's': run_str_adds (&re, "[[:space:]]"); break;
+                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
+                case 'd': run_str_adds (&re, "[0-9]"); break;
+                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
+                default: run_str_add (&re, p - 1, 2); break;
+            }
+        }
+        else
+            run_str_add (&re, p, 1);
+    }
+    run_str_adds (&re, suffix);
+    int rc = regcomp (rx, re.p, REG_EXTENDED);
+    free (re.p);
+    return rc;
+}
+
+//  --regexp: set up the regexps. Returns 0, or -1 (printed).
+static int
+s_re_setup (run_gen_t *self)
+{
+    const run_opts_t *o = self->o;
+    //  GNU parallel: --recend '' with --regexp is any one byte
+    const char *end = o->recend ? (*o->recend ? o->recend : ".") : (o->recstart ? "" : "\n");
+    const char *start = o->recstart ? o->recstart : "";
+    char *both = (char *) malloc (strlen (end) + strlen (start) + 8);
+    if (!both)
+        return -1;
+    sprintf (both, "(%s)(%s)", *end ? end : "()", *start ? start : "()");
+    int rc = s_re_compile (&self->re_end, "(", *end ? end : "()", ")");
+    if (rc == 0 && (rc = s_re_compile (&self->re_start, "^(", *start ? start : "()", ")")) != 0)
+        regfree (&self->re_end);
+    if (rc == 0 && (rc = s_re_compile (&self->re_both, "", both, "")) != 0) {
+        regfree (&self->re_end);
+        regfree (&self->re_start);
+    }
+    free (both);
+    self->re_empty_end = !*end && *start;
+    if (rc != 0) {
+        fprintf (stderr, "dpool run: --recstart / --recend: not a regular expression dpool "
+                 "supports; Try --help\n");
+        return -1;
+    }
+    self->has_re = true;
+    return 0;
+}
+
+//  --regexp: is `p` (0 < p <= avail) a record boundary, the end of a
+//  --recend match that --recstart matches at? `next` keeps the scan's
+//  place: boundaries are asked for in ascending order.
+static size_t
+s_re_next_boundary (run_gen_t *self, const char *text, size_t avail, size_t from)
+{
+    size_t at = from;
+    if (self->re_empty_end) {
+        //  --recstart alone: a boundary where it matches, after the start
+        regmatch_t m;
+        at++;
+        if (at >= avail || regexec (&self->re_both, text + at, 1, &m, REG_NOTBOL) != 0)
+            return 0;
+        return at + (size_t) m.rm_so;
+    }
+    while (at < avail) {
+        regmatch_t m;
+        if (regexec (&self->re_end, text + at, 1, &m, at ? REG_NOTBOL : 0) != 0)
+            return 0;
+        size_t end = at + (size_t) m.rm_eo;
+        if (end > at && end <= avail) {
+            regmatch_t s;
+            if (end == avail
+            ||  regexec (&self->re_start, text + end, 1, &s, 0) == 0)
+                return end;
+        }
+        at = (size_t) m.rm_eo > 0 ? at + (size_t) m.rm_so + 1 : at + 1;
+    }
+    return 0;
+}
+
+//  --regexp: the end of the next block (as s_block_end)
+static size_t
+s_block_end_re (run_gen_t *self)
+{
+    s_reader_t *r = &self->stdin_reader;
+    size_t avail = r->end - r->start;
+    if (avail < self->o->block_size && !r->eof && self->o->pipe_records <= 0)
+        return 0;
+    char *text = strndup (r->buf + r->start, avail);
+    if (!text)
+        return 0;
+    size_t limit = avail < self->o->block_size ? avail : self->o->block_size;
+    size_t best = 0, p = 0;
+    int count = 0, want = self->o->pipe_records > 0 && self->o->max_args != -1
+                        ? self->o->pipe_records : 0;
+    while ((p = s_re_next_boundary (self, text, avail, p)) != 0) {
+        if (p == avail && !r->eof)
+            break;                      //  (the match may go on in what comes)
+        if (want) {
+            if (++count == want) {
+                best = p;
+                break;
+            }
+            continue;
+        }
+        if (p > limit && best)
+            break;
+        best = p;
+        if (p > limit)
+            break;
+    }
+    free (text);
+    if (want)
+        return best ? best : r->eof ? avail : 0;
+    if (r->eof && avail <= self->o->block_size)
+        return avail;
+    if (best == 0 || best == avail)
+        return r->eof ? avail : (best == avail ? best : 0);
+    return best;
+}
+
 static size_t
 s_block_end (run_gen_t *self)
 {
+    if (self->has_re)
+        return s_block_end_re (self);
     s_reader_t *r = &self->stdin_reader;
     const char *data = r->buf + r->start;
     size_t avail = r->end - r->start;
@@ -1686,6 +1878,37 @@ s_pipe_header_len (run_gen_t *self)
 static void
 s_rrs (run_gen_t *self, const char *data, size_t len)
 {
+    if (self->has_re) {
+        //  s/$recend$recstart//g, s/^$recstart//, s/$recend$//
+        char *text = strndup (data, len);
+        if (!text)
+            return;
+        size_t at = 0, lit = 0, end = len;
+        regmatch_t m;
+        if (regexec (&self->re_start, text, 1, &m, 0) == 0)
+            at = lit = (size_t) m.rm_eo;
+        //  the last --recend match that ends the block
+        for (size_t p = at; p < len; ) {
+            if (regexec (&self->re_end, text + p, 1, &m, p ? REG_NOTBOL : 0) != 0)
+                break;
+            if (p + (size_t) m.rm_eo == len && m.rm_eo > m.rm_so) {
+                end = p + (size_t) m.rm_so;
+                break;
+            }
+            p += (size_t) m.rm_so + 1;
+        }
+        while (at < end) {
+            if (regexec (&self->re_both, text + at, 1, &m, at ? REG_NOTBOL : 0) != 0
+            ||  at + (size_t) m.rm_eo > end || m.rm_eo == m.rm_so)
+                break;
+            run_str_add (&self->block, text + lit, at + (size_t) m.rm_so - lit);
+            at += (size_t) m.rm_eo;
+            lit = at;
+        }
+        run_str_add (&self->block, text + lit, end - lit);
+        free (text);
+        return;
+    }
     const char *recend = self->o->recend ? self->o->recend : (self->o->recstart ? "" : "\n");
     const char *recstart = self->o->recstart ? self->o->recstart : "";
     size_t el = strlen (recend), sl = strlen (recstart), both = el + sl;
@@ -1852,6 +2075,14 @@ run_gen_next (run_gen_t *self, run_job_t *job)
                 run_str_add (&self->tag, self->args.v [i], self->args.len [i]);
             }
         job->tag = self->tag.p;
+    }
+    if (self->res_tpl.has_repl) {
+        //  --results NAME{}...: NAME, NAME.err, NAME.seq (NAME/: a folder)
+        self->res.len = 0;
+        run_str_add (&self->res, "", 0);
+        s_expand (&self->res, &self->res_tpl, (const char **) self->args.v, self->args.len,
+                  nargs, self->seq, slot, NULL, false, false, true);
+        job->results = self->res.p;
     }
     return 1;
 }

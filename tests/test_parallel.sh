@@ -197,6 +197,8 @@ t '' --shuf echo ::: a
 # --- --pipe
 t 'seq 100000' --pipe wc -l
 t 'seq 20' --pipe --block 10 wc -l
+t 'seq 3000' --pipe --block 1k wc -c
+t 'seq 3000' --pipe --block 1K wc -c
 t 'seq 20' --pipe -N3 'echo {#}; cat'
 t 'printf ">a\nxx\n>b\nyy\n"' --pipe -N1 --recstart '>' 'echo J; cat'
 t 'seq 30' --pipe --block 20 --recend '0\n' 'echo B; cat'
@@ -289,7 +291,7 @@ t '' --files echo ::: A B C
 t '' --results outdir echo ::: A B C
 t '' --header : --results outdir echo ::: f1 A B ::: f2 C D
 # --- running
-t '' -N0 -j64 sleep 0.1 :::: num128
+t '' -N0 -j64 sleep 0.1 :::: num8
 t '' -N0 --jobs 200% sleep 0.1 :::: num8
 t '' --use-cpus-instead-of-cores -N0 sleep 0.1 :::: num8
 t '' --shuf echo ::: 1 2 3 ::: a b c ::: A B C
@@ -306,13 +308,17 @@ t '' -j1 --halt soon,fail=20% echo {}\; exit {} ::: 0 1 2 3 4 5 6 7 8 9
 t '' -j1 --halt now,success=1 echo {}\; exit {} ::: 1 2 3 0 4 5 6
 t '' -k --retries 3 'echo tried {} >>runs; echo completed {}; exit {}' ::: 1 2 0
 t '' --termseq INT,200,TERM,100,KILL,25 -u --timeout 1 sleep ::: 3
+show_signals() {
+    perl -e 'for(keys %SIG) { $SIG{$_} = eval "sub { print \"Got $_\\n\"; }"; } while(1){sleep 1}'
+}
+export -f show_signals
+t 'echo' -u --timeout 1 show_signals
 t '' --load 100% echo load is less than {} job per cpu ::: 1
 t '' --nice 17 echo this is being run with nice -n ::: 17
 t '' -S : echo running on ::: the_local_machine
 t '' --env MYVAR echo '$MYVAR' ::: baz
 # --- --pipe
 t 'seq 1000000' --pipe wc
-t 'seq 1000000' --pipe --block 2M wc
 t 'seq 1000000' --pipe -j4 --roundrobin wc
 t 'seq 1000000' --pipe -N140000 wc
 t 'seq 1000000' --pipe -L75 wc
@@ -355,6 +361,9 @@ t 'printf "a:b:c:d:e:f:g\nh:i:j:k:l:m:n\n"' -d : -N7 echo {1} {6}
 t '' --header : --results foo echo {a} {b} ::: a I II ::: b III IIII
 t '' --results foo echo {1} {2} ::: I II ::: III IIII
 t '' --results my_{} echo ::: foo bar baz
+t '' --results my_{}/ echo ::: foo bar baz
+t '' --results x/{1}/{2} echo ::: a ::: b/c
+t '' --results r{#}.txt 'echo {}; echo e >&2' ::: a b
 t '' --results my.csv seq ::: 10 20 30
 t 'seq 4' -j4 'sleep 0.{};echo -n start{};sleep 0.{};echo {}end'
 t 'seq 10' -N2 echo seq:\$PARALLEL_SEQ arg1:{1} arg2:{2}
@@ -440,6 +449,38 @@ t '' -d , echo [{}] ::: a,b, c ,d
 t '' -d , echo [{}] ::: 'a,b' ::: x,y
 t '' echo [{}] ::: "$(printf 'a\nb')"
 t '' -n 0 echo x ::: a b
+# === edges found while mining (each checked against GNU parallel 20221122)
+t '' 'kill -TERM $$' ::: a
+t '' --halt now,fail=1 'kill -9 $$' ::: a
+t '' echo x{}x ::: ''
+t '' --dry-run -X echo a{}b ::: 1 2 3
+t 'seq 5' --dry-run --pipe -N2 cat
+t '' --xargs -n 2 echo ::: a b c d e
+t 'seq 6' --pipe --tag -N2 cat
+t '' --tag -N2 echo ::: a b c
+t '' --colsep , --header : echo {a.b} {c} ::: 'a.b,c' '1,2'
+t '' --retries 2 --joblog jl 'echo {}; exit {}' ::: 0 1
+t '' --timeout 0.5 --joblog jl 'sleep {}; echo {}' ::: 0.1 3
+t '' --tag --tagstring '{1}' echo ::: a ::: b
+t '' echo '{}{}' '{1}{1}' '{.}.{}' ::: a.b
+t '' -q echo '{} {}' ::: a
+t '' echo {3} ::: a ::: b
+t '' echo ::: a :::: /dev/null
+t '' echo :::: /dev/null ::: a
+t '' echo x{1}x{2}x ::: :::
+t '' --link echo x{1}x{2}x ::: a b :::
+t '' -d '\t' echo ::: 'a	b'
+t '' -d , echo x{}x ::: 'a,' ',' b
+t '' echo x{}x ::: 'a
+b'
+t '' -r echo x{}x ::: '' b
+t '' -d , -E b echo ::: a,b,c
+t '' -u --tag echo ::: a
+t '' --plus -j1 echo {0#} ::: {1..12}
+t 'echo /foo, bar/, /baz, qux/,' -kN1 --regexp --recend ', ' --recstart / --pipe echo JOB{#}\;cat\;echo END
+t 'printf ">a\nAC\n>b\nGT\n"' --pipe -N1 --regexp --recstart '>' 'echo J; cat'
+t 'printf "a1b22c333d"' --pipe -N1 --regexp --recend '[0-9]+' 'echo J; cat; echo'
+t 'seq 20' --pipe --regexp --recend '5\n' 'echo J; cat'
 export -f run_case
 s0=$SECONDS
 seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'
