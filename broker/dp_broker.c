@@ -1023,6 +1023,7 @@ s_loop (broker_t *self)
         while (busy && !self->terminated) {
             //  backend first: results free credit for dispatch
             busy = s_drain (self, self->backend, false, 256) > 0;
+            jobs_deliver (self);
             busy |= s_drain (self, self->frontend, true, 256) > 0;
             jobs_dispatch (self);
         }
@@ -1153,6 +1154,7 @@ dp_broker_new (const dp_broker_opts_t *opts, char *inproc, size_t inproc_size,
     self->clients = zhashx_new ();
     self->workers = zhashx_new ();
     link_init (&self->ready);
+    link_init (&self->answers);
     link_init (&self->available);
     dp_msg_init (&self->msg, 0);
     if (opts->worker_program)

@@ -94,6 +94,7 @@ struct job {
     link_t pending;             //  chunks waiting for a worker
     link_t ready;               //  in broker->ready while pending is not empty
     link_t by_client;           //  in client->jobs
+    link_t answers;             //  in broker->answers: results came, not yet delivered
 };
 
 struct client {
@@ -173,6 +174,7 @@ struct broker {
     zhashx_t *clients;          //  key -> client_t
     zhashx_t *workers;          //  key -> worker_t
     link_t ready;               //  jobs with pending chunks, deficit round-robin
+    link_t answers;             //  ordered jobs with results to deliver (jobs_deliver)
     link_t available;           //  workers with credit left
     uint64_t next_chunk_id;
     dp_super_t *super;          //  local worker processes
@@ -252,6 +254,7 @@ void jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *d
 void jobs_check_noworker (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
 void job_deliver (broker_t *broker, job_t *job);
+void jobs_deliver (broker_t *broker);
 
 //  dp_dispatch.c
 void jobs_dispatch (broker_t *broker);

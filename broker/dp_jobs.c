@@ -162,6 +162,7 @@ job_new (broker_t *broker, client_t *client, dp_msg_t *msg)
     link_init (&self->chunks);
     link_init (&self->pending);
     link_init (&self->ready);
+    link_init (&self->answers);
     link_insert_before (&client->jobs, &self->by_client);
     zhashx_insert (client->job_index, s_id_key (self->id), self);
     client->njobs++;
@@ -262,6 +263,7 @@ job_destroy (broker_t *broker, job_t **job_p)
     self->client->outstanding -= self->next_first - self->answered;
     self->client->outstanding_bytes -= self->in_bytes;
     link_remove (&self->ready);
+    link_remove (&self->answers);
     link_remove (&self->by_client);
     zhashx_delete (self->client->job_index, s_id_key (self->id));
     self->client->njobs--;
@@ -514,6 +516,18 @@ s_job_deliver (broker_t *broker, job_t *self)
     s_job_finish_if_done (broker, &self);
 }
 
+//  Deliver the ordered jobs' answers that came since the last call (the
+//  loop calls it after each read of the worker socket)
+void
+jobs_deliver (broker_t *broker)
+{
+    while (!link_empty (&broker->answers)) {
+        job_t *job = link_entry (broker->answers.next, job_t, answers);
+        link_remove (&job->answers);
+        s_job_deliver (broker, job);        //  (may end the job)
+    }
+}
+
 //  Deliver what a job can deliver now (a blocked client's retry). The job
 //  may be gone on return.
 void
@@ -727,8 +741,13 @@ jobs_result (broker_t *broker, worker_t *worker, dp_msg_t *msg)
     span_release (&whole);
     if (job && nfound) {
         s_job_sample (job, msg->ns, per * k);
-        if (job->ordered)
-            s_job_deliver (broker, job);
+        if (job->ordered) {
+            //  delivered once the loop has read the results waiting
+            //  (jobs_deliver): with small chunks, one RESULTS then carries
+            //  the answers of several workers, not one message per chunk
+            if (link_empty (&job->answers))
+                link_insert_before (&broker->answers, &job->answers);
+        }
         else {
             //  deliver runs of what just came, each from its first chunk
             //  (one whose predecessor is not answered), then the job

@@ -54,6 +54,7 @@ s_broker_init (broker_t *b)
 {
     memset (b, 0, sizeof *b);
     link_init (&b->ready);
+    link_init (&b->answers);
     link_init (&b->available);
     b->clients = zhashx_new ();
     b->workers = zhashx_new ();
@@ -173,6 +174,7 @@ s_answer (broker_t *b, worker_t *w, chunk_t *chunk, uint64_t ns)
     msg.k = 1;
     msg.ns = ns;
     jobs_result (b, w, &msg);
+    jobs_deliver (b);               //  as the loop does after each read
     dp_msg_reset (&msg);
     dp_batch_clear (&batch);
 }
