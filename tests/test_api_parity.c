@@ -179,11 +179,16 @@ s_test_terminate (void)
     dp_item_t items [3] = { { "20000", 5 }, { "20000", 5 }, { "20000", 5 } };
     dp_iter_t *iter = dp_imap_items (pool, "sleep_ms", items, 3, &one);
     REQUIRE (job && future && iter);
-    //  until both workers run an item
-    dp_progress_t p;
+    //  until both workers run an item and the callback job has sent its
+    //  items (the future's and the iterator's, sent at once, may keep both
+    //  workers busy before the callback job's first poll)
+    dp_progress_t p = { 0 };
     pid_t busy [8];
-    for (int64_t end = tu_now_ms () + 5000; s_sleepers (busy, 8) < 2 && tu_now_ms () < end; )
+    for (int64_t end = tu_now_ms () + 5000;
+         (s_sleepers (busy, 8) < 2 || p.sent < (uint64_t) c->n) && tu_now_ms () < end; ) {
         dp_pool_poll (pool, 50);
+        dp_job_progress (job, &p);
+    }
     dp_job_progress (job, &p);
     uint64_t sent = p.sent;
     pid_t pids [8];
