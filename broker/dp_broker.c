@@ -674,6 +674,7 @@ s_tick (broker_t *self)
     zlistx_destroy (&dead);
     jobs_check_noworker (self);
     jobs_speculate (self);
+    jobs_overrun (self);
     guard_tick (self);
     metrics_publish (self);
 }

@@ -56,6 +56,7 @@ struct chunk {
     bool done;
     bool suspect;               //  was on a worker that died: runs alone
     int64_t dispatched_ms;      //  when it went to its worker
+    uint32_t timeout_ms;        //  the per-item timeout it went with (0: none)
     chunk_t *backup;            //  speculative copy running elsewhere
     chunk_t *primary;           //  for a backup copy: the chunk it races
     uint64_t *avoid;            //  BATCH.avoid: node tags not to run on, or NULL
@@ -255,11 +256,13 @@ void jobs_check_noworker (broker_t *broker);
 void job_fail_all (broker_t *broker, job_t *job, uint8_t status, const char *message);
 void job_deliver (broker_t *broker, job_t *job);
 void jobs_deliver (broker_t *broker);
+void job_chunk_fail (broker_t *broker, chunk_t *chunk, uint8_t status, const char *message);
 
 //  dp_dispatch.c
 void jobs_dispatch (broker_t *broker);
 uint32_t worker_limit (worker_t *worker);
 void jobs_speculate (broker_t *broker);
+void jobs_overrun (broker_t *broker);
 worker_t *jobs_backup (broker_t *broker, chunk_t *chunk, bool idle_only);
 
 //  dp_span.c

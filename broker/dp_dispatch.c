@@ -255,6 +255,7 @@ s_dispatch (broker_t *broker, worker_t *worker, chunk_t *first, uint32_t k)
         c->id = msg.chunk + i;
         c->worker = worker;
         c->dispatched_ms = broker->now_ms;
+        c->timeout_ms = msg.timeout;
         link_insert_before (&worker->inflight, &c->queue);
     }
     job->inflight += k;
@@ -430,6 +431,34 @@ jobs_backup (broker_t *broker, chunk_t *chunk, bool idle_only)
 //  backup copies of the chunks held by straggling workers, as MapReduce's
 //  backup tasks: the first answer wins, the other run is aborted, and the
 //  client never sees two. Runs on the timer: O(workers x credit) per tick.
+//  --timeout N% (JOB.tpct): a chunk that went out before the job's median
+//  item time was known carries no timeout of its own, so once it is known,
+//  a head chunk that has run past N% of it (per item) is answered "timed
+//  out" here and stopped on its worker, as GNU parallel kills a running
+//  job that passes the limit (its tutorial's `--timeout 200%` line)
+void
+jobs_overrun (broker_t *broker)
+{
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers)) {
+        if (link_empty (&w->inflight))
+            continue;
+        chunk_t *head = link_entry (w->inflight.next, chunk_t, queue);
+        job_t *job = head->job;
+        if (!job || !job->tpct || job->timeout_ms || head->timeout_ms || head->backup
+        ||  head->primary)
+            continue;
+        uint32_t per = s_job_timeout (job);
+        int64_t ran = s_running_ms (broker, w, head);
+        if (!per || ran <= (int64_t) per * head->n)
+            continue;
+        char why [128];
+        snprintf (why, sizeof why, "timed out after %.1f s (--timeout %u%% of the median item "
+                  "time, %.3f s)", (double) ran / 1000, job->tpct, (double) job->median_us / 1e6);
+        job_chunk_fail (broker, head, DP_ST_TIMEOUT, why);
+    }
+}
+
 void
 jobs_speculate (broker_t *broker)
 {

@@ -528,6 +528,26 @@ jobs_deliver (broker_t *broker)
     }
 }
 
+//  Answer a chunk that runs on its worker with a failure now, and stop it
+//  there: its running copy becomes an orphan (aborted, freed when its
+//  answer or its worker goes), a twin that holds its items takes its place
+//  in the job. The job may be gone on return.
+void
+job_chunk_fail (broker_t *broker, chunk_t *chunk, uint8_t status, const char *message)
+{
+    job_t *job = chunk->job;
+    chunk_t *twin = chunk_new (job, chunk->first, chunk->n);
+    twin->in = chunk->in;               //  (its bytes count in the window until answered)
+    chunk->in = (span_t) { 0 };
+    link_insert_before (&chunk->order, &twin->order);
+    link_remove (&chunk->order);
+    chunk->job = NULL;
+    job->inflight--;
+    s_abort (broker, chunk);
+    s_chunk_fail (twin, status, message);
+    s_job_deliver (broker, job);
+}
+
 //  Deliver what a job can deliver now (a blocked client's retry). The job
 //  may be gone on return.
 void

@@ -481,6 +481,10 @@ t 'echo /foo, bar/, /baz, qux/,' -kN1 --regexp --recend ', ' --recstart / --pipe
 t 'printf ">a\nAC\n>b\nGT\n"' --pipe -N1 --regexp --recstart '>' 'echo J; cat'
 t 'printf "a1b22c333d"' --pipe -N1 --regexp --recend '[0-9]+' 'echo J; cat; echo'
 t 'seq 20' --pipe --regexp --recend '5\n' 'echo J; cat'
+# --timeout N%: a job already running is killed once it passes N% of the
+# median (the tutorial's line, and a quicker one)
+t '' --timeout 200% 'sleep {}; echo {}' ::: 2.1 2.2 3 7 2.3
+t '' --timeout 300% 'sleep {}; echo {}' ::: 0.3 0.3 0.4 20 0.3
 export -f run_case
 s0=$SECONDS
 seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'
