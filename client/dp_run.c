@@ -877,7 +877,7 @@ static int
 s_spill (s_run_t *self, s_ent_t *e, int fd, const uint8_t *data, size_t len)
 {
     if (self->spill < 0) {
-        const char *dir = getenv ("TMPDIR");
+        const char *dir = self->o->tmpdir ? self->o->tmpdir : getenv ("TMPDIR");
         char path [4096];
         snprintf (path, sizeof path, "%s/dpool-run-XXXXXX", dir && *dir ? dir : "/tmp");
         self->spill = mkstemp (path);

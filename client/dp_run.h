@@ -129,6 +129,7 @@ typedef struct {
     bool verbose_out;           //  -v: each command on stdout, before its output
     bool bar, eta, progress;
     const char *joblog;
+    const char *tmpdir;         //  --tmpdir: the spill file's folder (NULL: $TMPDIR, /tmp)
     bool resume, resume_failed, retry_failed;
     bool resume_by_content;     //  --resume-by content (dpool extension)
     const char *results;        //  --results DIR

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -31,7 +32,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -92,6 +93,7 @@ static const s_opt_t s_options [] = {
     { "recend", O_RECEND, true },
     { "rrs|remove-rec-sep|removerecsep", O_RRS, false },
     { "nice", O_NICE, true },
+    { "tmpdir|tempdir", O_TMPDIR, true },
     { "regexp|regex", O_REGEXP, false },
     { "S|sshlogin", O_SSHLOGIN, true },
     { "max-line-length-allowed|maxlinelengthallowed", O_MAXLINE, false },
@@ -135,7 +137,7 @@ static const char *s_refused =
     "|onall|nonall|filter-hosts|filterhosts|filter-host|sshloginfile|slf"
     "|controlmaster|M|ssh|transfer-file|transferfile|transfer-files|transferfiles|tf|return"
     "|trc|transfer|cleanup|basefile|bf|template|tmpl|B|ctrl-c|ctrlc|no-ctrl-c|no-ctrlc"
-    "|noctrlc|rsync-opts|rsyncopts|tmpdir|tempdir|use-compress-program|compress-program"
+    "|noctrlc|rsync-opts|rsyncopts|use-compress-program|compress-program"
     "|usecompressprogram|compressprogram|use-decompress-program|decompress-program"
     "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
     "|totaljobs|total|shuf|recordenv|record-env|profile|J|tollef|linkinputsource"
@@ -204,6 +206,7 @@ run_usage (FILE *out)
 "  --tag  --tagstring STR  --dry-run  --shellquote  -t, --verbose  -v\n"
 "  --bar  --eta  --progress  --plus (its replacement strings)\n"
 "  --joblog FILE  --resume  --resume-failed  --retry-failed\n"
+"  --tmpdir DIR         where later jobs' big output waits (default $TMPDIR)\n"
 "dpool's own:\n"
 "  -b, --broker EP      use the broker at EP (default: $DPOOL_BROKER, else\n"
 "                       local workers; -j makes the pool local)\n"
@@ -593,6 +596,14 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             o->nice = (int) v;
             break;
         }
+        case O_TMPDIR:
+            //  where the spill file of later jobs' big output goes (GNU
+            //  parallel: its temporary files)
+            struct stat st;
+            if (stat (val, &st) != 0 || !S_ISDIR (st.st_mode) || access (val, W_OK | X_OK) != 0)
+                return run_usage_error ("--tmpdir '%s' is not a writable directory", val);
+            o->tmpdir = val;
+            break;
         case O_SSHLOGIN:
             //  ':' is the local machine; other hosts: a broker's nodes instead
             if (strcmp (val, ":"))

@@ -485,6 +485,7 @@ t 'seq 20' --pipe --regexp --recend '5\n' 'echo J; cat'
 # median (the tutorial's line, and a quicker one)
 t '' --timeout 200% 'sleep {}; echo {}' ::: 2.1 2.2 3 7 2.3
 t '' --timeout 300% 'sleep {}; echo {}' ::: 0.3 0.3 0.4 20 0.3
+t '' --tmpdir . echo ::: a b
 export -f run_case
 s0=$SECONDS
 seq 1 $n | xargs -P 4 -I N bash -c 'run_case N parallel --will-cite -k'

@@ -157,5 +157,22 @@ if command -v python3 > /dev/null; then
     done
 fi
 
+# --tmpdir: a later job's big output waits in a spill file in that folder
+# (seen open, unlinked, in /proc while the first job still runs)
+mkdir -p "$T/spilldir"
+"$BIN/dpool" run -j 2 --tmpdir "$T/spilldir" \
+    'if [ {} = a ]; then sleep 4; fi; head -c 3000000 /dev/zero | tr "\0" {}' ::: a b > "$T/tmpdir.out" 2> "$T/tmpdir.err" &
+rpid=$!
+seen=0
+for i in $(seq 1 60); do
+    ls -l /proc/$rpid/fd 2>/dev/null | grep -q "$T/spilldir/dpool-run-" && { seen=1; break; }
+    sleep 0.05
+done
+wait $rpid; rc=$?
+check '[ $seen -eq 1 ]' "--tmpdir: no spill file under $T/spilldir seen in /proc/$rpid/fd"
+check '[ $rc -eq 0 ] && cmp -s "$T/tmpdir.out" <(for x in a b; do head -c 3000000 /dev/zero | tr "\0" $x; done)' \
+    "--tmpdir: rc=$rc, output $(wc -c < "$T/tmpdir.out") bytes, not byte-exact: $(head -c 200 "$T/tmpdir.err")"
+check '[ -z "$(ls -A "$T/spilldir")" ]' "--tmpdir: left files: $(ls "$T/spilldir")"
+
 echo "[${SECONDS}s] done"
 finish test_run_bigout
