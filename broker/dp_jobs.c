@@ -528,12 +528,11 @@ jobs_deliver (broker_t *broker)
     }
 }
 
-//  Answer a chunk that runs on its worker with a failure now, and stop it
-//  there: its running copy becomes an orphan (aborted, freed when its
-//  answer or its worker goes), a twin that holds its items takes its place
-//  in the job. The job may be gone on return.
-void
-job_chunk_fail (broker_t *broker, chunk_t *chunk, uint8_t status, const char *message)
+//  A chunk that runs on its worker leaves its job as an orphan (to be
+//  aborted there, freed when its answer or its worker goes); a twin that
+//  holds its items takes its place in the job's order. Returns the twin.
+static chunk_t *
+s_twin (chunk_t *chunk)
 {
     job_t *job = chunk->job;
     chunk_t *twin = chunk_new (job, chunk->first, chunk->n);
@@ -543,6 +542,18 @@ job_chunk_fail (broker_t *broker, chunk_t *chunk, uint8_t status, const char *me
     link_remove (&chunk->order);
     chunk->job = NULL;
     job->inflight--;
+    return twin;
+}
+
+//  Answer a chunk that runs on its worker with a failure now, and stop it
+//  there: its running copy becomes an orphan (aborted, freed when its
+//  answer or its worker goes), a twin that holds its items takes its place
+//  in the job. The job may be gone on return.
+void
+job_chunk_fail (broker_t *broker, chunk_t *chunk, uint8_t status, const char *message)
+{
+    job_t *job = chunk->job;
+    chunk_t *twin = s_twin (chunk);
     s_abort (broker, chunk);
     s_chunk_fail (twin, status, message);
     s_job_deliver (broker, job);
@@ -573,13 +584,9 @@ job_fail_all (broker_t *broker, job_t *self, uint8_t status, const char *message
         s_drop_backup (broker, chunk);
         if (chunk->worker) {
             //  leave the running copy as an orphan, answer a twin here
-            chunk_t *twin = chunk_new (self, chunk->first, chunk->n);
-            link_insert_before (&chunk->order, &twin->order);
-            link_remove (&chunk->order);
-            chunk->job = NULL;
-            self->inflight--;
-            s_aborts_add (broker, &aborts, chunk);
-            chunk = twin;
+            chunk_t *orphan = chunk;
+            chunk = s_twin (orphan);
+            s_aborts_add (broker, &aborts, orphan);
         }
         s_chunk_fail (chunk, status, message);
     }

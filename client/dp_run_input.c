@@ -1151,6 +1151,35 @@ s_read_all (run_gen_t *self, int fd, run_strv_t *out, bool header)
     return 0;
 }
 
+//  A Perl regexp (--colsep, --recstart / --recend, --header) compiled as
+//  a POSIX ERE between prefix and suffix: \n \t \s \S \d \w translated
+static int
+s_re_compile (regex_t *rx, const char *prefix, const char *perl, const char *suffix, int flags)
+{
+    run_str_t re = { 0 };
+    run_str_adds (&re, prefix);
+    for (const char *p = perl; *p; p++) {
+        if (*p == '\\' && p [1]) {
+            p++;
+            switch (*p) {
+                case 'n': run_str_add (&re, "\n", 1); break;
+                case 't': run_str_add (&re, "\t", 1); break;
+                case 's': run_str_adds (&re, "[[:space:]]"); break;
+                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
+                case 'd': run_str_adds (&re, "[0-9]"); break;
+                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
+                default: run_str_add (&re, p - 1, 2); break;
+            }
+        }
+        else
+            run_str_add (&re, p, 1);
+    }
+    run_str_adds (&re, suffix);
+    int rc = regcomp (rx, re.p, REG_EXTENDED | flags);
+    free (re.p);
+    return rc;
+}
+
 //  Plain column separators are matched as bytes; others as a POSIX ERE
 //  with Perl's \t \s \d escapes translated.
 static int
@@ -1173,24 +1202,7 @@ s_colsep_setup (run_gen_t *self)
         self->colsep_plain_len = strlen (sep);
         return 0;
     }
-    run_str_t re = { 0 };
-    for (const char *p = sep; *p; p++) {
-        if (*p == '\\' && p [1]) {
-            p++;
-            switch (*p) {
-                case 't': run_str_add (&re, "\t", 1); break;
-                case 's': run_str_adds (&re, "[[:space:]]"); break;
-                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
-                case 'd': run_str_adds (&re, "[0-9]"); break;
-                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
-                default: run_str_add (&re, p - 1, 2); break;
-            }
-        }
-        else
-            run_str_add (&re, p, 1);
-    }
-    int rc = regcomp (&self->colsep, re.p, REG_EXTENDED);
-    free (re.p);
+    int rc = s_re_compile (&self->colsep, "", sep, "", 0);
     if (rc != 0) {
         fprintf (stderr, "dpool run: --colsep '%s': not a regular expression dpool "
                  "supports; Try --help\n", sep);
@@ -1621,33 +1633,6 @@ s_next_streamed (run_gen_t *self)
 }
 
 //  --pipe: the end of the next block in the reader, or 0 (need more)
-//  A Perl regexp of --recstart / --recend as a POSIX ERE (as --colsep's)
-static int
-s_re_compile (regex_t *rx, const char *prefix, const char *perl, const char *suffix)
-{
-    run_str_t re = { 0 };
-    run_str_adds (&re, prefix);
-    for (const char *p = perl; *p; p++) {
-        if (*p == '\\' && p [1]) {
-            p++;
-            switch (*p) {
-                case 'n': run_str_add (&re, "\n", 1); break;
-                case 't': run_str_add (&re, "\t", 1); break;
-                case 's': run_str_adds (&re, "[[:space:]]"); break;
-                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
-                case 'd': run_str_adds (&re, "[0-9]"); break;
-                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
-                default: run_str_add (&re, p - 1, 2); break;
-            }
-        }
-        else
-            run_str_add (&re, p, 1);
-    }
-    run_str_adds (&re, suffix);
-    int rc = regcomp (rx, re.p, REG_EXTENDED);
-    free (re.p);
-    return rc;
-}
 
 //  --regexp: set up the regexps. Returns 0, or -1 (printed).
 static int
@@ -1661,10 +1646,10 @@ s_re_setup (run_gen_t *self)
     if (!both)
         return -1;
     sprintf (both, "(%s)(%s)", *end ? end : "()", *start ? start : "()");
-    int rc = s_re_compile (&self->re_end, "(", *end ? end : "()", ")");
-    if (rc == 0 && (rc = s_re_compile (&self->re_start, "^(", *start ? start : "()", ")")) != 0)
+    int rc = s_re_compile (&self->re_end, "(", *end ? end : "()", ")", 0);
+    if (rc == 0 && (rc = s_re_compile (&self->re_start, "^(", *start ? start : "()", ")", 0)) != 0)
         regfree (&self->re_end);
-    if (rc == 0 && (rc = s_re_compile (&self->re_both, "", both, "")) != 0) {
+    if (rc == 0 && (rc = s_re_compile (&self->re_both, "", both, "", 0)) != 0) {
         regfree (&self->re_end);
         regfree (&self->re_start);
     }
@@ -1838,27 +1823,8 @@ s_pipe_header_len (run_gen_t *self)
         return (long) at;
     }
     //  Perl's regexp as a POSIX ERE, `.` not matching a newline
-    run_str_t re = { 0 };
-    run_str_add (&re, "^", 1);
-    for (const char *p = h; *p; p++) {
-        if (*p == '\\' && p [1]) {
-            p++;
-            switch (*p) {
-                case 'n': run_str_add (&re, "\n", 1); break;
-                case 't': run_str_add (&re, "\t", 1); break;
-                case 's': run_str_adds (&re, "[[:space:]]"); break;
-                case 'S': run_str_adds (&re, "[^[:space:]]"); break;
-                case 'd': run_str_adds (&re, "[0-9]"); break;
-                case 'w': run_str_adds (&re, "[[:alnum:]_]"); break;
-                default: run_str_add (&re, p - 1, 2); break;
-            }
-        }
-        else
-            run_str_add (&re, p, 1);
-    }
     regex_t rx;
-    int rc = regcomp (&rx, re.p, REG_EXTENDED | REG_NEWLINE);
-    free (re.p);
+    int rc = s_re_compile (&rx, "^", h, "", REG_NEWLINE);
     if (rc != 0) {
         fprintf (stderr, "dpool run: --header '%s': not a regular expression dpool "
                  "supports; Try --help\n", h);

@@ -923,20 +923,6 @@ s_measure_multipart (int mib, int frames)
 //  before the broker sees it. The broker's memory ceiling (--max-rss)
 //  cuts the connection that brings it, and goes on serving. The frames
 //  are sent without copies (one buffer), so only the broker holds them.
-//  Does the file hold this text?
-static bool
-s_file_has (const char *path, const char *text)
-{
-    FILE *f = fopen (path, "r");
-    char line [1024];
-    bool found = false;
-    while (f && !found && fgets (line, sizeof line, f))
-        found = strstr (line, text) != NULL;
-    if (f)
-        fclose (f);
-    return found;
-}
-
 static void
 s_test_multipart (int mib, int frames)
 {
@@ -970,7 +956,7 @@ s_test_multipart (int mib, int frames)
         if (rss > peak + 1024)
             still = tu_now_ms ();
         peak = rss > peak ? rss : peak;
-        cut = s_file_has (log, "(--max-rss)");
+        cut = tu_file_has (log, "(--max-rss)");
         usleep (20000);
     }
     for (int i = 0; i < 10; i++) {      //  (what it held is let go)

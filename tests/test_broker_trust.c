@@ -108,19 +108,6 @@ s_wrong_lines (const char *out, const char *prefix, int *lines)
     return wrong;
 }
 
-static bool
-s_file_has (const char *path, const char *text)
-{
-    FILE *f = fopen (path, "r");
-    char line [1024];
-    bool found = false;
-    while (f && !found && fgets (line, sizeof line, f))
-        found = strstr (line, text) != NULL;
-    if (f)
-        fclose (f);
-    return found;
-}
-
 static pid_t
 s_honest_worker (const char *workers, const char *jobs)
 {
@@ -179,7 +166,7 @@ s_test_strikes (const char *clients, const char *workers)
     int lines = 0, wrong = s_wrong_lines (f.out, "", &lines);
     printf ("strikes: the job gave %d lines, %d wrong\n", lines, wrong);
     CHECK (lines == n && wrong == 0);
-    CHECK (!s_file_has (f.err, "died"));
+    CHECK (!tu_file_has (f.err, "died"));
     s_stop (honest);
     zmq_close (rogue);
     tu_files_remove (&f);
@@ -287,7 +274,7 @@ s_test_forged_death (const char *clients, const char *workers)
     int lines = 0, wrong = s_wrong_lines (f.out, "2000:", &lines);
     printf ("forged deaths: the job gave %d lines, %d wrong\n", lines, wrong);
     CHECK (lines == n && wrong == 0);
-    CHECK (!s_file_has (f.err, "SIGFORGED"));
+    CHECK (!tu_file_has (f.err, "SIGFORGED"));
     CHECK (tu_alive (honest));
     s_stop (honest);
     zmq_close (rogue);

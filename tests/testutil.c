@@ -95,6 +95,19 @@ tu_wait (pid_t pid, int timeout_ms)
     }
 }
 
+bool
+tu_file_has (const char *path, const char *text)
+{
+    FILE *f = fopen (path, "r");
+    char line [1024];
+    bool found = false;
+    while (f && !found && fgets (line, sizeof line, f))
+        found = strstr (line, text) != NULL;
+    if (f)
+        fclose (f);
+    return found;
+}
+
 long
 tu_status_kb (pid_t pid, const char *field)
 {

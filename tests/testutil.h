@@ -48,6 +48,10 @@ bool tu_alive (pid_t pid);
 //  -1 (no such process or field).
 long tu_status_kb (pid_t pid, const char *field);
 
+//  Does a line of the file (lines up to 1 KiB) hold this text? false if
+//  it cannot be read.
+bool tu_file_has (const char *path, const char *text);
+
 //  CPU seconds the process has used (user + system), from /proc/PID/stat.
 double tu_cpu_s (pid_t pid);
 
