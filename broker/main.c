@@ -265,6 +265,7 @@ main (int argc, char *argv [])
     sigaddset (&signals, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
     zsys_handler_set (NULL);
+    zsys_set_logstream (stderr);    //  diagnostics are not output
     char inproc [64];
     dp_http_t *http = NULL;
     if (metrics) {

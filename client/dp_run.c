@@ -3,7 +3,7 @@
 
     Jobs from the generator (dp_run_input.c) go to the pool's built-in exec
     task as exec items (proto/dp_exec_msg.h): the shell command line, the
-    shell ($PARALLEL_SHELL, else $SHELL, else /bin/sh), the client's working
+    shell (dp_run_shell.c: GNU parallel's choice), the client's working
     directory, the --env variables, the --pipe block as stdin, --timeout,
     {#} and {%}. Replies carry the exit status, stdout and stderr.
 
@@ -1254,16 +1254,6 @@ s_result (s_run_t *self, const dp_result_t *r)
 //  --------------------------------------------------------------------------
 //  Main
 
-//  The shell commands run with: $PARALLEL_SHELL, else $SHELL, else /bin/sh
-static char *
-s_shell (void)
-{
-    const char *shell = getenv ("PARALLEL_SHELL");
-    if (!shell || !*shell)
-        shell = getenv ("SHELL");
-    return strdup (shell && *shell ? shell : "/bin/sh");
-}
-
 //  --dry-run: print the commands, run nothing
 static int
 s_dry_run (s_run_t *self)
@@ -1401,7 +1391,7 @@ s_run_main (run_opts_t *op)
         return RUN_EXIT_ERROR;
     }
     //  what every item carries
-    self.shell = s_shell ();
+    self.shell = run_shell ();
     char cwd [4096];
     const char *dir = o.workdir ? o.workdir : getcwd (cwd, sizeof cwd);
     self.cwd = dir ? realpath (dir, NULL) : NULL;

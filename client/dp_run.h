@@ -192,6 +192,11 @@ bool run_gen_uses_stdin (run_gen_t *self);
 //  Do its commands or tags hold the job slot ({%}, --plus {slot})?
 bool run_gen_uses_slot (run_gen_t *self);
 
+//  The shell commands run with, as GNU parallel's: $PARALLEL_SHELL, else
+//  the nearest ancestor process that is a shell, else $SHELL, else /bin/sh
+//  (malloc'd; dp_run_shell.c)
+char *run_shell (void);
+
 //  GNU parallel's shell quoting of one word (appended to out)
 void run_quote (run_str_t *out, const char *s, size_t len);
 //  Expand one replacement string's function on an argument (exposed for

@@ -219,7 +219,8 @@ run_usage (FILE *out)
 "                       without both: the local server directory's keys)\n"
 "  -h, --help  -V, --version\n"
 "\n"
-"Commands run with $PARALLEL_SHELL, else $SHELL, else /bin/sh.\n"
+"Commands run with $PARALLEL_SHELL, else the shell dpool run was started\n"
+"from (its nearest ancestor that is a shell), else $SHELL, else /bin/sh.\n"
 "Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more\n"
 "than 100 failed; with --halt ...,fail=1 the failing job's status;\n"
 "255 other errors (usage, pool); 130 interrupted.\n");

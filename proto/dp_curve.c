@@ -215,6 +215,15 @@ dp_curve_client_keys (const char *secret_file, const char *broker_key_file,
     return -1;
 }
 
+bool
+dp_curve_keys_appeared (const char *role, const char *endpoint)
+{
+    dp_curve_keys_t keys;
+    char why [1024];
+    return dp_curve_client_keys (NULL, NULL, role, endpoint, &keys, why, sizeof why) == 0
+        && keys.on;
+}
+
 int
 dp_curve_client_apply (void *socket, const dp_curve_keys_t *keys)
 {

@@ -52,6 +52,11 @@ int dp_curve_client_keys (const char *secret_file, const char *broker_key_file,
                           const char *role, const char *endpoint,
                           dp_curve_keys_t *keys, char *err, size_t errlen);
 
+//  After a connection made without keys (a peer started just before its
+//  broker wrote its server directory): does the server directory list
+//  `endpoint` for `role` with readable keys now?
+bool dp_curve_keys_appeared (const char *role, const char *endpoint);
+
 //  Set a client socket's CURVE options (nothing when keys->on is false).
 //  Returns 0 or -1 (errno).
 int dp_curve_client_apply (void *socket, const dp_curve_keys_t *keys);

@@ -18,6 +18,10 @@ fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export HOME="$T/home"          # no ~/.parallel of the user, no citation notice
+# as under CI or a scheduler: no useful $SHELL, so the shell both tools run
+# commands with is the one they were started from (this bash), which
+# exported bash functions need
+export SHELL=/bin/sh
 mkdir -p "$HOME" "$T/fixtures"
 cd "$T/fixtures"
 printf 'f1\nf2\n' > args

@@ -150,21 +150,6 @@ s_connect (s_node_t *self)
     return 0;
 }
 
-//  Connected without CURVE because the server directory had no keys for
-//  the endpoint (a node started just before its broker): once they are
-//  there, connect again at once, rather than after the liveness check.
-static bool
-s_keys_appeared (s_node_t *self)
-{
-    if (self->welcomed || self->curve.on || self->opts->curve_secret)
-        return false;
-    dp_curve_keys_t keys;
-    memset (&keys, 0, sizeof keys);
-    char why [1024];
-    return dp_curve_client_keys (NULL, NULL, "worker", self->opts->endpoint, &keys,
-                                 why, sizeof why) == 0 && keys.on;
-}
-
 //  The broker is silent: drop the socket, try again after a backoff.
 static void
 s_disconnect (s_node_t *self)
@@ -216,7 +201,11 @@ s_tick (s_node_t *self)
     if (now - self->last_recv > (int64_t) S_LIVENESS * self->broker_hb)
         s_disconnect (self);
     else
-    if (!self->welcomed && now - self->connected_at >= 200 && s_keys_appeared (self)) {
+    //  connected without CURVE because the server directory had no keys
+    //  for the endpoint yet: once they are there, connect again at once
+    if (!self->welcomed && !self->curve.on && !self->opts->curve_secret
+    &&  now - self->connected_at >= 200
+    &&  dp_curve_keys_appeared ("worker", self->opts->endpoint)) {
         zmq_close (self->broker);
         self->broker = NULL;
         if (s_connect (self))

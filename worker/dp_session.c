@@ -217,6 +217,7 @@ wk_connect (wk_worker_t *self)
         self->broker = NULL;
         return -1;
     }
+    self->connected_at = wk_now_ms ();
     s_send_ready (self);
     return 0;
 }
@@ -433,6 +434,19 @@ s_tick (wk_worker_t *self)
     if (!self->broker) {
         if (now >= self->reconnect_at && wk_connect (self))
             s_disconnect (self);
+        return WK_GO;
+    }
+    //  connected without CURVE because the server directory had no keys
+    //  for the endpoint yet (started just before the broker): once they are
+    //  there, connect again at once rather than after the liveness check
+    if (!self->welcomed && !self->opts->local && !self->curve.on && !self->opts->curve_secret
+    &&  now - self->connected_at >= 200
+    &&  dp_curve_keys_appeared ("worker", self->opts->endpoint)) {
+        wk_log (self, 1, "the server directory lists %s now: connecting with its keys",
+                self->opts->endpoint);
+        s_disconnect (self);
+        self->reconnect_at = now;
+        self->backoff = WK_BACKOFF_MIN;
         return WK_GO;
     }
     uint32_t hb = self->welcomed ? self->broker_hb : self->hb_ms;

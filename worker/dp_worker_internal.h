@@ -112,6 +112,7 @@ typedef struct {
     uint32_t outstanding;           //  records at the executor, any session
     bool welcomed;
     int64_t last_sent, last_recv;   //  ms, coarse clock
+    int64_t connected_at;           //  ms, when this session's socket connected
     int64_t reconnect_at;
     uint32_t backoff;
     unsigned seed;                  //  for backoff jitter
