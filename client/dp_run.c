@@ -587,7 +587,7 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
         .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
         .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
         //  -u / --line-buffer: its output in PARTs as it comes
-        .flush = self->flush, .nice = o->nice
+        .flush = self->flush, .nice = o->nice, .slotvar = (char *) o->slotvar
     };
     msgpack_sbuffer_clear (&self->item);
     int rc = dp_exec_item_encode (&item, &self->item);
@@ -1435,7 +1435,8 @@ s_run_main (run_opts_t *op)
     if (o.broker)
         popts.mode = DP_POOL_REMOTE;
     self.embedded = popts.mode == DP_POOL_EMBEDDED || (!o.broker && !getenv ("DPOOL_BROKER"));
-    if (popts.mode == DP_POOL_EMBEDDED && self.gen && run_gen_uses_slot (self.gen)
+    //  {%} and --process-slot-var are GNU parallel's slot in a local pool
+    if (popts.mode == DP_POOL_EMBEDDED && self.gen && (run_gen_uses_slot (self.gen) || o.slotvar)
     &&  o.jobslots > 0) {
         self.own_slots = true;
         self.slot_busy = (bool *) s_alloc (NULL, (size_t) o.jobslots * sizeof (bool));

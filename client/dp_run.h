@@ -116,6 +116,7 @@ typedef struct {
     int nenv;
     const char *workdir;        //  --wd DIR
     int nice;                   //  --nice N (0: none)
+    const char *slotvar;        //  --process-slot-var NAME (NULL: none)
     //  output
     bool dry_run;
     int shellquote;             //  --shellquote (times given): print each command

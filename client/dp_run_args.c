@@ -13,6 +13,7 @@
     =========================================================================
 */
 #include "dp_run.h"
+#include "dp_exec_msg.h"
 #include "dp_cpus.h"
 #include "dpool.h"
 
@@ -32,7 +33,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -93,6 +94,7 @@ static const s_opt_t s_options [] = {
     { "recend", O_RECEND, true },
     { "rrs|remove-rec-sep|removerecsep", O_RRS, false },
     { "nice", O_NICE, true },
+    { "process-slot-var|processslotvar", O_SLOTVAR, true },
     { "tmpdir|tempdir", O_TMPDIR, true },
     { "regexp|regex", O_REGEXP, false },
     { "S|sshlogin", O_SSHLOGIN, true },
@@ -142,7 +144,7 @@ static const char *s_refused =
     "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
     "|totaljobs|total|shuf|recordenv|record-env|profile|J|tollef|linkinputsource"
     "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq"
-    "|process-slot-var|processslotvar|csv|l|max-lines|maxlines|p|interactive"
+    "|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
     "|roundrobin|round|output-as-files"
@@ -199,6 +201,8 @@ run_usage (FILE *out)
 "  --retries N          run a failing job up to N times in all\n"
 "  --halt now|soon,fail|success|done=N|N%%  stop early\n"
 "  --env NAME           pass $NAME to the jobs  --wd DIR  run jobs in DIR\n"
+"  --nice N             run the jobs under nice -n N\n"
+"  --process-slot-var NAME  set $NAME to the job slot less one ({%%} - 1)\n"
 "  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
 "        --regexp, --rrs, --header N|REGEXP\n"
 "                       stdin cut into blocks of whole records, one per job\n"
@@ -597,6 +601,11 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             o->nice = (int) v;
             break;
         }
+        case O_SLOTVAR:
+            if (!dp_exec_var_name_ok (val))
+                return run_usage_error ("invalid variable name '%s' for --process-slot-var", val);
+            o->slotvar = val;
+            break;
         case O_TMPDIR:
             //  where the spill file of later jobs' big output goes (GNU
             //  parallel: its temporary files)

@@ -45,6 +45,7 @@ s_item (const uint8_t *data, size_t size)
         FUZZ_ASSERT (item.env [i][0] != '=' && strchr (item.env [i], '='));
     FUZZ_ASSERT (isfinite (item.timeout) && item.timeout >= 0);
     FUZZ_ASSERT (!item.has_input || item.input);
+    FUZZ_ASSERT (!item.slotvar || dp_exec_var_name_ok (item.slotvar));
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     FUZZ_ASSERT (dp_exec_item_encode (&item, &buf) == 0);
@@ -52,7 +53,7 @@ s_item (const uint8_t *data, size_t size)
     FUZZ_ASSERT (dp_exec_item_decode (buf.data, buf.size, &again, err, sizeof err) == 0);
     FUZZ_ASSERT (s_same_list (item.argv, again.argv) && s_same_str (item.sh, again.sh));
     FUZZ_ASSERT (s_same_str (item.shell, again.shell) && s_same_str (item.cwd, again.cwd));
-    FUZZ_ASSERT (s_same_list (item.env, again.env));
+    FUZZ_ASSERT (s_same_list (item.env, again.env) && s_same_str (item.slotvar, again.slotvar));
     FUZZ_ASSERT (item.has_input == again.has_input && item.input_size == again.input_size);
     FUZZ_ASSERT (!item.input_size || memcmp (item.input, again.input, item.input_size) == 0);
     FUZZ_ASSERT (item.timeout == again.timeout);

@@ -11,6 +11,7 @@
 #include "dp_exec_msg.h"
 #include "dp_proto.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,6 +65,18 @@ s_count (char **list)
 }
 
 
+bool
+dp_exec_var_name_ok (const char *name)
+{
+    size_t len = name ? strlen (name) : 0;
+    if (len == 0 || len > 64 || isdigit ((unsigned char) name [0]))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) name [i]) && name [i] != '_')
+            return false;
+    return true;
+}
+
 //  ---------------------------------------------------------------------
 //  Encoding
 
@@ -75,7 +88,8 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
 {
     size_t argc = s_count (self->argv), nenv = s_count (self->env);
     if ((self->argv != NULL) == (self->sh != NULL) || (self->argv && argc == 0)
-    ||  self->timeout < 0 || isnan (self->timeout))
+    ||  self->timeout < 0 || isnan (self->timeout)
+    ||  (self->slotvar && !dp_exec_var_name_ok (self->slotvar)))
         return -1;
     for (size_t i = 0; i < nenv; i++)
         if (!strchr (self->env [i], '=') || self->env [i][0] == '=')
@@ -90,7 +104,7 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     uint32_t n = 1 + (self->shell != NULL) + (self->cwd != NULL) + (self->env != NULL)
                + self->has_input + (self->timeout > 0) + self->has_seq + self->has_slot
-               + self->has_slot_at + self->flush + (self->nice != 0);
+               + self->has_slot_at + self->flush + (self->nice != 0) + (self->slotvar != NULL);
     int rc = msgpack_pack_map (&pk, n);
     if (self->argv) {
         rc |= s_pack_key (&pk, "argv");
@@ -147,6 +161,8 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
         rc |= s_pack_key (&pk, "nice");
         rc |= msgpack_pack_int (&pk, self->nice);
     }
+    if (self->slotvar)
+        rc |= s_pack_str (&pk, "slotvar", self->slotvar);
     //  A failed write may have left part of the map: take it back
     if (rc) {
         buf->size = before;
@@ -415,14 +431,14 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
               char *err, size_t errlen)
 {
     static const char *keys [] = { "argv", "sh", "shell", "cwd", "env", "stdin",
-                                   "timeout", "seq", "slot", "slotat", "flush", "nice" };
+                                   "timeout", "seq", "slot", "slotat", "flush", "nice", "slotvar" };
     const char *what = "exec item";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 12 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 13 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 12)
+    if (k == 13)
         return 0;                       //  unknown: ignored
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
@@ -455,6 +471,12 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
             return 0;
         case 11:
             return s_get_int (v, "exec item: nice", -20, 19, &self->nice, err, errlen);
+        case 12:
+            if (!(self->slotvar = s_get_str (v, "exec item: slotvar", err, errlen)))
+                return -1;
+            if (!dp_exec_var_name_ok (self->slotvar))
+                return s_fail (err, errlen, "exec item: slotvar: not a variable name");
+            return 0;
         default:
             return s_get_slot_at (v, self, err, errlen);
     }
@@ -491,6 +513,7 @@ dp_exec_item_destroy (dp_exec_item_t *self)
     free (self->sh);
     free (self->shell);
     free (self->cwd);
+    free (self->slotvar);
     free (self->input);
     free (self->slot_at);
     memset (self, 0, sizeof *self);

@@ -24,6 +24,11 @@
                                        buffered (where the client takes PARTs;
                                        `dpool run -u` / `--line-buffer`)
                 "nice"  int            -20..19: run the command under `nice -n`
+                "slotvar" str          also export this variable holding the
+                                       job slot less one (GNU parallel's
+                                       --process-slot-var): a name of
+                                       letters, digits and '_', not a digit
+                                       first, at most 64 bytes
 
         reply   "status" int           exit status, or 128 + signal
                 "signal" int           signal that killed it, 0 if none
@@ -89,6 +94,7 @@ typedef struct {
     bool has_slot_at;
     bool flush;                 //  "flush": PARTs as the output comes
     int nice;                   //  "nice": `nice -n` it (0: not)
+    char *slotvar;              //  "slotvar": NAME=slot-1 exported too (NULL: none)
 } dp_exec_item_t;
 
 //  An exec reply. Decoded replies own out, err and host.
@@ -108,9 +114,13 @@ typedef struct {
     uint64_t parts;             //  PARTs streamed before the reply (0: none)
 } dp_exec_reply_t;
 
+//  Is `name` a shell variable name ("slotvar"): letters, digits, '_',
+//  not a digit first, 1..64 bytes?
+bool dp_exec_var_name_ok (const char *name);
+
 //  Append the item to `buf`. Returns 0, or -1 when the item is not valid
 //  (neither or both of argv and sh, an empty argv, an env entry without
-//  '=', a negative timeout) or memory ran out.
+//  '=', a negative timeout, a bad slotvar) or memory ran out.
 int dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf);
 
 //  Decode `size` bytes into *self (which is overwritten). Returns 0, or -1

@@ -51,7 +51,8 @@ test_item_roundtrip (void)
     uint8_t input [] = { 0, 1, 2, 255 };
     dp_exec_item_t in = { .argv = argv, .shell = "/bin/bash", .cwd = "/tmp", .env = env,
                           .input = input, .input_size = sizeof input, .has_input = true,
-                          .timeout = 2.5, .seq = 7, .has_seq = true, .slot = 3, .has_slot = true };
+                          .timeout = 2.5, .seq = 7, .has_seq = true, .slot = 3, .has_slot = true,
+                          .slotvar = "my_slot" };
     s_reset ();
     REQUIRE (dp_exec_item_encode (&in, &s_sb) == 0);
     dp_exec_item_t out;
@@ -68,6 +69,7 @@ test_item_roundtrip (void)
     CHECK (out.env && out.env [3] == NULL);
     CHECK (out.has_input && out.input_size == 4 && memcmp (out.input, input, 4) == 0);
     CHECK (out.timeout == 2.5 && out.has_seq && out.seq == 7 && out.has_slot && out.slot == 3);
+    CHECK (out.slotvar && strcmp (out.slotvar, "my_slot") == 0);
     dp_exec_item_destroy (&out);
     CHECK (out.argv == NULL);
     dp_exec_item_destroy (NULL);
@@ -80,7 +82,7 @@ test_item_roundtrip (void)
     CHECK (out.argv == NULL && out.sh && strcmp (out.sh, "echo hi") == 0);
     CHECK (out.shell == NULL && out.cwd == NULL && out.env == NULL);
     CHECK (out.has_input && out.input_size == 0 && out.input);
-    CHECK (out.timeout == 0 && !out.has_seq && !out.has_slot);
+    CHECK (out.timeout == 0 && !out.has_seq && !out.has_slot && out.slotvar == NULL);
     dp_exec_item_destroy (&out);
 
     //  encode refuses what decode would refuse
@@ -93,6 +95,21 @@ test_item_roundtrip (void)
     CHECK (dp_exec_item_encode (&bad2, &s_sb) == -1);
     dp_exec_item_t bad3 = { .sh = "x", .timeout = -1 };
     CHECK (dp_exec_item_encode (&bad3, &s_sb) == -1);
+    const char *badnames [] = { "", "1x", "a-b", "a=b", "a b",
+                                "x1234567890123456789012345678901234567890123456789012345678901234" };
+    for (size_t i = 0; i < sizeof badnames / sizeof badnames [0]; i++) {
+        dp_exec_item_t bad4 = { .sh = "x", .slotvar = (char *) badnames [i] };
+        CHECK (dp_exec_item_encode (&bad4, &s_sb) == -1);
+    }
+    CHECK (dp_exec_var_name_ok ("_") && dp_exec_var_name_ok ("name9"));
+
+    //  a bad "slotvar" from the wire is refused by the decoder too
+    s_reset ();
+    msgpack_pack_map (&s_pk, 2);
+    s_str ("sh"), s_str ("x");
+    s_str ("slotvar"), s_str ("a=b");
+    CHECK (dp_exec_item_decode (s_sb.data, s_sb.size, &out, err, sizeof err) == -1);
+    CHECK (strstr (err, "slotvar: not a variable name"));
 }
 
 static void

@@ -385,7 +385,8 @@ t 'echo 1,2,3' -vkd, "echo 'a'{}'b'"
 t 'echo 1,2,3' -vkd, "echo 'a'"{}"'b'"
 t 'printf "abc-file\ndef-file\n"' -j1 -k -v ls
 t '' --parens ,,,, echo foo is ,,s/I/O/g,, ::: FII
-t 'seq 3' --process-slot-var=name echo '$name' {}
+t 'seq 3' -j1 --process-slot-var=name echo '$name' {}
+t '' -j3 --process-slot-var name 'sleep 0.{}; echo $name {} $PARALLEL_JOBSLOT' ::: 3 2 1
 t '' --filter '{1} < {2}+1' echo ::: {1..3} ::: {1..3}
 t 'seq 1000' --pipe --tee -v wc {} ::: -w -l -c
 t '' --max-args 2 echo ::: a b c

@@ -246,19 +246,19 @@ s_resolve (const char *name, char *path, size_t size)
 }
 
 //  Environment of a command: the worker's, with the item's variables and
-//  PARALLEL_SEQ / PARALLEL_JOBSLOT replacing any of the same name. The
-//  array is malloc'd (free it); its strings belong to environ, the item,
-//  or `extra` (two buffers of 48 bytes).
+//  PARALLEL_SEQ / PARALLEL_JOBSLOT (and the "slotvar", the slot less one)
+//  replacing any of the same name. The array is malloc'd (free it); its
+//  strings belong to environ, the item, or `extra` (three buffers).
 static char **
-s_environ (const dp_exec_item_t *item, char extra [2][48])
+s_environ (const dp_exec_item_t *item, char extra [3][96])
 {
     size_t nitem = 0, nenv = 0;
     while (item->env && item->env [nitem])
         nitem++;
     while (environ [nenv])
         nenv++;
-    char **list = malloc ((nenv + nitem + 3) * sizeof *list);
-    char **add = malloc ((nitem + 2) * sizeof *add);
+    char **list = malloc ((nenv + nitem + 4) * sizeof *list);
+    char **add = malloc ((nitem + 3) * sizeof *add);
     if (!list || !add) {
         free (list);
         free (add);
@@ -268,12 +268,17 @@ s_environ (const dp_exec_item_t *item, char extra [2][48])
     for (size_t i = 0; i < nitem; i++)
         add [nadd++] = item->env [i];
     if (item->has_seq) {
-        snprintf (extra [0], 48, "PARALLEL_SEQ=%llu", (unsigned long long) item->seq);
+        snprintf (extra [0], 96, "PARALLEL_SEQ=%llu", (unsigned long long) item->seq);
         add [nadd++] = extra [0];
     }
     if (item->has_slot) {
-        snprintf (extra [1], 48, "PARALLEL_JOBSLOT=%llu", (unsigned long long) item->slot);
+        snprintf (extra [1], 96, "PARALLEL_JOBSLOT=%llu", (unsigned long long) item->slot);
         add [nadd++] = extra [1];
+    }
+    if (item->slotvar) {                //  a checked name of at most 64 bytes
+        unsigned long long slot = item->has_slot && item->slot ? item->slot : 1;
+        snprintf (extra [2], 96, "%s=%llu", item->slotvar, slot - 1);
+        add [nadd++] = extra [2];
     }
     size_t n = 0;
     for (size_t i = 0; i < nenv; i++) {
@@ -857,7 +862,7 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
         nice_argv [n + 3] = NULL;
         argv = nice_argv;
     }
-    char path [PATH_MAX], extra [2][48];
+    char path [PATH_MAX], extra [3][96];
     char **envp = NULL;
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
                   .input = item.input, .input_size = item.input_size, .stream = s_stream,
