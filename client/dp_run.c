@@ -139,6 +139,9 @@ typedef struct {
     uint64_t *retry;
     size_t nretry, retry_cap;
     size_t in_flight;
+    //  --delay: when the next job may start, and the delay now (ms)
+    int64_t next_start_ms;
+    double delay_ms;
     //  {%} in a local pool: the client hands out the job slots as GNU
     //  parallel does (the lowest free one), with no more jobs out than slots
     bool own_slots;
@@ -717,6 +720,30 @@ s_resumed (s_run_t *self, uint64_t seq, const char *cmd)
     return zhashx_lookup (self->done_seq, key) != NULL;
 }
 
+//  --delay: is a job's start still too close to the last one's? A short
+//  wait (up to S_DELAY_STEP) is waited here; a longer one in such steps,
+//  the pool taking results between them.
+#define S_DELAY_STEP 20
+static bool
+s_delay_pending (s_run_t *self)
+{
+    if (self->delay_ms <= 0)
+        return false;
+    int64_t left = self->next_start_ms - s_now_ms ();
+    if (left <= 0)
+        return false;
+    poll (NULL, 0, (int) (left < S_DELAY_STEP ? left : S_DELAY_STEP));
+    return left > S_DELAY_STEP;
+}
+
+//  A job goes out now: the next one waits the delay
+static void
+s_delay_stamp (s_run_t *self)
+{
+    if (self->delay_ms > 0)
+        self->next_start_ms = s_now_ms () + (int64_t) self->delay_ms;
+}
+
 //  The pool's input callback
 static int
 s_input (void *arg, const void **data, size_t *len)
@@ -729,6 +756,8 @@ s_input (void *arg, const void **data, size_t *len)
     }
     if (self->halting || s_interrupted)
         return 0;
+    if (s_delay_pending (self))
+        return 2;
     if (self->nretry) {
         uint64_t pos = self->retry [--self->nretry];
         s_ent_t *e = s_ent (self, pos);
@@ -738,11 +767,14 @@ s_input (void *arg, const void **data, size_t *len)
         citer_avoid (self->it, e->avoid, e->navoid);
         *data = self->item.data;
         *len = self->item.size;
+        s_delay_stamp (self);
         return 1;
     }
     //  --halt: no more jobs out than slots, so that none starts after a
-    //  halt; own_slots: each job out holds one
-    if ((self->o->halt_when != HALT_NEVER || self->own_slots || self->o->output != RUN_OUT_GROUP)
+    //  halt; own_slots: each job out holds one; --delay: a job sent
+    //  starts at once, not queued behind others
+    if ((self->o->halt_when != HALT_NEVER || self->own_slots || self->o->output != RUN_OUT_GROUP
+         || self->delay_ms > 0)
     &&  self->in_flight >= (size_t) self->o->jobslots)
         return 2;
     while (!self->input_ended) {
@@ -808,6 +840,7 @@ s_input (void *arg, const void **data, size_t *len)
             return -1;
         *data = self->item.data;
         *len = self->item.size;
+        s_delay_stamp (self);
         return 1;
     }
     //  the input has ended: a job in flight may still fail and be retried
@@ -1193,6 +1226,9 @@ s_result (s_run_t *self, const dp_result_t *r)
         }
         failed = true;
     }
+    //  --delay ...auto: each run's end adapts the delay, as GNU parallel
+    if (self->o->delay_auto)
+        self->delay_ms *= failed ? 1.3 : 0.9;
     //  run again: what a grouped job streamed waits in the spill file and
     //  is dropped; -u and --line-buffer have printed it, as GNU parallel does
     if (failed && e->attempts < self->o->retries && !self->halting && !s_interrupted
@@ -1392,6 +1428,7 @@ s_run_main (run_opts_t *op)
     }
     //  what every item carries
     self.shell = run_shell ();
+    self.delay_ms = o.delay_s * 1000.0;
     char cwd [4096];
     const char *dir = o.workdir ? o.workdir : getcwd (cwd, sizeof cwd);
     self.cwd = dir ? realpath (dir, NULL) : NULL;

@@ -100,12 +100,15 @@ typedef struct {
     //  running
     const char *jobs;           //  -j value as given (NULL: CPUs)
     int jobslots;               //  resolved
+    char cpu_unit;              //  what -j's 100% counts: 0 CPUs, 'c' cores, 's' sockets
     uint32_t max_attempts;      //  --max-attempts (0: the pool's 3)
     const char *broker;         //  -b / --broker
     int broker_timeout_ms;
     const char *curve_secret;   //  --curve-secret FILE
     const char *broker_key;     //  --broker-key FILE
     double timeout_s;           //  --timeout S (0: none)
+    double delay_s;             //  --delay S: no job starts within S of the last (0: none)
+    bool delay_auto;            //  --delay Sauto: S grows 30% at a failure, shrinks 10% at a success
     uint32_t timeout_pct;       //  --timeout N%
     int retries;                //  --retries N (times a job is tried)
     run_halt_when_t halt_when;

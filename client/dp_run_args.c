@@ -33,7 +33,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -81,6 +81,7 @@ static const s_opt_t s_options [] = {
     { "shellquote|shell-quote|shell_quote", O_SHELLQUOTE, false },
     { "halt|halt-on-error", O_HALT, true },
     { "timeout", O_TIMEOUT, true },
+    { "delay", O_DELAY, true },
     { "retries", O_RETRIES, true },
     { "joblog|jl", O_JOBLOG, true },
     { "resume", O_RESUME, false },
@@ -99,6 +100,10 @@ static const s_opt_t s_options [] = {
     { "regexp|regex", O_REGEXP, false },
     { "S|sshlogin", O_SSHLOGIN, true },
     { "max-line-length-allowed|maxlinelengthallowed", O_MAXLINE, false },
+    { "number-of-sockets|numberofsockets|number-of-cores|numberofcores|number-of-cpus"
+      "|numberofcpus|number-of-threads|numberofthreads", O_NCPU_PRINT, false },
+    { "use-sockets-instead-of-threads|usesocketsinsteadofthreads|use-cores-instead-of-threads"
+      "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores", O_CPU_UNIT, false },
     { "L", O_MAXLINES, true },
     { "bar", O_BAR, false },
     { "eta", O_ETA, false },
@@ -129,11 +134,7 @@ static const s_opt_t s_options [] = {
 static const char *s_refused =
     "|D|debug|sql|sql-master|sqlmaster|sql-worker|sqlworker|sql-and-worker|sqlandworker"
     "|latest-line|latestline|ll|tmux|tmux-pane|tmuxpane|parens"
-    "|i|replace|e|eof|delay|ssh-delay|sshdelay|load|noswap"
-    "|number-of-cpus|numberofcpus|number-of-sockets|numberofsockets"
-    "|number-of-cores|numberofcores|number-of-threads|numberofthreads"
-    "|use-sockets-instead-of-threads|usesocketsinsteadofthreads|use-cores-instead-of-threads"
-    "|usecoresinsteadofthreads|use-cpus-instead-of-cores|usecpusinsteadofcores"
+    "|i|replace|e|eof|ssh-delay|sshdelay|load|noswap"
     "|ctag|ctag-string|ctagstring|color|colour|color-failed"
     "|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf"
     "|onall|nonall|filter-hosts|filterhosts|filter-host|sshloginfile|slf"
@@ -189,6 +190,9 @@ run_usage (FILE *out)
 "Running:\n"
 "  -j, --jobs N|N%%|+N|-N|0  job slots (default or 0: one per usable CPU:\n"
 "                       affinity mask and cgroup quota, as nproc)\n"
+"  --use-cores-instead-of-threads, --use-sockets-instead-of-threads\n"
+"                       -j's 100%% counts cores or sockets (--number-of-cores,\n"
+"                       --number-of-sockets, --number-of-threads print them)\n"
 "  -k, --keep-order     output in input order (always, but with -u and\n"
 "                       --line-buffer)\n"
 "  -g, --group          output per job, in input order (default); a job's\n"
@@ -199,6 +203,8 @@ run_usage (FILE *out)
 "  --line-buffer        write it in whole lines as they come (with -k: -g)\n"
 "  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
 "  --retries N          run a failing job up to N times in all\n"
+"  --delay S[auto]      start no job within S seconds of the last (auto: S\n"
+"                       grows 30%% at each failure, shrinks 10%% at a success)\n"
 "  --halt now|soon,fail|success|done=N|N%%  stop early\n"
 "  --env NAME           pass $NAME to the jobs  --wd DIR  run jobs in DIR\n"
 "  --nice N             run the jobs under nice -n N\n"
@@ -289,10 +295,10 @@ s_number (const char *arg, char **end, bool sign)
     return v;
 }
 
+//  -j's value against `cpus` job slots for 100%: -1 if bad
 static int
-s_jobslots (const char *arg)
+s_jobslots (const char *arg, int cpus)
 {
-    int cpus = s_cpus ();
     char *end;
     double v = s_number (arg, &end, true);
     if (end == arg || (*end != '%' && v != floor (v)))
@@ -513,7 +519,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_SEQR: o->repl [5] = val; break;
         case O_SLOTR: o->repl [6] = val; break;
         case O_JOBS:
-            if ((o->jobslots = s_jobslots (val)) < 0)
+            if ((o->jobslots = s_jobslots (val, s_cpus ())) < 0)
                 return run_usage_error ("invalid value '%s' for -j (N, N%%, +N, -N or 0)", val);
             o->jobs = val;
             break;
@@ -540,6 +546,21 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             else
             if ((o->timeout_s = s_duration (val)) <= 0)
                 return run_usage_error ("invalid value '%s' for --timeout (seconds, or N%%)", val);
+            break;
+        }
+        case O_DELAY: {
+            //  GNU parallel: a duration, "auto" after it adapts it
+            size_t len = strlen (val);
+            char *copy = strdup (val);
+            if (!copy)
+                return run_usage_error ("out of memory");
+            o->delay_auto = len > 4 && strcmp (val + len - 4, "auto") == 0;
+            if (o->delay_auto)
+                copy [len - 4] = 0;
+            o->delay_s = s_duration (copy);
+            free (copy);
+            if (o->delay_s < 0)
+                return run_usage_error ("invalid value '%s' for --delay (seconds, 1m30s, ...auto)", val);
             break;
         }
         case O_RETRIES:
@@ -624,6 +645,17 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             //  GNU parallel's longest command line on Linux (RUN_MAX_LINE)
             printf ("130329\n");
             return 0;
+        case O_NCPU_PRINT: {
+            //  GNU parallel's counts (--number-of-cpus is its old name for cores)
+            int sockets, cores, threads;
+            dp_cpu_topology ("/sys/devices/system/cpu", 0, &sockets, &cores, &threads);
+            printf ("%d\n", strstr (shown, "socket") ? sockets : strstr (shown, "thread") ? threads : cores);
+            return 0;
+        }
+        case O_CPU_UNIT:
+            //  what 100% of -j (and its default) counts
+            o->cpu_unit = strstr (shown, "socket") ? 's' : 'c';
+            break;
         case O_BAR: o->bar = true; break;
         case O_ETA: o->eta = true; break;
         case O_PROGRESS: o->progress = true; break;
@@ -831,8 +863,15 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
         o->header = true;
     if (o->retries < 1)
         o->retries = 1;
-    if (o->jobslots <= 0)
-        o->jobslots = s_cpus ();
+    //  -j against the CPUs, or the cores or sockets (--use-...-instead-of-...)
+    int cpus = s_cpus ();
+    if (o->cpu_unit) {
+        int sockets, cores, threads;
+        dp_cpu_topology ("/sys/devices/system/cpu", 0, &sockets, &cores, &threads);
+        int unit = o->cpu_unit == 's' ? sockets : cores;
+        cpus = unit < cpus ? unit : cpus;
+    }
+    o->jobslots = o->jobs ? s_jobslots (o->jobs, cpus) : cpus;
     return -1;
 }
 

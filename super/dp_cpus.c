@@ -128,8 +128,9 @@ dp_cpu_quota (const char *root, const char *proc_cgroup)
     return best;
 }
 
-int
-dp_cpu_count (void)
+//  CPUs of the affinity mask, else the online ones
+static int
+s_affinity (void)
 {
     int cpus = 0;
     cpu_set_t set;
@@ -137,6 +138,78 @@ dp_cpu_count (void)
         cpus = CPU_COUNT (&set);
     if (cpus <= 0)
         cpus = (int) sysconf (_SC_NPROCESSORS_ONLN);
+    return cpus;
+}
+
+//  The first line of a file (newline cut) into buf; false if unreadable
+static bool
+s_read_line (const char *path, char *buf, size_t size)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return false;
+    bool ok = fgets (buf, (int) size, file) != NULL;
+    fclose (file);
+    if (ok)
+        buf [strcspn (buf, "\n")] = 0;
+    return ok;
+}
+
+//  Add `value` to the n distinct strings of `seen` (each of `width`
+//  bytes, room for max) unless it is there already
+static void
+s_add_distinct (char *seen, int *n, int max, size_t width, const char *value)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp (seen + (size_t) i * width, value) == 0)
+            return;
+    if (*n < max)
+        snprintf (seen + (size_t) (*n)++ * width, width, "%s", value);
+}
+
+//  n capped by active, at least 1
+static int
+s_clamp (int n, int active)
+{
+    n = n < active ? n : active;
+    return n < 1 ? 1 : n;
+}
+
+void
+dp_cpu_topology (const char *sysfs_cpu, int cap, int *sockets, int *cores, int *threads)
+{
+    enum { MAX = 4096, WIDTH = 96 };
+    char *packages = (char *) calloc (MAX, WIDTH), *siblings = (char *) calloc (MAX, WIDTH);
+    int npackages = 0, nsiblings = 0, nthreads = 0;
+    for (int cpu = 0; packages && siblings && cpu < MAX; cpu++) {
+        char path [PATH_MAX], value [WIDTH];
+        snprintf (path, sizeof path, "%s/cpu%d/topology/physical_package_id", sysfs_cpu, cpu);
+        if (!s_read_line (path, value, sizeof value))
+            break;
+        nthreads++;
+        s_add_distinct (packages, &npackages, MAX, WIDTH, value);
+        snprintf (path, sizeof path, "%s/cpu%d/topology/thread_siblings", sysfs_cpu, cpu);
+        if (s_read_line (path, value, sizeof value))
+            s_add_distinct (siblings, &nsiblings, MAX, WIDTH, value);
+    }
+    free (packages);
+    free (siblings);
+    if (nthreads == 0) {
+        nthreads = (int) sysconf (_SC_NPROCESSORS_ONLN);
+        npackages = nsiblings = nthreads;
+    }
+    if (nsiblings == 0)
+        nsiblings = nthreads;
+    int active = cap > 0 ? cap : s_affinity ();
+    *sockets = s_clamp (npackages, active);
+    *cores = s_clamp (nsiblings, active);
+    *threads = s_clamp (nthreads, active);
+}
+
+int
+dp_cpu_count (void)
+{
+    int cpus = s_affinity ();
     int quota = dp_cpu_quota ("/sys/fs/cgroup", "/proc/self/cgroup");
     if (quota > 0 && quota < cpus)
         cpus = quota;

@@ -21,4 +21,13 @@ int dp_cpu_count (void);
 //  rounded up, or 0 when there is none. Exposed for tests (a fake tree).
 int dp_cpu_quota (const char *root, const char *proc_cgroup);
 
+//  The machine's CPU topology as GNU parallel's --number-of-sockets,
+//  --number-of-cores and --number-of-threads count it: from `sysfs_cpu`
+//  (normally "/sys/devices/system/cpu"): cpuN/topology's distinct
+//  physical_package_id values (sockets), distinct thread_siblings masks
+//  (cores), cpuN directories (threads); each capped by `cap` (0: the
+//  affinity mask's CPUs, as GNU parallel caps them by taskset's), never
+//  less than 1. Without the files: all the online CPUs.
+void dp_cpu_topology (const char *sysfs_cpu, int cap, int *sockets, int *cores, int *threads);
+
 #endif

@@ -64,6 +64,36 @@ main (void)
     s_write ("sys/j/cpu.max", "lots of\n");
     CHECK (s_quota ("0::/j\n") == 0);
     CHECK (dp_cpu_quota ("/nonexistent", "/nonexistent") == 0);
+
+    //  topology (GNU parallel's --number-of-*): 2 sockets of 2 cores of 2
+    //  threads, from a fake sysfs; capped by the affinity mask (>= 1 here)
+    const char *sib [4] = { "00000011", "00000022", "00000044", "00000088" };
+    for (int cpu = 0; cpu < 8; cpu++) {
+        char rel [128];
+        snprintf (rel, sizeof rel, "cpu/cpu%d/topology/physical_package_id", cpu);
+        s_write (rel, (cpu % 4) < 2 ? "0\n" : "1\n");
+        snprintf (rel, sizeof rel, "cpu/cpu%d/topology/thread_siblings", cpu);
+        s_write (rel, sib [cpu % 4]);
+    }
+    int sockets, cores, threads;
+    char sysfs [300];
+    snprintf (sysfs, sizeof sysfs, "%s/cpu", s_root);
+    dp_cpu_topology (sysfs, 1000, &sockets, &cores, &threads);
+    CHECK (sockets == 2 && cores == 4 && threads == 8);
+    dp_cpu_topology (sysfs, 3, &sockets, &cores, &threads);
+    CHECK (sockets == 2 && cores == 3 && threads == 3);
+    dp_cpu_topology (sysfs, 0, &sockets, &cores, &threads);
+    cpu_set_t mask;
+    REQUIRE (sched_getaffinity (0, sizeof mask, &mask) == 0);
+    int active = CPU_COUNT (&mask);
+    CHECK (threads == (active < 8 ? active : 8));
+    CHECK (cores == (active < 4 ? active : 4));
+    CHECK (sockets == (active < 2 ? active : 2));
+    printf ("fake topology 2x2x2 under %d CPUs: %d sockets, %d cores, %d threads\n",
+            active, sockets, cores, threads);
+    //  no sysfs: the online CPUs, still capped, never 0
+    dp_cpu_topology ("/nonexistent", 0, &sockets, &cores, &threads);
+    CHECK (sockets >= 1 && cores >= 1 && threads >= 1 && threads <= active);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_root);
     CHECK (system (cmd) == 0);

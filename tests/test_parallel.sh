@@ -299,7 +299,9 @@ t '' -N0 -j64 sleep 0.1 :::: num8
 t '' -N0 --jobs 200% sleep 0.1 :::: num8
 t '' --use-cpus-instead-of-cores -N0 sleep 0.1 :::: num8
 t '' --shuf echo ::: 1 2 3 ::: a b c ::: A B C
-t '' --delay 2.5 echo Starting {}\;date ::: 1 2 3
+# the man page's line prints date(1) too, which differs between any two runs
+t '' --delay 0.3 echo Starting {} ::: 1 2 3
+t '' --delay 0.1auto -j2 'echo {}; exit {}' ::: 0 1 0
 t '' --timeout 4.1 sleep {}\; echo {} ::: 2 4 6 8
 t '' --bar sleep ::: 0.1 0.3
 t '' --joblog log exit ::: 1 2 3 0
@@ -341,6 +343,11 @@ t 'seq 5' --pipe --rrs -N2 'echo J; cat; echo'
 # --- others
 t '' --max-line-length-allowed
 t '' --number-of-cpus
+t '' --number-of-cores
+t '' --number-of-threads
+t '' --number-of-sockets
+t '' --use-sockets-instead-of-threads -j100% --dry-run echo {%} ::: 1 2 3
+t '' --use-cores-instead-of-threads -j100% 'sleep 0.{}; echo {%}' ::: 3 2 1
 t '' --profile nicetimeout echo ::: A B C
 t '' --semaphore echo a
 # === man parallel
