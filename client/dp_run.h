@@ -100,6 +100,8 @@ typedef struct {
     //  running
     const char *jobs;           //  -j value as given (NULL: CPUs)
     int jobslots;               //  resolved
+    run_strv_t profile_words;   //  the profiles' and $PARALLEL's words (owned)
+    char **argv_built;          //  their leftover words + the command line's (owned)
     char cpu_unit;              //  what -j's 100% counts: 0 CPUs, 'c' cores, 's' sockets
     uint32_t max_attempts;      //  --max-attempts (0: the pool's 3)
     const char *broker;         //  -b / --broker

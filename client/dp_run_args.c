@@ -33,7 +33,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_PROFILE, O_PLAIN, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -82,6 +82,8 @@ static const s_opt_t s_options [] = {
     { "halt|halt-on-error", O_HALT, true },
     { "timeout", O_TIMEOUT, true },
     { "delay", O_DELAY, true },
+    { "J|profile", O_PROFILE, true },
+    { "plain", O_PLAIN, false },
     { "retries", O_RETRIES, true },
     { "joblog|jl", O_JOBLOG, true },
     { "resume", O_RESUME, false },
@@ -143,7 +145,7 @@ static const char *s_refused =
     "|noctrlc|rsync-opts|rsyncopts|use-compress-program|compress-program"
     "|usecompressprogram|compressprogram|use-decompress-program|decompress-program"
     "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
-    "|totaljobs|total|shuf|recordenv|record-env|profile|J|tollef|linkinputsource"
+    "|totaljobs|total|shuf|recordenv|record-env|tollef|linkinputsource"
     "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq"
     "|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
@@ -229,6 +231,9 @@ run_usage (FILE *out)
 "                       without both: the local server directory's keys)\n"
 "  -h, --help  -V, --version\n"
 "\n"
+"Options are read first from GNU parallel's config files (~/.parallel/config,\n"
+"~/.parallelrc, ...) or the --profile (-J) NAME files, then $PARALLEL;\n"
+"--plain reads none.\n"
 "Commands run with $PARALLEL_SHELL, else the shell dpool run was started\n"
 "from (its nearest ancestor that is a shell), else $SHELL, else /bin/sh.\n"
 "Exit status: 0 all jobs succeeded; 1-100 that many jobs failed; 101 more\n"
@@ -548,6 +553,9 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
                 return run_usage_error ("invalid value '%s' for --timeout (seconds, or N%%)", val);
             break;
         }
+        case O_PROFILE:
+        case O_PLAIN:
+            break;                  //  read before the options (s_profiles)
         case O_DELAY: {
             //  GNU parallel: a duration, "auto" after it adapts it
             size_t len = strlen (val);
@@ -721,16 +729,227 @@ s_separator (const char *word, const char *argsep, const char *filesep, bool *li
     return 0;
 }
 
-int
-run_parse_args (int argc, char *argv [], run_opts_t *o)
+//  --------------------------------------------------------------------------
+//  Profiles and $PARALLEL: options read before the command line's, as GNU
+//  parallel reads them (its read_options): /etc/parallel/config, each
+//  config folder's config and ~/.parallelrc, or the --profile (-J) files
+//  instead; then $PARALLEL. --plain reads none.
+
+//  Split a line into words as Perl's shellwords: blanks separate, '...'
+//  is literal, "..." and a bare backslash escape one character. Returns 0,
+//  or -1 for an unbalanced quote.
+static int
+s_shell_words (const char *line, run_strv_t *out)
 {
-    o->delim = '\n';
-    o->block_size = 1 << 20;
-    o->retries = 1;
-    o->keep_order = true;           //  dpool run's output is in order unless --nok
-    const char *argsep = ":::", *filesep = "::::";
-    int i = 1;
-    //  options (require_order: stop at the first word that is not one)
+    run_str_t word = { 0 };
+    const char *p = line;
+    int rc = 0;
+    while (rc == 0) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            break;
+        word.len = 0;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            if (*p == '\'') {
+                const char *close = strchr (p + 1, '\'');
+                if (!close) {
+                    rc = -1;
+                    break;
+                }
+                run_str_add (&word, p + 1, (size_t) (close - p - 1));
+                p = close + 1;
+            }
+            else
+            if (*p == '"') {
+                p++;
+                while (*p && *p != '"') {
+                    if (*p == '\\' && p [1])
+                        p++;
+                    run_str_add (&word, p++, 1);
+                }
+                if (*p != '"') {
+                    rc = -1;
+                    break;
+                }
+                p++;
+            }
+            else {
+                if (*p == '\\' && p [1])
+                    p++;
+                run_str_add (&word, p++, 1);
+            }
+        }
+        if (rc == 0)
+            run_strv_add (out, word.p ? word.p : "", word.len);
+    }
+    free (word.p);
+    return rc;
+}
+
+//  The option words of a profile file (comment lines skipped) onto `out`.
+//  Returns 0, or -1 (printed).
+static int
+s_profile_read (const char *path, run_strv_t *out)
+{
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (rc == 0 && getline (&line, &cap, file) >= 0) {
+        const char *p = line + strspn (line, " \t");
+        if (*p == '#')
+            continue;
+        if (s_shell_words (line, out) != 0) {
+            run_usage_error ("profile %s: a quote is not closed", path);
+            rc = -1;
+        }
+    }
+    free (line);
+    fclose (file);
+    return rc;
+}
+
+//  GNU parallel's config folders that exist: $PARALLEL_HOME,
+//  $XDG_CONFIG_HOME/parallel, each of $XDG_CONFIG_DIRS/parallel,
+//  ~/.parallel
+static void
+s_config_dirs (run_strv_t *dirs)
+{
+    char path [4096];
+    struct stat st;
+    const char *env = getenv ("PARALLEL_HOME");
+    if (env && *env && stat (env, &st) == 0 && S_ISDIR (st.st_mode))
+        run_strv_add (dirs, env, strlen (env));
+    env = getenv ("XDG_CONFIG_HOME");
+    if (env && *env) {
+        snprintf (path, sizeof path, "%s/parallel", env);
+        if (stat (path, &st) == 0 && S_ISDIR (st.st_mode))
+            run_strv_add (dirs, path, strlen (path));
+    }
+    env = getenv ("XDG_CONFIG_DIRS");
+    for (const char *p = env ? env : ""; *p; ) {
+        size_t len = strcspn (p, ":");
+        snprintf (path, sizeof path, "%.*s/parallel", (int) len, p);
+        if (len && stat (path, &st) == 0 && S_ISDIR (st.st_mode))
+            run_strv_add (dirs, path, strlen (path));
+        p += len + (p [len] == ':');
+    }
+    env = getenv ("HOME");
+    if (env && *env) {
+        snprintf (path, sizeof path, "%s/.parallel", env);
+        if (stat (path, &st) == 0 && S_ISDIR (st.st_mode))
+            run_strv_add (dirs, path, strlen (path));
+    }
+}
+
+//  --plain and the --profile names among the command line's options
+//  (a light scan: values are skipped, nothing is applied)
+static void
+s_profile_scan (int argc, char *argv [], bool *plain, run_strv_t *names)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *word = argv [i];
+        bool linked;
+        if (word [0] != '-' || !word [1] || !strcmp (word, "--")
+        ||  s_separator (word, ":::", "::::", &linked))
+            return;
+        if (word [1] == '-') {
+            const char *name = word + 2, *eq = strchr (name, '=');
+            size_t len = eq ? (size_t) (eq - name) : strlen (name);
+            const s_opt_t *opt = s_find (name, len);
+            if (!opt)
+                return;
+            const char *val = opt->arg ? (eq ? eq + 1 : i + 1 < argc ? argv [++i] : NULL) : NULL;
+            if (opt->id == O_PLAIN)
+                *plain = true;
+            if (opt->id == O_PROFILE && val)
+                run_strv_add (names, val, strlen (val));
+            continue;
+        }
+        for (const char *p = word + 1; *p; p++) {
+            const s_opt_t *opt = s_find (p, 1);
+            if (!opt)
+                return;
+            if (opt->arg) {
+                const char *val = p [1] ? p + 1 : i + 1 < argc ? argv [++i] : NULL;
+                if (opt->id == O_PROFILE && val)
+                    run_strv_add (names, val, strlen (val));
+                break;
+            }
+        }
+    }
+}
+
+//  The profiles' words onto o->profile_words; *nprofile of them are the
+//  profiles', the rest $PARALLEL's. Returns 0, or -1 (printed).
+static int
+s_profiles (int argc, char *argv [], run_opts_t *o, size_t *nprofile)
+{
+    bool plain = false;
+    run_strv_t names = { 0 }, dirs = { 0 };
+    s_profile_scan (argc, argv, &plain, &names);
+    int rc = 0;
+    *nprofile = 0;
+    if (!plain) {
+        s_config_dirs (&dirs);
+        char path [4200];
+        if (names.n == 0) {
+            rc |= s_profile_read ("/etc/parallel/config", &o->profile_words);
+            for (size_t d = 0; d < dirs.n && rc == 0; d++) {
+                snprintf (path, sizeof path, "%s/config", dirs.v [d]);
+                rc |= s_profile_read (path, &o->profile_words);
+            }
+            const char *home = getenv ("HOME");
+            if (home && *home && rc == 0) {
+                snprintf (path, sizeof path, "%s/.parallelrc", home);
+                rc |= s_profile_read (path, &o->profile_words);
+            }
+        }
+        for (size_t n = 0; n < names.n && rc == 0; n++) {
+            //  ./NAME and /NAME as they are, else in each config folder;
+            //  one not found is passed over (GNU parallel's rule), said
+            bool found = false;
+            const char *name = names.v [n];
+            if (name [0] == '/' || !strncmp (name, "./", 2)) {
+                found = access (name, R_OK) == 0;
+                if (found)
+                    rc |= s_profile_read (name, &o->profile_words);
+            }
+            else
+                for (size_t d = 0; d < dirs.n && rc == 0; d++) {
+                    snprintf (path, sizeof path, "%s/%s", dirs.v [d], name);
+                    if (access (path, R_OK) == 0) {
+                        found = true;
+                        rc |= s_profile_read (path, &o->profile_words);
+                    }
+                }
+            if (!found)
+                fprintf (stderr, "dpool run: warning: profile %s not found (passed over, "
+                         "as GNU parallel does)\n", name);
+        }
+        *nprofile = o->profile_words.n;
+        const char *env = getenv ("PARALLEL");
+        if (rc == 0 && env && *env && s_shell_words (env, &o->profile_words) != 0) {
+            run_usage_error ("$PARALLEL: a quote is not closed");
+            rc = -1;
+        }
+    }
+    run_strv_free (&names);
+    run_strv_free (&dirs);
+    return rc;
+}
+
+//  Apply the options at the start of argv [i..argc) (require_order: up to
+//  the first word that is not one, or after "--"); *next is that word's
+//  index. Returns -1 to go on, else an exit status (an error, or --help).
+static int
+s_parse_options (int argc, char *argv [], int i, run_opts_t *o,
+                 const char **argsep_p, const char **filesep_p, int *next)
+{
+    const char *argsep = *argsep_p, *filesep = *filesep_p;
     while (i < argc) {
         const char *word = argv [i];
         bool linked;
@@ -795,6 +1014,66 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
             if (val)
                 break;
         }
+    }
+    *argsep_p = argsep;
+    *filesep_p = filesep;
+    *next = i;
+    return -1;
+}
+
+int
+run_parse_args (int argc, char *argv [], run_opts_t *o)
+{
+    o->delim = '\n';
+    o->block_size = 1 << 20;
+    o->retries = 1;
+    o->keep_order = true;           //  dpool run's output is in order unless --nok
+    const char *argsep = ":::", *filesep = "::::";
+    //  the profiles' options, $PARALLEL's, the command line's; the words
+    //  after each one's options start the command, in that order
+    size_t nprofile;
+    if (s_profiles (argc, argv, o, &nprofile) != 0)
+        return RUN_EXIT_ERROR;
+    int i, rc, pnext = 0, enext = (int) nprofile;
+    char **words = o->profile_words.v;
+    size_t nwords = o->profile_words.n;
+    if (nwords) {
+        //  (s_parse_options reads from index 1 of its array onwards)
+        char **pv = (char **) malloc ((nwords + 2) * sizeof (char *));
+        if (!pv)
+            return run_usage_error ("out of memory");
+        pv [0] = argv [0];
+        memcpy (pv + 1, words, nprofile * sizeof (char *));
+        rc = s_parse_options ((int) nprofile + 1, pv, 1, o, &argsep, &filesep, &pnext);
+        pnext--;
+        if (rc < 0) {
+            memcpy (pv + 1, words + nprofile, (nwords - nprofile) * sizeof (char *));
+            rc = s_parse_options ((int) (nwords - nprofile) + 1, pv, 1, o, &argsep, &filesep, &enext);
+            enext += (int) nprofile - 1;
+        }
+        free (pv);
+        if (rc >= 0)
+            return rc;
+    }
+    if ((rc = s_parse_options (argc, argv, 1, o, &argsep, &filesep, &i)) >= 0)
+        return rc;
+    if (nwords && (pnext < (int) nprofile || enext < (int) nwords)) {
+        //  words left in a profile or $PARALLEL (a command such as `nice`)
+        //  go before the command line's
+        size_t extra = (nprofile - (size_t) pnext) + (nwords - (size_t) enext);
+        size_t n = extra + (size_t) (argc - i);
+        o->argv_built = (char **) calloc (n + 1, sizeof (char *));
+        if (!o->argv_built)
+            return run_usage_error ("out of memory");
+        size_t at = 0;
+        for (int k = pnext; k < (int) nprofile; k++)
+            o->argv_built [at++] = words [k];
+        for (int k = enext; k < (int) nwords; k++)
+            o->argv_built [at++] = words [k];
+        memcpy (o->argv_built + at, argv + i, (size_t) (argc - i) * sizeof (char *));
+        argv = o->argv_built;
+        argc = (int) n;
+        i = 0;
     }
     //  the command: words up to the first separator
     o->command = argv + i;
@@ -883,5 +1162,8 @@ run_opts_free (run_opts_t *o)
     free ((char *) o->recstart);
     free ((char *) o->recend);
     o->recstart = o->recend = NULL;
+    free (o->argv_built);
+    o->argv_built = NULL;
+    run_strv_free (&o->profile_words);
     o->nsources = 0;
 }

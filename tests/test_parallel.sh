@@ -37,6 +37,12 @@ seq 8 > num8
 seq 128 > num128
 seq 30000 > num30000
 (echo %head1; echo %head2; seq 10) > num_%header
+# profiles: a config folder ($XDG_CONFIG_HOME/parallel) with a default
+# config and a named profile, and a profile file named by its path
+mkdir -p xdg/parallel
+printf -- '--tag\n' > xdg/parallel/config
+printf -- '# a comment line\n-k --tagstring "<{}>"\n' > xdg/parallel/tagged
+printf -- '-j1 nice\n' > nicep
 printf 'HHHHAAABBBCCC' > fixedlen
 cd "$T"
 same=0 refused=0 fail=0
@@ -48,15 +54,16 @@ same=0 refused=0 fail=0
 # loaded machine) then runs them 4 at a time.
 mkdir cases
 n=0
+# CASE_ENV='NAME=VALUE ...' before t: the case runs with those variables.
 t() {
     local input=$1; shift
     n=$((n + 1))
-    { printf 'input=%q\nargs=(' "$input"; printf '%q ' "$@"; printf ')\n'; } > "cases/$n"
+    { printf 'input=%q\nargs=(' "$input"; printf '%q ' "$@"; printf ')\nenvs=(%s)\n' "${CASE_ENV:-}"; } > "cases/$n"
 }
 # run_case N TOOL... : stdout, stderr, status and files of the case under TOOL
 run_case() {
     local c=$1; shift
-    local input args d="$PWD/cases/$c.$2"
+    local input args envs d="$PWD/cases/$c.$2"
     . "cases/$c"
     mkdir -p "$d.d"
     ln -s "$PWD"/fixtures/* "$d.d/"
@@ -68,10 +75,10 @@ run_case() {
             input=
         fi
         if [ -n "$input" ]; then
-            eval "$input" | timeout 300 "$@" "${args[@]}" > "$d.out" 2> "$d.err"
+            eval "$input" | timeout 300 env "${envs[@]}" "$@" "${args[@]}" > "$d.out" 2> "$d.err"
             echo "${PIPESTATUS[1]}" > "$d.rc"
         else
-            timeout 300 "$@" "${args[@]}" < /dev/null > "$d.out" 2> "$d.err"
+            timeout 300 env "${envs[@]}" "$@" "${args[@]}" < /dev/null > "$d.out" 2> "$d.err"
             echo $? > "$d.rc"
         fi
     )
@@ -91,7 +98,7 @@ files() {
     done)
 }
 compare() {
-    local c=$1 input args
+    local c=$1 input args envs
     . "cases/$c"
     local prc drc p="cases/$c.--will-cite" d="cases/$c.run"
     prc=$(cat "$p.rc") drc=$(cat "$d.rc")
@@ -103,7 +110,7 @@ compare() {
         same=$((same + 1))
     else
         fail=$((fail + 1))
-        echo "FAIL: ${input:+$input | }dpool run ${args[*]}: rc $drc (parallel $prc)" >&2
+        echo "FAIL: ${envs[*]:+${envs[*]} }${input:+$input | }dpool run ${args[*]}: rc $drc (parallel $prc)" >&2
         diff <(head -c 2000 "$p.out") <(head -c 2000 "$d.out") | head -10 >&2
         diff <(files "$p.d") <(files "$d.d") | head -10 >&2
         head -c 500 "$d.err" >&2
@@ -394,6 +401,15 @@ t 'printf "abc-file\ndef-file\n"' -j1 -k -v ls
 t '' --parens ,,,, echo foo is ,,s/I/O/g,, ::: FII
 t 'seq 3' -j1 --process-slot-var=name echo '$name' {}
 t '' -j3 --process-slot-var name 'sleep 0.{}; echo $name {} $PARALLEL_JOBSLOT' ::: 3 2 1
+# profiles and $PARALLEL (GNU parallel's read_options)
+CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg" t '' echo ::: a b
+CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg" t '' --plain echo ::: a b
+CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg" t '' -J tagged echo ::: a b
+CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg" t '' --profile ./nicep echo ::: a b
+CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg" t '' --profile nonesuch echo ::: a b
+CASE_ENV="PARALLEL='--tagstring \"x y\" -k'" t '' echo ::: a b
+CASE_ENV="PARALLEL='-k echo'" t '' ::: q r
+CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg PARALLEL=--tagstring=z" t '' echo ::: a
 t '' --filter '{1} < {2}+1' echo ::: {1..3} ::: {1..3}
 t 'seq 1000' --pipe --tee -v wc {} ::: -w -l -c
 t '' --max-args 2 echo ::: a b c
