@@ -563,6 +563,9 @@ s_plain_argv (s_run_t *self, const char *cmd, size_t len)
     return self->plain_words;
 }
 
+_Static_assert (sizeof ((run_opts_t *) 0)->termseq == sizeof ((dp_exec_item_t *) 0)->termseq,
+                "--termseq fits the exec item's");
+
 //  Encode the exec item of ring entry `pos`
 static int
 s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
@@ -590,8 +593,10 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
         .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
         .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
         //  -u / --line-buffer: its output in PARTs as it comes
-        .flush = self->flush, .nice = o->nice, .slotvar = (char *) o->slotvar
+        .flush = self->flush, .nice = o->nice, .slotvar = (char *) o->slotvar,
+        .ntermseq = o->ntermseq
     };
+    memcpy (item.termseq, o->termseq, sizeof item.termseq);
     msgpack_sbuffer_clear (&self->item);
     int rc = dp_exec_item_encode (&item, &self->item);
     free (filled.p);

@@ -109,6 +109,8 @@ typedef struct {
     const char *curve_secret;   //  --curve-secret FILE
     const char *broker_key;     //  --broker-key FILE
     double timeout_s;           //  --timeout S (0: none)
+    uint32_t termseq [32];      //  --termseq: signal, ms, ... (ntermseq pairs; 0: the default)
+    size_t ntermseq;
     double delay_s;             //  --delay S: no job starts within S of the last (0: none)
     bool delay_auto;            //  --delay Sauto: S grows 30% at a failure, shrinks 10% at a success
     uint32_t timeout_pct;       //  --timeout N%
@@ -141,7 +143,10 @@ typedef struct {
     const char *results;        //  --results DIR
     //  --pipe
     bool pipe;
+    bool pipepart;              //  --pipepart: the -a files cut in parts (dp_run_part.c)
     size_t block_size;
+    bool block_given;           //  --block was given
+    int block_parts;            //  --block -N: N parts per job slot (--pipepart)
     const char *recstart, *recend;
     bool rrs;                   //  --rrs: the separators taken out of each block
     bool regexp;                //  --regexp: --recstart / --recend are regexps
@@ -202,6 +207,24 @@ bool run_gen_uses_slot (run_gen_t *self);
 //  the nearest ancestor process that is a shell, else $SHELL, else /bin/sh
 //  (malloc'd; dp_run_shell.c)
 char *run_shell (void);
+
+//  --pipepart: the parts of the -a files (dp_run_part.c)
+#define DP_RUN_PART_MAX (128u << 20)    //  the largest part, bytes
+typedef struct {
+    int fd;
+    int64_t start, end;
+} run_part_t;
+typedef struct {
+    run_part_t *v;
+    size_t n, cap, at;
+    int *fds;
+    size_t nfds;
+} run_parts_t;
+//  Open the files and find the cuts. Returns 0, or -1 (printed).
+int run_parts_find (run_parts_t *self, const run_opts_t *o);
+//  The next part into out: 1, 0 when there is none left, -1 (printed).
+int run_parts_read (run_parts_t *self, run_str_t *out);
+void run_parts_free (run_parts_t *self);
 
 //  GNU parallel's shell quoting of one word (appended to out)
 void run_quote (run_str_t *out, const char *s, size_t len);

@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -33,7 +34,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_PROFILE, O_PLAIN, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_TERMSEQ, O_PIPEPART, O_PROFILE, O_PLAIN, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -82,6 +83,7 @@ static const s_opt_t s_options [] = {
     { "halt|halt-on-error", O_HALT, true },
     { "timeout", O_TIMEOUT, true },
     { "delay", O_DELAY, true },
+    { "termseq|term-seq", O_TERMSEQ, true },
     { "J|profile", O_PROFILE, true },
     { "plain", O_PLAIN, false },
     { "retries", O_RETRIES, true },
@@ -92,6 +94,7 @@ static const s_opt_t s_options [] = {
     { "resume-by", O_RESUMEBY, true },
     { "results|result|res", O_RESULTS, true },
     { "pipe|spreadstdin", O_PIPE, false },
+    { "pipe-part|pipepart", O_PIPEPART, false },
     { "block|block-size|blocksize", O_BLOCK, true },
     { "recstart", O_RECSTART, true },
     { "recend", O_RECEND, true },
@@ -146,12 +149,12 @@ static const char *s_refused =
     "|usecompressprogram|compressprogram|use-decompress-program|decompress-program"
     "|usedecompressprogram|decompressprogram|compress|open-tty|o|tty|T|H|total-jobs"
     "|totaljobs|total|shuf|recordenv|record-env|tollef|linkinputsource"
-    "|xapplyinputsource|bibtex|citation|memfree|memsuspend|term-seq|termseq"
+    "|xapplyinputsource|bibtex|citation|memfree|memsuspend"
     "|csv|l|max-lines|maxlines|p|interactive"
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
     "|roundrobin|round|output-as-files"
-    "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|pipe-part|pipepart|tee"
+    "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|tee"
     "|shard|bin|group-by|groupby|hgrp|hostgrp|hostgroup|hostgroups|embed|sem|w|z|Z|f|c|y"
     "|_pipe-means-argfiles|";
 
@@ -204,6 +207,8 @@ run_usage (FILE *out)
 "  -u, --ungroup        write every job's output as it comes\n"
 "  --line-buffer        write it in whole lines as they come (with -k: -g)\n"
 "  --timeout S|N%%       kill a job after S seconds (or N%% of the median)\n"
+"  --termseq SIG,MS,... signals (and waits) that kill it (TERM,200,TERM,100,\n"
+"                       TERM,50,KILL,25)\n"
 "  --retries N          run a failing job up to N times in all\n"
 "  --delay S[auto]      start no job within S seconds of the last (auto: S\n"
 "                       grows 30%% at each failure, shrinks 10%% at a success)\n"
@@ -214,6 +219,7 @@ run_usage (FILE *out)
 "  --pipe, --block SIZE, -N RECORDS, -L LINES, --recstart S, --recend S\n"
 "        --regexp, --rrs, --header N|REGEXP\n"
 "                       stdin cut into blocks of whole records, one per job\n"
+"  --pipepart -a FILE [--block SIZE|-N]  FILE cut so, read a part at a time\n"
 "Output (each job's stdout, then its stderr on stderr, in input order):\n"
 "  --tag  --tagstring STR  --dry-run  --shellquote  -t, --verbose  -v\n"
 "  --bar  --eta  --progress  --plus (its replacement strings)\n"
@@ -353,6 +359,56 @@ s_duration (const char *arg)
         p = end;
     }
     return total;
+}
+
+//  --termseq SIG,MS,SIG,MS,...: signals by name (TERM, SIGTERM) or
+//  number, waits in ms (the last may be left out: 0). Returns 0 or -1.
+static int
+s_termseq (const char *arg, run_opts_t *o)
+{
+    static const struct { const char *name; int sig; } names [] = {
+        { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "PIPE", SIGPIPE }, { "ALRM", SIGALRM },
+        { "TERM", SIGTERM }, { "CONT", SIGCONT }, { "STOP", SIGSTOP }, { "TSTP", SIGTSTP },
+        { "XCPU", SIGXCPU }, { "ABRT", SIGABRT }, { NULL, 0 }
+    };
+    o->ntermseq = 0;
+    const char *p = arg;
+    for (int i = 0; *p; i++) {
+        size_t len = strcspn (p, ",");
+        char word [32];
+        if (len == 0 || len >= sizeof word)
+            return -1;
+        memcpy (word, p, len);
+        word [len] = 0;
+        char *end;
+        long v = strtol (word, &end, 10);
+        if (i % 2 == 0) {
+            if (o->ntermseq == DP_EXEC_MAX_TERMSEQ)
+                return -1;
+            const char *name = strncmp (word, "SIG", 3) ? word : word + 3;
+            int sig = 0;
+            for (int k = 0; names [k].name && !sig; k++)
+                if (!strcmp (name, names [k].name))
+                    sig = names [k].sig;
+            if (!sig && *end == 0 && end != word && v >= 1 && v <= 64)
+                sig = (int) v;
+            if (!sig)
+                return -1;
+            o->termseq [2 * o->ntermseq] = (uint32_t) sig;
+            o->termseq [2 * o->ntermseq + 1] = 0;
+            o->ntermseq++;
+        }
+        else {
+            if (*end || end == word || v < 0 || v > 3600000)
+                return -1;
+            o->termseq [2 * o->ntermseq - 1] = (uint32_t) v;
+        }
+        p += len;
+        if (*p == ',' && !*++p)
+            return -1;              //  a trailing comma
+    }
+    return o->ntermseq ? 0 : -1;
 }
 
 //  A size: bytes, with k m g t (1000s) or K M G T (1024s). 0 if bad.
@@ -556,6 +612,11 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         case O_PROFILE:
         case O_PLAIN:
             break;                  //  read before the options (s_profiles)
+        case O_TERMSEQ:
+            if (s_termseq (val, o) != 0)
+                return run_usage_error ("invalid value '%s' for --termseq (SIGNAL,MS,SIGNAL,MS,...: "
+                                        "at most %d signals)", val, DP_EXEC_MAX_TERMSEQ);
+            break;
         case O_DELAY: {
             //  GNU parallel: a duration, "auto" after it adapts it
             size_t len = strlen (val);
@@ -595,9 +656,22 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
             break;
         }
         case O_PIPE: o->pipe = true; break;
+        case O_PIPEPART: o->pipe = o->pipepart = true; break;
         case O_BLOCK:
+            //  -N (--pipepart): N parts per job slot
+            if (val [0] == '-') {
+                size_t parts = s_size (val + 1);
+                if (parts == 0 || parts > 1000000)
+                    return run_usage_error ("invalid value '%s' for --block (a size: 1M, 500k; "
+                                            "-N with --pipepart)", val);
+                o->block_parts = (int) parts;
+            }
+            else
             if ((o->block_size = s_size (val)) == 0)
                 return run_usage_error ("invalid value '%s' for --block (a size: 1M, 500k)", val);
+            else
+                o->block_parts = 0;
+            o->block_given = true;
             break;
         case O_RECSTART:
         case O_RECEND: {
@@ -1132,8 +1206,23 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
         return run_usage_error ("option --regexp is only supported with --pipe");
     if (o->max_chars && (!o->multi || o->pipe))
         return run_usage_error ("option -s is only supported with -m, -X or --xargs");
-    if (o->pipe && (o->nsources > 0))
+    if (o->pipe && !o->pipepart && (o->nsources > 0))
         return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
+    if (o->block_parts && !o->pipepart)
+        return run_usage_error ("--block -N is only supported with --pipepart");
+    if (o->pipepart) {
+        //  the -a (::::) files are cut; what GNU parallel also does there
+        //  and dpool run does not is refused
+        if (o->nsources == 0)
+            return run_usage_error ("--pipepart needs its files: -a FILE");
+        for (int s = 0; s < o->nsources; s++)
+            if (!o->sources [s].is_file || !strcmp (o->sources [s].path, "-"))
+                return run_usage_error ("--pipepart cuts files (-a FILE): ::: values and stdin "
+                                        "are not supported with it");
+        if (o->header || o->regexp || o->rrs || o->skip_first_line || o->pipe_records)
+            return run_usage_error ("--header, --regexp, --rrs, --skip-first-line, -N and -L "
+                                    "are not supported with --pipepart");
+    }
     if ((o->resume || o->resume_failed || o->retry_failed) && !o->joblog)
         return run_usage_error ("--resume, --resume-failed and --retry-failed need --joblog FILE");
     if (!o->curve_secret != !o->broker_key)

@@ -55,7 +55,8 @@ run_str_add (run_str_t *self, const char *data, size_t len)
         self->cap = (self->len + len + 1) * 2;
         self->p = (char *) s_realloc (self->p, self->cap);
     }
-    memcpy (self->p + self->len, data, len);
+    if (len)                        //  (data may be NULL then)
+        memcpy (self->p + self->len, data, len);
     self->len += len;
     self->p [self->len] = 0;
 }
@@ -982,6 +983,7 @@ struct run_gen {
     bool pipe_header_done;
     run_str_t pipe_header;
     run_str_t block;            //  header + block
+    run_parts_t parts;          //  --pipepart
     //  --regexp: recend, recstart (anchored) and both (for --rrs)
     regex_t re_end, re_start, re_both;
     bool has_re;
@@ -1019,7 +1021,7 @@ struct run_gen {
 bool
 run_gen_uses_stdin (run_gen_t *self)
 {
-    return self->stream || self->o->pipe;
+    return self->stream || (self->o->pipe && !self->o->pipepart);
 }
 
 uint64_t
@@ -1256,6 +1258,14 @@ run_gen_new (run_opts_t *o)
         run_gen_destroy (&self);
         return NULL;
     }
+    if (o->pipepart) {
+        if (run_parts_find (&self->parts, o) != 0) {
+            run_gen_destroy (&self);
+            return NULL;
+        }
+        self->tpl.total = self->parts.n;
+    }
+    else
     if (o->pipe || self->stream) {
         self->stdin_reader.fd = 0;
         fcntl (0, F_SETFL, fcntl (0, F_GETFL) | O_NONBLOCK);
@@ -1437,6 +1447,7 @@ run_gen_destroy (run_gen_t **self_p)
     run_strv_free (&self->carry);
     free (self->pipe_header.p);
     free (self->block.p);
+    run_parts_free (&self->parts);
     if (self->has_re) {
         regfree (&self->re_end);
         regfree (&self->re_start);
@@ -1975,6 +1986,14 @@ run_gen_next (run_gen_t *self, run_job_t *job)
         self->args.n = 0;
         self->got = 0;
     }
+    if (o->pipepart) {
+        int rc = run_parts_read (&self->parts, &self->block);
+        if (rc != 1)
+            return rc;
+        job->stdin_data = self->block.p;
+        job->stdin_len = self->block.len;
+    }
+    else
     if (o->pipe) {
         int rc = s_next_block (self, job);
         if (rc != 1)

@@ -46,6 +46,10 @@ s_item (const uint8_t *data, size_t size)
     FUZZ_ASSERT (isfinite (item.timeout) && item.timeout >= 0);
     FUZZ_ASSERT (!item.has_input || item.input);
     FUZZ_ASSERT (!item.slotvar || dp_exec_var_name_ok (item.slotvar));
+    FUZZ_ASSERT (item.ntermseq <= DP_EXEC_MAX_TERMSEQ);
+    for (size_t i = 0; i < item.ntermseq; i++)
+        FUZZ_ASSERT (item.termseq [2 * i] >= 1 && item.termseq [2 * i] <= 64
+                     && item.termseq [2 * i + 1] <= 3600000);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     FUZZ_ASSERT (dp_exec_item_encode (&item, &buf) == 0);
@@ -57,6 +61,8 @@ s_item (const uint8_t *data, size_t size)
     FUZZ_ASSERT (item.has_input == again.has_input && item.input_size == again.input_size);
     FUZZ_ASSERT (!item.input_size || memcmp (item.input, again.input, item.input_size) == 0);
     FUZZ_ASSERT (item.timeout == again.timeout);
+    FUZZ_ASSERT (item.ntermseq == again.ntermseq
+                 && !memcmp (item.termseq, again.termseq, sizeof item.termseq));
     FUZZ_ASSERT (item.has_seq == again.has_seq && item.seq == again.seq);
     FUZZ_ASSERT (item.has_slot == again.has_slot && item.slot == again.slot);
     FUZZ_ASSERT (item.has_slot_at == again.has_slot_at && item.nslot_at == again.nslot_at);

@@ -373,7 +373,8 @@ s_exec (void)
                             .env = env, .input = (uint8_t *) "in\0put", .input_size = 6,
                             .has_input = true, .timeout = 2.5, .seq = 7, .has_seq = true,
                             .slot = 2, .has_slot = true, .slot_at = slot_at, .nslot_at = 3,
-                            .has_slot_at = true, .flush = true, .nice = 5, .slotvar = "slot_var" };
+                            .has_slot_at = true, .flush = true, .nice = 5, .slotvar = "slot_var",
+                            .termseq = { 2, 200, 15, 100, 9, 25 }, .ntermseq = 3 };
     dp_exec_item_encode (&full, &buf);
     s_write ("exec_msg", "item-sh-full", buf.data, buf.size);
     msgpack_sbuffer_clear (&buf);

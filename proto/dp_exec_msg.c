@@ -89,8 +89,13 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
     size_t argc = s_count (self->argv), nenv = s_count (self->env);
     if ((self->argv != NULL) == (self->sh != NULL) || (self->argv && argc == 0)
     ||  self->timeout < 0 || isnan (self->timeout)
-    ||  (self->slotvar && !dp_exec_var_name_ok (self->slotvar)))
+    ||  (self->slotvar && !dp_exec_var_name_ok (self->slotvar))
+    ||  self->ntermseq > DP_EXEC_MAX_TERMSEQ)
         return -1;
+    for (size_t i = 0; i < self->ntermseq; i++)
+        if (self->termseq [2 * i] < 1 || self->termseq [2 * i] > 64
+        ||  self->termseq [2 * i + 1] > 3600000)
+            return -1;
     for (size_t i = 0; i < nenv; i++)
         if (!strchr (self->env [i], '=') || self->env [i][0] == '=')
             return -1;
@@ -104,7 +109,8 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     uint32_t n = 1 + (self->shell != NULL) + (self->cwd != NULL) + (self->env != NULL)
                + self->has_input + (self->timeout > 0) + self->has_seq + self->has_slot
-               + self->has_slot_at + self->flush + (self->nice != 0) + (self->slotvar != NULL);
+               + self->has_slot_at + self->flush + (self->nice != 0) + (self->slotvar != NULL)
+               + (self->ntermseq > 0);
     int rc = msgpack_pack_map (&pk, n);
     if (self->argv) {
         rc |= s_pack_key (&pk, "argv");
@@ -163,6 +169,12 @@ dp_exec_item_encode (const dp_exec_item_t *self, msgpack_sbuffer *buf)
     }
     if (self->slotvar)
         rc |= s_pack_str (&pk, "slotvar", self->slotvar);
+    if (self->ntermseq) {
+        rc |= s_pack_key (&pk, "termseq");
+        rc |= msgpack_pack_array (&pk, (uint32_t) (2 * self->ntermseq));
+        for (size_t i = 0; i < 2 * self->ntermseq; i++)
+            rc |= msgpack_pack_uint32 (&pk, self->termseq [i]);
+    }
     //  A failed write may have left part of the map: take it back
     if (rc) {
         buf->size = before;
@@ -401,6 +413,29 @@ s_get_slot_at (const msgpack_object *v, dp_exec_item_t *self, char *err, size_t 
     return 0;
 }
 
+//  "termseq": SIG, MS pairs
+static int
+s_get_termseq (const msgpack_object *v, dp_exec_item_t *self, char *err, size_t errlen)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return s_fail (err, errlen, "exec item: termseq: not an array");
+    size_t n = v->via.array.size;
+    if (n == 0 || n % 2 || n > 2 * DP_EXEC_MAX_TERMSEQ)
+        return s_fail (err, errlen, "exec item: termseq: not 1..%d signal and wait pairs",
+                       DP_EXEC_MAX_TERMSEQ);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = 0;
+        if (s_get_uint (&v->via.array.ptr [i], "exec item: termseq", &x, err, errlen))
+            return -1;
+        if (i % 2 == 0 ? (x < 1 || x > 64) : x > 3600000)
+            return s_fail (err, errlen, "exec item: termseq: %s out of range",
+                           i % 2 == 0 ? "a signal" : "a wait");
+        self->termseq [i] = (uint32_t) x;
+    }
+    self->ntermseq = n / 2;
+    return 0;
+}
+
 //  Unpack a checked map into *obj; `result` owns the zone. Returns 0 or -1.
 static int
 s_unpack (const void *data, size_t size, const char *what, msgpack_unpacked *result,
@@ -431,14 +466,14 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
               char *err, size_t errlen)
 {
     static const char *keys [] = { "argv", "sh", "shell", "cwd", "env", "stdin",
-                                   "timeout", "seq", "slot", "slotat", "flush", "nice", "slotvar" };
+                                   "timeout", "seq", "slot", "slotat", "flush", "nice", "slotvar", "termseq" };
     const char *what = "exec item";
     if (kv->key.type != MSGPACK_OBJECT_STR)
         return s_fail (err, errlen, "%s: a key is not a string", what);
     int k = 0;
-    while (k < 13 && !s_key_is (&kv->key.via.str, keys [k]))
+    while (k < 14 && !s_key_is (&kv->key.via.str, keys [k]))
         k++;
-    if (k == 13)
+    if (k == 14)
         return 0;                       //  unknown: ignored
     if (s_seen (seen, k, what, keys [k], err, errlen))
         return -1;
@@ -477,6 +512,8 @@ s_item_field (dp_exec_item_t *self, const msgpack_object_kv *kv, unsigned *seen,
             if (!dp_exec_var_name_ok (self->slotvar))
                 return s_fail (err, errlen, "exec item: slotvar: not a variable name");
             return 0;
+        case 13:
+            return s_get_termseq (v, self, err, errlen);
         default:
             return s_get_slot_at (v, self, err, errlen);
     }

@@ -24,6 +24,11 @@
                                        buffered (where the client takes PARTs;
                                        `dpool run -u` / `--line-buffer`)
                 "nice"  int            -20..19: run the command under `nice -n`
+                "termseq" array of uint  signals and waits when the command is
+                                       killed for its timeout: SIG, MS, SIG,
+                                       MS, ... (1..DP_EXEC_MAX_TERMSEQ pairs;
+                                       SIG 1..64, MS <= 3600000); absent:
+                                       TERM 200 TERM 100 TERM 50 KILL 25
                 "slotvar" str          also export this variable holding the
                                        job slot less one (GNU parallel's
                                        --process-slot-var): a name of
@@ -71,6 +76,7 @@ extern "C" {
 #define DP_EXEC_MAX_OUTPUT  (128u << 20)
 //  Most offsets in an item's "slotat"
 #define DP_EXEC_MAX_SLOTAT  1024
+#define DP_EXEC_MAX_TERMSEQ 16          //  "termseq" pairs at most
 #define DP_EXEC_PART        (1u << 20)
 
 //  An exec item. Decoded items own every pointer (malloc'd, freed by
@@ -95,6 +101,8 @@ typedef struct {
     bool flush;                 //  "flush": PARTs as the output comes
     int nice;                   //  "nice": `nice -n` it (0: not)
     char *slotvar;              //  "slotvar": NAME=slot-1 exported too (NULL: none)
+    uint32_t termseq [2 * DP_EXEC_MAX_TERMSEQ];    //  "termseq": signal, ms, ...
+    size_t ntermseq;            //  pairs (0: the default)
 } dp_exec_item_t;
 
 //  An exec reply. Decoded replies own out, err and host.

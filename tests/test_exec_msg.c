@@ -52,7 +52,8 @@ test_item_roundtrip (void)
     dp_exec_item_t in = { .argv = argv, .shell = "/bin/bash", .cwd = "/tmp", .env = env,
                           .input = input, .input_size = sizeof input, .has_input = true,
                           .timeout = 2.5, .seq = 7, .has_seq = true, .slot = 3, .has_slot = true,
-                          .slotvar = "my_slot" };
+                          .slotvar = "my_slot", .termseq = { 2, 200, 15, 100, 9, 25 },
+                          .ntermseq = 3 };
     s_reset ();
     REQUIRE (dp_exec_item_encode (&in, &s_sb) == 0);
     dp_exec_item_t out;
@@ -70,6 +71,8 @@ test_item_roundtrip (void)
     CHECK (out.has_input && out.input_size == 4 && memcmp (out.input, input, 4) == 0);
     CHECK (out.timeout == 2.5 && out.has_seq && out.seq == 7 && out.has_slot && out.slot == 3);
     CHECK (out.slotvar && strcmp (out.slotvar, "my_slot") == 0);
+    CHECK (out.ntermseq == 3 && out.termseq [0] == 2 && out.termseq [1] == 200
+           && out.termseq [4] == 9 && out.termseq [5] == 25);
     dp_exec_item_destroy (&out);
     CHECK (out.argv == NULL);
     dp_exec_item_destroy (NULL);
@@ -102,6 +105,27 @@ test_item_roundtrip (void)
         CHECK (dp_exec_item_encode (&bad4, &s_sb) == -1);
     }
     CHECK (dp_exec_var_name_ok ("_") && dp_exec_var_name_ok ("name9"));
+    dp_exec_item_t bad5 = { .sh = "x", .termseq = { 0, 10 }, .ntermseq = 1 };
+    CHECK (dp_exec_item_encode (&bad5, &s_sb) == -1);
+    dp_exec_item_t bad6 = { .sh = "x", .termseq = { 15, 3600001 }, .ntermseq = 1 };
+    CHECK (dp_exec_item_encode (&bad6, &s_sb) == -1);
+    dp_exec_item_t bad7 = { .sh = "x", .ntermseq = DP_EXEC_MAX_TERMSEQ + 1 };
+    CHECK (dp_exec_item_encode (&bad7, &s_sb) == -1);
+    //  an odd "termseq" from the wire, a signal out of range: refused
+    s_reset ();
+    msgpack_pack_map (&s_pk, 2);
+    s_str ("sh"), s_str ("x");
+    s_str ("termseq"), msgpack_pack_array (&s_pk, 3);
+    msgpack_pack_uint32 (&s_pk, 15), msgpack_pack_uint32 (&s_pk, 1), msgpack_pack_uint32 (&s_pk, 9);
+    CHECK (dp_exec_item_decode (s_sb.data, s_sb.size, &out, err, sizeof err) == -1);
+    CHECK (strstr (err, "termseq"));
+    s_reset ();
+    msgpack_pack_map (&s_pk, 2);
+    s_str ("sh"), s_str ("x");
+    s_str ("termseq"), msgpack_pack_array (&s_pk, 2);
+    msgpack_pack_uint32 (&s_pk, 65), msgpack_pack_uint32 (&s_pk, 1);
+    CHECK (dp_exec_item_decode (s_sb.data, s_sb.size, &out, err, sizeof err) == -1);
+    CHECK (strstr (err, "a signal out of range"));
 
     //  a bad "slotvar" from the wire is refused by the decoder too
     s_reset ();

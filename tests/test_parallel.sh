@@ -43,6 +43,9 @@ mkdir -p xdg/parallel
 printf -- '--tag\n' > xdg/parallel/config
 printf -- '# a comment line\n-k --tagstring "<{}>"\n' > xdg/parallel/tagged
 printf -- '-j1 nice\n' > nicep
+# a command that says which signal came (--termseq)
+printf '%s\n' "trap 'echo got INT; exit 3' INT" "trap 'echo got TERM' TERM" \
+    'sleep 20 & wait; sleep 20 & wait; sleep 20 & wait' > trap.sh
 printf 'HHHHAAABBBCCC' > fixedlen
 cd "$T"
 same=0 refused=0 fail=0
@@ -321,6 +324,8 @@ t '' -j1 --halt soon,fail=20% echo {}\; exit {} ::: 0 1 2 3 4 5 6 7 8 9
 t '' -j1 --halt now,success=1 echo {}\; exit {} ::: 1 2 3 0 4 5 6
 t '' -k --retries 3 'echo tried {} >>runs; echo completed {}; exit {}' ::: 1 2 0
 t '' --termseq INT,200,TERM,100,KILL,25 -u --timeout 1 sleep ::: 3
+t '' --termseq TERM,300,KILL,25 --timeout 2 'bash trap.sh; : {}' ::: 1
+t '' --term-seq SIGINT,100 --timeout 2 'bash trap.sh; : {}' ::: 1
 show_signals() {
     perl -e 'for(keys %SIG) { $SIG{$_} = eval "sub { print \"Got $_\\n\"; }"; } while(1){sleep 1}'
 }
@@ -344,6 +349,13 @@ t 'echo foo,bar,_baz,__qux,' -kN1 --rrs --regexp --recend ,_+ --pipe echo JOB{#}
 t 'cat num_%header' --header '(%.*\n)*' --pipe -N3 echo JOB{#}\;cat
 t 'cat num_%header' --header 2 --pipe -N3 echo JOB{#}\;cat
 t '' --pipepart -a num30000 --block 30k wc
+t '' --pipepart -a num30000 --block -3 wc
+t '' --pipepart -a num30000 wc -l
+t '' --pipepart -a num128 --block 1 wc -c
+t '' --pipepart --recend 5 --block 10k -a num30000 md5sum
+t '' --pipepart --recstart 1 --recend 0 --block 10k -a num30000 wc
+t '' --pipepart -a num30000 -a num128 --block 20k wc
+t '' --pipepart -a num8 --block 2 cat
 t 'seq 10' --pipe -L3 'echo J; cat'
 t 'seq 5' --pipe --header : -N2 'echo J; cat'
 t 'seq 5' --pipe --rrs -N2 'echo J; cat; echo'

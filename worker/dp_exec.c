@@ -404,6 +404,7 @@ typedef struct {
     uint64_t slot;              //  the job slot it runs in (0: none)
     size_t part_min;            //  bytes buffered that make a PART: DP_EXEC_PART,
                                 //  or 1 ("flush": as the output comes)
+    const dp_exec_item_t *item; //  its "termseq"
 } s_run_t;
 
 static int64_t
@@ -516,18 +517,22 @@ s_exited (s_run_t *r)
         && info.si_pid == r->pid;
 }
 
-//  GNU parallel's --termseq default: TERM, 200 ms, TERM, 100 ms, TERM,
-//  50 ms, KILL. Returns the next step's delay, or -1 after KILL.
+//  The kill for a timeout, step by step: the item's "termseq" (signal,
+//  wait, ...) or GNU parallel's default, TERM 200 ms TERM 100 ms TERM 50 ms
+//  KILL 25 ms. Returns the next step's delay, or -1 when the sequence is
+//  over (a group still there then gets SIGKILL: a timeout always ends).
 static int
-s_terminate (pid_t pgid, int step)
+s_terminate (pid_t pgid, int step, const dp_exec_item_t *item)
 {
-    static const int delays [] = { 200, 100, 50 };
-    if (step < 3) {
-        kill (-pgid, SIGTERM);
-        return delays [step];
+    static const uint32_t fallback [] = { SIGTERM, 200, SIGTERM, 100, SIGTERM, 50, SIGKILL, 25 };
+    const uint32_t *seq = item->ntermseq ? item->termseq : fallback;
+    int steps = item->ntermseq ? (int) item->ntermseq : 4;
+    if (step >= steps) {
+        kill (-pgid, SIGKILL);
+        return -1;
     }
-    kill (-pgid, SIGKILL);
-    return -1;
+    kill (-pgid, (int) seq [2 * step]);
+    return (int) seq [2 * step + 1];
 }
 
 //  Send what is buffered of stdout, then of stderr, as PARTs while the
@@ -662,7 +667,7 @@ s_run (s_run_t *r, double timeout)
         }
         if (next_kill >= 0 && !r->exited && s_mono_ms () >= next_kill) {
             r->timedout = true;
-            int delay = s_terminate (r->pid, step++);
+            int delay = s_terminate (r->pid, step++, r->item);
             next_kill = delay < 0 ? -1 : s_mono_ms () + delay;
         }
     }
@@ -867,7 +872,7 @@ dp_exec_task (dp_task_t *task, const void *in, size_t len)
     s_run_t r = { .task = task, .pidfd = -1, .in = -1, .out = -1, .err = -1,
                   .input = item.input, .input_size = item.input_size, .stream = s_stream,
                   .slot = item.has_slot ? item.slot : 0,
-                  .part_min = item.flush ? 1 : DP_EXEC_PART };
+                  .part_min = item.flush ? 1 : DP_EXEC_PART, .item = &item };
     s_spawn_t a = { .path = path, .argv = argv, .cwd = item.cwd, .guard = s_guard_get () };
     int rc = s_resolve (argv [0], path, sizeof path);
     if (rc == 0)
