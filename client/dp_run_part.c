@@ -62,14 +62,23 @@ s_cut (int fd, int64_t pos, int64_t size, const char *sep, size_t seplen, size_t
     return cut;
 }
 
+//  Add the part [start, end) of the file on fd (named path). Returns 0,
+//  or -1 (printed): out of memory, or a record longer than a part may be.
 static int
-s_add (run_parts_t *self, int fd, int64_t start, int64_t end)
+s_add (run_parts_t *self, int fd, int64_t start, int64_t end, const char *path)
 {
+    if (end - start > (int64_t) DP_RUN_PART_MAX) {
+        fprintf (stderr, "dpool run: --pipepart: %s has a record over %u MiB at byte %lld\n",
+                 path, DP_RUN_PART_MAX >> 20, (long long) start);
+        return -1;
+    }
     if (self->n == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 64;
         run_part_t *v = (run_part_t *) realloc (self->v, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            fprintf (stderr, "dpool run: out of memory\n");
             return -1;
+        }
         self->v = v;
         self->cap = cap;
     }
@@ -141,32 +150,14 @@ run_parts_find (run_parts_t *self, const run_opts_t *o)
             }
             else
             if (cut < size) {
-                //  (a part longer than the maximum: a record that long)
-                if (cut - from > (int64_t) DP_RUN_PART_MAX) {
-                    fprintf (stderr, "dpool run: --pipepart: %s has a record over %u MiB "
-                             "at byte %lld\n", o->sources [i].path, DP_RUN_PART_MAX >> 20,
-                             (long long) from);
-                    rc = -1;
-                }
-                else
-                if (s_add (self, fd, from, cut) != 0)
-                    rc = -1;
+                rc = s_add (self, fd, from, cut, o->sources [i].path);
                 from = pos = cut;
             }
             else
                 pos = size;
         }
-        if (rc == 0 && from < size) {
-            if (size - from > (int64_t) DP_RUN_PART_MAX) {
-                fprintf (stderr, "dpool run: --pipepart: %s has a record over %u MiB "
-                         "at byte %lld\n", o->sources [i].path, DP_RUN_PART_MAX >> 20,
-                         (long long) from);
-                rc = -1;
-            }
-            else
-            if (s_add (self, fd, from, size) != 0)
-                rc = -1;
-        }
+        if (rc == 0 && from < size)
+            rc = s_add (self, fd, from, size, o->sources [i].path);
     }
     free (sep);
     free (sizes);
