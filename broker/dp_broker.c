@@ -460,6 +460,7 @@ s_worker_ready (broker_t *self, zmq_msg_t *rid, const char *key, dp_msg_t *msg)
     worker->heard_ms = self->now_ms;
     worker->pid = (pid_t) msg->pid;
     worker->slots = msg->slots;
+    worker->ready_ms = self->now_ms;
     worker->node = msg->node;
     snprintf (worker->host, sizeof worker->host, "%s", msg->host);
     link_init (&worker->inflight);

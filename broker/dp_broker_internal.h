@@ -137,6 +137,7 @@ struct worker {
     uint64_t tag;               //  its public tag (dp_node_tag; 0: none)
     bool is_node;               //  a worker node (NODE), not a worker
     uint32_t slots;
+    int64_t ready_ms;           //  when its READY (NODE) came
     char host [DP_MAX_NAME + 1];
     uint64_t chunks_done;
     int64_t last_result_ms;     //  its last RESULT: its head chunk ran from then on

@@ -935,12 +935,48 @@ jobs_requeue_exact (broker_t *broker, worker_t *worker, const dp_death_t *death)
         s_blame_item (broker, culprit, death);
 }
 
+//  A worker node that came within NODE_START_MS and has fewer of its
+//  workers here than its slots is still starting them (a job whose task
+//  no worker has yet waits for them, not only task_wait_ms)
+#define NODE_START_MS 60000
+
+static bool
+s_nodes_starting (broker_t *broker)
+{
+    //  the young nodes' tokens and slots, then their workers counted
+    size_t n = 0, cap = zhashx_size (broker->workers);
+    struct { uint64_t token; uint32_t slots, have; } *young = NULL;
+    for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+         w = (worker_t *) zhashx_next (broker->workers)) {
+        if (!w->is_node || !w->slots || !w->node || broker->now_ms - w->ready_ms >= NODE_START_MS)
+            continue;
+        if (!young && !(young = calloc (cap, sizeof *young)))
+            return false;
+        young [n].token = w->node;
+        young [n++].slots = w->slots;
+    }
+    bool starting = false;
+    if (n) {
+        for (worker_t *w = (worker_t *) zhashx_first (broker->workers); w;
+             w = (worker_t *) zhashx_next (broker->workers))
+            for (size_t i = 0; i < n && !w->is_node; i++)
+                if (young [i].token == w->node)
+                    young [i].have++;
+        for (size_t i = 0; i < n && !starting; i++)
+            starting = young [i].have < young [i].slots;
+    }
+    free (young);
+    return starting;
+}
+
 //  Fail jobs whose task no worker has: at once when the pool is local only
-//  and every local worker has registered, else after task_wait_ms.
+//  and every local worker has registered, else after task_wait_ms, while
+//  no worker node is still starting its workers.
 void
 jobs_check_noworker (broker_t *broker)
 {
     bool local_only = !broker->opts.workers && spawn_all_registered (broker);
+    int starting = -1;              //  s_nodes_starting, found once when needed
     client_t *client = (client_t *) zhashx_first (broker->clients);
     while (client) {
         link_t *l = client->jobs.next;
@@ -950,7 +986,9 @@ jobs_check_noworker (broker_t *broker)
             if (broker_any_worker_has (broker, job->task))
                 job->created_ms = broker->now_ms;   //  restart the wait
             else
-            if (local_only || broker->now_ms - job->created_ms >= broker->opts.task_wait_ms) {
+            if (local_only
+            ||  (broker->now_ms - job->created_ms >= broker->opts.task_wait_ms
+                 && !(starting < 0 ? (starting = s_nodes_starting (broker)) : starting))) {
                 dp_msg_t msg;
                 dp_msg_init (&msg, DP_CMD_ERROR);
                 msg.has_job = true;

@@ -147,6 +147,7 @@ typedef struct {
     size_t block_size;
     bool block_given;           //  --block was given
     int block_parts;            //  --block -N: N parts per job slot (--pipepart)
+    const char *block_text;     //  its value as given
     const char *recstart, *recend;
     bool rrs;                   //  --rrs: the separators taken out of each block
     bool regexp;                //  --regexp: --recstart / --recend are regexps

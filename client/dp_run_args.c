@@ -665,6 +665,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
                     return run_usage_error ("invalid value '%s' for --block (a size: 1M, 500k; "
                                             "-N with --pipepart)", val);
                 o->block_parts = (int) parts;
+                o->block_text = val;
             }
             else
             if ((o->block_size = s_size (val)) == 0)
@@ -1209,7 +1210,8 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
     if (o->pipe && !o->pipepart && (o->nsources > 0))
         return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
     if (o->block_parts && !o->pipepart)
-        return run_usage_error ("--block -N is only supported with --pipepart");
+        return run_usage_error ("invalid value '%s' for --block: -N (parts per job slot) is "
+                                "only supported with --pipepart", o->block_text);
     if (o->pipepart) {
         //  the -a (::::) files are cut; what GNU parallel also does there
         //  and dpool run does not is refused

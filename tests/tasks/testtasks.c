@@ -320,6 +320,9 @@ s_init (const char *args)
         fprintf (file, "%d\n", (int) getpid ());
         fclose (file);
     }
+    //  "sleep=MS": a slow start (a worker registers only after it)
+    if (strncmp (args, "sleep=", 6) == 0)
+        usleep ((useconds_t) atoi (args + 6) * 1000);
     return strcmp (args, "fail") == 0 ? 1 : 0;
 }
 
