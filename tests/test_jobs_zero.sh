@@ -92,5 +92,19 @@ n=$(pgrep -c -P "$broker" -x dpool-worker)
 "$BIN/dpool-broker" -j -1 2> "$T/err"; rc=$?
 [ $rc -eq 64 ] && grep -q "none" "$T/err" && ok || bad "broker -j -1: rc $rc: $(cat "$T/err")"
 
+# a node whose workers start slowly (their module takes 2 s to load): a job
+# sent once the node is there waits for them, past --task-wait (before, it
+# failed "no worker has task" after --task-wait)
+"$BIN/dpool-broker" -v -j none --task-wait 300 -c "ipc://$T/cs" -w "ipc://$T/ws" 2> "$T/slog" &
+pids+=("$!")
+DPOOL_TEST_LOAD_MS=2000 "$BIN/dpool-worker" --connect "ipc://$T/ws" -j 2 -m "$MOD" 2> /dev/null &
+pids+=("$!")
+for i in $(seq 1 400); do grep -q "node .* ready" "$T/slog" && break; sleep 0.05; done
+grep -q "node .* ready" "$T/slog" && ok || bad "slow node: no NODE within 20 s: $(cat "$T/slog")"
+out=$(seq 1 3 | timeout 30 "$BIN/dpool" map -b "ipc://$T/cs" --no-progress square 2> "$T/serr" | tr '\n' ' ')
+[ "$out" = "1 4 9 " ] && ok || bad "slow node: the job did not wait for its workers: '$out' $(cat "$T/serr")"
+grep -q "worker .* ready" "$T/slog" && ! grep -q "no worker has task" "$T/serr" && ok \
+    || bad "slow node: $(cat "$T/serr")"
+
 echo "test_jobs_zero: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

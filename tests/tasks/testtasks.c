@@ -302,6 +302,16 @@ s_mixed (dp_task_t *task, const void *in, size_t len)
     return s_nap_echo (task, in, len);
 }
 
+//  $DPOOL_TEST_LOAD_MS: the module takes that long to load (a worker
+//  that starts slowly: it registers only after)
+__attribute__ ((constructor)) static void
+s_slow_load (void)
+{
+    const char *ms = getenv ("DPOOL_TEST_LOAD_MS");
+    if (ms && atoi (ms) > 0)
+        usleep ((useconds_t) atoi (ms) * 1000);
+}
+
 //  initializer: counts its calls in this process and keeps its arguments
 static int s_init_calls;
 static char s_init_args [256];
