@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# dpool run --delay S (GNU parallel's): no job starts within S seconds of
+# dpool run's own GNU parallel options beyond test_parallel's reach.
+# --delay S (GNU parallel's): no job starts within S seconds of
 # the one before, however many job slots are free; "Sauto" grows S by 30%
 # at each failed run. The joblog's start times (ms, taken by the worker)
 # show the spacing; the client spaces the jobs it sends, so a gap may be
 # short by the jitter of sending (a few ms): the span of all the starts is
 # checked, with 100 ms to spare, and each gap is at least half the delay.
 # Only lower bounds: a loaded machine starts jobs later, never sooner.
-# Also: --process-slot-var and --number-of-* through the CLI.
+# Also: --process-slot-var and --number-of-* through the CLI, and the
+# shell commands run with (GNU parallel's choice: $PARALLEL_SHELL, else the
+# nearest ancestor that is a shell, else $SHELL, else /bin/sh).
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -53,4 +56,17 @@ if command -v taskset > /dev/null; then
     n=$(taskset -c 0 "$BIN/dpool" run --number-of-threads)
     check '[ "$n" = 1 ]' "--number-of-threads under taskset -c 0 printed $n"
 fi
-finish test_run_delay
+# 6. the shell: $PARALLEL_SHELL; else the shell dpool run was started from,
+#    whatever $SHELL says; an exported bash function works from bash
+out=$(PARALLEL_SHELL=/bin/sh "$BIN/dpool" run 'echo $0; : {}' ::: 1)
+check '[ "$out" = /bin/sh ]' "PARALLEL_SHELL=/bin/sh: the job ran with '$out'"
+if command -v dash > /dev/null; then
+    out=$(SHELL=/bin/bash dash -c "\"$BIN/dpool\" run 'echo \$0; : {}' ::: 1")
+    check '[ "$(basename "$out")" = dash ]' "started from dash (SHELL=/bin/bash): the job ran with '$out'"
+fi
+f() { echo "in f $1"; }
+export -f f
+out=$(SHELL=/bin/sh "$BIN/dpool" run f ::: 1 2 | tr '\n' ' ')
+check '[ "$out" = "in f 1 in f 2 " ]' "an exported bash function from bash (SHELL=/bin/sh): '$out'"
+unset -f f
+finish test_run_opts
