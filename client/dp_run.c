@@ -588,7 +588,7 @@ s_encode (s_run_t *self, uint64_t pos, const char *input, size_t input_len)
     dp_exec_item_t item = {
         .argv = argv, .sh = argv ? NULL : filled.p ? filled.p : e->cmd,
         .shell = argv ? NULL : self->shell, .cwd = self->cwd, .env = self->env,
-        .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe,
+        .input = (uint8_t *) input, .input_size = input_len, .has_input = o->pipe || o->tee,
         .timeout = o->timeout_s, .seq = e->seq, .has_seq = true,
         .slot = e->slot ? e->slot : s_turn_slot (o, e->seq), .has_slot = true,
         .slot_at = e->slot_at.at, .nslot_at = e->slot_at.n, .has_slot_at = !self->own_slots,
@@ -766,7 +766,9 @@ s_input (void *arg, const void **data, size_t *len)
     if (self->nretry) {
         uint64_t pos = self->retry [--self->nretry];
         s_ent_t *e = s_ent (self, pos);
-        if (s_encode (self, pos, e->input, e->input_len) != 0)
+        size_t tee_len;
+        const char *tee = run_gen_tee (self->gen, &tee_len);     //  (--tee: shared)
+        if (s_encode (self, pos, tee ? tee : e->input, e->input_len) != 0)
             return -1;
         //  on another node than those it failed on, where there is one
         citer_avoid (self->it, e->avoid, e->navoid);
@@ -820,7 +822,7 @@ s_input (void *arg, const void **data, size_t *len)
         s_offs_copy (&e->slot_at, job.slot_at);
         s_offs_copy (&e->tag_slot_at, job.tag_slot_at);
         e->input_len = job.stdin_len;
-        if (job.stdin_data && self->o->retries > 1) {
+        if (job.stdin_data && self->o->retries > 1 && !self->o->tee) {
             e->input = (char *) s_alloc (NULL, job.stdin_len);
             memcpy (e->input, job.stdin_data, job.stdin_len);
         }

@@ -144,6 +144,8 @@ typedef struct {
     //  --pipe
     bool pipe;
     bool pipepart;              //  --pipepart: the -a files cut in parts (dp_run_part.c)
+    bool tee;                   //  --pipe --tee: all of stdin to every job (pipe is then
+                                //  false: the jobs come from the arguments)
     size_t block_size;
     bool block_given;           //  --block was given
     int block_parts;            //  --block -N: N parts per job slot (--pipepart)
@@ -199,6 +201,8 @@ void run_gen_destroy (run_gen_t **self_p);
 int run_gen_next (run_gen_t *self, run_job_t *job);
 //  The number of jobs, where all input is read before the first (0: not known)
 uint64_t run_gen_total (run_gen_t *self);
+//  --tee: all of stdin (read when the generator starts), else NULL
+const char *run_gen_tee (run_gen_t *self, size_t *len);
 //  Does the generator read fd 0?
 bool run_gen_uses_stdin (run_gen_t *self);
 //  Do its commands or tags hold the job slot ({%}, --plus {slot})?

@@ -34,7 +34,7 @@ enum {
     O_BNR, O_DNR, O_BNER, O_SEQR, O_SLOTR, O_JOBS, O_KEEP, O_NOKEEP, O_GROUP,
     O_UNGROUP, O_LB, O_TAG, O_TAGSTR, O_DRY, O_SHELLQUOTE, O_HALT, O_TIMEOUT, O_RETRIES,
     O_JOBLOG, O_RESUME, O_RESUMEF, O_RETRYF, O_RESUMEBY, O_RESULTS, O_PIPE,
-    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_TERMSEQ, O_PIPEPART, O_PROFILE, O_PLAIN, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
+    O_BLOCK, O_RECSTART, O_RECEND, O_RRS, O_NICE, O_SLOTVAR, O_DELAY, O_TEE, O_TERMSEQ, O_PIPEPART, O_PROFILE, O_PLAIN, O_TMPDIR, O_REGEXP, O_SSHLOGIN, O_MAXLINE, O_NCPU_PRINT, O_CPU_UNIT, O_MAXLINES, O_BAR, O_ETA, O_PROGRESS, O_ENV,
     O_WD, O_VERBOSE, O_V, O_WILLCITE, O_SILENT, O_GNU, O_LINK, O_PLUS, O_ARGSEP, O_ARGFILESEP,
     O_HELP, O_VERSION, O_BROKER, O_BROKER_TIMEOUT, O_MAX_ATTEMPTS,
     O_CURVE_SECRET, O_BROKER_KEY
@@ -95,6 +95,7 @@ static const s_opt_t s_options [] = {
     { "results|result|res", O_RESULTS, true },
     { "pipe|spreadstdin", O_PIPE, false },
     { "pipe-part|pipepart", O_PIPEPART, false },
+    { "tee", O_TEE, false },
     { "block|block-size|blocksize", O_BLOCK, true },
     { "recstart", O_RECSTART, true },
     { "recend", O_RECEND, true },
@@ -154,7 +155,7 @@ static const char *s_refused =
     "|show-limits|showlimits|x|exit|semaphore|semaphore-timeout|semaphoretimeout|st"
     "|semaphore-name|semaphorename|id|fg|bg|wait|shebang|hashbang|Y|bug|round-robin"
     "|roundrobin|round|output-as-files"
-    "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo|tee"
+    "|outputasfiles|files|block-timeout|blocktimeout|bt|cat|fifo"
     "|shard|bin|group-by|groupby|hgrp|hostgrp|hostgroup|hostgroups|embed|sem|w|z|Z|f|c|y"
     "|_pipe-means-argfiles|";
 
@@ -220,6 +221,7 @@ run_usage (FILE *out)
 "        --regexp, --rrs, --header N|REGEXP\n"
 "                       stdin cut into blocks of whole records, one per job\n"
 "  --pipepart -a FILE [--block SIZE|-N]  FILE cut so, read a part at a time\n"
+"  --pipe --tee ::: ARGS  all of stdin (up to 128 MiB) to each job\n"
 "Output (each job's stdout, then its stderr on stderr, in input order):\n"
 "  --tag  --tagstring STR  --dry-run  --shellquote  -t, --verbose  -v\n"
 "  --bar  --eta  --progress  --plus (its replacement strings)\n"
@@ -657,6 +659,7 @@ s_apply (run_opts_t *o, const s_opt_t *opt, const char *shown, const char *val)
         }
         case O_PIPE: o->pipe = true; break;
         case O_PIPEPART: o->pipe = o->pipepart = true; break;
+        case O_TEE: o->tee = true; break;
         case O_BLOCK:
             //  -N (--pipepart): N parts per job slot
             if (val [0] == '-') {
@@ -1207,6 +1210,22 @@ run_parse_args (int argc, char *argv [], run_opts_t *o)
         return run_usage_error ("option --regexp is only supported with --pipe");
     if (o->max_chars && (!o->multi || o->pipe))
         return run_usage_error ("option -s is only supported with -m, -X or --xargs");
+    if (o->tee) {
+        //  --pipe --tee: all of stdin to every job, one job per argument
+        if (!o->pipe || o->pipepart)
+            return run_usage_error ("--tee is only supported with --pipe");
+        if (o->nsources == 0)
+            return run_usage_error ("--tee needs the jobs' arguments: ::: or -a FILE");
+        for (int s = 0; s < o->nsources; s++)
+            if (o->sources [s].is_file && !strcmp (o->sources [s].path, "-"))
+                return run_usage_error ("--tee gives stdin to every job: the arguments cannot "
+                                        "come from stdin");
+        if (o->header || o->regexp || o->rrs || o->pipe_records || o->block_given
+        ||  o->recstart || o->recend)
+            return run_usage_error ("--block, --header, --recstart, --recend, --regexp, --rrs, "
+                                    "-N and -L are not supported with --tee");
+        o->pipe = false;            //  jobs are made from the arguments
+    }
     if (o->pipe && !o->pipepart && (o->nsources > 0))
         return run_usage_error ("--pipe reads stdin: ::: / :::: / -a are not supported with it");
     if (o->block_parts && !o->pipepart)

@@ -984,6 +984,7 @@ struct run_gen {
     run_str_t pipe_header;
     run_str_t block;            //  header + block
     run_parts_t parts;          //  --pipepart
+    run_str_t tee;              //  --tee: all of stdin
     //  --regexp: recend, recstart (anchored) and both (for --rrs)
     regex_t re_end, re_start, re_both;
     bool has_re;
@@ -1230,6 +1231,41 @@ s_wants_total (const run_opts_t *o)
     return false;
 }
 
+//  --tee: read all of stdin (at most DP_RUN_PART_MAX bytes: it goes to
+//  each job as its stdin, in one message). Returns 0, or -1 (printed).
+static int
+s_tee_read (run_gen_t *self)
+{
+    char buf [65536];
+    while (true) {
+        ssize_t n = read (0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf (stderr, "dpool run: --tee: cannot read stdin: %s\n", strerror (errno));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (self->tee.len + (size_t) n > DP_RUN_PART_MAX) {
+            fprintf (stderr, "dpool run: --tee: stdin over %u MiB is not supported (each job "
+                     "gets all of it in one message)\n", DP_RUN_PART_MAX >> 20);
+            return -1;
+        }
+        run_str_add (&self->tee, buf, (size_t) n);
+    }
+    if (!self->tee.p)
+        run_str_add (&self->tee, "", 0);
+    return 0;
+}
+
+const char *
+run_gen_tee (run_gen_t *self, size_t *len)
+{
+    *len = self->tee.len;
+    return self->o->tee ? self->tee.p : NULL;
+}
+
 run_gen_t *
 run_gen_new (run_opts_t *o)
 {
@@ -1255,6 +1291,10 @@ run_gen_new (run_opts_t *o)
     }
     self->stream = stdin_only && !o->multi && !o->pipe && o->halt_when == HALT_NEVER && !wants_total;
     if (o->pipe && o->regexp && s_re_setup (self) != 0) {
+        run_gen_destroy (&self);
+        return NULL;
+    }
+    if (o->tee && s_tee_read (self) != 0) {
         run_gen_destroy (&self);
         return NULL;
     }
@@ -1447,6 +1487,7 @@ run_gen_destroy (run_gen_t **self_p)
     run_strv_free (&self->carry);
     free (self->pipe_header.p);
     free (self->block.p);
+    free (self->tee.p);
     run_parts_free (&self->parts);
     if (self->has_re) {
         regfree (&self->re_end);
@@ -2046,6 +2087,10 @@ run_gen_next (run_gen_t *self, run_job_t *job)
     job->names = &self->names;
     job->cmd = self->cmd.p;
     job->cmd_len = self->cmd.len;
+    if (o->tee) {
+        job->stdin_data = self->tee.p;      //  all of stdin, to every job
+        job->stdin_len = self->tee.len;
+    }
     if (o->tagstring || o->tag) {
         self->tag.len = 0;
         run_str_add (&self->tag, "", 0);

@@ -424,6 +424,9 @@ CASE_ENV="PARALLEL='-k echo'" t '' ::: q r
 CASE_ENV="XDG_CONFIG_HOME=$T/fixtures/xdg PARALLEL=--tagstring=z" t '' echo ::: a
 t '' --filter '{1} < {2}+1' echo ::: {1..3} ::: {1..3}
 t 'seq 1000' --pipe --tee -v wc {} ::: -w -l -c
+t 'seq 1000' --pipe --tee --tag 'wc {}; echo {}' ::: -w -l -c
+t 'printf "a\nb\n"' -j2 --tee --pipe 'cat; echo {}' ::: 1 2
+t 'seq 5' --pipe --tee 'head -{1}; echo {2}' ::: 1 2 ::: x y
 t '' --max-args 2 echo ::: a b c
 t '' --max-replace-args 2 echo {2}-{1} ::: a b c d
 t '' --dry-run '{} x' ::: 'a b.c'
