@@ -631,8 +631,12 @@ s_run (s_run_t *r, double timeout)
             at_pid = nfds, fds [nfds++] = (struct pollfd) { r->pidfd, POLLIN, 0 };
         if (held)
             at_wake = nfds, fds [nfds++] = (struct pollfd) { r->stream->wake_fd, POLLIN, 0 };
+        //  killing for a timeout: the sequence goes on while the group
+        //  holds the pipes after the first process is gone (a child that
+        //  traps the signal still prints, as under GNU parallel)
+        bool killing = r->timedout && next_kill >= 0 && (r->out >= 0 || r->err >= 0);
         int wait_ms = -1;
-        if (r->exited)
+        if (r->exited && !killing)
             wait_ms = held ? 1000 : 0;  //  drain what is there, no more
         else {
             if (next_kill >= 0) {
@@ -645,7 +649,7 @@ s_run (s_run_t *r, double timeout)
         int ready = poll (fds, (nfds_t) nfds, wait_ms);
         if (ready < 0 && errno != EINTR)
             break;                      //  cannot happen with valid fds
-        if (r->exited && ready == 0 && !held)
+        if (r->exited && ready == 0 && !held && !killing)
             break;
         if (at_wake >= 0 && fds [at_wake].revents)
             s_stream_clear (r->stream);
@@ -665,7 +669,7 @@ s_run (s_run_t *r, double timeout)
             s_close (&r->err);
             s_close (&r->in);
         }
-        if (next_kill >= 0 && !r->exited && s_mono_ms () >= next_kill) {
+        if (next_kill >= 0 && (!r->exited || killing) && s_mono_ms () >= next_kill) {
             r->timedout = true;
             int delay = s_terminate (r->pid, step++, r->item);
             next_kill = delay < 0 ? -1 : s_mono_ms () + delay;
