@@ -253,7 +253,10 @@ static void
 s_test_caps (void)
 {
     char clients [64], workers [64];
-    char *extra [] = { "--max-clients", "3", "--max-workers", "2", "--max-jobs", "2", NULL };
+    //  (the jobs wait for their workers as long as this test may take on a
+    //  loaded machine: the broker's 3 s task wait failed job 1 once there)
+    char *extra [] = { "--max-clients", "3", "--max-workers", "2", "--max-jobs", "2",
+                       "--task-wait", "60000", NULL };
     pid_t broker = s_start_broker (clients, workers, "none", extra, 0);
     void *c [4];
     for (int i = 0; i < 3; i++)
